@@ -1,0 +1,63 @@
+"""What plugins register through the ``bevdeploy_register_*`` hooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Registered(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
+
+
+class ModelSpec(_Registered):
+    """A model family a plugin provides."""
+
+    name: str = Field(description="Model name used with --model, e.g. 'bevfusion'.")
+    description: str = Field(description="One line shown by `bevdeploy models`.")
+    variants: dict[str, str] = Field(description="Variant name -> one-line description.")
+    demo_variant: str = Field(description="Variant used by the built-in demo (no --checkpoint).")
+    demo_checkpoint: Path | None = Field(
+        default=None, description="Shipped weights for the demo variant (safetensors), if any."
+    )
+    build: Callable[[str], Any] = Field(description="variant -> FP32 torch.nn.Module in eval mode.")
+    prepare: Callable[[Any, Any], dict[str, Any]] = Field(
+        description="(model, Sample) -> model inputs by name (tensors, batch 1), as the DeployGraph expects."
+    )
+    modalities: tuple[str, ...] = Field(default=("camera",), description="Sensors used: camera, lidar.")
+    plugin: str = Field(default="", description="Filled in by the registry: the plugin that registered it.")
+
+
+class OpSpec(_Registered):
+    """A custom operator."""
+
+    name: str = Field(description="Op name, e.g. 'bev_pool_v2' (torch.ops.bevdeploy.<name>).")
+    description: str = Field(default="", description="One line shown by `bevdeploy ops`.")
+    reference: Callable[..., Any] = Field(description="Plain PyTorch reference implementation.")
+    precisions: tuple[str, ...] = Field(
+        default=("fp32", "fp16", "fp16x2", "int8"), description="Kernel variants available on the GPU."
+    )
+    onnx_names: dict[str, str] = Field(
+        default_factory=dict, description="Naming scheme -> 'domain::OpType' of the exported node."
+    )
+    plugin: str = Field(default="")
+
+
+class BackendSpec(_Registered):
+    """An inference backend."""
+
+    name: str = Field(description="Backend name used with --backend.")
+    description: str = Field(default="")
+    device: str = Field(default="cpu", description="'cpu' or 'cuda'.")
+    qdq_flavour: str = Field(
+        description="How INT8 is exported for it: 'trt' (Q/DQ on inputs + weights), 'ort' (QDQ U8S8, "
+        "outputs quantized), or 'torch' (no export, fake-quant module)."
+    )
+    native_precisions: tuple[str, ...] = Field(
+        description="Precisions it really executes; others are run as the nearest one and reported."
+    )
+    is_available: Callable[[], tuple[bool, str]] = Field(description="() -> (available, reason if not).")
+    build: Callable[[Any, str], Any] = Field(description="(Artifact, precision) -> Engine.")
+    plugin: str = Field(default="")
