@@ -26,7 +26,9 @@ class QuantSpec(_Spec):
         default_factory=list,
         description="Glob patterns of module names kept in higher precision (quantizers disabled).",
     )
-    calib_split: str = Field(default="calib", description="Dataset split the calibration samples come from.")
+    calib_split: str | None = Field(
+        default=None, description="Split the calibration samples come from; None = the dataset's calibration split."
+    )
 
 
 class DataSpec(_Spec):
@@ -34,7 +36,10 @@ class DataSpec(_Spec):
 
     dataroot: Path | None = Field(default=None, description="nuScenes dataroot; None = built-in synthetic set.")
     version: str = Field(default="v1.0-trainval", description="Table folder inside the dataroot.")
-    split: str = Field(default="val", description="Split evaluated: a devkit split name or one from splits.json.")
+    split: str | None = Field(
+        default=None,
+        description="Split evaluated: a devkit split name or one from splits.json; None = the dataset's validation split.",
+    )
     max_samples: int | None = Field(default=None, ge=1, description="Evaluate only the first N samples.")
 
 
