@@ -42,6 +42,14 @@ class OpSpec(_Registered):
     onnx_names: dict[str, str] = Field(
         default_factory=dict, description="Naming scheme -> 'domain::OpType' of the exported node."
     )
+    ort_define: Callable[[], None] | None = Field(
+        default=None,
+        description="Defines the op's ONNX Runtime (onnxruntime-extensions) implementation; the onnxruntime "
+        "backend calls it for every registered op before it registers the custom-op library on a session.",
+    )
+    trt_register: Callable[[], None] | None = Field(
+        default=None, description="Registers the op's TensorRT plugin; called by the tensorrt backend before parsing."
+    )
     plugin: str = Field(default="")
 
 
