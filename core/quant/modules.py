@@ -1,0 +1,130 @@
+"""Quantizer insertion and the rules that act on quantizers (disable by glob, share).
+
+Dense layers are turned into pytorch-quantization's ``QuantConv2d`` / ``QuantConvTranspose2d`` /
+``QuantLinear`` by swapping the instance's class and attaching two ``TensorQuantizer``\\ s: the
+module keeps its name, parameters and hooks, so state-dict keys stay those of the FP32 model
+(plus the quantizers' ``_amax`` buffers). Sparse convolutions get the same treatment from
+:mod:`.sparse`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable, Iterator
+
+from pytorch_quantization import nn as qnn
+from pytorch_quantization.nn import TensorQuantizer
+from pytorch_quantization.tensor_quant import QuantDescriptor
+from torch import nn
+
+from ..errors import BevDeployError
+from ..specs.run import QuantSpec
+from . import sparse
+
+Skip = Callable[[str, nn.Module], bool] | Iterable[str] | None
+
+# FP32 class -> (quantized class, output-channel axis of its weight)
+_DENSE: dict[type, tuple[type, int]] = {
+    nn.Conv2d: (qnn.QuantConv2d, 0),
+    nn.ConvTranspose2d: (qnn.QuantConvTranspose2d, 1),  # weight [in, out, kH, kW]
+    nn.Linear: (qnn.QuantLinear, 0),
+}
+
+
+def input_descriptor(qspec: QuantSpec) -> QuantDescriptor:
+    """Per-tensor activation quantizer; histogram calibration unless the method is plain max."""
+    return QuantDescriptor(num_bits=8, calib_method="max" if qspec.method == "max" else "histogram")
+
+
+def weight_descriptor(qspec: QuantSpec, axis: int) -> QuantDescriptor:
+    """Weights are calibrated by max, per output channel when asked."""
+    return QuantDescriptor(num_bits=8, axis=(axis,) if qspec.per_channel_weights else None, calib_method="max")
+
+
+def _skipper(skip: Skip) -> Callable[[str, nn.Module], bool]:
+    if skip is None:
+        return lambda name, mod: False
+    if callable(skip):
+        return skip
+    patterns = list(skip)
+    return lambda name, mod: any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _attach(module: nn.Module, qspec: QuantSpec, axis: int) -> None:
+    # Attributes QuantMixin.init_quantizer would set; it cannot be called outside __init__.
+    module._fake_quant = True
+    module._input_quantizer = TensorQuantizer(input_descriptor(qspec))
+    module._weight_quantizer = TensorQuantizer(weight_descriptor(qspec, axis))
+
+
+def insert_quantizers(model: nn.Module, qspec: QuantSpec, skip: Skip = None) -> list[str]:
+    """Make every Conv2d / ConvTranspose2d / Linear and spconv sparse conv fake-quantized in place.
+
+    ``skip`` is a predicate ``(name, module) -> bool`` or a list of fnmatch globs on module names;
+    skipped modules stay FP32 with no quantizers at all (unlike :func:`disable`, which keeps
+    quantizers but switches them off). Returns the names of the modules quantized.
+    """
+    should_skip = _skipper(skip)
+    done: list[str] = []
+    for name, module in model.named_modules():
+        if should_skip(name, module):
+            continue
+        entry = _DENSE.get(type(module))
+        if entry is not None:
+            module.__class__ = entry[0]
+            _attach(module, qspec, entry[1])
+            done.append(name)
+        elif sparse.is_sparse_conv(module):
+            sparse.quantize_sparse_conv(module, input_descriptor(qspec), weight_descriptor(qspec, 0))
+            done.append(name)
+    return done
+
+
+def named_quantizers(model: nn.Module) -> Iterator[tuple[str, TensorQuantizer]]:
+    """Every TensorQuantizer once (a shared one under the first name that reaches it)."""
+    for name, module in model.named_modules():
+        if isinstance(module, TensorQuantizer):
+            yield name, module
+
+
+def disable(model: nn.Module, patterns: Iterable[str]) -> list[str]:
+    """Switch off the quantizers of modules whose name matches a glob; return the module names hit.
+
+    A shared quantizer is one object, so disabling it through one module disables it for all
+    modules sharing it; apply sharing rules with that in mind.
+    """
+    patterns = list(patterns)
+    if not patterns:
+        return []
+    hit: list[str] = []
+    for name, module in model.named_modules():
+        if isinstance(module, TensorQuantizer) or not any(fnmatch.fnmatchcase(name, p) for p in patterns):
+            continue
+        quantizers = [q for q in module.children() if isinstance(q, TensorQuantizer)]
+        if quantizers:
+            for q in quantizers:
+                q.disable()
+            hit.append(name)
+    return hit
+
+
+def share_input_quantizer(dst: nn.Module, src: nn.Module) -> None:
+    """Make ``dst`` use ``src``'s input quantizer object, so both inputs of an Add/Concat have one scale.
+
+    Call before calibration: the shared quantizer then sees the data of both modules.
+    """
+    for which, mod in (("dst", dst), ("src", src)):
+        if not isinstance(getattr(mod, "_input_quantizer", None), TensorQuantizer):
+            raise BevDeployError(f"share_input_quantizer: {which} module {type(mod).__name__} has no input quantizer")
+    dst._input_quantizer = src._input_quantizer
+
+
+def set_amax(q: TensorQuantizer, amax) -> None:
+    """Set a quantizer's amax buffer (the property setter warns on tensors and cannot reshape)."""
+    import torch
+
+    value = torch.as_tensor(amax, dtype=torch.float32).detach().clone()
+    if hasattr(q, "_amax"):
+        q._amax = value.to(q._amax.device)
+    else:
+        q.register_buffer("_amax", value)
