@@ -1,0 +1,87 @@
+"""Loading weights safely: safetensors, or a torch checkpoint through ``weights_only=True``
+(never unpickling arbitrary objects), strictly matched against the model's parameter names."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+
+from .errors import BevDeployError
+
+SHOW_KEYS = 5
+
+
+def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
+    """The tensors stored in ``path`` (a ``{"state_dict": ...}`` wrapper is unwrapped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BevDeployError(f"checkpoint {path} does not exist; pass an existing file with --checkpoint")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise BevDeployError(f"{path} is not a readable safetensors file ({exc}); pass a valid checkpoint") from exc
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BevDeployError(
+            f"{path} is not a plain checkpoint (loading it with weights_only=True was refused: {first[:160]}); "
+            f"save a state dict of tensors (torch.save(model.state_dict())) or safetensors"
+        ) from exc
+    except Exception as exc:  # not a zip/pickle at all
+        raise BevDeployError(
+            f"{path} is not a checkpoint ({type(exc).__name__}); pass a .safetensors or torch state-dict file"
+        ) from exc
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise BevDeployError(
+            f"{path} does not hold a dict of tensors (a state dict); pass a checkpoint saved from model.state_dict()"
+        )
+    return dict(obj)
+
+
+def _listing(keys: list[str]) -> str:
+    shown = ", ".join(keys[:SHOW_KEYS])
+    return shown + (f" (+{len(keys) - SHOW_KEYS} more)" if len(keys) > SHOW_KEYS else "")
+
+
+def load_checkpoint(
+    model: torch.nn.Module,
+    path: Path | str,
+    convert: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+) -> torch.nn.Module:
+    """Load ``path`` into ``model`` with ``strict=True``; ``convert`` maps a foreign layout (e.g.
+    an upstream checkpoint) to the model's names first. Mismatches name the first keys."""
+    state = read_state_dict(path)
+    if convert is not None:
+        state = convert(state)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing: {_listing(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected: {_listing(unexpected)}")
+        raise BevDeployError(
+            f"checkpoint {path} does not match the model's keys ({'; '.join(parts)}); "
+            f"check --model/--variant match the checkpoint"
+        )
+    wrong = [k for k in expected if tuple(state[k].shape) != tuple(expected[k].shape)]
+    if wrong:
+        k = wrong[0]
+        raise BevDeployError(
+            f"checkpoint {path} has {len(wrong)} tensors of the wrong shape, e.g. {k}: "
+            f"{tuple(state[k].shape)} vs the model's {tuple(expected[k].shape)}; check --variant"
+        )
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+    return model

@@ -1,0 +1,384 @@
+"""Drives one run: resolve -> data -> model + weights -> quantize -> partition -> export -> build
+-> infer -> evaluate -> fidelity -> report (DESIGN.md "Data flow"). Every stage goes through the
+hooks; this module only sequences them, caches artifacts in the workspace and measures."""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+
+from ._defaults import execute_graph, module_outputs
+from .backends import resolve_backend
+from .bench import Timings, progress
+from .checkpoint import load_checkpoint
+from .errors import BevDeployError
+from .graph import Artifact, DeployGraph, Engine, OpNode, Subgraph
+from .manager import PluginManager, get_plugin_manager, registered_backends, registered_models
+from .specs.registry import BackendSpec, ModelSpec
+from .specs.run import RunSpec
+from .workspace import Workspace, file_sha256, text_sha256
+
+QUANTIZED = ("int8", "int8-fp32")
+FIDELITY_SAMPLES = 3
+
+
+@dataclass
+class Resolved:
+    """A RunSpec with every default filled in, plus what it resolved to."""
+
+    spec: RunSpec
+    model: ModelSpec
+    backend: BackendSpec
+    demo: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve(spec: RunSpec, pm: PluginManager | None = None) -> Resolved:
+    """Check names against what plugins registered; fill the demo variant/checkpoint in.
+    Nothing is written, so a bad name fails before the workspace exists."""
+    pm = pm or get_plugin_manager()
+    models = registered_models(pm)
+    if spec.model not in models:
+        known = ", ".join(sorted(models)) or "none (see `bevdeploy plugins` for plugins that failed)"
+        raise BevDeployError(f"unknown model {spec.model!r}; known models: {known}")
+    mspec = models[spec.model]
+    variant = spec.variant or mspec.demo_variant
+    if variant not in mspec.variants:
+        raise BevDeployError(
+            f"unknown variant {variant!r} of {spec.model}; known variants: {', '.join(sorted(mspec.variants))}"
+        )
+    backend = resolve_backend(spec.backend, registered_backends(pm))
+    demo = spec.checkpoint is None and spec.data.dataroot is None
+    checkpoint, notes = spec.checkpoint, []
+    if checkpoint is None and variant == mspec.demo_variant and mspec.demo_checkpoint is not None:
+        checkpoint = mspec.demo_checkpoint
+    weights = f"weights {checkpoint.name}" if checkpoint else "random weights (no demo checkpoint shipped)"
+    if demo:
+        notes.append(f"no --checkpoint and no --data: built-in demo, {spec.model} {variant} with {weights} "
+                     f"on the built-in synthetic nuScenes set")
+    elif checkpoint is None:
+        notes.append(f"no --checkpoint: {spec.model} {variant} runs with random weights")
+    full = spec.model_copy(update={"variant": variant, "checkpoint": checkpoint})
+    return Resolved(full, mspec, backend, demo, notes)
+
+
+def run_key(spec: RunSpec) -> str:
+    """Hash of the spec and the weights' content: equal keys may reuse each other's artifacts."""
+    ckpt = file_sha256(spec.checkpoint) if spec.checkpoint and Path(spec.checkpoint).is_file() else ""
+    return text_sha256(spec.model_dump_json() + "|" + ckpt)
+
+
+def default_out(spec: RunSpec, key: str) -> Path:
+    return Path("bevdeploy-runs") / f"{spec.model}-{spec.variant}-{spec.precision}-{spec.backend}-{key[:10]}"
+
+
+# --- data --------------------------------------------------------------------------------
+
+
+def open_datasets(spec: RunSpec) -> tuple[Any, Any | None]:
+    """(eval dataset, calibration dataset or None). The calibration split must hold enough samples."""
+    from .data import open_dataset
+
+    eval_ds = open_dataset(spec.data, role="eval")
+    if spec.precision not in QUANTIZED:
+        return eval_ds, None
+    if spec.quant.calib_split:
+        calib_ds = open_dataset(spec.data.model_copy(update={"split": spec.quant.calib_split}), role="eval")
+    else:
+        calib_ds = open_dataset(spec.data, role="calib")
+    need = spec.quant.num_batches
+    if len(calib_ds) < need:
+        raise BevDeployError(
+            f"the calibration split {getattr(calib_ds, 'split', '')!r} has {len(calib_ds)} samples but "
+            f"{need} calibration batches were asked; lower --calib-batches or use a larger split"
+        )
+    return eval_ds, calib_ds
+
+
+def eval_indices(dataset: Any, spec: RunSpec) -> list[int]:
+    n = len(dataset)
+    return list(range(min(n, spec.data.max_samples) if spec.data.max_samples else n))
+
+
+# --- model -------------------------------------------------------------------------------
+
+
+def build_model(res: Resolved) -> torch.nn.Module:
+    model = res.model.build(res.spec.variant)
+    if res.spec.checkpoint is not None:
+        convert = getattr(res.model, "convert_checkpoint", None)
+        load_checkpoint(model, res.spec.checkpoint, convert)
+    return model.eval()
+
+
+def calibration_inputs(res: Resolved, model: torch.nn.Module, calib_ds: Any, n: int) -> list[dict[str, Any]]:
+    return [
+        res.model.prepare(model, calib_ds[i])
+        for i in progress(range(n), "calibration: preparing samples", total=n)
+    ]
+
+
+def quantize(res: Resolved, model: torch.nn.Module, calib_ds: Any, ws: Workspace, pm: PluginManager) -> Any:
+    """Quantize via the hook; reuse calib.json when it matches (one sample then only sets shapes)."""
+    from .quant import calib_table, load_calib_table, save_calib_table
+
+    path = ws.root / "calib.json"
+    cached = ws.cached("calib", ws.key)
+    qconfig = res.spec.quant
+    if cached:
+        qconfig = qconfig.model_copy(update={"num_batches": 1})
+    data = calibration_inputs(res, model, calib_ds, qconfig.num_batches)
+    print(f"calibration: {qconfig.method} over {len(data)} samples", file=sys.stderr)
+    qmodel = pm.hook.bevdeploy_quantize(model=model, spec=res.spec, calib_data=data, qconfig=qconfig)
+    if qmodel is None:
+        raise BevDeployError(f"no plugin quantizes {res.spec.model}; check `bevdeploy plugins`")
+    if cached:
+        load_calib_table(qmodel, path)
+        res.notes.append("calibration reused from calib.json")
+    else:
+        ws.forget("calib")
+        save_calib_table(calib_table(qmodel), path)
+        ws.record("calib", [path], ws.key)
+    return qmodel.eval()
+
+
+def partition(res: Resolved, model: torch.nn.Module, pm: PluginManager) -> DeployGraph:
+    graph = pm.hook.bevdeploy_partition(model=model, spec=res.spec)
+    if graph is None:
+        raise BevDeployError(f"no plugin partitions model {res.spec.model!r}; its plugin lacks bevdeploy_partition")
+    return graph
+
+
+def record_subgraph_io(graph: DeployGraph, inputs: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Run ``graph`` in torch and keep every subgraph's inputs and outputs by name."""
+    seen: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def run(sg: Subgraph, args: dict[str, Any]) -> dict[str, Any]:
+        outs = module_outputs(sg, args)
+        seen[sg.name] = {"inputs": dict(args), "outputs": outs}
+        return outs
+
+    with torch.inference_mode():
+        execute_graph(graph, run, inputs)
+    return seen
+
+
+# --- export and build ----------------------------------------------------------------------
+
+
+def _artifact_record(art: Artifact, ws: Workspace) -> dict[str, Any]:
+    return {
+        "name": art.name,
+        "precision": art.precision,
+        "backend": art.backend,
+        "format": art.format,
+        "input_names": art.input_names,
+        "output_names": art.output_names,
+        "path": str(Path(art.path).resolve().relative_to(ws.root.resolve())) if art.path else None,
+        "meta": {k: v for k, v in art.meta.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))},
+    }
+
+
+def _artifact_from_record(rec: dict[str, Any], ws: Workspace) -> Artifact:
+    fields = {k: rec[k] for k in ("name", "precision", "backend", "format", "input_names", "output_names", "meta")}
+    return Artifact(path=ws.root / rec["path"], **fields)
+
+
+def export_piece(
+    res: Resolved, sg: Subgraph, example: dict[str, Any], ws: Workspace, pm: PluginManager
+) -> tuple[Artifact, bool]:
+    """(artifact, reused). File artifacts are exported into a staging folder, moved into onnx/
+    whole, then recorded; a trusted file with the same key is reused instead."""
+    precision = sg.precision_for(res.spec.precision)
+    entry = f"export:{sg.name}"
+    cached = ws.cached(entry, ws.key)
+    if cached and cached.get("artifact", {}).get("path"):
+        return _artifact_from_record(cached["artifact"], ws), True
+    ws.forget(entry)
+    staged = ws.staging(sg.name)
+    try:
+        art = pm.hook.bevdeploy_export(
+            subgraph=sg, precision=precision, backend=res.backend, out_dir=staged, example_inputs=example
+        )
+        if art is None:
+            raise BevDeployError(
+                f"no plugin exports piece {sg.name!r} (exporter {sg.exporter!r}) for backend {res.backend.name}"
+            )
+        moved = ws.commit_staged(staged, ws.onnx_dir)
+    finally:
+        if staged.exists():
+            import shutil
+
+            shutil.rmtree(staged, ignore_errors=True)
+    if art.path is not None:
+        art.path = moved.get(Path(art.path), Path(art.path))
+        ws.record(entry, list(moved.values()), ws.key, artifact=_artifact_record(art, ws))
+    return art, False
+
+
+def build_piece(res: Resolved, art: Artifact, precision: str, ws: Workspace, pm: PluginManager) -> Engine:
+    art.meta["engine_dir"] = str(ws.engines_dir)
+    engine = pm.hook.bevdeploy_build(artifact=art, backend=res.backend, precision=precision)
+    if engine is None:
+        raise BevDeployError(f"no plugin builds piece {art.name!r} ({art.format}) for {res.backend.name}")
+    return engine
+
+
+# --- infer, evaluate, fidelity -----------------------------------------------------------------
+
+
+class _TimedEngine(Engine):
+    """Delegates to an engine and records the wall time of each call under the piece's name."""
+
+    def __init__(self, engine: Engine, timings: Timings):
+        super().__init__(engine.name, engine.backend, engine.precision, engine.input_names, engine.output_names)
+        self.inner, self.timings = engine, timings
+
+    def infer(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.timings.wrap(self.name, self.inner.infer)(inputs)
+
+
+def timed_graph(graph: DeployGraph, engines: dict[str, Engine], timings: Timings) -> tuple[DeployGraph, dict]:
+    """The same graph and engines with every node timed, so any infer hook gets per-node timing."""
+    nodes = [
+        OpNode(n.name, timings.wrap(n.name, n.fn), n.inputs, n.outputs, n.op) if isinstance(n, OpNode) else n
+        for n in graph.nodes
+    ]
+    timed = DeployGraph(graph.model, graph.variant, nodes, graph.inputs, graph.output)
+    return timed, {name: _TimedEngine(e, timings) for name, e in engines.items()}
+
+
+def infer_all(
+    res: Resolved, model: torch.nn.Module, graph: DeployGraph, engines: dict[str, Engine], dataset: Any,
+    pm: PluginManager,
+) -> tuple[dict[str, Any], Timings]:
+    """Detections by sample token over the evaluation samples, with per-node and end-to-end times."""
+    timings = Timings()
+    tgraph, tengines = timed_graph(graph, engines, timings)
+    infer = timings.wrap("end_to_end", lambda inputs: pm.hook.bevdeploy_infer(
+        graph=tgraph, engines=tengines, sample=inputs))
+    detections = {}
+    indices = eval_indices(dataset, res.spec)
+    for i in progress(indices, "inference", total=len(indices)):
+        sample = dataset[i]
+        with torch.inference_mode():
+            inputs = res.model.prepare(model, sample)
+            dets = infer(inputs)
+        if dets is None:
+            raise BevDeployError(f"no plugin ran inference for {res.spec.model}")
+        detections[sample.token] = dets
+    return detections, timings
+
+
+def fidelity_all(
+    res: Resolved, model: torch.nn.Module, fp32_graph: DeployGraph, engines: dict[str, Engine], dataset: Any
+) -> dict[str, dict[str, float]]:
+    """Per piece: the engine against the FP32 piece on identical inputs (recorded from the FP32 graph)."""
+    from .eval import fidelity
+
+    refs: dict[str, list[torch.Tensor]] = {}
+    tests: dict[str, list[torch.Tensor]] = {}
+    indices = eval_indices(dataset, res.spec)[:FIDELITY_SAMPLES]
+    for i in indices:
+        with torch.inference_mode():
+            seen = record_subgraph_io(fp32_graph, res.model.prepare(model, dataset[i]))
+            for name, io in seen.items():
+                if name not in engines:
+                    continue
+                out = engines[name].infer(io["inputs"])
+                for o, ref in io["outputs"].items():
+                    if isinstance(ref, torch.Tensor) and ref.is_floating_point() and o in out:
+                        refs.setdefault(name, []).append(ref.detach().float().reshape(-1).cpu())
+                        tests.setdefault(name, []).append(torch.as_tensor(out[o]).detach().float().reshape(-1).cpu())
+    result = {}
+    for name in refs:
+        f = fidelity(torch.cat(refs[name]), torch.cat(tests[name]))
+        result[name] = {**{k: float(f[k]) for k in ("cosine", "sqnr_db", "max_abs")}, "samples": len(indices)}
+    return result
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    report: Any  # specs.report.RunReport
+    workspace: Path
+
+
+def run(
+    spec: RunSpec, out: Path | None = None, force: bool = False, pm: PluginManager | None = None,
+    log: TextIO | None = None,
+) -> RunResult:
+    """The whole pipeline for one RunSpec. User errors raise BevDeployError before anything is
+    written where they can be detected up front (names, weights, data, calibration split size)."""
+    from . import report as reporting
+
+    pm, log = pm or get_plugin_manager(), log or sys.stderr
+    clock: dict[str, float] = {}
+    t = time.perf_counter()
+    res = resolve(spec, pm)
+    for note in res.notes:
+        print(note, file=log)
+    eval_ds, calib_ds = open_datasets(res.spec)
+    model = build_model(res)
+    clock["load"] = time.perf_counter() - t
+    key = run_key(res.spec)
+    ws = Workspace(Path(out) if out else default_out(res.spec, key), key, force).open()
+    try:
+        state = _stages(res, model, eval_ds, calib_ds, ws, pm, clock)
+        rep = reporting.build_report(res, ws, state, eval_ds, clock)
+        reporting.write_report(ws.root, rep)
+    finally:
+        ws.discard_staging()
+    return RunResult(rep, ws.root)
+
+
+def _stages(
+    res: Resolved, model: torch.nn.Module, eval_ds: Any, calib_ds: Any, ws: Workspace, pm: PluginManager,
+    clock: dict[str, float],
+) -> dict[str, Any]:
+    t = time.perf_counter()
+    fp32_model = model
+    if res.spec.precision in QUANTIZED:
+        fp32_model = copy.deepcopy(model)
+        model = quantize(res, model, calib_ds, ws, pm)
+    clock["quantize"] = time.perf_counter() - t
+    t = time.perf_counter()
+    graph = partition(res, model, pm)
+    fp32_graph = partition(res, fp32_model, pm) if model is not fp32_model else graph
+    example_sample = calib_ds[0] if calib_ds is not None else eval_ds[0]
+    with torch.inference_mode():
+        examples = record_subgraph_io(graph, res.model.prepare(fp32_model, example_sample))
+    artifacts, engines, reused = {}, {}, []
+    for sg in graph.subgraphs:
+        art, was_cached = export_piece(res, sg, examples[sg.name]["inputs"], ws, pm)
+        artifacts[sg.name] = art
+        if was_cached:
+            reused.append(sg.name)
+    clock["export"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for sg in graph.subgraphs:
+        engines[sg.name] = build_piece(res, artifacts[sg.name], sg.precision_for(res.spec.precision), ws, pm)
+    clock["build"] = time.perf_counter() - t
+    if reused:
+        res.notes.append(f"reused exported pieces from the workspace: {', '.join(reused)}")
+    t = time.perf_counter()
+    detections, timings = infer_all(res, fp32_model, graph, engines, eval_ds, pm)
+    clock["infer"] = time.perf_counter() - t
+    t = time.perf_counter()
+    metrics = pm.hook.bevdeploy_evaluate(detections=detections, dataset=eval_ds, spec=res.spec)
+    if metrics is None:
+        raise BevDeployError(f"no plugin evaluated {res.spec.model}")
+    clock["evaluate"] = time.perf_counter() - t
+    t = time.perf_counter()
+    fid = fidelity_all(res, fp32_model, fp32_graph, engines, eval_ds)
+    clock["fidelity"] = time.perf_counter() - t
+    return {"graph": graph, "artifacts": artifacts, "engines": engines, "timings": timings,
+            "metrics": metrics, "fidelity": fid, "num_samples": len(detections)}
