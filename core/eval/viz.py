@@ -1,0 +1,158 @@
+"""One picture of a sample: the six cameras with projected boxes and a bird's-eye view of the LiDAR.
+
+Ground truth is drawn in green, predictions (score >= threshold) in red, in every panel, so that a
+person sees at a glance whether detections line up with objects, in the images and from above.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ..data.types import CAMERAS, Detections, Sample
+from ._io import atomic_write_bytes
+
+GT_COLOR = "#22dd44"
+PRED_COLOR = "#ff3333"
+CAMERA_GRID: tuple[tuple[str, ...], ...] = (
+    ("CAM_FRONT_LEFT", "CAM_FRONT", "CAM_FRONT_RIGHT"),
+    ("CAM_BACK_LEFT", "CAM_BACK", "CAM_BACK_RIGHT"),
+)
+"""Camera panels as a driver would arrange them: front row, then back row."""
+FIG_INCHES = (24.0, 9.0)
+DPI = 100
+PNG_SIZE = (int(FIG_INCHES[0] * DPI), int(FIG_INCHES[1] * DPI))
+"""(width, height) in pixels of every rendered PNG."""
+BEV_RANGE = 60.0
+"""Half-width of the bird's-eye view in metres (beyond the devkit's 50 m evaluation range)."""
+_NEAR = 0.1  # metres in front of a camera where box edges are clipped
+_EDGES = ((0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7))
+
+
+def box_corners(boxes: np.ndarray) -> np.ndarray:
+    """(N, 8, 3) corners of (N, 7) boxes ``x y z l w h yaw``; corners 0-3 are the bottom face,
+    0 and 1 on the front (heading) side, 4-7 the top face above 0-3."""
+    x, y, z, length, width, height, yaw = (boxes[:, i : i + 1].astype(np.float64) for i in range(7))
+    sx = np.array([1, 1, -1, -1, 1, 1, -1, -1]) * 0.5
+    sy = np.array([1, -1, -1, 1, 1, -1, -1, 1]) * 0.5
+    sz = np.array([-1, -1, -1, -1, 1, 1, 1, 1]) * 0.5
+    lx, ly, lz = length * sx, width * sy, height * sz
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.stack([x + c * lx - s * ly, y + s * lx + c * ly, z + lz + 0 * lx], axis=-1)
+
+
+def _project_edges(corners: np.ndarray, lidar2camera: np.ndarray, intrinsics: np.ndarray) -> list[np.ndarray]:
+    """Image-plane segments (2x2 arrays) of one box's 12 edges, clipped at the near plane."""
+    cam = corners @ lidar2camera[:3, :3].T + lidar2camera[:3, 3]
+    segs = []
+    for a, b in _EDGES:
+        p, q = cam[a].copy(), cam[b].copy()
+        if p[2] < _NEAR and q[2] < _NEAR:
+            continue
+        if p[2] < _NEAR or q[2] < _NEAR:  # move the point behind the camera onto the near plane
+            t = (_NEAR - p[2]) / (q[2] - p[2])
+            clipped = p + t * (q - p)
+            p, q = (clipped, q) if p[2] < _NEAR else (p, clipped)
+        uv = np.stack([p, q]) @ intrinsics.T
+        segs.append(uv[:, :2] / uv[:, 2:3])
+    return segs
+
+
+def _draw_camera(ax, image: np.ndarray, k: int, sample: Sample, sets: list[tuple[np.ndarray, str]]) -> None:
+    h, w = image.shape[:2]
+    step = max(1, w // 800)  # a panel is ~480 px wide: a strided copy keeps drawing quick
+    ax.imshow(image[::step, ::step], extent=(0, w, h, 0), interpolation="bilinear")
+    for boxes, color in sets:
+        for corners in box_corners(boxes) if len(boxes) else []:
+            for seg in _project_edges(corners, sample.lidar2camera[k], sample.cam_intrinsics[k]):
+                ax.plot(seg[:, 0], seg[:, 1], color=color, linewidth=1.2)
+    ax.set_xlim(0, w)
+    ax.set_ylim(h, 0)
+    ax.set_title(CAMERAS[k], fontsize=10)
+    ax.axis("off")
+
+
+def _draw_bev_boxes(ax, boxes: np.ndarray, color: str, label: str) -> None:
+    for i, corners in enumerate(box_corners(boxes) if len(boxes) else []):
+        ring = corners[[0, 1, 2, 3, 0], :2]
+        ax.plot(ring[:, 0], ring[:, 1], color=color, linewidth=1.3, label=label if i == 0 else None)
+        front = corners[[0, 1], :2].mean(axis=0)  # heading: centre to the middle of the front face
+        ax.plot([boxes[i, 0], front[0]], [boxes[i, 1], front[1]], color=color, linewidth=1.3)
+
+
+def _draw_bev(ax, sample: Sample, sets: list[tuple[np.ndarray, str, str]]) -> None:
+    pts = sample.points
+    inside = (np.abs(pts[:, 0]) < BEV_RANGE) & (np.abs(pts[:, 1]) < BEV_RANGE)
+    pts = pts[inside]
+    if len(pts) > 150_000:  # keep the scatter quick; a regular stride keeps the look
+        pts = pts[:: len(pts) // 150_000 + 1]
+    order = np.argsort(pts[:, 2])  # high points drawn last, on top
+    sc = ax.scatter(
+        pts[order, 0],
+        pts[order, 1],
+        c=pts[order, 2],
+        s=0.4,
+        cmap="viridis",
+        vmin=-2.5,
+        vmax=2.5,
+        linewidths=0,
+    )
+    for boxes, color, label in sets:
+        _draw_bev_boxes(ax, boxes, color, label)
+    ax.plot([0], [0], marker=(3, 0, -90), markersize=10, color="white", markeredgecolor="black")
+    ax.set_xlim(-BEV_RANGE, BEV_RANGE)
+    ax.set_ylim(-BEV_RANGE, BEV_RANGE)
+    ax.set_aspect("equal")
+    ax.set_facecolor("#101018")
+    ax.set_xlabel("x (m, LiDAR frame)")
+    ax.set_ylabel("y (m)")
+    ax.set_title("bird's-eye view, LiDAR points coloured by height", fontsize=10)
+    ax.grid(color="#444444", linewidth=0.4)
+    if any(len(b) for b, _, _ in sets):
+        ax.legend(loc="upper right", fontsize=9)
+    cbar = ax.figure.colorbar(sc, ax=ax, fraction=0.04, pad=0.01)
+    cbar.set_label("z (m)")
+
+
+def render_sample(
+    sample: Sample, out_png: Path, detections: Detections | None = None, score_threshold: float = 0.3
+) -> Path:
+    """Write a PNG (``PNG_SIZE`` pixels) of ``sample``: the six cameras in a 2x3 grid with projected
+    boxes, and a bird's-eye view of its LiDAR points with boxes and headings.
+
+    Ground truth is green; ``detections`` with score >= ``score_threshold`` are red. The file is
+    written atomically; returns its path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    pred = np.zeros((0, 7), np.float32)
+    if detections is not None and len(detections):
+        pred = detections.boxes[detections.scores >= score_threshold]
+    cam_sets = [(sample.gt_boxes, GT_COLOR), (pred, PRED_COLOR)]
+    images = sample.images()
+    fig = Figure(figsize=FIG_INCHES, dpi=DPI)
+    # Cameras fill the left 62%: 3 columns of 16:9 panels in two rows; the BEV gets the rest.
+    for r, row in enumerate(CAMERA_GRID):
+        for c, name in enumerate(row):
+            k = CAMERAS.index(name)
+            ax = fig.add_axes((0.005 + c * 0.205, 0.52 - r * 0.47, 0.2, 0.43))
+            _draw_camera(ax, images[k], k, sample, cam_sets)
+    ax = fig.add_axes((0.66, 0.07, 0.33, 0.86))
+    n_pred = len(pred)
+    _draw_bev(
+        ax,
+        sample,
+        [
+            (sample.gt_boxes, GT_COLOR, f"ground truth ({len(sample.gt_boxes)})"),
+            (pred, PRED_COLOR, f"predictions >= {score_threshold:g} ({n_pred})"),
+        ],
+    )
+    fig.suptitle(f"{sample.scene_name}  sample {sample.token}", fontsize=11, x=0.33, y=0.995)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return atomic_write_bytes(Path(out_png), buf.getvalue())
