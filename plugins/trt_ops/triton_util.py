@@ -1,0 +1,108 @@
+"""Shared plumbing for the Triton kernels of every op: precision names, dtype handling, launch checks.
+
+Triton is an optional dependency (extra ``gpu``): without it the kernels modules still import (so the
+CPU-only package works) and every ``<op>_cuda`` call raises one clear ``BevDeployError``.
+
+Precision variants, the same for every op:
+- ``fp32``: fp32 storage and arithmetic.
+- ``fp16``: fp16 storage, fp32 arithmetic/accumulation, fp16 output.
+- ``fp16x2``: fp16 storage and fp16 arithmetic without upcast (the products and sums of the gathered
+  values), so the compiler may pair them into half2 instructions; coordinates stay fp32.
+- ``int8``: the main data input(s) arrive as int8 with a per-tensor scale (``real = q * scale``, TensorRT's
+  convention); they are dequantised in the kernel, accumulated in fp32 (int32 where both factors are
+  integers) and written as fp16.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+from collections.abc import Mapping
+
+import torch
+from bevdeploy import BevDeployError
+
+PRECISIONS = ("fp32", "fp16", "fp16x2", "int8")
+INT8_OUT_DTYPE = torch.float16
+
+try:  # optional: the package works on CPU without Triton
+    import triton
+    import triton.language as tl
+
+    TRITON_ERROR = ""
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    TRITON_ERROR = str(exc)
+
+    def _missing_jit(fn=None, **_kwargs):
+        def wrap(f):
+            return f
+
+        return wrap(fn) if fn is not None else wrap
+
+    triton = types.SimpleNamespace(jit=_missing_jit, cdiv=lambda a, b: -(-a // b), next_power_of_2=None)
+    tl = types.SimpleNamespace(constexpr=object)
+
+
+def interpreting() -> bool:
+    """True when Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1)."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def require_triton(op: str) -> None:
+    """Raise the one-line user error when Triton cannot be imported."""
+    if TRITON_ERROR:
+        raise BevDeployError(
+            f"{op}: the GPU kernels need Triton ({TRITON_ERROR}); install it with `pip install bevdeploy[gpu]`."
+        )
+
+
+def check_launch(op: str, precision: str, tensors: list[torch.Tensor], allowed: tuple[str, ...] = PRECISIONS) -> None:
+    """Validate the precision name and the tensors' device before a launch."""
+    require_triton(op)
+    if precision not in allowed:
+        raise BevDeployError(f"{op}: precision {precision!r} is not available; choose one of {', '.join(allowed)}.")
+    for t in tensors:
+        if t.device.type != "cuda" and not interpreting():
+            raise BevDeployError(
+                f"{op}: the Triton kernels need CUDA tensors (got {t.device}); use the reference on the CPU."
+            )
+        if t.numel() >= 2**31:
+            raise BevDeployError(f"{op}: tensors over 2^31 elements are not supported by the kernels; split the batch.")
+
+
+def next_pow2(n: int) -> int:
+    """Smallest power of two >= n (Triton block shapes must be powers of two)."""
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def float_storage(x: torch.Tensor, precision: str) -> torch.Tensor:
+    """The tensor in the storage dtype of a float variant, contiguous."""
+    dtype = torch.float32 if precision == "fp32" else torch.float16
+    return x.to(dtype).contiguous()
+
+
+def out_dtype(precision: str) -> torch.dtype:
+    """Output dtype of a variant: fp32 for fp32, fp16 for every other."""
+    return torch.float32 if precision == "fp32" else torch.float16
+
+
+def quantize_per_tensor(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Symmetric per-tensor INT8 quantisation (round to nearest even, clamp to [-128, 127])."""
+    return torch.clamp(torch.round(x.float() / scale), -128, 127).to(torch.int8)
+
+
+def scale_for(x: torch.Tensor) -> float:
+    """Max-calibrated per-tensor scale (amax / 127), the simplest TensorRT-style calibration."""
+    amax = float(x.detach().abs().max())
+    return amax / 127.0 if amax > 0 else 1.0
+
+
+def int8_input(op: str, x: torch.Tensor, name: str, scales: Mapping[str, float] | None) -> tuple[torch.Tensor, float]:
+    """An int8 tensor and its scale for an ``int8`` launch; float inputs are quantised with the given scale."""
+    if not scales or name not in scales:
+        raise BevDeployError(f"{op}: precision 'int8' needs scales[{name!r}] (real = q * scale) for input {name!r}.")
+    scale = float(scales[name])
+    if not scale > 0:
+        raise BevDeployError(f"{op}: scales[{name!r}] must be a positive number, got {scale}.")
+    q = x if x.dtype == torch.int8 else quantize_per_tensor(x, scale)
+    return q.contiguous(), scale
