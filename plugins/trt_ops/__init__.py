@@ -1,0 +1,49 @@
+"""bevdeploy's custom-op library: BEV operators that ONNX and TensorRT lack.
+
+One folder per op: ``reference.py`` (plain PyTorch, the ground truth), ``op.py``
+(``torch.ops.bevdeploy.<name>``: reference on CPU, Triton kernel on CUDA, autograd where models
+train through it), ``symbolic.py`` (ONNX export to one node under the naming scheme chosen with
+:func:`onnx_naming`, plus the ONNX Runtime and TensorRT bindings), ``kernels.py`` (GPU kernels).
+The ``bevdeploy_register_ops`` hook below tells the rest of bevdeploy about them.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import bevdeploy
+from bevdeploy.specs.registry import OpSpec
+
+from .naming import SCHEMES, onnx_naming
+
+# op folder -> (one-line description, GPU precisions)
+_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "bev_pool_v2": ("BEVDet interval pooling of frustum features into the BEV grid", ("fp32", "fp16", "fp16x2", "int8")),
+}
+
+
+def _spec(folder: str, description: str, precisions: tuple[str, ...]) -> OpSpec:
+    module = importlib.import_module(f"{__name__}.{folder}")
+    return OpSpec(
+        name=folder,
+        description=description,
+        reference=getattr(module, f"{folder}_reference"),
+        precisions=precisions,
+        onnx_names=module.NAMES.scheme_names(),
+        ort_define=module.define_ort,
+        trt_register=module.define_trt,
+    )
+
+
+def op_specs() -> list[OpSpec]:
+    """One OpSpec per op of this library."""
+    return [_spec(folder, desc, precisions) for folder, (desc, precisions) in _OPS.items()]
+
+
+@bevdeploy.hookimpl
+def bevdeploy_register_ops() -> list[OpSpec]:
+    """The custom ops of this library (imports them, which registers torch.ops.bevdeploy.*)."""
+    return op_specs()
+
+
+__all__ = ["SCHEMES", "bevdeploy_register_ops", "onnx_naming", "op_specs"]

@@ -1,0 +1,88 @@
+"""bev_pool_v2 in plain PyTorch: BEVDet's interval algorithm, the ground truth for every kernel.
+
+Layout (BEVDet): ``depth`` (B, N, D, H, W) and ``feat`` (B, N, H, W, C) are addressed through flat
+indices: ``ranks_depth`` into depth.flatten(), ``ranks_feat`` into feat.reshape(-1, C) rows and
+``ranks_bev`` into the (B, Z, Y, X) grid flattened. Points are sorted by ``ranks_bev``;
+``interval_starts``/``interval_lengths`` mark the runs of equal ``ranks_bev``. Each interval
+writes ``sum depth[ranks_depth[j]] * feat[ranks_feat[j]]`` over its points to the cell
+``ranks_bev[start]``; cells no interval touches stay 0; points outside every interval are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def interval_point_index(interval_starts: torch.Tensor, interval_lengths: torch.Tensor) -> torch.Tensor:
+    """Indices into the rank arrays of every point covered by an interval, interval by interval."""
+    starts = interval_starts.long()
+    lengths = interval_lengths.long()
+    total = int(lengths.sum())
+    offsets = torch.cumsum(lengths, 0) - lengths  # position of each interval's first point in the output
+    return torch.repeat_interleave(starts - offsets, lengths, output_size=total) + torch.arange(
+        total, device=starts.device
+    )
+
+
+def bev_pool_v2_reference(
+    depth: torch.Tensor,
+    feat: torch.Tensor,
+    ranks_depth: torch.Tensor,
+    ranks_feat: torch.Tensor,
+    ranks_bev: torch.Tensor,
+    interval_starts: torch.Tensor,
+    interval_lengths: torch.Tensor,
+    out_shape: Sequence[int],
+) -> torch.Tensor:
+    """Pool camera-frustum features into the BEV grid; returns (B, C, Z, Y, X).
+
+    ``out_shape`` is [B, Z, Y, X, C]. Differentiable in depth and feat (plain torch ops).
+    """
+    b, z, y, x, c = (int(v) for v in out_shape)
+    idx = interval_point_index(interval_starts, interval_lengths)
+    cell = ranks_bev.long()[interval_starts.long()]
+    cell_per_point = torch.repeat_interleave(cell, interval_lengths.long(), output_size=idx.numel())
+    d = depth.reshape(-1)[ranks_depth.long()[idx]]
+    f = feat.reshape(-1, feat.shape[-1])[ranks_feat.long()[idx]]
+    out = torch.zeros(b * z * y * x, c, dtype=feat.dtype, device=feat.device)
+    out = out.index_add(0, cell_per_point, d.unsqueeze(1).to(feat.dtype) * f)
+    return out.reshape(b, z, y, x, c).permute(0, 4, 1, 2, 3).contiguous()
+
+
+def bev_pool_v2_prepare(
+    coords: torch.Tensor, out_shape: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rank arrays for :func:`bev_pool_v2_reference` from per-frustum-point voxel coordinates.
+
+    ``coords`` is (B, N, D, H, W, 3) integer voxel coordinates (x, y, z) of every frustum point;
+    points outside [0, X) x [0, Y) x [0, Z) are dropped. Returns int32 (ranks_depth, ranks_feat,
+    ranks_bev, interval_starts, interval_lengths), sorted by ranks_bev. Computed once per
+    calibration (camera geometry), not per frame.
+    """
+    b, z, y, x, _ = (int(v) for v in out_shape)
+    if coords.dim() != 6 or coords.shape[-1] != 3 or coords.shape[0] != b:
+        raise ValueError(f"coords must be (B={b}, N, D, H, W, 3), got {tuple(coords.shape)}")
+    bn, n, d, h, w = coords.shape[:5]
+    device = coords.device
+    coords = coords.long()
+    ranks_depth = torch.arange(bn * n * d * h * w, device=device)
+    pix = torch.arange(h * w, device=device).reshape(1, 1, 1, h, w)
+    cam = torch.arange(bn * n, device=device).reshape(bn, n, 1, 1, 1)
+    ranks_feat = (cam * (h * w) + pix).expand(bn, n, d, h, w).reshape(-1)
+    batch = torch.arange(bn, device=device).reshape(bn, 1, 1, 1, 1).expand(bn, n, d, h, w).reshape(-1)
+    cx, cy, cz = (coords[..., i].reshape(-1) for i in range(3))
+    keep = (cx >= 0) & (cx < x) & (cy >= 0) & (cy < y) & (cz >= 0) & (cz < z)
+    ranks_bev = ((batch * z + cz) * y + cy) * x + cx
+    ranks_depth, ranks_feat, ranks_bev = ranks_depth[keep], ranks_feat[keep], ranks_bev[keep]
+    order = torch.argsort(ranks_bev, stable=True)
+    ranks_depth, ranks_feat, ranks_bev = ranks_depth[order], ranks_feat[order], ranks_bev[order]
+    if ranks_bev.numel() == 0:
+        empty = torch.zeros(0, dtype=torch.int32, device=device)
+        return empty, empty.clone(), empty.clone(), empty.clone(), empty.clone()
+    new_run = torch.ones_like(ranks_bev, dtype=torch.bool)
+    new_run[1:] = ranks_bev[1:] != ranks_bev[:-1]
+    starts = torch.nonzero(new_run).reshape(-1)
+    lengths = torch.diff(starts, append=torch.tensor([ranks_bev.numel()], device=device))
+    return tuple(t.to(torch.int32).contiguous() for t in (ranks_depth, ranks_feat, ranks_bev, starts, lengths))

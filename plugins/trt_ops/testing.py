@@ -1,0 +1,68 @@
+"""Export-and-run helpers shared by the op tests and by anyone checking a graph with custom ops.
+
+``export_one_op`` writes a module holding custom ops to ONNX under a naming scheme;
+``run_onnx`` runs an ONNX model on ONNX Runtime's CPU provider with every custom op defined.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import onnx
+import torch
+
+from .naming import onnx_naming
+
+
+class _Wrap(torch.nn.Module):
+    def __init__(self, fn: Callable[..., torch.Tensor]):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *args):
+        return self.fn(*args)
+
+
+def export_one_op(
+    fn: Callable[..., torch.Tensor],
+    inputs: Sequence[torch.Tensor],
+    scheme: str = "bevdeploy",
+    half2: bool = False,
+    opset: int = 17,
+) -> onnx.ModelProto:
+    """Export ``fn(*inputs)`` (TorchScript exporter, ``dynamo=False``) under ``scheme``."""
+    buffer = io.BytesIO()
+    names = [f"in{i}" for i in range(len(inputs))]
+    with onnx_naming(scheme, half2=half2):
+        torch.onnx.export(
+            _Wrap(fn), tuple(inputs), buffer, dynamo=False, opset_version=opset,
+            input_names=names, output_names=["out"], custom_opsets={"bevdeploy": 1, "mmdeploy": 1},
+        )
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def run_onnx(model: onnx.ModelProto, inputs: Sequence[torch.Tensor]) -> list[np.ndarray]:
+    """Run ``model`` on ONNX Runtime CPU with all registered custom ops (inputs in graph order)."""
+    import onnxruntime
+
+    from . import ort
+
+    session = onnxruntime.InferenceSession(
+        model.SerializeToString(), ort.session_options(), providers=["CPUExecutionProvider"]
+    )
+    graph_inputs = [i.name for i in session.get_inputs()]
+    feed = {name: t.detach().contiguous().numpy() for name, t in zip(graph_inputs, inputs, strict=False)}
+    return session.run(None, feed)
+
+
+def custom_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """Nodes outside the standard ONNX operator set (what a plugin library must provide)."""
+    from onnx import defs
+
+    out = []
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx") or not defs.has(node.op_type):
+            out.append(node)
+    return out
