@@ -36,6 +36,7 @@ class PluginManager(pluggy.PluginManager):
         super().__init__(PROJECT_NAME)
         self.add_hookspecs(hookspecs)
         self.failures: list[PluginFailure] = []
+        self.dist_versions: dict[str, str] = {}  # entry-point plugin name -> its distribution's version
 
 
 def _load_builtin(pm: PluginManager, module_path: str, disabled: set[str]) -> None:
@@ -59,6 +60,8 @@ def _load_entry_points(pm: PluginManager, disabled: set[str]) -> None:
             pm.failures.append(PluginFailure(ep.name, f"entry point {ep.name} = {ep.value}", f"{type(exc).__name__}: {exc}"))
             continue
         pm.register(plugin, name=ep.name)
+        if ep.dist is not None:
+            pm.dist_versions[ep.name] = ep.dist.version
 
 
 def make_plugin_manager(disabled: tuple[str, ...] = (), entry_points: bool = True) -> PluginManager:
@@ -84,6 +87,9 @@ def plugin_version(pm: pluggy.PluginManager, plugin: object) -> str:
     for dist_plugin, dist in pm.list_plugin_distinfo():
         if dist_plugin is plugin:
             return dist.version
+    name = pm.get_name(plugin)
+    if name in getattr(pm, "dist_versions", {}):
+        return pm.dist_versions[name]
     from . import __version__
 
     return __version__
