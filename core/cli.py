@@ -1,0 +1,194 @@
+"""The ``bevdeploy`` command: run, compare, and what is installed (plugins, models, ops, backends, data).
+
+A :class:`~bevdeploy.errors.BevDeployError` prints as one line on stderr and exits with code 2;
+``--debug`` shows its traceback. Progress goes to stderr, results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import BevDeployError
+from .graph import PRECISIONS
+
+EXIT_USER_ERROR = 2
+
+
+def _add_run_args(p: argparse.ArgumentParser, many: bool = False) -> None:
+    if many:
+        p.add_argument("--models", required=True, help="Comma-separated model names, e.g. bevfusion,bevdet.")
+        p.add_argument("--precisions", default="fp32,fp16,int8", help="Comma-separated precisions.")
+    else:
+        p.add_argument("--model", required=True, help="Registered model name (see `bevdeploy models`).")
+        p.add_argument("--precision", default="fp32", help=f"One of {', '.join(PRECISIONS)}.")
+        p.add_argument("--checkpoint", type=Path, help="Weights: .safetensors or a torch state dict.")
+    p.add_argument("--variant", help="Model variant; default: the model's demo variant.")
+    p.add_argument("--data", type=Path, help="nuScenes dataroot; default: the built-in synthetic set.")
+    p.add_argument("--version", dest="data_version", help="Table folder in the dataroot, e.g. v1.0-mini.")
+    p.add_argument("--split", help="Split evaluated; default: the dataset's validation split.")
+    p.add_argument("--max-samples", type=int, help="Evaluate only the first N samples of the split.")
+    p.add_argument("--backend", default="onnxruntime", help="Inference backend (see `bevdeploy backends`).")
+    p.add_argument("--calib-method", choices=("max", "entropy", "percentile", "mse"), help="Activation amax.")
+    p.add_argument("--calib-batches", type=int, help="Calibration samples (batch 1).")
+    p.add_argument("--calib-split", help="Split calibration samples come from; default: the calibration split.")
+    p.add_argument("--out", type=Path, help="Workspace folder; default: ./bevdeploy-runs/<model>-...-<spec hash>.")
+    p.add_argument("--force", action="store_true", help="Rebuild every artifact instead of reusing valid ones.")
+    p.add_argument("--json", action="store_true", help="Print report.json instead of the table.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bevdeploy", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="Show tracebacks of user errors too.")
+    parser.add_argument("-V", "--version", action="version", version=f"bevdeploy {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("run", help="Quantize, partition, export, build, infer, evaluate and report one model.")
+    _add_run_args(p)
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("compare", help="Run (or reuse) models x precisions and print one side-by-side table.")
+    _add_run_args(p, many=True)
+    p.set_defaults(func=cmd_compare)
+    for name, func, text in (
+        ("plugins", cmd_plugins, "Plugins with version and hooks; plugins that failed to load, with why."),
+        ("models", cmd_models, "Registered model families and their variants."),
+        ("ops", cmd_ops, "Registered custom operators."),
+        ("backends", cmd_backends, "Registered backends and whether they can run here."),
+    ):
+        sub.add_parser(name, help=text).set_defaults(func=func)
+    _add_data(sub)
+    return parser
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    try:
+        data_cli = importlib.import_module("bevdeploy.data.cli")
+    except ImportError:
+        return
+    p = sub.add_parser("data", help="Built-in dataset: generate, show samples.")
+    data_cli.add_subcommands(p.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True))
+
+
+def _spec(args: argparse.Namespace, model: str, precision: str):
+    from .specs.run import DataSpec, QuantSpec, RunSpec
+
+    data = {"dataroot": args.data, "split": args.split, "max_samples": args.max_samples}
+    if args.data_version:
+        data["version"] = args.data_version
+    quant = {k: v for k, v in (("method", args.calib_method), ("num_batches", args.calib_batches),
+                               ("calib_split", args.calib_split)) if v is not None}
+    if precision not in PRECISIONS:
+        raise BevDeployError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    try:
+        return RunSpec(model=model, variant=args.variant, checkpoint=getattr(args, "checkpoint", None),
+                       precision=precision, backend=args.backend, data=DataSpec(**data), quant=QuantSpec(**quant))
+    except Exception as exc:  # pydantic ValidationError: a bad value the user typed
+        first = str(exc).splitlines()
+        raise BevDeployError(f"invalid option: {' '.join(first[1:3]).strip() or first[0]}") from exc
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import run
+    from .report import format_markdown
+
+    result = run(_spec(args, args.model, args.precision), out=args.out, force=args.force)
+    if args.json:
+        print((result.workspace / "report.json").read_text(), end="")
+    else:
+        print(format_markdown(result.report), end="")
+        print(f"report: {result.workspace / 'report.json'}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .pipeline import run
+    from .report import compare_table
+    from .workspace import atomic_write_json, atomic_write_text, text_sha256
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    specs = [_spec(args, m, p) for m in models for p in precisions]  # validate every name before running
+    reports = []
+    for spec in specs:
+        out = args.out / f"{spec.model}-{spec.precision}" if args.out else None
+        print(f"== {spec.model} {spec.precision} on {spec.backend}", file=sys.stderr)
+        reports.append(run(spec, out=out, force=args.force).report)
+    table = compare_table(reports)
+    root = args.out or Path("bevdeploy-runs") / f"compare-{text_sha256(repr([s.model_dump_json() for s in specs]))[:10]}"
+    atomic_write_text(Path(root) / "compare.md", table)
+    atomic_write_json(Path(root) / "compare.json", [json.loads(r.model_dump_json()) for r in reports])
+    if args.json:
+        print(json.dumps([json.loads(r.model_dump_json()) for r in reports], indent=2))
+    else:
+        print(table, end="")
+        print(f"compare: {Path(root) / 'compare.md'}")
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from .manager import get_plugin_manager, plugin_version
+
+    pm = get_plugin_manager()
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda x: x[0]):
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+        print(f"{name} {plugin_version(pm, plugin)}: {', '.join(hooks) or '(no hooks)'}")
+    for failure in pm.failures:
+        print(f"{failure.name} FAILED ({failure.source}): {failure.reason}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .manager import registered_models
+
+    for name, spec in sorted(registered_models().items()):
+        print(f"{name} [{spec.plugin}]: {spec.description}")
+        for variant, text in spec.variants.items():
+            demo = " (demo)" if variant == spec.demo_variant else ""
+            print(f"  {variant}{demo}: {text}")
+    return 0
+
+
+def cmd_ops(args: argparse.Namespace) -> int:
+    from .manager import registered_ops
+
+    for name, op in sorted(registered_ops().items()):
+        names = ", ".join(f"{k}={v}" for k, v in op.onnx_names.items())
+        print(f"{name} [{op.plugin}] {'/'.join(op.precisions)}: {op.description}" + (f" ({names})" if names else ""))
+    return 0
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    from .manager import registered_backends
+
+    for name, b in sorted(registered_backends().items()):
+        ok, reason = b.is_available()
+        state = "available" if ok else f"unavailable: {reason}"
+        print(f"{name} [{b.plugin}] {b.device}, int8 as {b.qdq_flavour!r}, runs {'/'.join(b.native_precisions)}: {state}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        return int(args.func(args) or 0)
+    except BevDeployError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"bevdeploy: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("bevdeploy: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

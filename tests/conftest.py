@@ -1,0 +1,60 @@
+"""Shared fixtures: a throwaway third-party plugin package (real entry point) and a small
+built-in nuScenes-format dataset generated once per session."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+
+
+def make_plugin_package(root: Path, dist: str, module: str, source: str, entry: str) -> Path:
+    """Write ``module.py`` and ``<dist>-0.1.dist-info`` (METADATA, entry_points.txt) under ``root``,
+    the layout pip leaves, so ``importlib.metadata`` finds the entry point once ``root`` is on sys.path."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"{module}.py").write_text(source)
+    info = root / f"{dist}-0.1.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[bevdeploy]\n{entry} = {module}\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def toy_plugin(tmp_path_factory: pytest.TempPathFactory):
+    """The toy detector installed as package ``bevdeploy-toy`` with entry point ``toydet``; the
+    process-wide plugin manager is rebuilt so every command sees it."""
+    from bevdeploy.manager import get_plugin_manager
+
+    root = make_plugin_package(
+        tmp_path_factory.mktemp("site"), "bevdeploy_toy", "bevdeploy_toy",
+        (HERE / "core" / "toy_detector.py").read_text(), "toydet",
+    )
+    sys.path.insert(0, str(root))
+    get_plugin_manager.cache_clear()
+    yield root
+    sys.path.remove(str(root))
+    sys.modules.pop("bevdeploy_toy", None)
+    get_plugin_manager.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def small_dataroot(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A 2-scene x 3-sample built-in dataset (generated once per session)."""
+    data = pytest.importorskip("bevdeploy.data")
+    if not hasattr(data, "builtin_dataroot"):
+        pytest.skip("bevdeploy.data.builtin_dataroot is not available (data layer missing)")
+    cache = tmp_path_factory.mktemp("bevdeploy-cache")
+    dataroot, version = data.builtin_dataroot(cache_dir=cache, scenes=2, samples_per_scene=3)
+    return Path(dataroot), version
+
+
+@pytest.fixture
+def clean_dir(tmp_path: Path):
+    """A folder removed after the test (workspaces can hold large ONNX files)."""
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)
