@@ -1,0 +1,173 @@
+"""Triton kernels of grid sampler 2D and 3D (torch.nn.functional.grid_sample semantics), one per precision.
+
+Entry point (called by op.py on CUDA tensors)::
+
+    grid_sampler_cuda(input, grid, interpolation_mode=0, padding_mode=0, align_corners=False,
+                      precision="fp32", scales=None) -> (N, C, Ho, Wo) or (N, C, Do, Ho, Wo)
+
+input (N, C, H, W) with grid (N, Ho, Wo, 2), or input (N, C, D, H, W) with grid (N, Do, Ho, Wo, 3); grid in
+[-1, 1] as (x, y[, z]). interpolation_mode 0/'bilinear' (trilinear in 3D) or 1/'nearest' (round half to
+even, as PyTorch); padding_mode 0/'zeros', 1/'border', 2/'reflection'. One program per (sample, block of
+output pixels, block of channels): the source coordinates are computed once per pixel and reused for the
+channel block; stores are contiguous along the output pixels.
+
+Variants: fp32; fp16 (fp16 input and grid, fp32 weights and sum, fp16 out); fp16x2 (the corner weights
+and the weighted sum in fp16); int8 (input int8 with scales["input"], grid fp16, fp32 sum, fp16 out).
+"""
+
+from collections.abc import Mapping
+
+import torch
+from bevdeploy import BevDeployError
+from bevdeploy.plugins.trt_ops.triton_util import (
+    check_launch,
+    float_storage,
+    int8_input,
+    out_dtype,
+    tl,
+    triton,
+)
+
+OP = "grid_sampler"
+_MODES = {"bilinear": 0, "nearest": 1}
+_PADS = {"zeros": 0, "border": 1, "reflection": 2}
+
+
+@triton.jit
+def _reflect(x, twice_low, twice_high):
+    lo = twice_low * 0.5
+    span = (twice_high - twice_low) * 0.5
+    x = tl.abs(x - lo)
+    safe = tl.where(span > 0, span, 1.0)
+    flips = tl.floor(x / safe)
+    extra = x - flips * safe
+    even = (flips - 2.0 * tl.floor(flips * 0.5)) == 0
+    r = tl.where(even, extra + lo, safe - extra + lo)
+    return tl.where(span > 0, r, 0.0)
+
+
+@triton.jit
+def _source_index(coord, size, ALIGN: tl.constexpr, PAD: tl.constexpr):
+    sizef = size * 1.0
+    if ALIGN:
+        x = (coord + 1.0) * 0.5 * (sizef - 1.0)
+    else:
+        x = ((coord + 1.0) * sizef - 1.0) * 0.5
+    if PAD == 2:
+        if ALIGN:
+            x = _reflect(x, 0.0, 2.0 * (sizef - 1.0))
+        else:
+            x = _reflect(x, -1.0, 2.0 * sizef - 1.0)
+    if PAD >= 1:
+        x = tl.minimum(tl.maximum(x, 0.0), sizef - 1.0)
+    return x
+
+
+@triton.jit
+def _rint(x):
+    f = tl.floor(x)
+    d = x - f
+    odd = (f - 2.0 * tl.floor(f * 0.5)) != 0
+    up = (d > 0.5) | ((d == 0.5) & odd)
+    return tl.where(up, f + 1.0, f)
+
+
+@triton.jit
+def _grid_sampler_kernel(
+    in_ptr, grid_ptr, out_ptr, C, D, H, W, NPIX, out_scale,
+    IS3D: tl.constexpr, NEAREST: tl.constexpr, ALIGN: tl.constexpr, PAD: tl.constexpr, HALF_MATH: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
+):
+    n = tl.program_id(2)
+    pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+    pmask = pix < NPIX
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    cmask = c < C
+    NDIM: tl.constexpr = 3 if IS3D else 2
+    gbase = (n * NPIX + pix) * NDIM
+    ix = _source_index(tl.load(grid_ptr + gbase, mask=pmask, other=0).to(tl.float32), W, ALIGN, PAD)
+    iy = _source_index(tl.load(grid_ptr + gbase + 1, mask=pmask, other=0).to(tl.float32), H, ALIGN, PAD)
+    if IS3D:
+        iz = _source_index(tl.load(grid_ptr + gbase + 2, mask=pmask, other=0).to(tl.float32), D, ALIGN, PAD)
+    else:
+        iz = tl.zeros([BLOCK_P], dtype=tl.float32)
+    plane = (n * C + c) * (D * H * W)
+    lmask = cmask[:, None]
+    if NEAREST:
+        x, y, z = _rint(ix).to(tl.int32), _rint(iy).to(tl.int32), _rint(iz).to(tl.int32)
+        ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H) & (z >= 0) & (z < D)
+        v = tl.load(in_ptr + plane[:, None] + ((z * H + y) * W + x)[None, :], mask=lmask & ok[None, :], other=0)
+        res = v.to(tl.float32) * out_scale
+    else:
+        x0f, y0f, z0f = tl.floor(ix), tl.floor(iy), tl.floor(iz)
+        fx, fy, fz = ix - x0f, iy - y0f, iz - z0f
+        x0, y0, z0 = x0f.to(tl.int32), y0f.to(tl.int32), z0f.to(tl.int32)
+        if HALF_MATH:
+            acc = tl.zeros([BLOCK_C, BLOCK_P], dtype=tl.float16)
+        else:
+            acc = tl.zeros([BLOCK_C, BLOCK_P], dtype=tl.float32)
+        for k in tl.static_range(8 if IS3D else 4):
+            dx: tl.constexpr = k % 2
+            dy: tl.constexpr = (k // 2) % 2
+            dz: tl.constexpr = k // 4
+            x, y, z = x0 + dx, y0 + dy, z0 + dz
+            w = (fx if dx == 1 else 1.0 - fx) * (fy if dy == 1 else 1.0 - fy)
+            if IS3D:
+                w = w * (fz if dz == 1 else 1.0 - fz)
+            ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H) & (z >= 0) & (z < D)
+            v = tl.load(in_ptr + plane[:, None] + ((z * H + y) * W + x)[None, :], mask=lmask & ok[None, :], other=0)
+            if HALF_MATH:
+                acc += w.to(tl.float16)[None, :] * v
+            else:
+                acc += w[None, :] * v.to(tl.float32)
+        res = acc.to(tl.float32) * out_scale
+    optr = out_ptr + (n * C + c)[:, None] * NPIX + pix[None, :]
+    tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[None, :])
+
+
+def _code(value, table: dict, what: str) -> int:
+    code = table.get(value, value) if isinstance(value, str) else int(value)
+    if code not in table.values():
+        raise BevDeployError(f"{OP}: unknown {what} {value!r}; use one of {', '.join(table)} (or 0..{len(table) - 1}).")
+    return code
+
+
+def grid_sampler_cuda(
+    input: torch.Tensor,
+    grid: torch.Tensor,
+    interpolation_mode: int | str = 0,
+    padding_mode: int | str = 0,
+    align_corners: bool = False,
+    precision: str = "fp32",
+    scales: Mapping[str, float] | None = None,
+) -> torch.Tensor:
+    """Sample ``input`` at ``grid`` with the Triton kernel of one precision (2D for 4-D input, 3D for 5-D)."""
+    check_launch(OP, precision, [input, grid])
+    mode = _code(interpolation_mode, _MODES, "interpolation_mode")
+    pad = _code(padding_mode, _PADS, "padding_mode")
+    is3d = input.dim() == 5
+    if input.dim() not in (4, 5) or grid.dim() != input.dim() or grid.shape[-1] != input.dim() - 2:
+        raise BevDeployError(f"{OP}: expected input (N,C,H,W)+grid (N,Ho,Wo,2) or 5-D with 3 coords, "
+                             f"got {tuple(input.shape)} and {tuple(grid.shape)}.")
+    if precision == "int8":
+        x, out_scale = int8_input(OP, input, "input", scales)
+        g = grid.to(torch.float16).contiguous()
+    else:
+        x, g, out_scale = float_storage(input, precision), float_storage(grid, precision), 1.0
+    n, c = x.shape[:2]
+    d, h, w = (x.shape[2:] if is3d else (1, *x.shape[2:]))
+    out_sp = tuple(grid.shape[1:-1])
+    npix = 1
+    for s in out_sp:
+        npix *= int(s)
+    out = torch.empty((n, c, *out_sp), dtype=out_dtype(precision), device=input.device)
+    if out.numel() == 0:
+        return out
+    block_c, block_p = 4, 256
+    grid_dims = (triton.cdiv(npix, block_p), triton.cdiv(c, block_c), n)
+    _grid_sampler_kernel[grid_dims](
+        x, g, out, c, d, h, w, npix, out_scale,
+        IS3D=is3d, NEAREST=mode == 1, ALIGN=bool(align_corners), PAD=pad, HALF_MATH=precision == "fp16x2",
+        BLOCK_C=block_c, BLOCK_P=block_p, num_warps=4,
+    )
+    return out
