@@ -21,7 +21,10 @@ CAMERA_GRID: tuple[tuple[str, ...], ...] = (
     ("CAM_BACK_LEFT", "CAM_BACK", "CAM_BACK_RIGHT"),
 )
 """Camera panels as a driver would arrange them: front row, then back row."""
-FIG_INCHES = (24.0, 9.0)
+# Layout in inches: 16:9 camera panels 5.2 in wide in two rows, then a square BEV panel.
+_CAM_W, _CAM_H, _TITLE, _TOP = 5.2, 5.2 * 9 / 16, 0.25, 0.35
+_BEV_X, _BEV_SIDE = 3 * 5.2 + 0.1 + 0.85, 5.9
+FIG_INCHES = (_BEV_X + _BEV_SIDE + 1.05, _TOP + 2 * (_TITLE + _CAM_H) + 0.15)
 DPI = 100
 PNG_SIZE = (int(FIG_INCHES[0] * DPI), int(FIG_INCHES[1] * DPI))
 """(width, height) in pixels of every rendered PNG."""
@@ -94,9 +97,9 @@ def _draw_bev(ax, sample: Sample, sets: list[tuple[np.ndarray, str, str]]) -> No
         pts[order, 1],
         c=pts[order, 2],
         s=0.4,
-        cmap="viridis",
-        vmin=-2.5,
-        vmax=2.5,
+        cmap="turbo",
+        vmin=-2.2,
+        vmax=1.8,
         linewidths=0,
     )
     for boxes, color, label in sets:
@@ -105,15 +108,18 @@ def _draw_bev(ax, sample: Sample, sets: list[tuple[np.ndarray, str, str]]) -> No
     ax.set_xlim(-BEV_RANGE, BEV_RANGE)
     ax.set_ylim(-BEV_RANGE, BEV_RANGE)
     ax.set_aspect("equal")
-    ax.set_facecolor("#101018")
+    ax.set_facecolor("#0b0b12")
     ax.set_xlabel("x (m, LiDAR frame)")
     ax.set_ylabel("y (m)")
     ax.set_title("bird's-eye view, LiDAR points coloured by height", fontsize=10)
     ax.grid(color="#444444", linewidth=0.4)
     if any(len(b) for b, _, _ in sets):
         ax.legend(loc="upper right", fontsize=9)
-    cbar = ax.figure.colorbar(sc, ax=ax, fraction=0.04, pad=0.01)
-    cbar.set_label("z (m)")
+    fig = ax.figure
+    fw, fh = fig.get_size_inches()
+    box = ax.get_position()
+    cax = fig.add_axes((box.x1 + 0.1 / fw, box.y0, 0.15 / fw, box.height))
+    fig.colorbar(sc, cax=cax).set_label("z (m, LiDAR frame)")
 
 
 def render_sample(
@@ -136,13 +142,15 @@ def render_sample(
     cam_sets = [(sample.gt_boxes, GT_COLOR), (pred, PRED_COLOR)]
     images = sample.images()
     fig = Figure(figsize=FIG_INCHES, dpi=DPI)
-    # Cameras fill the left 62%: 3 columns of 16:9 panels in two rows; the BEV gets the rest.
+    fw, fh = FIG_INCHES
     for r, row in enumerate(CAMERA_GRID):
         for c, name in enumerate(row):
             k = CAMERAS.index(name)
-            ax = fig.add_axes((0.005 + c * 0.205, 0.52 - r * 0.47, 0.2, 0.43))
-            _draw_camera(ax, images[k], k, sample, cam_sets)
-    ax = fig.add_axes((0.66, 0.07, 0.33, 0.86))
+            top = _TOP + r * (_TITLE + _CAM_H) + _TITLE
+            rect = (c * (_CAM_W + 0.05) / fw, 1 - (top + _CAM_H) / fh, _CAM_W / fw, _CAM_H / fh)
+            _draw_camera(fig.add_axes(rect), images[k], k, sample, cam_sets)
+    bev_bottom = (fh - _TOP - _BEV_SIDE) / 2 + 0.1
+    ax = fig.add_axes((_BEV_X / fw, bev_bottom / fh, _BEV_SIDE / fw, _BEV_SIDE / fh))
     n_pred = len(pred)
     _draw_bev(
         ax,
@@ -152,7 +160,13 @@ def render_sample(
             (pred, PRED_COLOR, f"predictions >= {score_threshold:g} ({n_pred})"),
         ],
     )
-    fig.suptitle(f"{sample.scene_name}  sample {sample.token}", fontsize=11, x=0.33, y=0.995)
+    fig.suptitle(
+        f"{sample.scene_name}   sample {sample.token}",
+        fontsize=11,
+        x=1.5 * _CAM_W / fw,
+        y=1 - 0.06 / fh,
+        va="top",
+    )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return atomic_write_bytes(Path(out_png), buf.getvalue())
