@@ -1,0 +1,144 @@
+"""Triton kernels of rotate (a BEV feature map turned by an angle about a centre), one per precision.
+
+Entry point (called by op.py on CUDA tensors)::
+
+    rotate_cuda(img, angle, center=None, interpolation=0, precision="fp32", scales=None) -> like img
+
+img (..., H, W), every leading plane turned alike; angle in degrees, counter-clockwise positive (a float or a
+one-element tensor, read in the kernel so that a device angle needs no host sync); center (x, y) in pixels
+(None: the image centre); interpolation 0/'bilinear' or 1/'nearest'; zeros outside. Semantics of
+torchvision.transforms.functional.rotate on tensors (inverse affine map, then grid_sample with
+align_corners=False), which BEVFormer uses to align prev_bev with the ego motion.
+
+Variants: fp32; fp16 (fp16 storage, fp32 sum, fp16 out); fp16x2 (corner weights and sum in fp16);
+int8 (img int8 with scales["img"], fp32 sum, fp16 out). The rotation matrix is always computed in fp32.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+from bevdeploy import BevDeployError
+from bevdeploy.plugins.trt_ops.triton_util import (
+    check_launch,
+    float_storage,
+    int8_input,
+    out_dtype,
+    tl,
+    triton,
+)
+
+OP = "rotate"
+
+
+@triton.jit
+def _rint(x):
+    f = tl.floor(x)
+    d = x - f
+    odd = (f - 2.0 * tl.floor(f * 0.5)) != 0
+    return tl.where((d > 0.5) | ((d == 0.5) & odd), f + 1.0, f)
+
+
+@triton.jit
+def _rotate_kernel(
+    in_ptr, out_ptr, angle_ptr, center_ptr, H, W, out_scale,
+    NEAREST: tl.constexpr, HALF_MATH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
+    NPLANES,
+):
+    pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+    pmask = pix < H * W
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    cmask = c < NPLANES
+    rot = -tl.load(angle_ptr).to(tl.float32) * 0.017453292519943295
+    cs = tl.cos(rot)
+    sn = tl.sin(rot)
+    hw = W * 0.5
+    hh = H * 0.5
+    cx = tl.load(center_ptr).to(tl.float32) - hw
+    cy = tl.load(center_ptr + 1).to(tl.float32) - hh
+    # inverse map output pixel -> source pixel (torchvision's inverse affine matrix, centre-relative coords)
+    xo = (pix % W).to(tl.float32) + 0.5 - hw
+    yo = (pix // W).to(tl.float32) + 0.5 - hh
+    xs = cs * xo + sn * yo + (cx - cs * cx - sn * cy)
+    ys = -sn * xo + cs * yo + (cy + sn * cx - cs * cy)
+    ix = xs + hw - 0.5
+    iy = ys + hh - 0.5
+    plane = c * (H * W)
+    lmask = cmask[:, None]
+    if NEAREST:
+        x = _rint(ix).to(tl.int32)
+        y = _rint(iy).to(tl.int32)
+        ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H)
+        v = tl.load(in_ptr + plane[:, None] + (y * W + x)[None, :], mask=lmask & ok[None, :], other=0)
+        res = v.to(tl.float32) * out_scale
+    else:
+        x0f = tl.floor(ix)
+        y0f = tl.floor(iy)
+        fx = ix - x0f
+        fy = iy - y0f
+        x0 = x0f.to(tl.int32)
+        y0 = y0f.to(tl.int32)
+        if HALF_MATH:
+            acc = tl.zeros([BLOCK_C, BLOCK_P], dtype=tl.float16)
+        else:
+            acc = tl.zeros([BLOCK_C, BLOCK_P], dtype=tl.float32)
+        for k in tl.static_range(4):
+            dx: tl.constexpr = k % 2
+            dy: tl.constexpr = k // 2
+            x = x0 + dx
+            y = y0 + dy
+            w = (fx if dx == 1 else 1.0 - fx) * (fy if dy == 1 else 1.0 - fy)
+            ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H)
+            v = tl.load(in_ptr + plane[:, None] + (y * W + x)[None, :], mask=lmask & ok[None, :], other=0)
+            if HALF_MATH:
+                acc += w.to(tl.float16)[None, :] * v
+            else:
+                acc += w[None, :] * v.to(tl.float32)
+        res = acc.to(tl.float32) * out_scale
+    optr = out_ptr + plane[:, None] + pix[None, :]
+    tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[None, :])
+
+
+def _as_device_vector(v, n: int, device, name: str) -> torch.Tensor:
+    t = v if isinstance(v, torch.Tensor) else torch.tensor(v, dtype=torch.float32)
+    t = t.to(device=device, dtype=torch.float32).reshape(-1)
+    if t.numel() != n:
+        raise BevDeployError(f"{OP}: {name} must hold {n} number(s), got {t.numel()}.")
+    return t.contiguous()
+
+
+def rotate_cuda(
+    img: torch.Tensor,
+    angle: float | torch.Tensor,
+    center: Sequence[float] | torch.Tensor | None = None,
+    interpolation: int | str = 0,
+    precision: str = "fp32",
+    scales: Mapping[str, float] | None = None,
+) -> torch.Tensor:
+    """Rotate every (H, W) plane of ``img`` by ``angle`` degrees about ``center`` with one precision's kernel."""
+    check_launch(OP, precision, [img])
+    modes = {"bilinear": 0, "nearest": 1}
+    mode = modes.get(interpolation, interpolation) if isinstance(interpolation, str) else int(interpolation)
+    if mode not in (0, 1):
+        raise BevDeployError(f"{OP}: interpolation must be 'bilinear'/0 or 'nearest'/1, got {interpolation!r}.")
+    if img.dim() < 2:
+        raise BevDeployError(f"{OP}: img must have at least 2 dims (..., H, W), got {tuple(img.shape)}.")
+    h, w = int(img.shape[-2]), int(img.shape[-1])
+    if precision == "int8":
+        x, out_scale = int8_input(OP, img, "img", scales)
+    else:
+        x, out_scale = float_storage(img, precision), 1.0
+    ang = _as_device_vector(angle, 1, img.device, "angle")
+    ctr = _as_device_vector([w * 0.5, h * 0.5] if center is None else center, 2, img.device, "center")
+    out = torch.empty(img.shape, dtype=out_dtype(precision), device=img.device)
+    planes = math.prod(img.shape[:-2])
+    if out.numel() == 0:
+        return out
+    block_c, block_p = 4, 256
+    grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
+    _rotate_kernel[grid](
+        x, out, ang, ctr, h, w, out_scale,
+        NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, NPLANES=planes,
+        num_warps=4,
+    )
+    return out
