@@ -85,7 +85,7 @@ def bevdeploy_export(
         return None
     from .export import export_subgraph
 
-    return export_subgraph(subgraph, example_inputs, precision, backend.qdq_flavour, Path(out_dir))
+    return export_subgraph(subgraph, example_inputs, precision, backend.qdq_flavour, Path(out_dir), backend.name)
 
 
 @hookimpl

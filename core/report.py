@@ -25,8 +25,17 @@ def _metrics(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _not_honoured(engines: dict[str, Any]) -> list[str]:
-    return [f"{name}: {note}" for name, e in engines.items() for note in e.notes]
+def _not_honoured(engines: dict[str, Any], artifacts: dict[str, Any]) -> list[str]:
+    """What the backend (engine notes) and the exporter (artifact notes) did not run as asked.
+    The FP16 upcast is said by both; the engine's line is kept."""
+    out = []
+    for name, engine in engines.items():
+        notes = list(engine.notes)
+        for note in artifacts[name].meta.get("notes", []) if name in artifacts else []:
+            if not ("upcast" in note and any("upcast" in n for n in notes)):
+                notes.append(note)
+        out += [f"{name}: {n}" for n in dict.fromkeys(notes)]
+    return out
 
 
 def _dataset_info(dataset: Any, num_samples: int) -> dict[str, Any]:
@@ -72,7 +81,7 @@ def build_report(res: Any, ws: Any, state: dict[str, Any], dataset: Any, clock: 
         memory_what=mem_what,
         artifacts=artifacts,
         piece_precisions={sg.name: sg.precision_for(spec.precision) for sg in state["graph"].subgraphs},
-        not_honoured=_not_honoured(state["engines"]),
+        not_honoured=_not_honoured(state["engines"], state["artifacts"]),
         notes=list(res.notes),
         timings_s={k: round(v, 3) for k, v in clock.items()},
         workspace=str(ws.root),

@@ -36,6 +36,18 @@ def has_qdq(model_path: str | Path) -> bool:
     return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
 
 
+def static_problems(model_path: str | Path) -> list[str]:
+    """What TensorRT 10's parser would refuse in the graph, checked without TensorRT; custom-op
+    nodes count as supported when a registered op names them and provides a TensorRT plugin."""
+    import onnx
+
+    from ..export import check_tensorrt
+    from ..manager import registered_ops
+
+    plugin_ops = [name for op in registered_ops().values() if op.trt_register for name in op.onnx_names.values()]
+    return check_tensorrt(onnx.load(str(model_path), load_external_data=False), plugin_ops)
+
+
 def build_plan(onnx_path: Path, precision: str, strongly_typed: bool) -> bytes:
     """Parse the ONNX file and return the serialized engine (plan)."""
     import tensorrt as trt
@@ -126,11 +138,9 @@ def build(artifact: Artifact, precision: str) -> Engine:
         raise BackendUnavailable(f"backend 'tensorrt' is not usable here: {reason}")
     if artifact.format != "onnx" or artifact.path is None:
         raise BevDeployError(f"piece {artifact.name!r} is {artifact.format!r}; TensorRT builds ONNX only")
-    from ..export import checks
-
-    problems = checks.tensorrt_problems(artifact.path)
+    problems = static_problems(artifact.path)
     if problems:
-        raise BevDeployError(f"{artifact.path} will not parse in TensorRT: {problems[0]}")
+        raise BevDeployError(f"{artifact.path} will not build in TensorRT: {problems[0]} ({len(problems)} problems)")
     plan = build_plan(Path(artifact.path), precision, strongly_typed=has_qdq(artifact.path))
     engine_dir: Any = artifact.meta.get("engine_dir")
     if engine_dir:

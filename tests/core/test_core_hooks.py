@@ -6,10 +6,9 @@ from __future__ import annotations
 import inspect
 import sys
 
+import bevdeploy
 import pluggy
 import pytest
-
-import bevdeploy
 from bevdeploy import hookspecs
 from bevdeploy.cli import main
 from bevdeploy.manager import get_plugin_manager, make_plugin_manager, registered_models
@@ -34,7 +33,7 @@ def test_every_hookspec_is_documented_and_stage_hooks_pick_one():
     for name, fn in specs.items():
         doc = inspect.getdoc(fn) or ""
         assert len(doc.split()) >= 15, f"{name} needs a docstring saying who calls it and what it returns"
-        opts = getattr(fn, "bevdeploy_spec")
+        opts = fn.bevdeploy_spec
         assert opts["firstresult"] == (name in STAGE_HOOKS), name
 
 

@@ -1,0 +1,37 @@
+"""The workspace trusts a file only when the manifest lists it with the same key and hash."""
+
+from __future__ import annotations
+
+import json
+
+from bevdeploy.workspace import Workspace, atomic_write_json, atomic_write_text
+
+
+def test_atomic_writes_leave_no_temp_files(tmp_path):
+    atomic_write_text(tmp_path / "a.txt", "hello")
+    atomic_write_json(tmp_path / "b.json", {"x": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.json"]
+    assert json.loads((tmp_path / "b.json").read_text()) == {"x": 1}
+
+
+def test_reuse_needs_same_key_and_intact_files(tmp_path):
+    ws = Workspace(tmp_path / "ws", "key1").open()
+    staged = ws.staging("piece")
+    (staged / "piece.onnx").write_bytes(b"graph")
+    moved = ws.commit_staged(staged, ws.onnx_dir)
+    assert not staged.exists() and list(moved.values()) == [ws.onnx_dir / "piece.onnx"]
+    ws.record("export:piece", list(moved.values()), "key1", artifact={"path": "onnx/piece.onnx"})
+    assert Workspace(ws.root, "key1").open().cached("export:piece", "key1")["artifact"] == {"path": "onnx/piece.onnx"}
+    assert Workspace(ws.root, "key2").open().cached("export:piece", "key2") is None  # another spec
+    assert Workspace(ws.root, "key1", force=True).open().cached("export:piece", "key1") is None
+    (ws.onnx_dir / "piece.onnx").write_bytes(b"graph, half written")
+    assert Workspace(ws.root, "key1").open().cached("export:piece", "key1") is None  # tampered/partial
+
+
+def test_unrecorded_files_and_staging_are_not_trusted(tmp_path):
+    ws = Workspace(tmp_path / "ws", "k").open()
+    (ws.onnx_dir / "orphan.onnx").write_bytes(b"x")
+    assert ws.cached("export:orphan", "k") is None
+    ws.staging("left-over")
+    ws.discard_staging()
+    assert not list(ws.root.glob(".staging-*"))
