@@ -19,6 +19,7 @@ from .naming import SCHEMES, onnx_naming
 # op folder -> (one-line description, GPU precisions)
 _OPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "bev_pool_v2": ("BEVDet interval pooling of frustum features into the BEV grid", ("fp32", "fp16", "fp16x2", "int8")),
+    "ms_deform_attn": ("Multi-scale deformable attention (BEVFormer, Deformable DETR)", ("fp32", "fp16", "fp16x2", "int8")),
 }
 
 

@@ -44,7 +44,10 @@ def export_one_op(
 
 
 def run_onnx(model: onnx.ModelProto, inputs: Sequence[torch.Tensor]) -> list[np.ndarray]:
-    """Run ``model`` on ONNX Runtime CPU with all registered custom ops (inputs in graph order)."""
+    """Run ``model`` on ONNX Runtime CPU with all registered custom ops.
+
+    ``inputs`` in the order given to :func:`export_one_op` (inputs the graph pruned are skipped),
+    or else in graph-input order."""
     import onnxruntime
 
     from . import ort
@@ -52,8 +55,11 @@ def run_onnx(model: onnx.ModelProto, inputs: Sequence[torch.Tensor]) -> list[np.
     session = onnxruntime.InferenceSession(
         model.SerializeToString(), ort.session_options(), providers=["CPUExecutionProvider"]
     )
-    graph_inputs = [i.name for i in session.get_inputs()]
-    feed = {name: t.detach().contiguous().numpy() for name, t in zip(graph_inputs, inputs, strict=False)}
+    by_name = {f"in{i}": t for i, t in enumerate(inputs)}  # export_one_op's names; unused inputs are pruned
+    names = [i.name for i in session.get_inputs()]
+    if not all(n in by_name for n in names):
+        by_name = dict(zip(names, inputs, strict=False))
+    feed = {n: by_name[n].detach().contiguous().numpy() for n in names}
     return session.run(None, feed)
 
 

@@ -38,7 +38,7 @@ def _bev_pool_v2_cuda(depth, feat, ranks_depth, ranks_feat, ranks_bev, interval_
 @bev_pool_v2.register_fake
 def _bev_pool_v2_fake(depth, feat, ranks_depth, ranks_feat, ranks_bev, interval_starts, interval_lengths, out_shape):
     b, z, y, x, c = out_shape
-    return feat.new_empty((b, c, z, y, x))
+    return feat.new_empty((b, z, y, x, c)).permute(0, 4, 1, 2, 3)
 
 
 def _setup_context(ctx, inputs, output):

@@ -48,7 +48,7 @@ def bev_pool_v2_reference(
     f = feat.reshape(-1, feat.shape[-1])[ranks_feat.long()[idx]]
     out = torch.zeros(b * z * y * x, c, dtype=feat.dtype, device=feat.device)
     out = out.index_add(0, cell_per_point, d.unsqueeze(1).to(feat.dtype) * f)
-    return out.reshape(b, z, y, x, c).permute(0, 4, 1, 2, 3).contiguous()
+    return out.reshape(b, z, y, x, c).permute(0, 4, 1, 2, 3)  # channels-last memory, as the kernel writes
 
 
 def bev_pool_v2_prepare(
