@@ -1,0 +1,192 @@
+"""Camera branch: GeneralizedLSSFPN neck and DepthLSSTransform (depth-aware lift-splat), with the
+frustum geometry that turns the camera matrices into bev_pool_v2 ranks.
+
+Names follow mit-han-lab/bevfusion (``lateral_convs.i.conv``, ``dtransform``, ``depthnet``,
+``downsample``, and the non-trainable ``frustum``/``dx``/``bx``/``nx`` parameters that the
+official checkpoints contain)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import CameraConfig
+
+
+class ConvModule(nn.Module):
+    """mmcv ConvModule naming (``conv``, ``bn``): conv without bias, BN, ReLU."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, padding: int = 0):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, padding=padding, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+        self.activate = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.bn(self.conv(x)))
+
+
+class GeneralizedLSSFPN(nn.Module):
+    """Top-down FPN that concatenates (upsampled coarser level, finer level) then 1x1 + 3x3 convs."""
+
+    def __init__(self, in_channels: list[int], out_channels: int):
+        super().__init__()
+        self.in_channels = list(in_channels)
+        n = len(in_channels) - 1
+        self.lateral_convs = nn.ModuleList()
+        self.fpn_convs = nn.ModuleList()
+        for i in range(n):
+            extra = in_channels[i + 1] if i == n - 1 else out_channels
+            self.lateral_convs.append(ConvModule(in_channels[i] + extra, out_channels, 1))
+            self.fpn_convs.append(ConvModule(out_channels, out_channels, 3, padding=1))
+
+    def forward(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        laterals = list(inputs)
+        for i in range(len(laterals) - 2, -1, -1):
+            up = F.interpolate(laterals[i + 1], size=laterals[i].shape[2:], mode="bilinear", align_corners=False)
+            laterals[i] = self.fpn_convs[i](self.lateral_convs[i](torch.cat([laterals[i], up], dim=1)))
+        return laterals[:-1]
+
+
+def _conv_bn_relu(cin: int, cout: int, k: int, stride: int = 1, padding: int = 0, bias: bool = True) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, k, stride=stride, padding=padding, bias=bias), nn.BatchNorm2d(cout), nn.ReLU(True)]
+
+
+class DepthLSSTransform(nn.Module):
+    """Lift image features with a categorical depth distribution (conditioned on the sparse LiDAR
+    depth image), splat them into the BEV grid with bev_pool_v2, then downsample the BEV map."""
+
+    def __init__(self, cfg: CameraConfig):
+        super().__init__()
+        self.image_size = cfg.image_size
+        self.feature_size = cfg.feature_size
+        bounds = (cfg.xbound, cfg.ybound, cfg.zbound)
+        self.dx = nn.Parameter(torch.tensor([b[2] for b in bounds]), requires_grad=False)
+        self.bx = nn.Parameter(torch.tensor([b[0] + b[2] / 2.0 for b in bounds]), requires_grad=False)
+        self.nx = nn.Parameter(torch.tensor([int((b[1] - b[0]) / b[2]) for b in bounds]), requires_grad=False)
+        self.frustum = nn.Parameter(self._create_frustum(cfg), requires_grad=False)
+        self.C = cfg.vt_channels
+        self.D = self.frustum.shape[0]
+        cin = cfg.neck_channels
+        self.dtransform = nn.Sequential(
+            *_conv_bn_relu(1, 8, 1), *_conv_bn_relu(8, 32, 5, 4, 2), *_conv_bn_relu(32, 64, 5, 2, 2)
+        )
+        self.depthnet = nn.Sequential(
+            *_conv_bn_relu(cin + 64, cin, 3, padding=1),
+            *_conv_bn_relu(cin, cin, 3, padding=1),
+            nn.Conv2d(cin, self.D + self.C, 1),
+        )
+        c = self.C
+        if cfg.vt_downsample == 2:
+            self.downsample = nn.Sequential(
+                *_conv_bn_relu(c, c, 3, padding=1, bias=False),
+                *_conv_bn_relu(c, c, 3, stride=2, padding=1, bias=False),
+                *_conv_bn_relu(c, c, 3, padding=1, bias=False),
+            )
+        elif cfg.vt_downsample == 1:
+            self.downsample = nn.Identity()
+        else:
+            raise ValueError(f"vtransform downsample must be 1 or 2, got {cfg.vt_downsample}")
+
+    @staticmethod
+    def _create_frustum(cfg: CameraConfig) -> torch.Tensor:
+        ih, iw = cfg.image_size
+        fh, fw = cfg.feature_size
+        ds = torch.arange(*cfg.dbound, dtype=torch.float).view(-1, 1, 1).expand(-1, fh, fw)
+        d = ds.shape[0]
+        xs = torch.linspace(0, iw - 1, fw).view(1, 1, fw).expand(d, fh, fw)
+        ys = torch.linspace(0, ih - 1, fh).view(1, fh, 1).expand(d, fh, fw)
+        return torch.stack((xs, ys, ds), -1)
+
+    def depth_and_features(self, feat: torch.Tensor, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """feat (N, Cin, fH, fW), depth image (N, 1, H, W) -> depth weights (N, D, fH, fW) and
+        context features (N, fH, fW, C), the two tensors bev_pool_v2 combines."""
+        d = self.dtransform(depth)
+        x = self.depthnet(torch.cat([d, feat], dim=1))
+        weights = x[:, : self.D].softmax(dim=1)
+        context = x[:, self.D : self.D + self.C].permute(0, 2, 3, 1).contiguous()
+        return weights, context
+
+    @property
+    def bev_shape(self) -> tuple[int, int, int]:
+        """(Z, X, Y) cells of the lifted grid."""
+        nx = [int(v) for v in self.nx.tolist()]
+        return (nx[2], nx[0], nx[1])
+
+    def geometry(self, camera2lidar: torch.Tensor, intrinsics: torch.Tensor, img_aug: torch.Tensor) -> torch.Tensor:
+        """LiDAR-frame position of every frustum point: (N, D, fH, fW, 3). Matrices are (N, 4, 4)."""
+        n = camera2lidar.shape[0]
+        post_rots, post_trans = img_aug[:, :3, :3], img_aug[:, :3, 3]
+        pts = self.frustum.to(camera2lidar.dtype) - post_trans.view(n, 1, 1, 1, 3)
+        pts = torch.linalg.inv(post_rots).view(n, 1, 1, 1, 3, 3).matmul(pts.unsqueeze(-1))
+        pts = torch.cat((pts[..., :2, :] * pts[..., 2:3, :], pts[..., 2:3, :]), dim=-2)
+        combine = camera2lidar[:, :3, :3].matmul(torch.linalg.inv(intrinsics[:, :3, :3]))
+        pts = combine.view(n, 1, 1, 1, 3, 3).matmul(pts).squeeze(-1)
+        return pts + camera2lidar[:, :3, 3].view(n, 1, 1, 1, 3)
+
+    def bev_pool_ranks(
+        self, camera2lidar: torch.Tensor, intrinsics: torch.Tensor, img_aug: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """bev_pool_v2 inputs for one frame: ranks_depth, ranks_feat, ranks_bev (int32, sorted by
+        BEV cell) and interval_starts/lengths. Voxel indices truncate toward zero like the
+        official ``.long()`` cast, so points just below the grid edge fall into cell 0."""
+        geom = self.geometry(camera2lidar.float(), intrinsics.float(), img_aug.float())
+        n, d, fh, fw, _ = geom.shape
+        coords = ((geom - (self.bx - self.dx / 2.0)) / self.dx).long().view(-1, 3)
+        nx = self.nx.long()
+        kept = ((coords >= 0) & (coords < nx)).all(dim=1)
+        idx = torch.arange(n * d * fh * fw, dtype=torch.long)
+        cam, rem = idx // (d * fh * fw), idx % (d * fh * fw)
+        pix = rem % (fh * fw)
+        ranks_depth = idx[kept]
+        ranks_feat = (cam * fh * fw + pix)[kept]
+        c = coords[kept]
+        # cell layout (Z, X, Y) as the official bev_pool output (B, C, Z, X, Y)
+        ranks_bev = c[:, 2] * (nx[0] * nx[1]) + c[:, 0] * nx[1] + c[:, 1]
+        order = torch.argsort(ranks_bev, stable=True)
+        ranks_depth, ranks_feat, ranks_bev = ranks_depth[order], ranks_feat[order], ranks_bev[order]
+        if ranks_bev.numel() == 0:
+            empty = torch.zeros(0, dtype=torch.int32)
+            return empty, empty, empty, empty, empty
+        starts = torch.ones_like(ranks_bev, dtype=torch.bool)
+        starts[1:] = ranks_bev[1:] != ranks_bev[:-1]
+        interval_starts = torch.nonzero(starts).squeeze(1)
+        ends = torch.cat([interval_starts[1:], torch.tensor([ranks_bev.numel()])])
+        lengths = ends - interval_starts
+        i32 = torch.int32
+        return (
+            ranks_depth.to(i32), ranks_feat.to(i32), ranks_bev.to(i32), interval_starts.to(i32), lengths.to(i32)
+        )  # fmt: skip
+
+
+def bev_pool(
+    depth_weights: torch.Tensor,
+    context: torch.Tensor,
+    ranks: tuple[torch.Tensor, ...],
+    bev_shape: tuple[int, int, int],
+) -> torch.Tensor:
+    """Splat (N, D, fH, fW) x (N, fH, fW, C) into the BEV grid with the bevdeploy ``bev_pool_v2``
+    op and fold Z into channels: -> (1, C*Z, X, Y) as mit-han-lab's ``bev_pool`` + unbind/cat."""
+    op = _bev_pool_v2_op()
+    z, x, y = bev_shape
+    c = context.shape[-1]
+    out = op(
+        depth_weights.unsqueeze(0).contiguous(),
+        context.unsqueeze(0).contiguous(),
+        *ranks,
+        [1, z, x, y, c],
+    )  # (1, C, Z, X, Y)
+    return torch.cat(out.unbind(dim=2), dim=1)
+
+
+def _bev_pool_v2_op():
+    """The registered custom op; importing the trt_ops plugin registers it with torch.library."""
+    import bevdeploy.plugins.trt_ops  # noqa: F401  (registers torch.ops.bevdeploy.*)
+
+    try:
+        return torch.ops.bevdeploy.bev_pool_v2
+    except (AttributeError, RuntimeError) as exc:
+        raise RuntimeError(
+            "torch.ops.bevdeploy.bev_pool_v2 is not registered; bevdeploy.plugins.trt_ops must provide it"
+        ) from exc

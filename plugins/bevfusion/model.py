@@ -1,0 +1,133 @@
+"""The BEVFusion module tree (``encoders.camera.{backbone,neck,vtransform}``,
+``encoders.lidar.{voxelize,backbone}``, ``fuser``, ``decoder.{backbone,neck}``, ``heads.object``)
+and the stage functions that both the eager forward and the DeployGraph pieces call, so the two
+paths cannot drift apart."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from bevdeploy.data.types import Detections
+from torch import nn
+
+from .camera import DepthLSSTransform, GeneralizedLSSFPN, bev_pool
+from .config import BEVFusionConfig, get_config
+from .decoder import SECOND, SECONDFPN, ConvFuser
+from .head import HEAD_OUTPUTS, TransFusionHead, decode
+from .lidar import SparseEncoder, Voxelization
+from .resnet import ResNet
+
+CHECKPOINT_WRAPPERS = ("state_dict", "model", "module")
+
+
+class BEVFusion(nn.Module):
+    """Camera + LiDAR BEVFusion. ``forward(**inputs)`` takes the dict that ``prepare`` returns
+    and returns the head outputs (named by ``HEAD_OUTPUTS``); :meth:`predict` adds the decode."""
+
+    def __init__(self, cfg: BEVFusionConfig):
+        super().__init__()
+        self.cfg = cfg
+        cam = cfg.camera
+        backbone = ResNet(cam.stem_channels, cam.stage_blocks, cam.stage_planes, cam.out_indices)
+        neck_in = [backbone.out_channels[i] for i in cam.out_indices]
+        lidar_bev_channels = cfg.lidar.output_channels * 2  # conv_out leaves 2 z-cells
+        self.encoders = nn.ModuleDict(
+            {
+                "camera": nn.ModuleDict(
+                    {
+                        "backbone": backbone,
+                        "neck": GeneralizedLSSFPN(neck_in, cam.neck_channels),
+                        "vtransform": DepthLSSTransform(cam),
+                    }
+                ),
+                "lidar": nn.ModuleDict({"voxelize": Voxelization(cfg.lidar), "backbone": SparseEncoder(cfg.lidar)}),
+            }
+        )
+        dec = cfg.decoder
+        self.fuser = ConvFuser([cam.vt_channels, lidar_bev_channels], dec.fuser_channels)
+        self.decoder = nn.ModuleDict(
+            {"backbone": SECOND(dec.fuser_channels, dec), "neck": SECONDFPN(dec.second_out, dec)}
+        )
+        self.heads = nn.ModuleDict({"object": TransFusionHead(sum(dec.fpn_out), cfg.head, cfg.bev_size)})
+
+    # ---- stages (shared by forward and the partition) ----------------------------------------
+
+    def camera_features(self, img: torch.Tensor, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """img (1, N, 3, H, W), depth (1, N, 1, H, W) -> depth weights (N, D, fH, fW) and
+        context (N, fH, fW, C)."""
+        cam = self.encoders["camera"]
+        b, n = img.shape[:2]
+        feats = cam["neck"](cam["backbone"](img.flatten(0, 1)))[0]
+        return cam["vtransform"].depth_and_features(feats, depth.flatten(0, 1))
+
+    def bev_ranks(self, camera2lidar, camera_intrinsics, img_aug_matrix) -> tuple[torch.Tensor, ...]:
+        vt = self.encoders["camera"]["vtransform"]
+        return vt.bev_pool_ranks(camera2lidar[0], camera_intrinsics[0], img_aug_matrix[0])
+
+    def camera_bev(self, depth_weights, context, *ranks) -> torch.Tensor:
+        return bev_pool(depth_weights, context, ranks, self.encoders["camera"]["vtransform"].bev_shape)
+
+    def voxelize(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoders["lidar"]["voxelize"](points)
+
+    def fuse(self, camera_bev: torch.Tensor, lidar_bev: torch.Tensor) -> torch.Tensor:
+        x = self.fuser(camera_bev, lidar_bev)
+        return self.decoder["neck"](self.decoder["backbone"](x))
+
+    def decode(self, outputs: tuple[torch.Tensor, ...] | Mapping[str, torch.Tensor]) -> Detections:
+        if isinstance(outputs, Mapping):
+            outputs = tuple(outputs[k] for k in HEAD_OUTPUTS)
+        lidar = self.cfg.lidar
+        return decode(outputs, self.cfg.head, lidar.voxel_size[:2], lidar.point_cloud_range[:2])
+
+    # ---- eager model ---------------------------------------------------------------------------
+
+    def forward(
+        self,
+        img: torch.Tensor,
+        depth: torch.Tensor,
+        points: torch.Tensor,
+        camera2lidar: torch.Tensor,
+        camera_intrinsics: torch.Tensor,
+        img_aug_matrix: torch.Tensor,
+        **unused: Any,
+    ) -> dict[str, torch.Tensor]:
+        weights, context = self.camera_features(img, depth)
+        ranks = self.bev_ranks(camera2lidar, camera_intrinsics, img_aug_matrix)
+        cam_bev = self.encoders["camera"]["vtransform"].downsample(self.camera_bev(weights, context, *ranks))
+        voxels, coords = self.voxelize(points)
+        lidar_bev = self.encoders["lidar"]["backbone"](voxels, coords)
+        outs = self.heads["object"](self.fuse(cam_bev, lidar_bev))
+        return dict(zip(HEAD_OUTPUTS, outs, strict=True))
+
+    @torch.no_grad()
+    def predict(self, inputs: Mapping[str, torch.Tensor]) -> Detections:
+        return self.decode(self(**inputs))
+
+    # ---- checkpoints -----------------------------------------------------------------------------
+
+    @staticmethod
+    def convert_checkpoint(state_dict: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """An official mit-han-lab checkpoint -> a state dict for ``load_state_dict(strict=True)``.
+
+        Unwraps a ``{"state_dict": ...}`` (or ``model``/``module``) wrapper and a ``module.``
+        prefix; sparse-conv weights in the spconv 1.x layout are permuted by the conv modules'
+        own load hook, so both official and our own state dicts load."""
+        sd: Any = state_dict
+        while isinstance(sd, Mapping) and not any(isinstance(v, torch.Tensor) for v in sd.values()):
+            key = next((k for k in CHECKPOINT_WRAPPERS if k in sd), None)
+            if key is None:
+                break
+            sd = sd[key]
+        return {(k[7:] if k.startswith("module.") else k): v for k, v in sd.items()}
+
+
+def build(variant: str) -> BEVFusion:
+    """variant -> FP32 BEVFusion in eval mode (random weights until a checkpoint is loaded)."""
+    cfg = get_config(variant)
+    with torch.random.fork_rng():  # deterministic initial weights without touching the caller's RNG
+        torch.manual_seed(0)
+        model = BEVFusion(cfg)
+    return model.eval()
