@@ -1,0 +1,1 @@
+"""modulated_deform_conv2d custom op."""

@@ -1,0 +1,1 @@
+"""rotate custom op."""
