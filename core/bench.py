@@ -86,7 +86,18 @@ def device_name(kind: str = "auto") -> str:
     import os
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"cpu: {cores} cores {platform.machine()} ({platform.processor() or 'unknown'})"
+    return f"cpu: {cores} cores {platform.machine()} ({_cpu_model()})"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown model"
 
 
 def progress(items: Iterable[T], label: str, total: int | None = None, stream: Any = None) -> Iterator[T]:
