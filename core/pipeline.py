@@ -344,31 +344,17 @@ def _stages(
     res: Resolved, model: torch.nn.Module, eval_ds: Any, calib_ds: Any, ws: Workspace, pm: PluginManager,
     clock: dict[str, float],
 ) -> dict[str, Any]:
+    """quantize -> partition -> export -> build -> infer -> evaluate -> fidelity, timing each."""
     t = time.perf_counter()
     fp32_model = model
     if res.spec.precision in QUANTIZED:
         fp32_model = copy.deepcopy(model)
         model = quantize(res, model, calib_ds, ws, pm)
     clock["quantize"] = time.perf_counter() - t
-    t = time.perf_counter()
     graph = partition(res, model, pm)
     fp32_graph = partition(res, fp32_model, pm) if model is not fp32_model else graph
-    example_sample = calib_ds[0] if calib_ds is not None else eval_ds[0]
-    with torch.inference_mode():
-        examples = record_subgraph_io(graph, res.model.prepare(fp32_model, example_sample))
-    artifacts, engines, reused = {}, {}, []
-    for sg in graph.subgraphs:
-        art, was_cached = export_piece(res, sg, examples[sg.name]["inputs"], ws, pm)
-        artifacts[sg.name] = art
-        if was_cached:
-            reused.append(sg.name)
-    clock["export"] = time.perf_counter() - t
-    t = time.perf_counter()
-    for sg in graph.subgraphs:
-        engines[sg.name] = build_piece(res, artifacts[sg.name], sg.precision_for(res.spec.precision), ws, pm)
-    clock["build"] = time.perf_counter() - t
-    if reused:
-        res.notes.append(f"reused exported pieces from the workspace: {', '.join(reused)}")
+    artifacts, engines = export_and_build(res, fp32_model, graph, calib_ds if calib_ds is not None else eval_ds,
+                                          ws, pm, clock)
     t = time.perf_counter()
     detections, timings = infer_all(res, fp32_model, graph, engines, eval_ds, pm)
     clock["infer"] = time.perf_counter() - t
@@ -382,3 +368,26 @@ def _stages(
     clock["fidelity"] = time.perf_counter() - t
     return {"graph": graph, "artifacts": artifacts, "engines": engines, "timings": timings,
             "metrics": metrics, "fidelity": fid, "num_samples": len(detections)}
+
+
+def export_and_build(
+    res: Resolved, fp32_model: torch.nn.Module, graph: DeployGraph, example_ds: Any, ws: Workspace,
+    pm: PluginManager, clock: dict[str, float],
+) -> tuple[dict[str, Artifact], dict[str, Engine]]:
+    """Export every subgraph (example inputs recorded on one calibration sample) and build it."""
+    t = time.perf_counter()
+    with torch.inference_mode():
+        examples = record_subgraph_io(graph, res.model.prepare(fp32_model, example_ds[0]))
+    artifacts, engines, reused = {}, {}, []
+    for sg in graph.subgraphs:
+        artifacts[sg.name], was_cached = export_piece(res, sg, examples[sg.name]["inputs"], ws, pm)
+        if was_cached:
+            reused.append(sg.name)
+    if reused:
+        res.notes.append(f"reused exported pieces from the workspace: {', '.join(reused)}")
+    clock["export"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for sg in graph.subgraphs:
+        engines[sg.name] = build_piece(res, artifacts[sg.name], sg.precision_for(res.spec.precision), ws, pm)
+    clock["build"] = time.perf_counter() - t
+    return artifacts, engines
