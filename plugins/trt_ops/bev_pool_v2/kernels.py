@@ -64,7 +64,8 @@ def _bev_pool_v2_kernel(
             acc += tl.sum(d.to(tl.int32)[:, None] * f.to(tl.int32), axis=0)
     rb = tl.load(rb_ptr + start)
     res = acc.to(tl.float32) * out_scale
-    tl.store(out_ptr + rb * C + c, res.to(out_ptr.dtype.element_ty), mask=cmask)
+    # an empty interval writes nothing: its start may point into another interval's points
+    tl.store(out_ptr + rb * C + c, res.to(out_ptr.dtype.element_ty), mask=cmask & (length > 0))
 
 
 def _prepare(depth, feat, precision, scales):

@@ -6,7 +6,7 @@ Entry point (called by op.py on CUDA tensors)::
                                  deform_groups, precision="fp32", scales=None) -> (N, Cout, Ho, Wo)
 
 input (N, Cin, H, W); offset (N, deform_groups * 2 * kh * kw, Ho, Wo) with (dy, dx) interleaved per kernel
-tap; mask (N, deform_groups * kh * kw, Ho, Wo); weight (Cout, Cin / groups, kh, kw); bias (Cout,) or None.
+tap; mask (N, deform_groups * kh * kw, Ho, Wo); weight (Cout, Cin / groups, kh, kw); bias (Cout,), empty or None.
 Sampling position of tap (i, j) = (ho * stride - pad + i * dilation + dy, wo * stride - pad + j * dilation + dx),
 bilinear, zero outside. One program per (output pixel block, output channel block, sample x group) builds
 the modulated column tile [taps, pixels] in registers and multiplies it with the weight tile on the
@@ -156,7 +156,8 @@ def modulated_deform_conv2d_cuda(
     out = torch.empty((n, cout, ho, wo), dtype=out_dtype(precision), device=input.device)
     if out.numel() == 0:
         return out
-    b = bias.to(torch.float32).contiguous() if bias is not None else out
+    has_bias = bias is not None and bias.numel() > 0
+    b = bias.to(torch.float32).contiguous() if has_bias else out
     cout_g = cout // groups
     block_co, block_p, block_r = (32, 64, 32) if cout_g > 16 else (16, 64, 32)
     grid = (triton.cdiv(ho * wo, block_p), triton.cdiv(cout_g, block_co), n * groups)
@@ -164,7 +165,7 @@ def modulated_deform_conv2d_cuda(
         x, off, mk, wt, b, out,
         cin, h, w, ho, wo, kw, kh * kw, sh, sw, ph, pw, dh, dw, groups, cin_g, cout_g, deform_groups,
         cin // deform_groups, out_scale,
-        HAS_BIAS=bias is not None, MODE=_MODE[precision], BLOCK_CO=block_co, BLOCK_P=block_p, BLOCK_R=block_r,
+        HAS_BIAS=has_bias, MODE=_MODE[precision], BLOCK_CO=block_co, BLOCK_P=block_p, BLOCK_R=block_r,
         num_warps=4,
     )
     return out

@@ -1,0 +1,99 @@
+"""Every Triton kernel variant against its reference on the CPU, in Triton's interpreter (TRITON_INTERPRET=1).
+
+Tiny shapes with odd channel counts (fp16x2 must handle them), points off the map and empty intervals.
+The comparison is against the reference on the same fp16-rounded / dequantised inputs, so it bounds the
+kernel's own arithmetic (tolerances in benchmarks/ops_cases.py: fp32 1e-5, fp16 3e-3, fp16x2 1e-2, int8 3e-3).
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+# Triton decides interpreter mode when it is imported (its own standard library is jitted then), so the
+# variable must be set before the first `import triton` of the session; on a CPU machine nothing else imports it.
+if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
+    pytest.skip("Triton was imported before interpreter mode could be set", allow_module_level=True)
+os.environ["TRITON_INTERPRET"] = "1"
+pytest.importorskip("triton", reason="Triton is not installed (optional extra `gpu`); interpreter checks skipped")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import ops_cases  # noqa: E402
+from bevdeploy import BevDeployError  # noqa: E402
+
+
+def _variants():
+    for op, (build, _anchor, tiny, precisions) in ops_cases.OPS.items():
+        for variant in tiny:
+            for precision in precisions:
+                yield pytest.param(op, build, variant, precision, id=f"{op}-{variant}-{precision}")
+
+
+def _check(op, case, precision):
+    kernel = ops_cases.kernel_for(op)
+    reference, _ = ops_cases.reference_for(op)
+    kargs, rargs = ops_cases.variant_inputs(case, precision)
+    out = kernel(*kargs, precision=precision, scales=case.scales)
+    ref = reference(*rargs)
+    assert out.shape == ref.shape
+    assert out.dtype == (torch.float32 if precision == "fp32" else torch.float16)
+    assert ref.abs().max() > 0  # the case must not be trivially zero
+    err = ops_cases.rel_error(out, ref)
+    assert err <= ops_cases.TOLERANCE[precision], f"{case.name} {precision}: relative error {err:.2e}"
+
+
+@pytest.mark.parametrize("op,build,variant,precision", list(_variants()))
+def test_kernel_matches_reference(op, build, variant, precision):
+    _check(op, build(variant), precision)
+
+
+@pytest.mark.parametrize("mode", [0, 1])
+@pytest.mark.parametrize("padding", [0, 1, 2])
+@pytest.mark.parametrize("align", [False, True])
+@pytest.mark.parametrize("dims", ["tiny2d", "tiny3d"])
+def test_grid_sampler_modes(dims, mode, padding, align):
+    _check("grid_sampler", ops_cases.grid_sampler_case(dims, mode=mode, padding=padding, align=align), "fp32")
+
+
+def test_rotate_nearest():
+    _check("rotate", ops_cases.rotate_case("tiny", interpolation=1), "fp32")
+
+
+def test_bev_pool_empty_intervals_and_non_contiguous_feat():
+    case = ops_cases.bev_pool_case("tiny")
+    depth, feat, rd, rf, rb, starts, lengths, shape = case.args
+    lengths = lengths.clone()
+    lengths[::3] = 0  # empty intervals pointing into other intervals' points must write nothing
+    feat_nc = feat.transpose(2, 3).contiguous().transpose(2, 3)
+    assert not feat_nc.is_contiguous()
+    args = (depth, feat_nc, rd, rf, rb, starts, lengths, shape)
+    _check("bev_pool_v2", ops_cases.Case("bev_pool_v2[empty]", args), "fp32")
+
+
+def test_bev_pool_no_intervals_gives_zeros():
+    kernel = ops_cases.kernel_for("bev_pool_v2")
+    empty = torch.zeros(0, dtype=torch.int32)
+    out = kernel(torch.rand(1, 1, 2, 2, 2), torch.rand(1, 1, 2, 2, 3), empty, empty, empty, empty, empty,
+                 [1, 1, 4, 4, 3])
+    assert out.shape == (1, 3, 1, 4, 4) and not out.any()
+
+
+def test_inverse_rejects_half_precisions():
+    kernel = ops_cases.kernel_for("inverse")
+    with pytest.raises(BevDeployError, match="fp32"):
+        kernel(torch.eye(4).expand(2, 4, 4), precision="fp16")
+
+
+def test_int8_needs_scales():
+    kernel = ops_cases.kernel_for("ms_deform_attn")
+    case = ops_cases.ms_deform_attn_case("tiny")
+    with pytest.raises(BevDeployError, match="scales"):
+        kernel(*case.args, precision="int8", scales={})
+
+
+def test_unknown_precision():
+    kernel = ops_cases.kernel_for("rotate")
+    with pytest.raises(BevDeployError, match="precision"):
+        kernel(torch.rand(2, 4, 4), 10.0, precision="bf16")
