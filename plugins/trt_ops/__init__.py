@@ -20,6 +20,11 @@ from .naming import SCHEMES, onnx_naming
 _OPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "bev_pool_v2": ("BEVDet interval pooling of frustum features into the BEV grid", ("fp32", "fp16", "fp16x2", "int8")),
     "ms_deform_attn": ("Multi-scale deformable attention (BEVFormer, Deformable DETR)", ("fp32", "fp16", "fp16x2", "int8")),
+    "grid_sampler": ("Grid sampler 2D/3D: bilinear/nearest, zeros/border/reflection, align_corners", ("fp32", "fp16", "fp16x2", "int8")),
+    "modulated_deform_conv2d": ("Modulated deformable convolution v2 (mmcv semantics)", ("fp32", "fp16", "fp16x2", "int8")),
+    "rotate": ("Rotate a BEV map about a centre (BEVFormer prev_bev alignment)", ("fp32", "fp16", "fp16x2", "int8")),
+    "inverse": ("Batched 4x4 matrix inverse (fp32 only, as in the anchors)", ("fp32",)),
+    "multi_head_attention": ("Multi-head scaled dot-product attention (flash kernel on CUDA)", ("fp32", "fp16", "fp16x2", "int8")),
 }
 
 
@@ -30,7 +35,7 @@ def _spec(folder: str, description: str, precisions: tuple[str, ...]) -> OpSpec:
         description=description,
         reference=getattr(module, f"{folder}_reference"),
         precisions=precisions,
-        onnx_names=module.NAMES.scheme_names(),
+        onnx_names=getattr(module, "ONNX_NAMES", None) or module.NAMES.scheme_names(),
         ort_define=module.define_ort,
         trt_register=module.define_trt,
     )

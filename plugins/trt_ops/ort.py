@@ -21,6 +21,7 @@ from bevdeploy import BackendUnavailable
 from .naming import split_qualified
 
 _DEFINED: set[str] = set()
+_LIST_ATTRS: dict[tuple[str, str], set[str]] = {}  # (domain, op type) -> attributes passed as "1,2" strings
 
 
 def _extensions():
@@ -53,14 +54,20 @@ def define(
     """Define ``qualified`` (``'domain::Type'``; bare = default domain) as a Python custom op.
 
     ``inputs``/``outputs`` are dtype names ('float', 'int32', 'int64'); ``attrs`` maps attribute
-    name -> 'int' | 'float' | 'string'; ``compute(*tensors, **attrs)`` gets CPU torch tensors
-    and returns tensor(s). Defining a name twice is a no-op, so every ``ort_define`` is idempotent.
+    name -> 'int' | 'float' | 'string' | 'ints' (a list, see :func:`adapt_model`);
+    ``compute(*tensors, **attrs)`` gets CPU torch tensors and returns tensor(s). Defining a name
+    twice is a no-op, so every ``ort_define`` is idempotent.
     """
     if qualified in _DEFINED:
         return
     domain, op_type = split_qualified(qualified)
+    lists = {k for k, v in attrs.items() if v == "ints"}
+    if lists:
+        _LIST_ATTRS[(domain, op_type)] = lists
 
     def kernel(*arrays, **attributes):
+        for k in lists:
+            attributes[k] = [int(v) for v in str(attributes[k]).split(",")]
         tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
         with torch.no_grad():
             result = compute(*tensors, **attributes)
@@ -72,9 +79,31 @@ def define(
         op_type=f"{domain}::{op_type}",
         inputs=[_dtype(t) for t in inputs],
         outputs=[_dtype(t) for t in outputs],
-        attrs={k: _attr_type(v) for k, v in attrs.items()},
+        attrs={k: _attr_type("string" if v == "ints" else v) for k, v in attrs.items()},
     )(kernel)
     _DEFINED.add(qualified)
+
+
+def adapt_model(model):
+    """Copy of ``model`` (onnx.ModelProto) runnable by onnxruntime-extensions.
+
+    Its Python ops take only scalar attributes, so list attributes of the schemes that use
+    them (BEVFormer_tensorrt / mmdeploy deformable conv: ``stride``, ``padding``, ``dilation``)
+    are rewritten as "a,b" strings. Graphs in our own scheme need no adaptation.
+    """
+    import onnx
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for node in out.graph.node:
+        names = _LIST_ATTRS.get((node.domain, node.op_type), set())
+        for attr in node.attribute:
+            if attr.name in names and attr.type == onnx.AttributeProto.INTS:
+                text = ",".join(str(v) for v in attr.ints)
+                attr.ClearField("ints")
+                attr.type = onnx.AttributeProto.STRING
+                attr.s = text.encode()
+    return out
 
 
 def defined_names() -> frozenset[str]:

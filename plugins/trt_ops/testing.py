@@ -52,8 +52,9 @@ def run_onnx(model: onnx.ModelProto, inputs: Sequence[torch.Tensor]) -> list[np.
 
     from . import ort
 
+    options = ort.session_options()  # defines every op first, so adapt_model knows their list attributes
     session = onnxruntime.InferenceSession(
-        model.SerializeToString(), ort.session_options(), providers=["CPUExecutionProvider"]
+        ort.adapt_model(model).SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
     by_name = {f"in{i}": t for i, t in enumerate(inputs)}  # export_one_op's names; unused inputs are pruned
     names = [i.name for i in session.get_inputs()]
