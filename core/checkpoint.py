@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -27,17 +28,22 @@ def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
             raise BevDeployError(f"{path} is not a readable safetensors file ({exc}); pass a valid checkpoint") from exc
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if not (magic.startswith(b"PK\x03\x04") or magic[:1] == b"\x80"):  # torch's zip, or a legacy pickle
+        raise BevDeployError(f"{path} is not a checkpoint (neither safetensors nor torch.save output); pass a valid one")
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        found = re.search(r"Unsupported global: GLOBAL [\w.]+", str(exc))
+        why = found.group(0) if found else str(exc).strip().splitlines()[0][:120]
         raise BevDeployError(
-            f"{path} is not a plain checkpoint (loading it with weights_only=True was refused: {first[:160]}); "
+            f"{path} is not a plain checkpoint (torch.load with weights_only=True refused it: {why}); "
             f"save a state dict of tensors (torch.save(model.state_dict())) or safetensors"
         ) from exc
-    except Exception as exc:  # not a zip/pickle at all
+    except Exception as exc:  # a damaged archive
         raise BevDeployError(
-            f"{path} is not a checkpoint ({type(exc).__name__}); pass a .safetensors or torch state-dict file"
+            f"{path} is not a readable checkpoint ({type(exc).__name__}); pass a .safetensors or torch state-dict file"
         ) from exc
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]

@@ -88,10 +88,10 @@ def open_datasets(spec: RunSpec) -> tuple[Any, Any | None]:
     eval_ds = open_dataset(spec.data, role="eval")
     if spec.precision not in QUANTIZED:
         return eval_ds, None
-    if spec.quant.calib_split:
-        calib_ds = open_dataset(spec.data.model_copy(update={"split": spec.quant.calib_split}), role="eval")
-    else:
-        calib_ds = open_dataset(spec.data, role="calib")
+    # the calibration split never follows --split (that is the evaluated one) nor --max-samples
+    calib_ds = open_dataset(
+        spec.data.model_copy(update={"split": spec.quant.calib_split, "max_samples": None}), role="calib"
+    )
     need = spec.quant.num_batches
     if len(calib_ds) < need:
         raise BevDeployError(

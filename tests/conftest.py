@@ -45,11 +45,10 @@ def toy_plugin(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def small_dataroot(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A 2-scene x 3-sample built-in dataset (generated once per session)."""
-    data = pytest.importorskip("bevdeploy.data")
-    if not hasattr(data, "builtin_dataroot"):
-        pytest.skip("bevdeploy.data.builtin_dataroot is not available (data layer missing)")
+    from bevdeploy.data.builtin import builtin_dataroot
+
     cache = tmp_path_factory.mktemp("bevdeploy-cache")
-    dataroot, version = data.builtin_dataroot(cache_dir=cache, scenes=2, samples_per_scene=3)
+    dataroot, version = builtin_dataroot(cache_dir=cache, scenes=2, samples_per_scene=3)
     return Path(dataroot), version
 
 

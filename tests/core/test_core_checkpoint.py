@@ -66,7 +66,7 @@ class Arbitrary:  # an object that weights_only unpickling must refuse
 def test_arbitrary_pickles_are_refused(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"weights": Arbitrary()}, path)
-    assert "weights_only=True was refused" in _one_line_error(_net(), path)
+    assert "weights_only=True refused it: Unsupported global: GLOBAL test_core_checkpoint.Arbitrary" in _one_line_error(_net(), path)
     path2 = tmp_path / "list.pth"
     torch.save([torch.zeros(1)], path2)
     assert "does not hold a dict of tensors" in _one_line_error(_net(), path2)

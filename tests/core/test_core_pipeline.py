@@ -18,7 +18,8 @@ pytestmark = pytest.mark.usefixtures("toy_plugin")
 def _args(small_dataroot, out: Path, precision: str = "fp32", backend: str = "onnxruntime", *extra: str) -> list[str]:
     dataroot, version = small_dataroot
     return ["run", "--model", "toydet", "--precision", precision, "--backend", backend, "--data", str(dataroot),
-            "--version", version, "--calib-batches", "2", "--out", str(out), *extra]
+            "--version", version, "--split", "synth_val", "--calib-split", "synth_calib", "--calib-batches", "2",
+            "--out", str(out), *extra]
 
 
 def _run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -141,7 +142,7 @@ def test_compare_prints_ratios_against_fp32(small_dataroot, tmp_path, capsys):
     dataroot, version = small_dataroot
     out = tmp_path / "cmp"
     argv = ["compare", "--models", "toydet", "--precisions", "fp32,int8", "--data", str(dataroot), "--version",
-            version, "--calib-batches", "2", "--out", str(out)]
+            version, "--split", "synth_val", "--calib-split", "synth_calib", "--calib-batches", "2", "--out", str(out)]
     code, stdout, stderr = _run(argv, capsys)
     assert code == 0, stderr
     rows = [line for line in stdout.splitlines() if line.startswith("| toydet ")]
