@@ -6,6 +6,8 @@ into a :class:`~bevdeploy.data.nuscenes.NuScenesDataset`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ..errors import BevDeployError
@@ -17,13 +19,15 @@ if TYPE_CHECKING:
 Role = Literal["eval", "calib"]
 
 
-def default_split(version: str, role: Role, builtin: bool = False) -> str:
-    """The split a role uses when none is given: the synthetic set's own splits, else the
-    devkit's (trainval: val / train, mini: mini_val / mini_train)."""
+def default_split(version: str, role: Role, builtin: bool = False, custom: Iterable[str] = ()) -> str:
+    """The split a role uses when none is given: a synthetic set's own splits (also when a
+    generated dataroot is passed explicitly: its splits.json has them), else the devkit's
+    (trainval: val / train, mini: mini_val / mini_train)."""
     from .synth import CALIB_SPLIT, VAL_SPLIT
 
-    if builtin:
-        return VAL_SPLIT if role == "eval" else CALIB_SPLIT
+    synth = VAL_SPLIT if role == "eval" else CALIB_SPLIT
+    if builtin or synth in custom:
+        return synth
     if version.endswith("mini"):
         return "mini_val" if role == "eval" else "mini_train"
     if version.endswith("trainval"):
@@ -38,14 +42,14 @@ def open_dataset(spec: DataSpec, role: Role = "eval", sweeps: int = 9) -> NuScen
     ``spec.split`` is used as is for either role; None picks :func:`default_split`. For
     calibration, pass a spec whose split is the calibration split (``QuantSpec.calib_split``)."""
     from .builtin import builtin_dataroot
-    from .nuscenes import NuScenesDataset
+    from .nuscenes import NuScenesDataset, custom_splits
 
     if spec.dataroot is None:
         dataroot, version = builtin_dataroot()
         split = spec.split or default_split(version, role, builtin=True)
     else:
         dataroot, version = spec.dataroot, spec.version
-        split = spec.split or default_split(version, role)
+        split = spec.split or default_split(version, role, custom=custom_splits(Path(dataroot), version))
     return NuScenesDataset(dataroot, version, split, sweeps=sweeps, max_samples=spec.max_samples)
 
 
