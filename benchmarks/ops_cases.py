@@ -9,10 +9,41 @@ must move (each input read once, the output written once) for the bandwidth figu
 
 from __future__ import annotations
 
+import importlib
 import math
+import sys
+import types
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bare_package(name: str, path: Path) -> None:
+    module = types.ModuleType(name)
+    module.__path__ = [str(path)]
+    sys.modules[name] = module
+
+
+def ensure_package() -> None:
+    """Map core/ -> bevdeploy and plugins/ -> bevdeploy.plugins without running the heavy package inits
+    (the GPU machine lacks pydantic & co.; the kernels and references need only torch and triton)."""
+    try:
+        importlib.import_module("bevdeploy.plugins.trt_ops")
+        return
+    except Exception:  # noqa: BLE001 - any failure: fall back to the bare mapping below
+        for key in [k for k in sys.modules if k == "bevdeploy" or k.startswith("bevdeploy.")]:
+            del sys.modules[key]
+    _bare_package("bevdeploy", ROOT / "core")
+    errors = importlib.import_module("bevdeploy.errors")
+    sys.modules["bevdeploy"].BevDeployError = errors.BevDeployError
+    _bare_package("bevdeploy.plugins", ROOT / "plugins")
+    _bare_package("bevdeploy.plugins.trt_ops", ROOT / "plugins" / "trt_ops")
+    for folder in (ROOT / "plugins" / "trt_ops").iterdir():
+        if folder.is_dir() and (folder / "kernels.py").exists():
+            _bare_package(f"bevdeploy.plugins.trt_ops.{folder.name}", folder)
 
 
 @dataclass

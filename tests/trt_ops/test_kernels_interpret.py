@@ -14,6 +14,8 @@ import torch
 
 # Triton decides interpreter mode when it is imported (its own standard library is jitted then), so the
 # variable must be set before the first `import triton` of the session; on a CPU machine nothing else imports it.
+if torch.cuda.is_available():  # interpreter mode would also capture the compiled kernels of tests/gpu
+    pytest.skip("a CUDA device is present: tests/gpu checks the compiled kernels instead", allow_module_level=True)
 if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
     pytest.skip("Triton was imported before interpreter mode could be set", allow_module_level=True)
 os.environ["TRITON_INTERPRET"] = "1"
