@@ -64,33 +64,44 @@ def _project_edges(corners: np.ndarray, lidar2camera: np.ndarray, intrinsics: np
 
 
 def _draw_camera(ax, image: np.ndarray, k: int, sample: Sample, sets: list[tuple[np.ndarray, str]]) -> None:
+    from matplotlib.collections import LineCollection
+
     h, w = image.shape[:2]
-    step = max(1, w // 800)  # a panel is ~480 px wide: a strided copy keeps drawing quick
+    step = max(1, w // 800)  # a panel is ~520 px wide: a strided copy keeps drawing quick
     ax.imshow(image[::step, ::step], extent=(0, w, h, 0), interpolation="bilinear")
     for boxes, color in sets:
-        for corners in box_corners(boxes) if len(boxes) else []:
-            for seg in _project_edges(corners, sample.lidar2camera[k], sample.cam_intrinsics[k]):
-                ax.plot(seg[:, 0], seg[:, 1], color=color, linewidth=1.2)
+        segs = [
+            s
+            for c in _corners(boxes)
+            for s in _project_edges(c, sample.lidar2camera[k], sample.cam_intrinsics[k])
+        ]
+        ax.add_collection(LineCollection(segs, colors=color, linewidths=1.2))
     ax.set_xlim(0, w)
     ax.set_ylim(h, 0)
     ax.set_title(CAMERAS[k], fontsize=10)
     ax.axis("off")
 
 
+def _corners(boxes: np.ndarray) -> np.ndarray:
+    return box_corners(boxes) if len(boxes) else np.zeros((0, 8, 3))
+
+
 def _draw_bev_boxes(ax, boxes: np.ndarray, color: str, label: str) -> None:
-    for i, corners in enumerate(box_corners(boxes) if len(boxes) else []):
-        ring = corners[[0, 1, 2, 3, 0], :2]
-        ax.plot(ring[:, 0], ring[:, 1], color=color, linewidth=1.3, label=label if i == 0 else None)
-        front = corners[[0, 1], :2].mean(axis=0)  # heading: centre to the middle of the front face
-        ax.plot([boxes[i, 0], front[0]], [boxes[i, 1], front[1]], color=color, linewidth=1.3)
+    """Footprints plus a heading line from each centre to the middle of its front face."""
+    from matplotlib.collections import LineCollection
+
+    corners = _corners(boxes)
+    rings = [c[[0, 1, 2, 3, 0], :2] for c in corners]
+    heads = [np.stack([b[:2], c[[0, 1], :2].mean(axis=0)]) for b, c in zip(boxes, corners, strict=True)]
+    ax.add_collection(LineCollection(rings + heads, colors=color, linewidths=1.3, label=label))
 
 
 def _draw_bev(ax, sample: Sample, sets: list[tuple[np.ndarray, str, str]]) -> None:
     pts = sample.points
     inside = (np.abs(pts[:, 0]) < BEV_RANGE) & (np.abs(pts[:, 1]) < BEV_RANGE)
     pts = pts[inside]
-    if len(pts) > 150_000:  # keep the scatter quick; a regular stride keeps the look
-        pts = pts[:: len(pts) // 150_000 + 1]
+    if len(pts) > 100_000:  # keep the scatter quick; a regular stride keeps the look
+        pts = pts[:: len(pts) // 100_000 + 1]
     order = np.argsort(pts[:, 2])  # high points drawn last, on top
     sc = ax.scatter(
         pts[order, 0],
@@ -104,7 +115,11 @@ def _draw_bev(ax, sample: Sample, sets: list[tuple[np.ndarray, str, str]]) -> No
     )
     for boxes, color, label in sets:
         _draw_bev_boxes(ax, boxes, color, label)
-    ax.plot([0], [0], marker=(3, 0, -90), markersize=10, color="white", markeredgecolor="black")
+    ego2lidar = np.linalg.inv(sample.lidar2ego)  # the ego's forward axis, seen in the LiDAR frame
+    fwd = ego2lidar[:2, :3] @ np.array([1.0, 0.0, 0.0])
+    heading = float(np.degrees(np.arctan2(fwd[1], fwd[0])))
+    x0, y0 = ego2lidar[:2, 3]
+    ax.plot([x0], [y0], marker=(3, 0, heading - 90), markersize=10, color="white", markeredgecolor="black")
     ax.set_xlim(-BEV_RANGE, BEV_RANGE)
     ax.set_ylim(-BEV_RANGE, BEV_RANGE)
     ax.set_aspect("equal")
