@@ -131,33 +131,14 @@ class DepthLSSTransform(nn.Module):
         """bev_pool_v2 inputs for one frame: ranks_depth, ranks_feat, ranks_bev (int32, sorted by
         BEV cell) and interval_starts/lengths. Voxel indices truncate toward zero like the
         official ``.long()`` cast, so points just below the grid edge fall into cell 0."""
+        from bevdeploy.plugins.trt_ops.bev_pool_v2 import bev_pool_v2_prepare
+
         geom = self.geometry(camera2lidar.float(), intrinsics.float(), img_aug.float())
-        n, d, fh, fw, _ = geom.shape
-        coords = ((geom - (self.bx - self.dx / 2.0)) / self.dx).long().view(-1, 3)
-        nx = self.nx.long()
-        kept = ((coords >= 0) & (coords < nx)).all(dim=1)
-        idx = torch.arange(n * d * fh * fw, dtype=torch.long)
-        cam, rem = idx // (d * fh * fw), idx % (d * fh * fw)
-        pix = rem % (fh * fw)
-        ranks_depth = idx[kept]
-        ranks_feat = (cam * fh * fw + pix)[kept]
-        c = coords[kept]
-        # cell layout (Z, X, Y) as the official bev_pool output (B, C, Z, X, Y)
-        ranks_bev = c[:, 2] * (nx[0] * nx[1]) + c[:, 0] * nx[1] + c[:, 1]
-        order = torch.argsort(ranks_bev, stable=True)
-        ranks_depth, ranks_feat, ranks_bev = ranks_depth[order], ranks_feat[order], ranks_bev[order]
-        if ranks_bev.numel() == 0:
-            empty = torch.zeros(0, dtype=torch.int32)
-            return empty, empty, empty, empty, empty
-        starts = torch.ones_like(ranks_bev, dtype=torch.bool)
-        starts[1:] = ranks_bev[1:] != ranks_bev[:-1]
-        interval_starts = torch.nonzero(starts).squeeze(1)
-        ends = torch.cat([interval_starts[1:], torch.tensor([ranks_bev.numel()])])
-        lengths = ends - interval_starts
-        i32 = torch.int32
-        return (
-            ranks_depth.to(i32), ranks_feat.to(i32), ranks_bev.to(i32), interval_starts.to(i32), lengths.to(i32)
-        )  # fmt: skip
+        coords = ((geom - (self.bx - self.dx / 2.0)) / self.dx).long()  # (N, D, fH, fW, 3) as x, y, z
+        z, x, y = self.bev_shape
+        # the op's grid is (Z, rows, cols) with cols fastest; ours is (Z, X, Y) -> pass (y, x, z)
+        swapped = coords[..., [1, 0, 2]].unsqueeze(0)
+        return bev_pool_v2_prepare(swapped, [1, z, x, y, self.C])
 
 
 def bev_pool(

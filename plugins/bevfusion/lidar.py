@@ -10,6 +10,9 @@ unchanged. Coordinates are (batch, x, y, z), the "xyz" layout CUDA-BEVFusion's l
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import spconv.pytorch as spconv
 import torch
 from torch import nn
@@ -19,6 +22,22 @@ from .config import LidarConfig
 
 def _bn1d(c: int) -> nn.BatchNorm1d:
     return nn.BatchNorm1d(c, eps=1e-3, momentum=0.01)
+
+
+@contextmanager
+def _cpu_single_thread(t: torch.Tensor) -> Iterator[None]:
+    """spconv 2.3.8's CPU strided SparseConv3d races when torch runs more than one intra-op
+    thread (measured: up to 40% of the output's range differs between identical calls), so the
+    sparse encoder runs single-threaded on CPU."""
+    if t.device.type != "cpu" or torch.get_num_threads() == 1:
+        yield
+        return
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 class SparseConvWeightLayout:
@@ -103,11 +122,12 @@ class SparseEncoder(nn.Module):
         )
 
     def forward(self, voxel_features: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-        x = spconv.SparseConvTensor(voxel_features, coords.int(), self.sparse_shape, 1)
-        x = self.conv_input(x)
-        x = self.encoder_layers(x)
-        out = self.conv_out(x)
-        dense = out.dense()  # (N, C, X, Y, Z)
+        with _cpu_single_thread(voxel_features):
+            x = spconv.SparseConvTensor(voxel_features, coords.int(), self.sparse_shape, 1)
+            x = self.conv_input(x)
+            x = self.encoder_layers(x)
+            out = self.conv_out(x)
+            dense = out.dense()  # (N, C, X, Y, Z)
         n, c, h, w, d = dense.shape
         return dense.permute(0, 1, 4, 2, 3).reshape(n, c * d, h, w)
 
