@@ -8,6 +8,7 @@ with the ranges of every tensor a pytorch-quantization input quantizer covered t
 calibration (``TensorQuantOverrides``: rmax = amax; rmin = 0 after a Relu, else -amax). Tensors
 our quantizers do not cover (conv outputs feeding an Add, ...) get ORT MinMax ranges from the
 recorded example inputs. Conv/Gemm nodes whose module is unquantized or disabled are excluded.
+Kernel==stride ConvTranspose nodes become Conv1x1 + DepthToSpace first (:mod:`.ort_rewrite`).
 Weight scales are recomputed by ORT as per-channel max |w|, which is what our weight calibration
 computes too.
 """
@@ -27,6 +28,7 @@ from onnx import numpy_helper
 from pytorch_quantization.nn import TensorQuantizer
 from torch import nn
 
+from .ort_rewrite import convtranspose_to_depth_to_space
 from .trace import quantizers_off, trace_onnx
 
 _WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -131,6 +133,8 @@ def lower_ort(
         quant_pre_process(str(src), str(pre))
         pre_model = onnx.load(pre)
         overrides, exclude, matched = plan(pre_model, module)
+        rewritten = convtranspose_to_depth_to_space(pre_model)
+        onnx.save(pre_model, pre)
         quantize_static(
             str(pre),
             str(out),
@@ -147,5 +151,6 @@ def lower_ort(
         )
         lowered = onnx.load(out)
     facts = {"qdq_flavour": "ort", "overridden_tensors": len(overrides), "matched_weighted_nodes": matched,
-             "excluded_nodes": exclude, "activation_type": "uint8", "weight_type": "int8 per-channel"}
+             "excluded_nodes": exclude,
+             "convtranspose_as_conv_depth_to_space": rewritten, "activation_type": "uint8", "weight_type": "int8 per-channel"}
     return lowered, facts

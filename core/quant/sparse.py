@@ -4,7 +4,8 @@ A sparse conv's instance class is swapped for a subclass whose forward fake-quan
 features (per tensor) and the weight (per output channel, axis 0 of spconv 2.x's
 ``[out, kD, kH, kW, in]`` layout) and then calls spconv's own ``_conv_forward``. Names,
 parameters and indices stay spconv's, so the sparse runtime and the libspconv exporter see the
-same module tree. spconv's int8 kernels need its GPU build; fake-quant runs everywhere.
+same module tree. spconv's int8 kernels need its GPU build; fake-quant runs everywhere. On the CPU
+spconv cannot add a bias inside its kernels in eval mode, so a folded BN's bias is added after.
 """
 
 from __future__ import annotations
@@ -39,11 +40,14 @@ class QuantSparseMixin:
         features = self._input_quantizer(input.features)
         x = input.replace_feature(features)
         weight = self._weight_quantizer(self.weight)
-        return self._conv_forward(
+        bias, post_bias = self.bias, None
+        if bias is not None and not features.is_cuda:  # spconv's CPU kernels take no bias in eval mode
+            bias, post_bias = None, bias
+        out = self._conv_forward(
             self.training,
             x,
             weight,
-            self.bias,
+            bias,
             add_input,
             name=self.name,
             sparse_unique_name=self._sparse_unique_name,
@@ -51,6 +55,7 @@ class QuantSparseMixin:
             act_alpha=self.act_alpha,
             act_beta=self.act_beta,
         )
+        return out if post_bias is None else out.replace_feature(out.features + post_bias)
 
 
 def _quant_class(cls: type) -> type:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "quant"))
 from bevdeploy.export import export_onnx  # noqa: E402
 from bevdeploy.quant import generic_quantize  # noqa: E402
 from bevdeploy.specs.run import QuantSpec  # noqa: E402
-from nets import tiny_resnet  # noqa: E402
+from quantnets import tiny_resnet  # noqa: E402
 
 
 def median_ms(path: Path, feed: dict, threads: int, runs: int, optimized: Path | None = None) -> float:
@@ -49,12 +49,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--shape", default="1,3,256,704")
+    ap.add_argument("--no-deblock", action="store_true", help="ResNet stages only (no ConvTranspose)")
     args = ap.parse_args()
     shape = tuple(int(s) for s in args.shape.split(","))
     g = torch.Generator().manual_seed(0)
     calib = [{"img": torch.randn(*shape, generator=g)} for _ in range(2)]
-    fp32_model = tiny_resnet(args.width)
-    qmodel = generic_quantize(tiny_resnet(args.width), calib, QuantSpec(num_batches=2, method="percentile"))
+    fp32_model = tiny_resnet(args.width, deblock=not args.no_deblock)
+    qmodel = generic_quantize(tiny_resnet(args.width, deblock=not args.no_deblock), calib, QuantSpec(num_batches=2, method="percentile"))
     x = calib[0]["img"]
     with tempfile.TemporaryDirectory() as tmp:
         p32, p8, opt = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx"), Path(tmp, "int8.opt.onnx")
@@ -64,7 +65,7 @@ def main() -> None:
         t32 = median_ms(p32, feed, args.threads, args.runs)
         t8 = median_ms(p8, feed, args.threads, args.runs, optimized=opt)
         fused = sorted({n.op_type for n in onnx.load(opt).graph.node if n.op_type.startswith("QLinear")})
-    print(f"net TinyResNet(width={args.width}) input {shape} threads {args.threads} runs {args.runs}")
+    print(f"net TinyResNet(width={args.width}, deblock={not args.no_deblock}) input {shape} threads {args.threads} runs {args.runs}")
     print(f"fp32 {t32:.1f} ms  int8(ort qdq) {t8:.1f} ms  speedup {t32 / t8:.2f}x  fused {fused}")
 
 

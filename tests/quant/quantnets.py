@@ -47,7 +47,7 @@ class Bottleneck(nn.Module):
 class TinyResNet(nn.Module):
     """Stem, two bottleneck stages, an upsampling ConvTranspose2d with BN, and a Linear-free head."""
 
-    def __init__(self, width: int = 8):
+    def __init__(self, width: int = 8, deblock: bool = True):
         super().__init__()
         self.conv1 = nn.Conv2d(3, width * 2, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(width * 2)
@@ -56,8 +56,8 @@ class TinyResNet(nn.Module):
         self.layer1 = nn.Sequential(Bottleneck(width * 2, width), Bottleneck(width * 4, width))
         self.layer2 = nn.Sequential(Bottleneck(width * 4, width * 2, 2), Bottleneck(width * 8, width * 2))
         self.deblock = nn.Sequential(nn.ConvTranspose2d(width * 8, width * 4, 2, 2, bias=False),
-                                     nn.BatchNorm2d(width * 4), nn.ReLU())
-        self.head = nn.Conv2d(width * 4, 4, 1)
+                                     nn.BatchNorm2d(width * 4), nn.ReLU()) if deblock else nn.Identity()
+        self.head = nn.Conv2d(width * 4 if deblock else width * 8, 4, 1)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(img))))
@@ -65,9 +65,9 @@ class TinyResNet(nn.Module):
         return self.head(self.deblock(x))
 
 
-def tiny_resnet(width: int = 8, seed: int = 0) -> nn.Module:
+def tiny_resnet(width: int = 8, seed: int = 0, deblock: bool = True) -> nn.Module:
     torch.manual_seed(seed)
-    return _randomize_bn(TinyResNet(width), seed).eval()
+    return _randomize_bn(TinyResNet(width, deblock), seed).eval()
 
 
 class MLP(nn.Module):
