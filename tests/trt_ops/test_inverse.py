@@ -72,3 +72,10 @@ def test_onnx_round_trip(scheme, op_type):
     assert [n.op_type for n in custom_nodes(model)] == [op_type]
     (out,) = run_onnx(model, (m,))
     torch.testing.assert_close(torch.from_numpy(out), torch.linalg.inv(m), rtol=1e-5, atol=1e-5)
+
+
+def test_half_input_is_inverted_in_fp32():
+    m = _matrices(seed=7)
+    out = torch.ops.bevdeploy.inverse(m.half())
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, torch.linalg.inv(m.half().float()), rtol=1e-5, atol=1e-5)
