@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bevdeploy.cli: set before torch loads
 
 from bevdeploy.bench import device_name
 from bevdeploy.pipeline import run

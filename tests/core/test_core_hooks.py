@@ -89,3 +89,13 @@ def test_disabling_a_plugin_by_name():
     pm = make_plugin_manager(disabled=("backends",), entry_points=False)
     assert pm.get_plugin("bevdeploy.backends") is None
     assert pm.get_plugin("bevdeploy._defaults") is not None
+
+
+def test_cli_imports_without_torch_and_knows_every_precision():
+    import subprocess
+
+    code = "import sys, bevdeploy.cli as c; assert 'torch' not in sys.modules; print(','.join(c.PRECISIONS))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    from bevdeploy.graph import PRECISIONS
+
+    assert out == ",".join(PRECISIONS)
