@@ -2,10 +2,10 @@
 implementation calls the same ``torch.ops.bevdeploy`` op, i.e. H6's Triton kernel on CUDA.
 
 How TensorRT finds them: its ONNX parser looks a plugin up by the node's op type, version "1"
-and the node's ``plugin_namespace`` attribute. Nodes of our scheme carry
-``plugin_namespace="bevdeploy"`` and are registered as ``bevdeploy::<Type>``; the
-bevformer_tensorrt / mmdeploy names are registered in the empty namespace, standing in for those
-projects' C++ libraries (do not load both in one process).
+and the node's ``plugin_namespace`` attribute. Every name is registered in the ``bevdeploy``
+namespace (Python plugins need one). Nodes of our scheme already carry
+``plugin_namespace="bevdeploy"``; graphs exported under the bevformer_tensorrt / mmdeploy names
+(meant for those projects' C++ libraries) run on ours after :func:`bind_namespace`.
 
 ``tensorrt`` is optional: :func:`available` says why it cannot be used; :func:`register` raises
 ``BackendUnavailable`` with that reason. Nothing here runs without a TensorRT runtime (none can be
@@ -36,8 +36,23 @@ def available() -> tuple[bool, str]:
 
 
 def _plugin_id(qualified: str) -> str:
-    domain, op_type = split_qualified(qualified)
-    return f"{OUR_DOMAIN if domain == OUR_DOMAIN else ''}::{op_type}"
+    return f"{OUR_DOMAIN}::{split_qualified(qualified)[1]}"
+
+
+def bind_namespace(model):
+    """Copy of ``model`` (onnx.ModelProto) whose nodes named like one of this library's ops (any
+    scheme) carry ``plugin_namespace="bevdeploy"``, so TensorRT's parser binds them to our plugins."""
+    import onnx
+
+    from . import op_specs
+
+    ours = {split_qualified(q) for spec in op_specs() for q in spec.onnx_names.values()}
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for node in out.graph.node:
+        if (node.domain, node.op_type) in ours and not any(a.name == "plugin_namespace" for a in node.attribute):
+            node.attribute.append(onnx.helper.make_attribute("plugin_namespace", OUR_DOMAIN))
+    return out
 
 
 def _signature(tensors: Sequence[str], attrs: dict[str, type], tensor_type, extra: list[inspect.Parameter]):
@@ -45,6 +60,13 @@ def _signature(tensors: Sequence[str], attrs: dict[str, type], tensor_type, extr
     params = [inspect.Parameter(n, kind, annotation=tensor_type) for n in tensors]
     params += [inspect.Parameter(n, kind, annotation=t) for n, t in attrs.items()]
     return params + extra
+
+
+def _annotations(signature: inspect.Signature) -> dict[str, Any]:
+    # tensorrt.plugin reads the type hints; built functions get them from their signature
+    out = {name: p.annotation for name, p in signature.parameters.items()}
+    out["return"] = signature.return_annotation
+    return out
 
 
 def register(
@@ -56,7 +78,8 @@ def register(
 ) -> None:
     """Register one exported name as a TensorRT Python plugin.
 
-    ``tensors``: input names in node order; ``attrs``: attribute name -> int | float | str;
+    ``tensors``: input names in node order; ``attrs``: attribute name -> int | float | str, or a
+    ``numpy.typing.NDArray[...]`` for list attributes (``tensorrt.plugin`` takes no lists);
     ``out_shape(descs: dict, attrs: dict) -> (shape expressions tuple, dtype)``;
     ``run(tensors: dict[str, torch.Tensor], attrs: dict) -> torch.Tensor`` (CUDA, on the current stream).
     """
@@ -80,6 +103,7 @@ def register(
     desc.__signature__ = inspect.Signature(
         _signature(names, attrs, trtp.TensorDesc, []), return_annotation=trtp.TensorDesc
     )
+    desc.__annotations__ = _annotations(desc.__signature__)
 
     def impl(*args, **kwargs):
         values = dict(impl.__signature__.bind(*args, **kwargs).arguments)
@@ -95,6 +119,7 @@ def register(
         inspect.Parameter("stream", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=int),
     ]
     impl.__signature__ = inspect.Signature(_signature(names, attrs, trtp.Tensor, extra), return_annotation=None)
+    impl.__annotations__ = _annotations(impl.__signature__)
     trtp.register(plugin_id)(desc)
     trtp.impl(plugin_id)(impl)
     _REGISTERED.add(qualified)

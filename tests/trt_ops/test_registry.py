@@ -66,6 +66,16 @@ def test_trt_register_every_op_finds_its_plugin_creators():
     for name in OPS:
         specs[name].trt_register()
         for qualified in set(specs[name].onnx_names.values()):
-            domain, _, op_type = qualified.rpartition("::")
-            namespace = "bevdeploy" if domain == "bevdeploy" else ""
-            assert registry.get_creator(op_type, "1", namespace) is not None, qualified
+            op_type = qualified.rpartition("::")[2]
+            assert registry.get_creator(op_type, "1", "bevdeploy") is not None, qualified
+
+
+def test_bind_namespace_marks_foreign_scheme_nodes_for_our_plugins():
+    from bevdeploy.plugins.trt_ops.testing import custom_nodes, export_one_op
+
+    m = torch.randn(2, 4, 4) + 3 * torch.eye(4)
+    model = export_one_op(lambda x: torch.ops.bevdeploy.inverse(x), (m,), "bevformer_tensorrt")
+    (node,) = custom_nodes(trt.bind_namespace(model))
+    assert {a.name: a.s for a in node.attribute}["plugin_namespace"] == b"bevdeploy"
+    (ours,) = custom_nodes(export_one_op(lambda x: torch.ops.bevdeploy.inverse(x), (m,), "bevdeploy"))
+    assert {a.name: a.s for a in ours.attribute}["plugin_namespace"] == b"bevdeploy"

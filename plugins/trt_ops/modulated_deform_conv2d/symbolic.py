@@ -77,6 +77,7 @@ def define_trt() -> None:
     Ho = (H + 2 pad - dil (k - 1) - 1) // stride + 1, expressed on TensorRT shape expressions.
     """
     import numpy as np
+    import numpy.typing as npt
 
     from .. import trt
 
@@ -101,7 +102,8 @@ def define_trt() -> None:
         lambda t, a: run(t, (a["stride_h"], a["stride_w"]), (a["pad_h"], a["pad_w"]),
                          (a["dilation_h"], a["dilation_w"]), a["groups"], a["deform_groups"]),
     )
-    lists = {"stride": np.ndarray, "padding": np.ndarray, "dilation": np.ndarray, "groups": int, "deform_groups": int}
+    pair = npt.NDArray[np.int32]  # the ONNX parser hands INTS attributes to plugins as int32 fields
+    lists = {"stride": pair, "padding": pair, "dilation": pair, "groups": int, "deform_groups": int}
     for name in (NAMES.names["bevformer_tensorrt"], NAMES.half2, NAMES.names["mmdeploy"]):
         trt.register(
             name, tensors, lists,
