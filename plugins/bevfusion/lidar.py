@@ -93,7 +93,11 @@ class SparseBasicBlock(spconv.SparseModule):
         return out.replace_feature(self.relu(out.features))
 
     def residual_add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Separate method so quantization can wrap the add (one scale for both inputs)."""
+        """The residual add. Quantization attaches one ``add_quantizer`` (a TensorQuantizer)
+        used for both inputs, as CUDA-BEVFusion's QuantAdd; the libspconv exporter reads its amax."""
+        q = getattr(self, "add_quantizer", None)
+        if q is not None:
+            a, b = q(a), q(b)
         return a + b
 
 
