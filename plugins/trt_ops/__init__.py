@@ -14,6 +14,17 @@ import importlib
 import bevdeploy
 from bevdeploy.specs.registry import OpSpec
 
+# importing the op folders registers torch.ops.bevdeploy.* and their ONNX symbolics, so that
+# `import bevdeploy.plugins.trt_ops` is all a model needs before calling the ops
+from . import (  # noqa: F401
+    bev_pool_v2,
+    grid_sampler,
+    inverse,
+    modulated_deform_conv2d,
+    ms_deform_attn,
+    multi_head_attention,
+    rotate,
+)
 from .naming import SCHEMES, onnx_naming
 
 # op folder -> (one-line description, GPU precisions)

@@ -79,3 +79,12 @@ def test_bind_namespace_marks_foreign_scheme_nodes_for_our_plugins():
     assert {a.name: a.s for a in node.attribute}["plugin_namespace"] == b"bevdeploy"
     (ours,) = custom_nodes(export_one_op(lambda x: torch.ops.bevdeploy.inverse(x), (m,), "bevdeploy"))
     assert {a.name: a.s for a in ours.attribute}["plugin_namespace"] == b"bevdeploy"
+
+
+def test_importing_the_package_registers_every_torch_op():
+    import subprocess
+    import sys
+
+    code = ("import torch, bevdeploy.plugins.trt_ops; "
+            f"assert all(hasattr(torch.ops.bevdeploy, n) for n in {sorted(OPS)!r})")
+    subprocess.run([sys.executable, "-c", code], check=True)
