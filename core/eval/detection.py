@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,17 +140,34 @@ def boxes_to_global(
     return out, dropped
 
 
-def to_nuscenes_results(detections: dict[str, Detections], dataset: Any) -> dict:
-    """The devkit's results JSON for ``detections`` (by sample token) over ``dataset``'s samples.
+def _evaluated_tokens(dataset: Any, sample_tokens: Sequence[str] | None) -> list[str]:
+    """The samples scored: ``sample_tokens`` (e.g. the first N of a split) or the whole dataset."""
+    if sample_tokens is None:
+        return list(dataset.sample_tokens)
+    tokens = list(sample_tokens)
+    outside = set(tokens) - set(dataset.sample_tokens)
+    if outside:
+        raise BevDeployError(
+            f"{len(outside)} sample(s) to evaluate are not in split '{dataset.split}' (e.g. {sorted(outside)[0]}); "
+            "evaluate on the split the detections were computed on"
+        )
+    return tokens
 
-    Every sample of ``dataset.sample_tokens`` is present (an empty list when it has no
-    detections); detections for a token outside the dataset are a caller error.
+
+def to_nuscenes_results(
+    detections: dict[str, Detections], dataset: Any, sample_tokens: Sequence[str] | None = None
+) -> dict:
+    """The devkit's results JSON for ``detections`` (by sample token) over the evaluated samples.
+
+    The evaluated samples are ``sample_tokens`` or, by default, all of ``dataset.sample_tokens``;
+    each is present (an empty list when it has no detections). Detections for a token outside
+    them are a caller error.
     """
-    tokens = list(dataset.sample_tokens)
+    tokens = _evaluated_tokens(dataset, sample_tokens)
     unknown = set(detections) - set(tokens)
     if unknown:
         raise BevDeployError(
-            f"detections given for {len(unknown)} sample(s) not in split '{dataset.split}' "
+            f"detections given for {len(unknown)} sample(s) not evaluated in split '{dataset.split}' "
             f"(e.g. {sorted(unknown)[0]}); evaluate on the split the detections were computed on"
         )
     results: dict[str, list[dict]] = {}
@@ -256,14 +274,16 @@ def _summarize(metrics: Any, ev: Any, split: str) -> dict[str, Any]:
     }
 
 
-def evaluate_results(results: dict, dataset: Any, out_dir: Path | None = None) -> dict[str, Any]:
+def evaluate_results(
+    results: dict, dataset: Any, out_dir: Path | None = None, sample_tokens: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Score a devkit results dict (global frame) against ``dataset``'s ground truth.
 
-    Only ``dataset.sample_tokens`` are evaluated (they may be a subset of the split, e.g. the
-    first N samples); samples of the split outside it are ignored on both sides.
+    Only ``sample_tokens`` (default: all of ``dataset.sample_tokens``) are evaluated, on both
+    sides; results for other samples are ignored.
     """
     validate_results(results, where="results")
-    tokens = list(dataset.sample_tokens)
+    tokens = _evaluated_tokens(dataset, sample_tokens)
     missing = [t for t in tokens if t not in results["results"]]
     if missing:
         raise BevDeployError(
@@ -294,16 +314,24 @@ def _json_safe_results(results: dict) -> dict:
 
 
 def evaluate_detections(
-    detections: dict[str, Detections], dataset: Any, out_dir: Path | None = None
+    detections: dict[str, Detections],
+    dataset: Any,
+    out_dir: Path | None = None,
+    sample_tokens: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """nuScenes detection metrics of LiDAR-frame ``detections`` (by sample token) on ``dataset``.
+
+    The samples scored are ``sample_tokens`` or, by default, every sample of ``dataset`` (a
+    sample without an entry in ``detections`` counts as having detected nothing); pass the
+    tokens actually inferred when only the first N samples were run.
 
     Returns ``{"mAP", "NDS", "per_class": {cls: {"AP", "ATE", "ASE", "AOE", "AVE", "AAE"}},
     "tp_errors", "tp_scores", "ap_by_distance", "num_samples", "num_gt_boxes", "num_pred_boxes",
     "num_dropped_nonfinite", "split", "config"}`` with NaN as None. With ``out_dir``, also writes
     ``results_nusc.json`` and ``metrics_summary.json`` there (atomically).
     """
-    return evaluate_results(to_nuscenes_results(detections, dataset), dataset, out_dir)
+    tokens = _evaluated_tokens(dataset, sample_tokens)
+    return evaluate_results(to_nuscenes_results(detections, dataset, tokens), dataset, out_dir, tokens)
 
 
 def _fmt(x: float | None) -> str:

@@ -138,6 +138,19 @@ def test_offset_beyond_four_metres_scores_zero(synth_all, gt_dets) -> None:
     assert all(v == 1.0 for v in m["tp_errors"].values())
 
 
+def test_first_samples_only(synth_all, gt_dets) -> None:
+    """A run over the first N samples is scored on those N, not on the whole split."""
+    first = synth_all.sample_tokens[:3]
+    subset = {t: gt_dets[t] for t in first}
+    m = evaluate_detections(subset, synth_all, sample_tokens=first)
+    assert m["num_samples"] == 3
+    classes = [c for c, n in m["num_gt_boxes"].items() if n > 0]
+    assert all(m["per_class"][c]["AP"] >= 0.99 for c in classes)
+    assert m["mAP"] == pytest.approx(len(classes) / 10, abs=0.01)  # absent classes score AP 0
+    whole = evaluate_detections(subset, synth_all)  # the rest of the split counts as missed
+    assert whole["num_samples"] == len(synth_all) and whole["mAP"] < m["mAP"]
+
+
 def test_no_detections_scores_zero(synth_all) -> None:
     m = evaluate_detections({}, synth_all)
     assert m["mAP"] == 0.0 and m["NDS"] == 0.0 and m["num_pred_boxes"] == 0
@@ -170,8 +183,10 @@ def test_nonfinite_boxes_are_dropped_and_counted(synth_all, gt_dets) -> None:
 
 
 def test_caller_errors(synth_all, gt_dets) -> None:
-    with pytest.raises(BevDeployError, match="not in split"):
+    with pytest.raises(BevDeployError, match="not evaluated in split"):
         evaluate_detections({"no-such-token": Detections.empty()}, synth_all)
+    with pytest.raises(BevDeployError, match="not in split"):
+        evaluate_detections(gt_dets, synth_all, sample_tokens=["no-such-token"])
     res = to_nuscenes_results(gt_dets, synth_all)
     del res["results"][synth_all.sample_tokens[0]]
     with pytest.raises(BevDeployError, match="lack 1 evaluated sample"):
