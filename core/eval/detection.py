@@ -107,12 +107,15 @@ def boxes_to_global(
         raise ValueError(
             f"detection labels must index DETECTION_CLASSES, got {sorted(set(det.labels.tolist()))}"
         )
+    if det.attributes is not None and len(det.attributes) != len(det):
+        raise ValueError(f"{len(det.attributes)} attributes for {len(det)} detections")
     keep = _valid_rows(det)
     dropped = len(det) - len(keep)
     keep = keep[np.argsort(-det.scores[keep], kind="stable")][:MAX_BOXES_PER_SAMPLE]
     lidar2global = ego2global @ lidar2ego
     rot = lidar2global[:3, :3]
-    q_l2g = Quaternion(matrix=rot, rtol=1e-6, atol=1e-6)
+    u, _, vt = np.linalg.svd(rot)  # re-orthonormalise: poses read from JSON carry rounding
+    q_l2g = Quaternion(matrix=u @ vt)
     boxes = det.boxes[keep].astype(np.float64)
     centres = boxes[:, :3] @ rot.T + lidar2global[:3, 3]
     vel = np.nan_to_num(det.velocity[keep].astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
