@@ -36,19 +36,20 @@ _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 2}
 def _bev_pool_v2_kernel(
     depth_ptr, feat_ptr, rd_ptr, rf_ptr, rb_ptr, starts_ptr, lens_ptr, out_ptr,
     C, out_scale,
-    MODE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+    MODE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, EVEN_C: tl.constexpr,
 ):
     interval = tl.program_id(0)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    cmask = c < C
+    cmask = (c < C) | EVEN_C
     start = tl.load(starts_ptr + interval)
     length = tl.load(lens_ptr + interval)
+    # element-wise accumulation over the interval, one cross-thread reduction at the end
     if MODE == 0:
-        acc = tl.zeros([BLOCK_C], dtype=tl.float32)
+        acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32)
     elif MODE == 1:
-        acc = tl.zeros([BLOCK_C], dtype=tl.float16)
+        acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float16)
     else:
-        acc = tl.zeros([BLOCK_C], dtype=tl.int32)
+        acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.int32)
     for p0 in range(0, length, BLOCK_P):
         p = p0 + tl.arange(0, BLOCK_P)
         pmask = p < length
@@ -57,13 +58,17 @@ def _bev_pool_v2_kernel(
         d = tl.load(depth_ptr + rd, mask=pmask, other=0)
         f = tl.load(feat_ptr + rf[:, None] * C + c[None, :], mask=pmask[:, None] & cmask[None, :], other=0)
         if MODE == 0:
-            acc += tl.sum(d.to(tl.float32)[:, None] * f.to(tl.float32), axis=0)
+            acc += d.to(tl.float32)[:, None] * f.to(tl.float32)
         elif MODE == 1:
-            acc += tl.sum(d[:, None] * f, axis=0, dtype=tl.float16)
+            acc += d[:, None] * f
         else:
-            acc += tl.sum(d.to(tl.int32)[:, None] * f.to(tl.int32), axis=0)
+            acc += d.to(tl.int32)[:, None] * f.to(tl.int32)
+    if MODE == 1:
+        total = tl.sum(acc, axis=0, dtype=tl.float16)
+    else:
+        total = tl.sum(acc, axis=0)
     rb = tl.load(rb_ptr + start)
-    res = acc.to(tl.float32) * out_scale
+    res = total.to(tl.float32) * out_scale
     # an empty interval writes nothing: its start may point into another interval's points
     tl.store(out_ptr + rb * C + c, res.to(out_ptr.dtype.element_ty), mask=cmask & (length > 0))
 
@@ -104,6 +109,6 @@ def bev_pool_v2_cuda(
     ints = [t.to(torch.int32).contiguous() for t in (ranks_depth, ranks_feat, ranks_bev, interval_starts, interval_lengths)]
     _bev_pool_v2_kernel[grid](
         d, f, *ints, out, c, out_scale,
-        MODE=_MODE[precision], BLOCK_P=16, BLOCK_C=block_c, num_warps=4,
+        MODE=_MODE[precision], BLOCK_P=16, BLOCK_C=block_c, EVEN_C=block_c == c, num_warps=4,
     )
     return out.permute(0, 4, 1, 2, 3)

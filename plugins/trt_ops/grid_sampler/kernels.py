@@ -107,9 +107,9 @@ def _grid_sampler_kernel(
         else:
             acc = tl.zeros([BLOCK_C, BLOCK_P], dtype=tl.float32)
         for k in tl.static_range(8 if IS3D else 4):
-            dx: tl.constexpr = k % 2
-            dy: tl.constexpr = (k // 2) % 2
-            dz: tl.constexpr = k // 4
+            dx = k % 2
+            dy = (k // 2) % 2
+            dz = k // 4
             x, y, z = x0 + dx, y0 + dy, z0 + dz
             w = (fx if dx == 1 else 1.0 - fx) * (fy if dy == 1 else 1.0 - fy)
             if IS3D:

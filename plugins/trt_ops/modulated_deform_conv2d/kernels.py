@@ -41,8 +41,10 @@ def _tap(x_ptr, chan, yy, xx, wgt, valid, H, W, MODE: tl.constexpr):
     ok = valid & (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
     v = tl.load(x_ptr + chan * (H * W) + yy * W + xx, mask=ok, other=0)
     if MODE == 2:
-        return wgt.to(tl.float16) * v
-    return wgt * v.to(tl.float32)
+        out = wgt.to(tl.float16) * v
+    else:
+        out = wgt * v.to(tl.float32)
+    return out
 
 
 @triton.jit

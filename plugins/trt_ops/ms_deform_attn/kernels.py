@@ -46,15 +46,17 @@ def _corner(value_ptr, row0, x, y, dx: tl.constexpr, dy: tl.constexpr, fx, fy, W
     idx = ((row0 + yy * Wl + xx) * NH + h) * C
     v = tl.load(value_ptr + idx[:, None] + c[None, :], mask=valid[:, None] & cmask[None, :], other=0)
     if MODE == 1:
-        return w.to(tl.float16)[:, None] * v
-    return w[:, None] * v.to(tl.float32)
+        out = w.to(tl.float16)[:, None] * v
+    else:
+        out = w[:, None] * v.to(tl.float32)
+    return out
 
 
 @triton.jit
 def _ms_deform_attn_kernel(
     value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, out_ptr,
     S, NQ, NH, C, L, P, attn_scale, out_scale,
-    MODE: tl.constexpr, BLOCK_LP: tl.constexpr, BLOCK_C: tl.constexpr,
+    MODE: tl.constexpr, BLOCK_LP: tl.constexpr, BLOCK_C: tl.constexpr, EVEN_C: tl.constexpr,
 ):
     pid = tl.program_id(0)
     h = pid % NH
@@ -80,7 +82,7 @@ def _ms_deform_attn_kernel(
     y0 = y0f.to(tl.int32)
     row0 = b * S + st
     c = tl.arange(0, BLOCK_C)
-    cmask = c < C
+    cmask = (c < C) | EVEN_C
     acc = _corner(value_ptr, row0, x0, y0, 0, 0, fx, fy, wl, hl, aw, inside, h, NH, C, c, cmask, MODE)
     acc += _corner(value_ptr, row0, x0, y0, 1, 0, fx, fy, wl, hl, aw, inside, h, NH, C, c, cmask, MODE)
     acc += _corner(value_ptr, row0, x0, y0, 0, 1, fx, fy, wl, hl, aw, inside, h, NH, C, c, cmask, MODE)
@@ -126,6 +128,6 @@ def ms_deform_attn_cuda(
     _ms_deform_attn_kernel[(bs * nq * nh,)](
         v, shapes, starts, loc, w, out, s, nq, nh, c, nl, npts, attn_scale, out_scale,
         MODE=_MODE[precision], BLOCK_LP=max(next_pow2(nl * npts), 2), BLOCK_C=max(next_pow2(c), 2),
-        num_warps=4 if nl * npts * c >= 1024 else 2,
+        EVEN_C=next_pow2(c) == c and c >= 2, num_warps=2,
     )
     return out

@@ -83,8 +83,8 @@ def _rotate_kernel(
         else:
             acc = tl.zeros([BLOCK_C, BLOCK_P], dtype=tl.float32)
         for k in tl.static_range(4):
-            dx: tl.constexpr = k % 2
-            dy: tl.constexpr = k // 2
+            dx = k % 2
+            dy = k // 2
             x = x0 + dx
             y = y0 + dy
             w = (fx if dx == 1 else 1.0 - fx) * (fy if dy == 1 else 1.0 - fy)
