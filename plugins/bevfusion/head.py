@@ -160,7 +160,7 @@ class TransFusionHead(nn.Module):
         flat = feat.flatten(2)  # (B, C, HW)
         hw = flat.shape[-1]
         heatmap = self._peaks(self.heatmap_head(feat).sigmoid()).flatten(2)  # (B, K, HW)
-        _, top = heatmap.flatten(1).topk(self.cfg.num_proposals, dim=1)
+        top = _top_k(heatmap.flatten(1), self.cfg.num_proposals)
         labels = torch.div(top, hw, rounding_mode="floor")
         index = top - labels * hw
         query = flat.gather(2, index.unsqueeze(1).expand(-1, flat.shape[1], -1))
@@ -176,6 +176,16 @@ class TransFusionHead(nn.Module):
             query_pos = res["center"].transpose(1, 2)
         score = heatmap.gather(2, index.unsqueeze(1).expand(-1, heatmap.shape[1], -1))
         return (res["center"], res["height"], res["dim"], res["rot"], res["vel"], res["heatmap"], score, labels)
+
+
+def _top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the k largest scores, ties broken by the lower index. Empty BEV regions give
+    plateaus of equal heatmap values, so the tie rule decides which proposals exist; ONNX TopK
+    specifies lower-index-first, and eager torch matches it with a stable sort (torch.topk's
+    tie order is unspecified and differs from ONNX Runtime's)."""
+    if torch.onnx.is_in_onnx_export():
+        return scores.topk(k, dim=1).indices
+    return scores.sort(dim=1, descending=True, stable=True).indices[:, :k]
 
 
 def decode(
