@@ -42,7 +42,8 @@ def _trt_int8(module, inputs, input_names, output_names, dynamic_axes, precision
         model = trace_onnx(module, inputs, input_names, output_names, dynamic_axes)
     if precision == "int8":  # FP16 elsewhere: Q/DQ on float16 needs opset 19
         model = to_fp16(onnx.version_converter.convert_version(model, 19))
-        notes.append("int8 Q/DQ with FP16 elsewhere (opset 19)")
+        notes.append("int8 Q/DQ with FP16 elsewhere (opset 19); on ONNX Runtime run it with graph optimizations "
+                     "off: ORT's CPU fusion of float16 Q/DQ loses accuracy")
     return model
 
 
