@@ -152,7 +152,15 @@ def partition(res: Resolved, model: torch.nn.Module, pm: PluginManager) -> Deplo
     graph = pm.hook.bevdeploy_partition(model=model, spec=res.spec)
     if graph is None:
         raise BevDeployError(f"no plugin partitions model {res.spec.model!r}; its plugin lacks bevdeploy_partition")
+    _eval_mode(graph)
     return graph
+
+
+def _eval_mode(graph: DeployGraph) -> None:
+    """Subgraph wrappers built by a partition start in training mode like any new nn.Module; an
+    exporter that restores 'training' would then switch BN layers to batch statistics."""
+    for sg in graph.subgraphs:
+        sg.module.eval()
 
 
 def record_subgraph_io(graph: DeployGraph, inputs: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -383,6 +391,7 @@ def export_and_build(
         artifacts[sg.name], was_cached = export_piece(res, sg, examples[sg.name]["inputs"], ws, pm)
         if was_cached:
             reused.append(sg.name)
+    _eval_mode(graph)  # whatever an exporter did to the modules' mode
     if reused:
         res.notes.append(f"reused exported pieces from the workspace: {', '.join(reused)}")
     clock["export"] = time.perf_counter() - t

@@ -109,7 +109,8 @@ def bevdeploy_partition(model: nn.Module, spec: Any) -> DeployGraph | None:
     if spec.model != NAME:
         return None
     nodes = [
-        Subgraph("backbone", model.backbone, ["bev"], ["feat"]),
+        # a fresh wrapper (in training mode, as new modules are) like real partitions build
+        Subgraph("backbone", nn.Sequential(model.backbone), ["bev"], ["feat"]),
         OpNode("pool", pool, ["feat"], ["pooled"]),
         Subgraph("head", model.head, ["pooled"], ["heatmap", "boxes"], policy={"int8": "fp16"}),
         OpNode("decode", decode, ["heatmap", "boxes"], ["detections"]),
