@@ -108,20 +108,28 @@ class BEVFusion(nn.Module):
 
     # ---- checkpoints -----------------------------------------------------------------------------
 
-    @staticmethod
-    def convert_checkpoint(state_dict: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-        """An official mit-han-lab checkpoint -> a state dict for ``load_state_dict(strict=True)``.
+    def convert_checkpoint(self, state_dict: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """An official mit-han-lab checkpoint -> this model's state dict layout, so that a strict
+        key *and shape* check passes before ``load_state_dict(strict=True)``.
 
         Unwraps a ``{"state_dict": ...}`` (or ``model``/``module``) wrapper and a ``module.``
-        prefix; sparse-conv weights in the spconv 1.x layout are permuted by the conv modules'
-        own load hook, so both official and our own state dicts load."""
+        prefix, and permutes sparse-conv weights from the spconv 1.x layout [kx, ky, kz, in, out]
+        to spconv 2.x's [out, kx, ky, kz, in]. Our own state dicts pass through unchanged."""
         sd: Any = state_dict
         while isinstance(sd, Mapping) and not any(isinstance(v, torch.Tensor) for v in sd.values()):
             key = next((k for k in CHECKPOINT_WRAPPERS if k in sd), None)
             if key is None:
                 break
             sd = sd[key]
-        return {(k[7:] if k.startswith("module.") else k): v for k, v in sd.items()}
+        expected = self.state_dict()
+        out: dict[str, torch.Tensor] = {}
+        for k, v in sd.items():
+            k = k[7:] if k.startswith("module.") else k
+            ref = expected.get(k)
+            if ref is not None and v.dim() == 5 and v.shape != ref.shape and v.permute(4, 0, 1, 2, 3).shape == ref.shape:
+                v = v.permute(4, 0, 1, 2, 3).contiguous()
+            out[k] = v
+        return out
 
 
 def build(variant: str) -> BEVFusion:

@@ -85,9 +85,15 @@ def test_official_checkpoint_layout_loads_strict(r50):
             v = v.permute(1, 2, 3, 4, 0)  # ours [out,kx,ky,kz,in] -> official [kx,ky,kz,in,out]
         official["module." + k] = v.clone()
     fresh = BEVFusion(get_config("r50"))
-    fresh.load_state_dict(BEVFusion.convert_checkpoint({"state_dict": official}), strict=True)
+    converted = fresh.convert_checkpoint({"state_dict": official})
+    assert {k: tuple(v.shape) for k, v in converted.items()} == {k: tuple(v.shape) for k, v in sd.items()}
+    fresh.load_state_dict(converted, strict=True)
     w = "encoders.lidar.backbone.encoder_layers.encoder_layer2.2.0.weight"
     assert torch.equal(fresh.state_dict()[w], sd[w])
+    # the sparse convs' own load hook accepts the official layout when loaded directly too
+    other = BEVFusion(get_config("r50"))
+    other.load_state_dict({k[7:]: v for k, v in official.items()}, strict=True)
+    assert torch.equal(other.state_dict()[w], sd[w])
     fresh.load_state_dict(sd, strict=True)  # our own layout still loads
 
 
