@@ -147,13 +147,30 @@ def ms_deform_attn_case(variant: str, device="cpu", seed=0) -> Case:
 
 
 # --------------------------------------------------------------------------- grid sampler, rotate
+def _smooth_warp(grid_shape, g) -> torch.Tensor:
+    """A BEV alignment warp (3 degree yaw, a small shift and jitter) as temporal fusion applies it: neighbouring
+    output pixels read neighbouring input pixels, unlike uniformly random grids."""
+    import torch.nn.functional as F
+
+    n, *spatial, dims = grid_shape
+    yaw = math.radians(3.0)
+    theta = torch.eye(dims, dims + 1).repeat(n, 1, 1)
+    theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = math.cos(yaw), -math.sin(yaw), math.sin(yaw), math.cos(yaw)
+    theta[:, 0, dims], theta[:, 1, dims] = 0.04, -0.03
+    grid = F.affine_grid(theta, [n, 1, *spatial], align_corners=False)
+    return grid + torch.randn(grid.shape, generator=g) * 0.002
+
+
 def grid_sampler_case(variant: str, device="cpu", seed=0, mode=0, padding=0, align=False) -> Case:
-    """2D: a BEV map 1x256x200x200 warped by a 200x200 grid; 3D: a 1x64x8x128x128 volume; or tiny."""
+    """2D: a BEV map 1x256x200x200 warped by a smooth 200x200 grid; 3D: a 1x64x8x128x128 volume; or tiny random."""
     g = torch.Generator(device="cpu").manual_seed(seed)
     shapes = {"2d": ((1, 256, 200, 200), (1, 200, 200, 2)), "3d": ((1, 64, 8, 128, 128), (1, 8, 128, 128, 3)),
               "tiny2d": ((2, 3, 5, 6), (2, 4, 7, 2)), "tiny3d": ((2, 3, 4, 5, 6), (2, 3, 4, 5, 3))}[variant]
     x = torch.randn(shapes[0], generator=g)
-    grid = torch.rand(shapes[1], generator=g) * 2.2 - 1.1  # a margin of points off the map
+    if variant.startswith("tiny"):
+        grid = torch.rand(shapes[1], generator=g) * 2.2 - 1.1  # random points, a margin of them off the map
+    else:
+        grid = _smooth_warp(shapes[1], g)
     args = (x.to(device), grid.to(device), mode, padding, align)
     return Case(name=f"grid_sampler[{variant}]", args=args, scales={"input": _amax_scale(x)}, half_args=(0, 1),
                 int8_args={0: "input"}, info=dict(bytes_fp32=_tensor_bytes(x, grid) + x.shape[0] * x.shape[1] * grid[..., 0].numel() // x.shape[0] * 4))

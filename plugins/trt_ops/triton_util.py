@@ -43,6 +43,17 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     tl = types.SimpleNamespace(constexpr=object)
 
 
+@triton.jit
+def to_f32(v):
+    """Widen a loaded tensor to fp32; int8 through the exponent trick (an add on the bits of 1.5 * 2^23 and
+    one float subtract) instead of the quarter-rate integer-to-float conversion."""
+    if v.dtype == tl.int8:
+        out = (v.to(tl.int32) + 0x4B400000).to(tl.float32, bitcast=True) - 12582912.0
+    else:
+        out = v.to(tl.float32)
+    return out
+
+
 def interpreting() -> bool:
     """True when Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1)."""
     return os.environ.get("TRITON_INTERPRET", "0") == "1"

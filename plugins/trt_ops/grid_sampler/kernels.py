@@ -25,6 +25,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     int8_input,
     out_dtype,
     tl,
+    to_f32,
     triton,
 )
 
@@ -97,7 +98,7 @@ def _grid_sampler_kernel(
         x, y, z = _rint(ix).to(tl.int32), _rint(iy).to(tl.int32), _rint(iz).to(tl.int32)
         ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H) & (z >= 0) & (z < D)
         v = tl.load(in_ptr + plane[:, None] + ((z * H + y) * W + x)[None, :], mask=lmask & ok[None, :], other=0)
-        res = v.to(tl.float32) * out_scale
+        res = to_f32(v) * out_scale
     else:
         x0f, y0f, z0f = tl.floor(ix), tl.floor(iy), tl.floor(iz)
         fx, fy, fz = ix - x0f, iy - y0f, iz - z0f
@@ -119,7 +120,7 @@ def _grid_sampler_kernel(
             if HALF_MATH:
                 acc += w.to(tl.float16)[None, :] * v
             else:
-                acc += w[None, :] * v.to(tl.float32)
+                acc += w[None, :] * to_f32(v)
         res = acc.to(tl.float32) * out_scale
     optr = out_ptr + (n * C + c)[:, None] * NPIX + pix[None, :]
     tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[None, :])
@@ -163,7 +164,7 @@ def grid_sampler_cuda(
     out = torch.empty((n, c, *out_sp), dtype=out_dtype(precision), device=input.device)
     if out.numel() == 0:
         return out
-    block_c, block_p = 4, 256
+    block_c, block_p = 16, 128
     grid_dims = (triton.cdiv(npix, block_p), triton.cdiv(c, block_c), n)
     _grid_sampler_kernel[grid_dims](
         x, g, out, c, d, h, w, npix, out_scale,

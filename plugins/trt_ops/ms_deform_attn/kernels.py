@@ -27,6 +27,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     next_pow2,
     out_dtype,
     tl,
+    to_f32,
     triton,
 )
 
@@ -48,7 +49,7 @@ def _corner(value_ptr, row0, x, y, dx: tl.constexpr, dy: tl.constexpr, fx, fy, W
     if MODE == 1:
         out = w.to(tl.float16)[:, None] * v
     else:
-        out = w[:, None] * v.to(tl.float32)
+        out = w[:, None] * to_f32(v)
     return out
 
 

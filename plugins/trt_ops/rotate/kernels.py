@@ -25,6 +25,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     int8_input,
     out_dtype,
     tl,
+    to_f32,
     triton,
 )
 
@@ -70,7 +71,7 @@ def _rotate_kernel(
         y = _rint(iy).to(tl.int32)
         ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H)
         v = tl.load(in_ptr + plane[:, None] + (y * W + x)[None, :], mask=lmask & ok[None, :], other=0)
-        res = v.to(tl.float32) * out_scale
+        res = to_f32(v) * out_scale
     else:
         x0f = tl.floor(ix)
         y0f = tl.floor(iy)
@@ -93,7 +94,7 @@ def _rotate_kernel(
             if HALF_MATH:
                 acc += w.to(tl.float16)[None, :] * v
             else:
-                acc += w[None, :] * v.to(tl.float32)
+                acc += w[None, :] * to_f32(v)
         res = acc.to(tl.float32) * out_scale
     optr = out_ptr + plane[:, None] + pix[None, :]
     tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[None, :])
@@ -134,7 +135,7 @@ def rotate_cuda(
     planes = math.prod(img.shape[:-2])
     if out.numel() == 0:
         return out
-    block_c, block_p = 4, 256
+    block_c, block_p = 16, 128
     grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
     _rotate_kernel[grid](
         x, out, ang, ctr, h, w, out_scale,
