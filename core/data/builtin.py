@@ -11,6 +11,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from .synth import DEFAULT_VERSION, GENERATOR_VERSION, MARKER, generate
@@ -30,10 +32,12 @@ def builtin_dataroot(
     samples_per_scene: int = DEFAULT_SAMPLES,
     seed: int = DEFAULT_SEED,
     image_size: tuple[int, int] = (1600, 900),
+    workers: int | None = None,
 ) -> tuple[Path, str]:
     """(dataroot, version) of the built-in set, generating it if it is not cached yet.
 
-    Tests use a small one: ``builtin_dataroot(cache_dir=tmp_path, scenes=2, samples_per_scene=3)``."""
+    Tests use a small one: ``builtin_dataroot(cache_dir=tmp_path, scenes=2, samples_per_scene=3)``.
+    ``workers`` only sets how many processes generate it (default: up to 2); the bytes are the same."""
     base = Path(cache_dir) if cache_dir is not None else cache_root()
     name = f"synth-g{GENERATOR_VERSION}-{scenes}x{samples_per_scene}-seed{seed}-{image_size[0]}x{image_size[1]}"
     root = base / name
@@ -43,11 +47,13 @@ def builtin_dataroot(
     with open(base / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if not _complete(root, scenes, samples_per_scene, seed):
-            if root.exists():  # an older, foreign or damaged tree under our name: set it aside
-                root.rename(base / f".{name}.stale-{os.getpid()}")
+            if root.exists():  # a damaged or foreign tree under our name: set it aside, then drop it
+                stale = Path(tempfile.mkdtemp(prefix=f".{name}.stale-", dir=base))
+                root.rename(stale / "old")
+                shutil.rmtree(stale, ignore_errors=True)
             print(f"bevdeploy: generating the built-in synthetic dataset ({scenes} scenes x "
                   f"{samples_per_scene} samples) into {root}", flush=True)
-            generate(root, scenes, samples_per_scene, seed, DEFAULT_VERSION, image_size)
+            generate(root, scenes, samples_per_scene, seed, DEFAULT_VERSION, image_size, workers=workers)
     return root, DEFAULT_VERSION
 
 

@@ -70,7 +70,10 @@ class Objects:
     colour: list[tuple[int, int, int]] = field(default_factory=list)
     in_lane: list[bool] = field(default_factory=list)
 
-    def add(self, cls: int, size, s0, d0, vs, vd, yaw_off, colour, in_lane) -> None:
+    def add(
+        self, cls: int, size: np.ndarray | tuple[float, float, float], s0: float, d0: float, vs: float, vd: float,
+        yaw_off: float, colour: tuple[int, int, int], in_lane: bool,
+    ) -> None:
         for name, v in zip(
             ("cls", "size", "s0", "d0", "vs", "vd", "yaw_off", "colour", "in_lane"),
             (cls, np.asarray(size, np.float64), s0, d0, vs, vd, yaw_off, colour, in_lane),
@@ -137,7 +140,9 @@ class _Placer:
         self.centres: list[np.ndarray] = []  # each (T, k, 2)
         self.radii: list[np.ndarray] = []
 
-    def _discs(self, size, s0, d0, vs, vd, yaw_off) -> tuple[np.ndarray, np.ndarray]:
+    def _discs(
+        self, size: np.ndarray, s0: float, d0: float, vs: float, vd: float, yaw_off: float
+    ) -> tuple[np.ndarray, np.ndarray]:
         length, width = size[0], size[1]
         long_axis = 0.0 if length >= width else np.pi / 2
         major, minor = max(length, width), min(length, width)
@@ -150,7 +155,9 @@ class _Placer:
         centres = xy[:, None, :] + offs[None, :, None] * dirs[:, None, :]
         return centres, np.full(k, minor / 2 + 0.05)
 
-    def try_add(self, size, s0, d0, vs=0.0, vd=0.0, yaw_off=0.0) -> bool:
+    def try_add(
+        self, size: np.ndarray, s0: float, d0: float, vs: float = 0.0, vd: float = 0.0, yaw_off: float = 0.0
+    ) -> bool:
         c, r = self._discs(size, s0, d0, vs, vd, yaw_off)
         if self.centres:
             allc = np.concatenate(self.centres, axis=1)

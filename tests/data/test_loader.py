@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bevdeploy import BevDeployError
 from bevdeploy.data import default_split, open_dataset
 from bevdeploy.data.nuscenes import NuScenesDataset
 from bevdeploy.data.types import CAMERAS, DETECTION_CLASSES
@@ -133,3 +135,20 @@ def test_open_dataset_defaults(synth: tuple[Path, str], monkeypatch: pytest.Monk
     assert open_dataset(DataSpec()).split == "synth_val"  # no dataroot: the built-in set
     assert (default_split("v1.0-trainval", "eval"), default_split("v1.0-trainval", "calib")) == ("val", "train")
     assert (default_split("v1.0-mini", "eval"), default_split("v1.0-mini", "calib")) == ("mini_val", "mini_train")
+
+
+def test_predefined_split_on_a_mini_layout(tables_copy: tuple[Path, str]) -> None:
+    """Real v1.0-mini layout: the devkit's 'mini_val' names scene-0103 and scene-0916."""
+    root, version = tables_copy
+    (root / version).rename(root / "v1.0-mini")
+    (root / "v1.0-mini" / "splits.json").unlink()
+    path = root / "v1.0-mini" / "scene.json"
+    scenes = json.loads(path.read_text())
+    for scene, name in zip(scenes, ("scene-0103", "scene-0916"), strict=True):
+        scene["name"] = name
+    path.write_text(json.dumps(scenes))
+    ds = open_dataset(DataSpec(dataroot=root, version="v1.0-mini"))
+    assert ds.split == "mini_val" and ds.scene_names == ["scene-0103", "scene-0916"] and len(ds) == SCENES * SAMPLES
+    assert len(open_dataset(DataSpec(dataroot=root, version="v1.0-mini", split="mini_val", max_samples=2))) == 2
+    with pytest.raises(BevDeployError, match="'mini_train' has no scene"):
+        open_dataset(DataSpec(dataroot=root, version="v1.0-mini"), role="calib")
