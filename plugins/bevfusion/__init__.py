@@ -13,5 +13,12 @@ from .plugin import (
     bevdeploy_partition,
     bevdeploy_register_models,
 )
+from .quant import bevdeploy_quantize
 
-__all__ = ["bevdeploy_build", "bevdeploy_export", "bevdeploy_partition", "bevdeploy_register_models"]
+__all__ = [
+    "bevdeploy_build",
+    "bevdeploy_export",
+    "bevdeploy_partition",
+    "bevdeploy_quantize",
+    "bevdeploy_register_models",
+]
