@@ -38,7 +38,7 @@ def face_bands(style: str, face: int) -> list[Band]:
     if style == "cycle":
         return [(0, 0.45, DARK), (0.45, 0.82, None), (0.82, 1, (60, 60, 60))]
     if style == "person":
-        return [(0, 0.45, (45, 50, 70)), (0.45, 0.85, None), (0.85, 1, SKIN)]
+        return [(0, 0.45, (45, 50, 70)), (0.45, 0.85, None), (0.85, 1, SKIN)]  # hair: see face_decals
     if style == "cone":
         return [(0, 0.08, DARK), (0.08, 0.45, None), (0.45, 0.62, WHITE), (0.62, 1, None)]
     if style == "barrier":
@@ -51,61 +51,97 @@ def face_bands(style: str, face: int) -> list[Band]:
 
 @dataclass(frozen=True)
 class Pieces:
-    """Flat quads: ``quads`` (n, 4, 3), ``colour`` (n, 3) float, ``normal`` (n, 3), ``owner`` (n,)."""
+    """Flat quads in their owners' frames: ``quads`` (n, 4, 3), ``colour`` (n, 3) float,
+    ``normal`` (n, 3), ``owner`` (n,), ``anchor`` (n, 3) the centre of the face a piece lies on
+    and ``rank`` (n,) its drawing order on that face (decals after the paint beneath them)."""
 
     quads: np.ndarray
     colour: np.ndarray
     normal: np.ndarray
     owner: np.ndarray
+    anchor: np.ndarray
+    rank: np.ndarray
+
+    def subset(self, keep: np.ndarray) -> Pieces:
+        return Pieces(*(getattr(self, f)[keep] for f in ("quads", "colour", "normal", "owner", "anchor", "rank")))
 
 
-def _box_pieces(cls: int, size: np.ndarray, colour: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+Rect = tuple[float, float, float, float, tuple[int, int, int]]  # u0, u1, z0, z1 (face fractions), colour
+HEAD, TAIL, HAIR = (245, 240, 200), (190, 20, 20), (50, 35, 25)
+_LAMPS = {"vehicle": (0.28, 0.4), "truck": (0.2, 0.3), "bus": (0.15, 0.25), "construction": (0.3, 0.38)}
+
+
+def face_decals(style: str, face: int) -> list[Rect]:
+    """Small marks that tell front from back: headlights, tail lights, a face."""
+    if style in _LAMPS and face in (0, 1):
+        z0, z1 = _LAMPS[style]
+        colour = HEAD if face == 0 else TAIL
+        return [(0.07, 0.22, z0, z1, colour), (0.78, 0.93, z0, z1, colour)]
+    if style == "box" and face == 1:
+        return [(0.05, 0.15, 0.2, 0.27, TAIL), (0.85, 0.95, 0.2, 0.27, TAIL)]
+    if style == "cycle" and face in (0, 1):
+        return [(0.35, 0.65, 0.4, 0.5, HEAD if face == 0 else TAIL)]
+    if style == "person" and face != 0:
+        return [(0.0, 1.0, 0.85, 1.0, HAIR)]  # the face (skin) only shows from the front
+    return []
+
+
+def _rect(q: np.ndarray, u0: float, u1: float, z0: float, z1: float) -> np.ndarray:
+    """The part of face quad q (bottom-a, bottom-b, top-b, top-a) between fractions u and z."""
+    lo_a, lo_b = q[0] + z0 * (q[3] - q[0]), q[1] + z0 * (q[2] - q[1])
+    hi_a, hi_b = q[0] + z1 * (q[3] - q[0]), q[1] + z1 * (q[2] - q[1])
+    return np.array([lo_a + u0 * (lo_b - lo_a), lo_a + u1 * (lo_b - lo_a),
+                     hi_a + u1 * (hi_b - hi_a), hi_a + u0 * (hi_b - hi_a)])
+
+
+def _box_pieces(cls: int, size: np.ndarray, colour: np.ndarray) -> list[tuple]:
+    """(quad, colour, normal, anchor, rank) of every painted piece of a box's sides and top."""
     style = "building" if cls < 0 else CLASS_SPECS[DETECTION_CLASSES[cls]].style
     corners = box_corners(np.array([[0, 0, 0, *size, 0.0]]))[0]
     out = []
     for fi, idx in enumerate(SIDE_FACES):
-        q = corners[list(idx)]  # bottom-a, bottom-b, top-b, top-a
+        q = corners[list(idx)]
         centre = q.mean(0)
         normal = np.sign(centre) * (np.abs(centre) > 1e-9)
         stripes = 4 if style == "barrier" and fi < 2 else 1  # red/white stripes on the long faces
         for z0, z1, band_colour in face_bands(style, fi):
             base = colour if band_colour is None else np.array(band_colour, float)
-            lo_a, lo_b = q[0] + z0 * (q[3] - q[0]), q[1] + z0 * (q[2] - q[1])
-            hi_a, hi_b = q[0] + z1 * (q[3] - q[0]), q[1] + z1 * (q[2] - q[1])
             for k in range(stripes):
-                u0, u1 = k / stripes, (k + 1) / stripes
                 col = base if (k % 2 == 0 or band_colour is not None) else np.array(WHITE, float)
-                poly = np.array([lo_a + u0 * (lo_b - lo_a), lo_a + u1 * (lo_b - lo_a),
-                                 hi_a + u1 * (hi_b - hi_a), hi_a + u0 * (hi_b - hi_a)])
-                out.append((poly, col, normal))
-    top = {"person": np.array(SKIN, float), "cycle": np.array((60.0, 60, 60))}.get(style, colour)
-    out.append((corners[list(TOP_FACE)], top, np.array([0.0, 0.0, 1.0])))
+                out.append((_rect(q, k / stripes, (k + 1) / stripes, z0, z1), col, normal, centre, 0))
+        for u0, u1, z0, z1, decal_colour in face_decals(style, fi):
+            out.append((_rect(q, u0, u1, z0, z1), np.array(decal_colour, float), normal, centre, 1))
+    top = {"person": np.array(HAIR, float), "cycle": np.array((60.0, 60, 60))}.get(style, colour)
+    top_quad = corners[list(TOP_FACE)]
+    out.append((top_quad, top, np.array([0.0, 0.0, 1.0]), top_quad.mean(0), 0))
     return out
 
 
 def object_pieces(cls: np.ndarray, size: np.ndarray, colour: np.ndarray) -> Pieces:
     """Every object's painted quads in its own frame (centre at the origin, heading +x)."""
-    quads, colours, normals, owner = [], [], [], []
+    rows, owner = [], []
     for i in range(len(cls)):
-        for q, c, n in _box_pieces(int(cls[i]), size[i], colour[i].astype(float)):
-            quads.append(q)
-            colours.append(c)
-            normals.append(n)
-            owner.append(i)
-    return Pieces(np.asarray(quads), np.asarray(colours, float), np.asarray(normals, float), np.asarray(owner))
+        pieces = _box_pieces(int(cls[i]), size[i], colour[i].astype(float))
+        rows.extend(pieces)
+        owner.extend([i] * len(pieces))
+    quads, colours, normals, anchors, ranks = (np.asarray(col) for col in zip(*rows, strict=True))
+    return Pieces(quads, colours.astype(float), normals.astype(float), np.asarray(owner), anchors, ranks)
 
 
-def place(pieces: Pieces, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Quads and normals of every piece in the global frame for boxes (n, 7) at one instant."""
+def place(pieces: Pieces, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quads (n, 4, 3), normals (n, 3) and face anchors (n, 3) of every piece in the global
+    frame, for boxes (n, 7) at one instant."""
     b = boxes[pieces.owner]
-    c, s = np.cos(b[:, 6])[:, None], np.sin(b[:, 6])[:, None]
-    q = pieces.quads
-    x = q[..., 0] * c - q[..., 1] * s + b[:, 0:1]
-    y = q[..., 0] * s + q[..., 1] * c + b[:, 1:2]
-    z = q[..., 2] + b[:, 2:3]
-    n = pieces.normal
-    normals = np.stack([n[:, 0] * c[:, 0] - n[:, 1] * s[:, 0], n[:, 0] * s[:, 0] + n[:, 1] * c[:, 0], n[:, 2]], -1)
-    return np.stack([x, y, z], -1), normals
+    c, s = np.cos(b[:, 6]), np.sin(b[:, 6])
+
+    def move(p: np.ndarray, translate: bool) -> np.ndarray:
+        cc, ss = c.reshape((-1,) + (1,) * (p.ndim - 2)), s.reshape((-1,) + (1,) * (p.ndim - 2))
+        out = np.stack([p[..., 0] * cc - p[..., 1] * ss, p[..., 0] * ss + p[..., 1] * cc, p[..., 2]], -1)
+        if translate:
+            out = out + b[:, :3].reshape((-1,) + (1,) * (p.ndim - 2) + (3,))
+        return out
+
+    return move(pieces.quads, True), move(pieces.normal, False), move(pieces.anchor, True)
 
 
 def ground_pieces(road: Road, s_lo: float, s_hi: float) -> tuple[np.ndarray, np.ndarray]:

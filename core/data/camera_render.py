@@ -9,7 +9,7 @@ from which the nuScenes visibility level is derived.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -25,6 +25,22 @@ GROUND = ((400, (105, 110, 95)), (120, (100, 108, 90)), (40, (96, 104, 86)))  # 
 FOG_DISTANCE = 260.0
 ID_SCALE = 4  # id buffer resolution divisor
 SUBPIXEL = 3  # fillPoly fractional bits
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Lighting of a scene: sun direction and sky colours (varied per scene)."""
+
+    sun: np.ndarray = field(default_factory=SUN.copy)
+    sky_top: np.ndarray = field(default_factory=SKY_TOP.copy)
+    sky_horizon: np.ndarray = field(default_factory=SKY_HORIZON.copy)
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator) -> Environment:
+        azimuth, elevation = rng.uniform(-np.pi, np.pi), np.radians(rng.uniform(25, 70))
+        sun = np.array([np.cos(azimuth) * np.cos(elevation), np.sin(azimuth) * np.cos(elevation), np.sin(elevation)])
+        tint = rng.normal(0, 8, 3)
+        return cls(sun, np.clip(SKY_TOP + tint, 0, 255), np.clip(SKY_HORIZON + tint * 0.5, 0, 255))
 
 
 @dataclass(frozen=True)
@@ -51,26 +67,29 @@ def _clip_near(poly: np.ndarray) -> np.ndarray:
     return np.asarray(out).reshape(-1, 3)
 
 
-def shade(colour: np.ndarray, normal: np.ndarray, distance: np.ndarray) -> np.ndarray:
+def shade(colour: np.ndarray, normal: np.ndarray, distance: np.ndarray, env: Environment) -> np.ndarray:
     """Lambert shading with ambient light, then distance fog towards the horizon colour."""
-    light = 0.5 + 0.5 * np.clip(normal @ SUN, 0.0, None)
+    light = 0.5 + 0.5 * np.clip(normal @ env.sun, 0.0, None)
     fog = 1 - np.exp(-distance / FOG_DISTANCE)
-    return np.clip(colour * (light * (1 - fog))[:, None] + SKY_HORIZON * fog[:, None], 0, 255)
+    return np.clip(colour * (light * (1 - fog))[:, None] + env.sky_horizon * fog[:, None], 0, 255)
 
 
 class Canvas:
     """An image plus its quarter-resolution id buffer, drawn in painter's order."""
 
-    _sky: dict[tuple[int, int], np.ndarray] = {}
+    _sky: dict[tuple, np.ndarray] = {}
 
-    def __init__(self, cam: Camera) -> None:
-        self.cam = cam
+    def __init__(self, cam: Camera, env: Environment) -> None:
+        self.cam, self.env = cam, env
         w, h = cam.size
-        if cam.size not in self._sky:
+        key = (cam.size, tuple(env.sky_top), tuple(env.sky_horizon))
+        if key not in self._sky:
+            if len(self._sky) > 8:
+                self._sky.clear()
             rows = np.linspace(0, 1, h)[:, None]
-            sky = SKY_TOP * (1 - rows) + SKY_HORIZON * rows
-            self._sky[cam.size] = np.ascontiguousarray(np.broadcast_to(sky[:, None, :], (h, w, 3)).astype(np.uint8))
-        self.image = self._sky[cam.size].copy()
+            sky = env.sky_top * (1 - rows) + env.sky_horizon * rows
+            self._sky[key] = np.ascontiguousarray(np.broadcast_to(sky[:, None, :], (h, w, 3)).astype(np.uint8))
+        self.image = self._sky[key].copy()
         self.ids = np.zeros((h // ID_SCALE + 1, w // ID_SCALE + 1), np.int32)
 
     def project(self, quads: np.ndarray) -> list[np.ndarray | None]:
@@ -115,40 +134,45 @@ def _ground(canvas: Canvas, ground: tuple[np.ndarray, np.ndarray]) -> None:
     squares = np.stack([np.column_stack([corners * half + pos[:2], np.zeros(4)]) for half, _ in GROUND])
     up = np.array([[0.0, 0.0, 1.0]])
     colours = np.array([c for _, c in GROUND], float)
-    canvas.fill(squares, shade(colours, up, np.array([h * 0.7 for h, _ in GROUND])))
+    canvas.fill(squares, shade(colours, up, np.array([h * 0.7 for h, _ in GROUND]), canvas.env))
     quads, colours = ground
     dist = np.linalg.norm(quads.mean(1)[:, :2] - pos[:2], axis=1)
     near = dist < FAR + 50
-    canvas.fill(quads[near], shade(colours[near], up, dist[near]))
+    canvas.fill(quads[near], shade(colours[near], up, dist[near], canvas.env))
 
 
 def render(
-    cam: Camera, boxes: np.ndarray, pieces: Pieces, annotated: np.ndarray, ground: tuple[np.ndarray, np.ndarray]
+    cam: Camera,
+    boxes: np.ndarray,
+    pieces: Pieces,
+    annotated: np.ndarray,
+    ground: tuple[np.ndarray, np.ndarray],
+    env: Environment | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render one camera at one instant (``boxes`` (n, 7) global). Returns the RGB image and,
     per box, its visible id-buffer pixels and unoccluded silhouette pixels (1/ID_SCALE res)."""
-    canvas = Canvas(cam)
+    env = env or Environment()
+    canvas = Canvas(cam, env)
     _ground(canvas, ground)
     pos = cam.cam2global[:3, 3]
     corners = box_corners(boxes)
     depth = (corners - pos) @ cam.cam2global[:3, 2]
     candidate = (depth.max(1) > NEAR) & (np.linalg.norm(boxes[:, :2] - pos[:2], axis=1) < FAR)
     foot = corners[candidate][:, [0, 4, 6, 2]].copy()  # soft shadows first: they lie on the ground
-    foot[..., :2] += (foot[..., :2] - boxes[candidate, None, :2]) * 0.12 - SUN[:2] * 0.2
+    foot[..., :2] += (foot[..., :2] - boxes[candidate, None, :2]) * 0.12 - env.sun[:2] * 0.3
     foot[..., 2] = 0.0
     canvas.fill(foot, np.broadcast_to(np.array([45.0, 47, 50]), (len(foot), 3)))
 
-    keep = candidate[pieces.owner]
-    quads, normals = place(Pieces(pieces.quads[keep], pieces.colour[keep], pieces.normal[keep],
-                                  pieces.owner[keep]), boxes)
-    owner, colour = pieces.owner[keep], pieces.colour[keep]
-    centre = quads.mean(1)
-    facing = np.einsum("ij,ij->i", normals, centre - pos) < 0  # back faces are culled
-    dist = np.linalg.norm(centre - pos, axis=1)
+    visible_pieces = pieces.subset(candidate[pieces.owner])
+    quads, normals, anchors = place(visible_pieces, boxes)
+    owner, colour = visible_pieces.owner, visible_pieces.colour
+    facing = np.einsum("ij,ij->i", normals, anchors - pos) < 0  # back faces are culled
+    # Painter's order by whole faces (far first); on a face, paint before decals.
+    dist = np.linalg.norm(anchors - pos, axis=1)
     order = np.nonzero(facing)[0]
-    order = order[np.argsort(-dist[order], kind="stable")]
+    order = order[np.lexsort((visible_pieces.rank[order], -dist[order]))]
     ids = np.where(annotated[owner[order]], owner[order] + 1, 0)  # scenery occludes with id 0
-    outlines = canvas.fill(quads[order], shade(colour[order], normals[order], dist[order]), ids)
+    outlines = canvas.fill(quads[order], shade(colour[order], normals[order], dist[order], env), ids)
     visible = np.bincount(canvas.ids.ravel(), minlength=len(boxes) + 1)[1 : len(boxes) + 1]
     per_object: dict[int, list[np.ndarray]] = {}
     for k, uv in zip(order, outlines, strict=True):

@@ -40,7 +40,7 @@ CLASS_SPECS: dict[str, ClassSpec] = {
         ClassSpec("trailer", "vehicle.trailer", (12.29, 2.90, 3.87), (1.5, 0.05, 0.3), (26, 10),
                   ((210, 210, 215), (160, 160, 165), (120, 110, 100)), "box"),
         ClassSpec("barrier", "movable_object.barrier", (0.50, 2.53, 0.98), (0.05, 0.2, 0.08), (90, 20),
-                  ((220, 40, 30), (245, 245, 245)), "barrier"),
+                  ((220, 40, 30), (230, 120, 20)), "barrier"),
         ClassSpec("motorcycle", "vehicle.motorcycle", (2.11, 0.77, 1.47), (0.15, 0.08, 0.1), (24, 10),
                   ((20, 20, 25), (150, 20, 20), (40, 40, 120)), "cycle"),
         ClassSpec("bicycle", "vehicle.bicycle", (1.70, 0.60, 1.28), (0.1, 0.06, 0.1), (16, 8),

@@ -172,6 +172,7 @@ class _SceneWriter:
         reach = self.world.ego_speed * self.world.duration
         ground = camera_geometry.ground_pieces(self.world.road, -250.0, reach + 250.0)
         sensor = camera_render.Sensor(self.rng, (w, h))
+        env = camera_render.Environment.sample(self.rng)
         annotated = a["cls"] >= 0
         for channel in CAMERAS:
             calib = self.rig[channel]
@@ -182,7 +183,7 @@ class _SceneWriter:
                 t = (t_us - self.t0) / 1e6
                 cam = camera_render.Camera(k_mat, self.ego2global(t_us) @ calib.sensor2ego, (w, h))
                 image, visible, silhouette = camera_render.render(
-                    cam, self.world.boxes_at(t), pieces, annotated, ground
+                    cam, self.world.boxes_at(t), pieces, annotated, ground, env
                 )
                 self.visible[key] += visible
                 self.silhouette[key] += silhouette
