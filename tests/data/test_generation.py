@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,3 +102,21 @@ def test_cli_show(synth: tuple[Path, str], tmp_path: Path) -> None:
     args = _parse(["show", "--data", str(root), "--version", version, "--split", "synth_val", "--out", str(out)])
     assert args.func(args) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_concurrent_first_use_generates_once(tmp_path: Path) -> None:
+    """Two processes asking for the same uncached set: one generates, the other waits and reuses."""
+    code = (
+        "from bevdeploy.data.builtin import builtin_dataroot\n"
+        "root, _ = builtin_dataroot(scenes=1, samples_per_scene=2, image_size=(320, 180), workers=1)\n"
+        "print('ROOT', root)\n"
+    )
+    env = {**os.environ, "BEVDEPLOY_CACHE": str(tmp_path)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    roots = {line.split(" ", 1)[1] for out in outs for line in out.splitlines() if line.startswith("ROOT ")}
+    assert len(roots) == 1 and (Path(roots.pop()) / MARKER).is_file()
+    assert sum(out.count("generating the built-in") for out in outs) == 1
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".stale-" in p.name]
