@@ -47,6 +47,7 @@ def _add_run_args(p: argparse.ArgumentParser, many: bool = False) -> None:
     p.add_argument("--out", type=Path, help="Workspace folder; default: ./bevdeploy-runs/<model>-...-<spec hash>.")
     p.add_argument("--force", action="store_true", help="Rebuild every artifact instead of reusing valid ones.")
     p.add_argument("--json", action="store_true", help="Print report.json instead of the table.")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="Show tracebacks of user errors too.")
 
 
 def build_parser() -> argparse.ArgumentParser:
