@@ -135,7 +135,7 @@ def rotate_cuda(
     planes = math.prod(img.shape[:-2])
     if out.numel() == 0:
         return out
-    block_c, block_p = 16, 128
+    block_c, block_p = 4, 256  # measured: 0.045 ms fp32 at 256x200x200 vs 0.103 ms with 16 x 128 (NOTES-ops.md)
     grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
     _rotate_kernel[grid](
         x, out, ang, ctr, h, w, out_scale,
