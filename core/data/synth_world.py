@@ -183,9 +183,9 @@ def build_world(rng: np.random.Generator, duration: float) -> World:
     placer = _Placer(road, times)
     placer.try_add(np.array([4.8, 2.0, 1.6]), 0.0, EGO_LANE, ego_speed)  # the ego itself
     span = (-60.0, ego_speed * duration + 60.0)
-    _add_scenery(world, placer, rng, span)
     _add_work_zone(world, placer, rng, span)
     _ensure_every_class(world, placer, rng)  # before the fill, which would leave no room for a trailer
+    _add_scenery(world, placer, rng, span)
     _add_traffic(world, placer, rng, span)
     _add_parking(world, placer, rng, span)
     _add_sidewalks(world, placer, rng, span)
@@ -238,8 +238,10 @@ def _add_work_zone(world: World, placer: _Placer, rng: np.random.Generator, span
     for s in np.arange(start + length + 1.5, start + length + rng.uniform(6, 12), 2.5):
         _place(world, placer, rng, "traffic_cone", s, side * 7.4 + rng.normal(0, 0.1))
     for _ in range(int(rng.integers(1, 3))):
-        _place(world, placer, rng, "construction_vehicle", rng.uniform(start, start + length), side * 9.6,
-               yaw_off=float(rng.uniform(-0.4, 0.4)))
+        for _attempt in range(4):
+            if _place(world, placer, rng, "construction_vehicle", rng.uniform(start - 5, start + length + 5),
+                      side * 9.6, yaw_off=float(rng.uniform(-0.4, 0.4))):
+                break
 
 
 def _add_traffic(world: World, placer: _Placer, rng: np.random.Generator, span: tuple[float, float]) -> None:
@@ -292,20 +294,25 @@ def _add_sidewalks(world: World, placer: _Placer, rng: np.random.Generator, span
         _place(world, placer, rng, "pedestrian", rng.uniform(*span), side * 9.8, 0.0, v, np.sign(v) * np.pi / 2)
 
 
-def _ensure_every_class(world: World, placer: _Placer, rng: np.random.Generator) -> None:
-    """Every scene shows all 10 classes near the ego's path, so small splits score every class."""
-    near = (0.0, world.ego_speed * world.duration + 25.0)
-    for ci, name in enumerate(DETECTION_CLASSES):
-        have = any(c == ci and near[0] - 20 < s < near[1] for c, s in zip(world.objects.cls, world.objects.s0, strict=True))
-        for _ in range(60):
-            if have:
+def _ensure_every_class(world: World, placer: _Placer, rng: np.random.Generator, minimum: int = 3) -> None:
+    """Every scene shows each of the 10 classes at least ``minimum`` times near the ego's path,
+    so that small splits score every class and rare classes get training examples."""
+    near = (-15.0, world.ego_speed * world.duration + 45.0)  # within sensor range during the scene
+    longest_first = sorted(DETECTION_CLASSES, key=lambda n: -CLASS_SPECS[n].size_mean[0])
+    for name in longest_first:  # long trailers and buses need the emptiest kerb
+        ci = DETECTION_CLASSES.index(name)
+        have = sum(c == ci and near[0] - 20 < s < near[1]
+                   for c, s in zip(world.objects.cls, world.objects.s0, strict=True))
+        for _ in range(80):
+            if have >= minimum:
                 break
             side = float(rng.choice([-1.0, 1.0]))
-            s = rng.uniform(*near)
+            s = rng.uniform(near[0] - 20, near[1])
             if name in ("pedestrian", "bicycle", "motorcycle", "traffic_cone"):
-                have = _place(world, placer, rng, name, s, side * rng.uniform(*SIDEWALK_D),
-                              yaw_off=float(rng.uniform(-np.pi, np.pi)))
+                placed = _place(world, placer, rng, name, s, side * rng.uniform(*SIDEWALK_D),
+                                yaw_off=float(rng.uniform(-np.pi, np.pi)))
             elif name == "barrier":
-                have = _place(world, placer, rng, name, s, side * 10.6, yaw_off=np.pi / 2)
+                placed = _place(world, placer, rng, name, s, side * 10.6, yaw_off=np.pi / 2)
             else:
-                have = _place(world, placer, rng, name, s, side * PARKING_D, yaw_off=0.0 if side < 0 else np.pi)
+                placed = _place(world, placer, rng, name, s, side * PARKING_D, yaw_off=0.0 if side < 0 else np.pi)
+            have += placed
