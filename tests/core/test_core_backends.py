@@ -146,3 +146,24 @@ def test_tensorrt_engine_matches_torch(tmp_path):
     out = engine.infer({"img": x.cuda()})
     assert np.allclose(out["feat"].cpu().numpy(), net(x)[0].detach().numpy(), atol=1e-3)
     assert (tmp_path / "engines" / "net.plan").stat().st_size == engine.size_bytes > 0
+
+
+def test_onnxruntime_runs_a_registered_custom_op(tmp_path):
+    """A graph with a node of a registered op (trt_ops' Inverse, our domain) runs through the
+    ops' ONNX Runtime definitions and onnxruntime-extensions."""
+    from bevdeploy.manager import registered_ops
+
+    ops = registered_ops()
+    if "inverse" not in ops:
+        pytest.skip("trt_ops' inverse op is not registered")
+    domain, op_type = ops["inverse"].onnx_names["bevdeploy"].split("::")
+    node = helper.make_node(op_type, ["m"], ["inv"], domain=domain)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("m", TensorProto.FLOAT, [3, 4, 4])],
+                              [helper.make_tensor_value_info("inv", TensorProto.FLOAT, [3, 4, 4])])
+    model = helper.make_model(graph, ir_version=10, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(domain, 1)])
+    path = tmp_path / "inverse.onnx"
+    onnx.save(model, str(path))
+    engine = ortb.build(Artifact("inv", "fp32", "onnxruntime", "onnx", ["m"], ["inv"], path=path), "fp32")
+    m = torch.eye(4).repeat(3, 1, 1) + 0.1 * torch.randn(3, 4, 4, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(engine.infer({"m": m})["inv"], torch.linalg.inv(m), atol=1e-5)
+    assert any("onnxruntime-extensions" in n for n in engine.notes)
