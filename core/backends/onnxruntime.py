@@ -80,6 +80,7 @@ def session_options(needs_custom_ops: bool, threads: int | None = None) -> Any:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = threads or default_threads()
     opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # errors only: constant-folding notices are not the user's business
     # Ops run in torch between engines; spinning ORT workers would steal their cores.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if needs_custom_ops:
