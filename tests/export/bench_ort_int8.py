@@ -26,21 +26,27 @@ from bevdeploy.specs.run import QuantSpec  # noqa: E402
 from quantnets import tiny_resnet  # noqa: E402
 
 
-def median_ms(path: Path, feed: dict, threads: int, runs: int, optimized: Path | None = None) -> float:
+def session(path: Path, threads: int, optimized: Path | None = None) -> ort.InferenceSession:
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     if optimized is not None:
         so.optimized_model_filepath = str(optimized)
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    for _ in range(3):
-        sess.run(None, feed)
-    times = []
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def interleaved_medians(sessions: list[ort.InferenceSession], feed: dict, runs: int) -> list[float]:
+    """Median ms per session, runs alternating between sessions so load changes hit both alike."""
+    for s in sessions:
+        for _ in range(3):
+            s.run(None, feed)
+    times: list[list[float]] = [[] for _ in sessions]
     for _ in range(runs):
-        t = time.perf_counter()
-        sess.run(None, feed)
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+        for i, s in enumerate(sessions):
+            t = time.perf_counter()
+            s.run(None, feed)
+            times[i].append((time.perf_counter() - t) * 1e3)
+    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
@@ -62,8 +68,8 @@ def main() -> None:
         export_onnx(fp32_model, (x,), ["img"], ["out"], p32, "fp32", "ort")
         export_onnx(qmodel, (x,), ["img"], ["out"], p8, "int8-fp32", "ort")
         feed = {"img": x.numpy().astype(np.float32)}
-        t32 = median_ms(p32, feed, args.threads, args.runs)
-        t8 = median_ms(p8, feed, args.threads, args.runs, optimized=opt)
+        s32, s8 = session(p32, args.threads), session(p8, args.threads, optimized=opt)
+        t32, t8 = interleaved_medians([s32, s8], feed, args.runs)
         fused = sorted({n.op_type for n in onnx.load(opt).graph.node if n.op_type.startswith("QLinear")})
     print(f"net TinyResNet(width={args.width}, deblock={not args.no_deblock}) input {shape} threads {args.threads} runs {args.runs}")
     print(f"fp32 {t32:.1f} ms  int8(ort qdq) {t8:.1f} ms  speedup {t32 / t8:.2f}x  fused {fused}")
