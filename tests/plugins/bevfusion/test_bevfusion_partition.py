@@ -62,7 +62,6 @@ def test_graph_in_torch_equals_eager_forward(tiny, inputs, values):
     assert values["voxel_coords"].dtype == torch.int32 and values["voxels"].shape[1] == 5
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("piece", ["camera.backbone", "camera.vtransform", "fuser", "head.bbox"])
 def test_dense_piece_exports_and_matches_onnxruntime(graph, values, piece, tmp_path):
     sg: Subgraph = graph.node(piece)
