@@ -12,6 +12,9 @@ is decided structurally, without tracing:
 The heuristic is only sound for modules whose forward really is ``bn(conv(x))``; a model whose
 forward does something else in between must pass ``pairs`` and ``heuristic=False``.
 A folded BN is replaced by ``nn.Identity`` so the parent's forward keeps working.
+Folding gives a bias-less conv a bias; spconv's CPU kernels reject a bias in eval mode, which the
+fake-quant sparse conv of :mod:`.sparse` works around (a sparse conv folded but left unquantized
+would not run on the CPU).
 """
 
 from __future__ import annotations
