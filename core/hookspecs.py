@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
 
     import torch
 
-    from .data.types import Detections, Sample
+    from .data.types import Detections
     from .graph import Artifact, DeployGraph, Engine, Subgraph
     from .specs.registry import BackendSpec, ModelSpec, OpSpec
     from .specs.run import QuantSpec, RunSpec
