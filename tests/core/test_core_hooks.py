@@ -68,7 +68,7 @@ def test_third_party_plugin_is_registered_through_its_entry_point(toy_plugin, ca
 
 
 def test_plugin_that_fails_to_import_is_listed_with_its_reason(tmp_path, capsys, monkeypatch):
-    from conftest import make_plugin_package
+    from plugin_packages import make_plugin_package
 
     source = "import bevdeploy_missing_dependency_xyz\n"
     root = make_plugin_package(tmp_path, "broken_plugin", "broken_plugin_mod", source, "brokenplug")
