@@ -102,7 +102,8 @@ def bevdeploy_infer(graph: DeployGraph, engines: dict[str, Engine], sample: dict
 
 @hookimpl
 def bevdeploy_evaluate(detections: dict[str, Any], dataset: Any) -> dict[str, Any] | None:
-    """nuScenes detection metrics through the devkit."""
+    """nuScenes detection metrics through the devkit, over the samples that were inferred (a
+    ``--max-samples`` run must not count the samples it skipped as misses)."""
     from .eval import evaluate_detections
 
-    return evaluate_detections(detections, dataset)
+    return evaluate_detections(detections, dataset, sample_tokens=list(detections))

@@ -24,6 +24,8 @@ class Subgraph:
     precisions not in it are used as they are. ``exporter`` is ``"onnx"`` for pieces that
     ``torch.onnx`` exports; any other value names a plugin's own exporter (claimed in its
     ``bevdeploy_export`` hook). ``dynamic_axes`` follows ``torch.onnx.export``.
+    ``fidelity_outputs`` names the outputs compared element by element against FP32 (None: every
+    floating-point output); leave out outputs ordered by a ranking such as top-K proposals.
     """
 
     name: str
@@ -33,6 +35,7 @@ class Subgraph:
     policy: dict[str, str] = field(default_factory=dict)
     exporter: str = "onnx"
     dynamic_axes: dict[str, dict[int, str]] | None = None
+    fidelity_outputs: list[str] | None = None
 
     def precision_for(self, precision: str) -> str:
         return self.policy.get(precision, precision)

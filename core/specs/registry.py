@@ -23,7 +23,11 @@ class ModelSpec(_Registered):
     demo_checkpoint: Path | None = Field(
         default=None, description="Shipped weights for the demo variant (safetensors), if any."
     )
-    build: Callable[[str], Any] = Field(description="variant -> FP32 torch.nn.Module in eval mode.")
+    build: Callable[[str], Any] = Field(
+        description="variant -> FP32 torch.nn.Module in eval mode. If the module has a method "
+        "convert_checkpoint(state_dict) -> state_dict, checkpoints pass through it before the strict load "
+        "(for official checkpoints in another layout)."
+    )
     prepare: Callable[[Any, Any], dict[str, Any]] = Field(
         description="(model, Sample) -> model inputs by name (tensors, batch 1), as the DeployGraph expects."
     )

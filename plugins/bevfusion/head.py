@@ -20,7 +20,12 @@ from torch import nn
 
 from .config import HeadConfig
 
-HEAD_OUTPUTS = ("center", "height", "dim", "rot", "vel", "heatmap", "query_heatmap_score", "query_labels")
+HEAD_OUTPUTS = (
+    "center", "height", "dim", "rot", "vel", "heatmap", "query_heatmap_score", "query_labels", "dense_heatmap",
+)
+"""Per proposal, then the dense class heatmap (B, K, X, Y) that the proposals were ranked from: the
+one output comparable element by element across precisions (a tie broken differently reorders the
+proposals and says nothing about numeric error)."""
 
 
 class ConvModule1d(nn.Module):
@@ -159,7 +164,8 @@ class TransFusionHead(nn.Module):
         feat = self.shared_conv(middle)
         flat = feat.flatten(2)  # (B, C, HW)
         hw = flat.shape[-1]
-        heatmap = self._peaks(self.heatmap_head(feat).sigmoid()).flatten(2)  # (B, K, HW)
+        dense = self.heatmap_head(feat).sigmoid()
+        heatmap = self._peaks(dense).flatten(2)  # (B, K, HW)
         top = _top_k(heatmap.flatten(1), self.cfg.num_proposals)
         labels = torch.div(top, hw, rounding_mode="floor")
         index = top - labels * hw
@@ -175,7 +181,7 @@ class TransFusionHead(nn.Module):
             res["center"] = res["center"] + query_pos.transpose(1, 2)
             query_pos = res["center"].transpose(1, 2)
         score = heatmap.gather(2, index.unsqueeze(1).expand(-1, heatmap.shape[1], -1))
-        return (res["center"], res["height"], res["dim"], res["rot"], res["vel"], res["heatmap"], score, labels)
+        return (res["center"], res["height"], res["dim"], res["rot"], res["vel"], res["heatmap"], score, labels, dense)
 
 
 def _top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -200,7 +206,7 @@ def decode(
     them into nuScenes boxes with size ``wlh = (d0, d1, d2)`` and yaw ``-yaw_mm - pi/2``; the
     height head predicts the gravity centre. Ours: centre z = height, l = d1, w = d0, h = d2,
     yaw = -yaw_mm - pi/2 wrapped to [-pi, pi)."""
-    center, height, dim, rot, vel, logits, query_score, labels = (t.detach().float() for t in outputs)
+    center, height, dim, rot, vel, logits, query_score, labels = (t.detach().float() for t in outputs[:8])
     k = cfg.num_classes
     one_hot = F.one_hot(labels.long(), num_classes=k).permute(0, 2, 1).float()
     score = logits.sigmoid() * query_score * one_hot

@@ -94,7 +94,8 @@ def partition(model: BEVFusion, variant: str) -> DeployGraph:
             dynamic_axes={"voxels": {0: "num_voxels"}, "voxel_coords": {0: "num_voxels"}},
         ),  # fmt: skip
         Subgraph("fuser", Fuser(model), ["camera_bev", "lidar_bev"], ["middle"]),
-        Subgraph("head.bbox", HeadBBox(model), ["middle"], list(HEAD_OUTPUTS), policy=dict(FP16_UNDER_INT8)),
+        Subgraph("head.bbox", HeadBBox(model), ["middle"], list(HEAD_OUTPUTS), policy=dict(FP16_UNDER_INT8),
+                 fidelity_outputs=["dense_heatmap"]),
         OpNode("decode", _decoder(model), list(HEAD_OUTPUTS), ["detections"]),
     ]
     return DeployGraph(model="bevfusion", variant=variant, nodes=nodes, inputs=list(MODEL_INPUTS))
