@@ -32,6 +32,21 @@ class ModelSpec(_Registered):
         description="(model, Sample) -> model inputs by name (tensors, batch 1), as the DeployGraph expects."
     )
     modalities: tuple[str, ...] = Field(default=("camera",), description="Sensors used: camera, lidar.")
+    loss: Callable[[Any, list[dict[str, Any]], list[Any]], dict[str, Any]] | None = Field(
+        default=None,
+        description="Training loss, used by `bevdeploy train`: (model in train mode, inputs, samples) -> named "
+        "scalar loss terms (tensors; the trainer minimises their sum and logs each). ``inputs`` is a list of "
+        "``prepare(model, sample)`` dicts (batch 1 each, on the training device) and ``samples`` the matching "
+        "Samples after augmentation, whose gt_boxes/gt_velocity/gt_labels are the targets; the plugin may batch "
+        "them internally. Augmentation reaches the model through the Sample: global LiDAR-frame rotation/scale/"
+        "flip is already applied to points, boxes, velocities and every LiDAR-frame camera matrix "
+        "(bevdeploy.data.augment.global_transform; the 4x4 applied is in sample.extra['lidar_aug']), and image "
+        "augmentation is requested in sample.extra['img_aug'] = {'resize': float scale of the original image, "
+        "'crop_frac': (fx, fy) position of the input-size window inside the resized image as fractions of the "
+        "free margin (0 left/top, 1 right/bottom; the test-time crop is (0.5, 1)), 'flip': bool horizontal flip}, which "
+        "``prepare`` must honour (apply to the pixels and fold into the image-augmentation matrix it returns) "
+        "instead of its test-time resize/crop. None: the model cannot be trained.",
+    )
     plugin: str = Field(default="", description="Filled in by the registry: the plugin that registered it.")
 
 
