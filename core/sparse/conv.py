@@ -1,0 +1,192 @@
+"""Sparse 3-D convolutions in plain PyTorch, parameter-compatible with spconv 2.x.
+
+Each conv is gather-GEMM-scatter over a :mod:`.rulebook`: for every kernel offset, gather the
+input rows of its pairs, multiply by that offset's ``[in, out]`` weight slice, and ``index_add``
+into the output rows. Autograd differentiates through all three, so the same module trains on CPU
+and CUDA wherever torch runs (spconv needs its own CUDA build). On CPU ``index_add`` is sequential,
+so results are deterministic; on CUDA it uses atomics (order-dependent in the last bits).
+
+Parameters and attributes are spconv's: ``weight`` is ``[out, k0, k1, k2, in]`` (spconv 2.x),
+``bias`` is ``[out]``, and ``in_channels, out_channels, kernel_size, stride, padding, dilation,
+subm, indice_key`` plus the flags spconv's exporters read, so a spconv state dict loads with
+``strict=True`` and the fake-quant wrapper (which calls ``_conv_forward``) works on either.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .modules import SparseModule
+from .rulebook import Rulebook, regular_rulebook, submanifold_rulebook
+from .tensor import SparseConvTensor
+
+NO_ACTIVATION = "none"
+
+
+def _triple(v: int | Sequence[int], ndim: int, what: str) -> tuple[int, ...]:
+    if isinstance(v, int):
+        return (v,) * ndim
+    t = tuple(int(x) for x in v)
+    if len(t) != ndim:
+        raise ValueError(f"{what} {list(t)} does not have {ndim} entries")
+    return t
+
+
+def gather_gemm_scatter(features: torch.Tensor, weight: torch.Tensor, rulebook: Rulebook) -> torch.Tensor:
+    """Output features (M, out) of ``rulebook`` applied to ``features`` (N, in) with ``weight``
+    [out, *kernel, in]."""
+    c_out, c_in = weight.shape[0], weight.shape[-1]
+    w = weight.reshape(c_out, -1, c_in)  # (out, K, in)
+    m = rulebook.out_indices.shape[0]
+    out = None
+    if rulebook.center is not None:  # submanifold centre tap: every site feeds itself, no gather
+        out = features.matmul(w[:, rulebook.center, :].t())
+    for k, (rows_in, rows_out) in enumerate(zip(rulebook.pairs_in, rulebook.pairs_out, strict=True)):
+        if rows_in.numel() == 0:
+            continue
+        part = features.index_select(0, rows_in).matmul(w[:, k, :].t())
+        if out is None:  # dtype of the product (fp16 under autocast), not of the inputs
+            out = part.new_zeros((m, c_out))
+        out = out.index_add(0, rows_out, part.to(out.dtype))
+    if out is None:  # no pairs at all (empty input)
+        out = features.new_zeros((m, c_out))
+    return out
+
+
+class SparseConvolution(SparseModule):
+    """A sparse N-d convolution (regular or submanifold) on a :class:`SparseConvTensor`."""
+
+    def __init__(
+        self,
+        ndim: int,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int] = 3,
+        stride: int | Sequence[int] = 1,
+        padding: int | Sequence[int] = 0,
+        dilation: int | Sequence[int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        subm: bool = False,
+        indice_key: str | None = None,
+        name: str | None = None,
+    ):
+        super().__init__(name=name)
+        if groups != 1:
+            raise ValueError("grouped sparse convolution is not supported")
+        self.ndim = ndim
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = _triple(kernel_size, ndim, "kernel_size")
+        self.stride = _triple(stride, ndim, "stride")
+        self.padding = _triple(padding, ndim, "padding")
+        self.dilation = _triple(dilation, ndim, "dilation")
+        if subm and any(s != 1 for s in self.stride):
+            raise ValueError(f"a submanifold conv has stride 1; got {list(self.stride)}")
+        self.output_padding = (0,) * ndim
+        self.groups, self.subm, self.indice_key = groups, subm, indice_key
+        self.transposed = self.inverse = False
+        self.act_type, self.act_alpha, self.act_beta = NO_ACTIVATION, 0.0, 0.0
+        self.weight = nn.Parameter(torch.zeros(out_channels, *self.kernel_size, in_channels))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """spconv's init (kaiming-uniform, a=sqrt(5), fan-in over kernel x in), drawing the same
+        random numbers, so a model built under one seed starts from the same weights on both."""
+        fan_in = self.in_channels * math.prod(self.kernel_size)
+        bound = 1.0 / math.sqrt(fan_in)  # sqrt(3) * gain(leaky_relu, sqrt(5)) / sqrt(fan_in)
+        with torch.no_grad():
+            self.weight.uniform_(-bound, bound)
+            if self.bias is not None:
+                self.bias.uniform_(-bound, bound)
+
+    def rulebook(self, x: SparseConvTensor) -> Rulebook:
+        """This layer's rulebook on ``x``; submanifold ones are shared per ``indice_key``."""
+        cached = x.indice_dict.get(self.indice_key) if self.indice_key is not None else None
+        if cached is not None and self.subm:
+            if (
+                cached.kernel_size != self.kernel_size
+                or cached.dilation != self.dilation
+                or cached.center is None
+            ):
+                raise ValueError(
+                    f"indice_key {self.indice_key!r} is shared by sparse convs with different kernels or kinds"
+                )
+            return cached
+        if self.subm:
+            rb = submanifold_rulebook(x.indices, x.spatial_shape, self.kernel_size, self.dilation)
+        else:
+            rb = regular_rulebook(
+                x.indices, x.spatial_shape, self.kernel_size, self.stride, self.padding, self.dilation
+            )
+        if self.indice_key is not None:
+            x.indice_dict[self.indice_key] = rb
+        return rb
+
+    def _conv_forward(
+        self,
+        training: bool,
+        input: SparseConvTensor,  # noqa: A002 - spconv's argument name
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        add_input: SparseConvTensor | None = None,
+        name: str | None = None,
+        sparse_unique_name: str = "",
+        act_type: str = NO_ACTIVATION,
+        act_alpha: float = 0.0,
+        act_beta: float = 0.0,
+    ) -> SparseConvTensor:
+        """spconv's signature, so wrappers that substitute the weight (fake-quant) work unchanged."""
+        if act_type != NO_ACTIVATION:
+            raise ValueError(f"fused activation {act_type!r} is not supported; apply it after the conv")
+        if input.features.shape[1] != self.in_channels:
+            raise ValueError(
+                f"sparse conv expects {self.in_channels} input channels, got {input.features.shape[1]}"
+            )
+        rb = self.rulebook(input)
+        out = gather_gemm_scatter(input.features, weight, rb)
+        if bias is not None:
+            out = out + bias.to(out.dtype)
+        if add_input is not None:
+            out = out + add_input.features.to(out.dtype)
+        return SparseConvTensor(
+            out, rb.out_indices, rb.out_shape, input.batch_size, indice_dict=input.indice_dict
+        )
+
+    def forward(self, input: SparseConvTensor, add_input: SparseConvTensor | None = None) -> SparseConvTensor:  # noqa: A002
+        return self._conv_forward(
+            self.training, input, self.weight, self.bias, add_input, name=self.name,
+            sparse_unique_name=self._sparse_unique_name, act_type=self.act_type,
+            act_alpha=self.act_alpha, act_beta=self.act_beta,
+        )  # fmt: skip
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={list(self.kernel_size)}"
+        if not self.subm:
+            s += f", stride={list(self.stride)}, padding={list(self.padding)}"
+        if any(d != 1 for d in self.dilation):
+            s += f", dilation={list(self.dilation)}"
+        return s + (f", indice_key={self.indice_key!r}" if self.indice_key else "")
+
+
+class SubMConv3d(SparseConvolution):
+    """Submanifold 3-D conv: output sites are the input sites (spconv.SubMConv3d)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size=3, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, indice_key: str | None = None, name: str | None = None):  # fmt: skip
+        super().__init__(3, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         subm=True, indice_key=indice_key, name=name)  # fmt: skip
+
+
+class SparseConv3d(SparseConvolution):
+    """Regular (strided, padded) sparse 3-D conv: every site any input reaches is active
+    (spconv.SparseConv3d)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size=3, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, indice_key: str | None = None, name: str | None = None):  # fmt: skip
+        super().__init__(3, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         subm=False, indice_key=indice_key, name=name)  # fmt: skip
