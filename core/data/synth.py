@@ -91,9 +91,9 @@ def _write(root: Path, scenes: int, samples: int, seed: int, version: str,
     jobs = [SceneJob(str(root), seed, i, samples, image_size) for i in range(scenes)]
     workers = min(scenes, workers if workers is not None else min(2, os.cpu_count() or 1))
     if workers > 1:
-        # fork, not spawn: spawn re-imports the caller's __main__, which breaks unguarded scripts.
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        with multiprocessing.get_context(method).Pool(workers, initializer=_init_worker) as pool:
+        # spawn, not fork: a forked child can inherit a lock held by one of the caller's threads
+        # (BLAS, OpenCV, torch) and hang. Callers' scripts need the usual __main__ guard.
+        with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
             per_scene = pool.map(simulate_scene, jobs, chunksize=1)
     else:
         per_scene = [simulate_scene(job) for job in jobs]
