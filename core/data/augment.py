@@ -30,7 +30,7 @@ class AugmentConfig:
     scale: tuple[float, float] = (0.9, 1.1)
     flip_x: float = 0.5  # probability of mirroring y -> -y (flip about the x axis)
     flip_y: float = 0.5  # probability of mirroring x -> -x
-    img_resize: tuple[float, float] | None = None  # relative to the model's test-time resize; None: off
+    img_resize: tuple[float, float] | None = None  # factor on the model's test-time resize; None: off
     img_flip: float = 0.0
 
 
@@ -90,11 +90,11 @@ def global_transform(sample: Sample, m: np.ndarray) -> Sample:
     )
 
 
-def random_augment(sample: Sample, cfg: AugmentConfig, rng: np.random.Generator, test_resize: float) -> Sample:
+def random_augment(sample: Sample, cfg: AugmentConfig, rng: np.random.Generator) -> Sample:
     """``sample`` with a random global transform and, if configured, a random image-augmentation
-    request: resize relative to ``test_resize`` (the model's test-time scale) and a flip; the crop
-    is chosen by the model's ``prepare`` from ``crop_frac`` (horizontal position in [0, 1]) so that
-    it stays inside the resized image whatever the input size."""
+    request: a resize factor on the model's test-time scale, a horizontal crop position
+    (``crop_frac``, so the model's ``prepare`` keeps the window inside the resized image whatever
+    its input size) and a flip."""
     m = lidar_transform(
         rotate=float(rng.uniform(*cfg.rotate)),
         scale=float(rng.uniform(*cfg.scale)),
@@ -105,7 +105,7 @@ def random_augment(sample: Sample, cfg: AugmentConfig, rng: np.random.Generator,
     if cfg.img_resize is not None or cfg.img_flip > 0:
         lo, hi = cfg.img_resize or (1.0, 1.0)
         out.extra[IMG_AUG_KEY] = {
-            "resize": test_resize * float(rng.uniform(lo, hi)),
+            "resize": float(rng.uniform(lo, hi)),
             "crop_frac": (float(rng.random()), 1.0),  # horizontal position, bottom-aligned like the test crop
             "flip": bool(rng.random() < cfg.img_flip),
         }

@@ -41,7 +41,7 @@ class ModelSpec(_Registered):
         "them internally. Augmentation reaches the model through the Sample: global LiDAR-frame rotation/scale/"
         "flip is already applied to points, boxes, velocities and every LiDAR-frame camera matrix "
         "(bevdeploy.data.augment.global_transform; the 4x4 applied is in sample.extra['lidar_aug']), and image "
-        "augmentation is requested in sample.extra['img_aug'] = {'resize': float scale of the original image, "
+        "augmentation is requested in sample.extra['img_aug'] = {'resize': float factor on the model's test-time image scale (1.0 = test-time), "
         "'crop_frac': (fx, fy) position of the input-size window inside the resized image as fractions of the "
         "free margin (0 left/top, 1 right/bottom; the test-time crop is (0.5, 1)), 'flip': bool horizontal flip}, which "
         "``prepare`` must honour (apply to the pixels and fold into the image-augmentation matrix it returns) "
