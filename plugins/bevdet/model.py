@@ -1,0 +1,125 @@
+"""The BEVDet module tree (``img_backbone``, ``img_neck``, ``img_view_transformer``,
+``img_bev_encoder_backbone``, ``img_bev_encoder_neck``, ``pts_bbox_head``, as in
+HuangJunJie2017/BEVDet) and the stage methods that both the eager forward and the DeployGraph
+pieces call, so the two paths cannot drift apart."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from bevdeploy.data.types import Detections
+from bevdeploy.plugins.bevfusion.resnet import ResNet
+from torch import nn
+
+from .config import BEVDetConfig, get_config
+from .head import HEAD_OUTPUTS, CenterHead, decode
+from .necks import FPN_LSS, CustomFPN, CustomResNet, LSSViewTransformer
+
+CHECKPOINT_WRAPPERS = ("state_dict", "model", "module")
+RANK_CACHE_SIZE = 8
+
+
+class BEVDet(nn.Module):
+    """Camera-only BEVDet. ``forward(**inputs)`` takes the dict ``prepare`` returns and gives the
+    head's dense maps by name (:data:`HEAD_OUTPUTS`); :meth:`predict` adds the decode."""
+
+    def __init__(self, cfg: BEVDetConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.img_backbone = ResNet(cfg.stem_channels, cfg.stage_blocks, cfg.stage_planes, cfg.out_indices)
+        in_channels = [self.img_backbone.out_channels[i] for i in cfg.out_indices]
+        self.img_neck = CustomFPN(in_channels, cfg.neck_channels)
+        self.img_view_transformer = LSSViewTransformer(cfg)
+        self.img_bev_encoder_backbone = CustomResNet(cfg.numc_trans, cfg.bev_layers, cfg.bev_channels)
+        self.img_bev_encoder_neck = FPN_LSS(cfg.bev_channels[0] + cfg.bev_channels[-1], cfg.bev_neck_channels)
+        self.pts_bbox_head = CenterHead(cfg.bev_neck_channels, cfg.head)
+        self._ranks: OrderedDict[str, tuple[torch.Tensor, ...]] = OrderedDict()
+
+    # ---- stages (shared by forward and the partition) ----------------------------------------
+
+    def image_encoder(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """img (1, N, 3, H, W) -> depth probabilities (1, N, D, fH, fW), context (1, N, fH, fW, C)."""
+        feat = self.img_neck(self.img_backbone(img[0]))  # batch 1: indexing keeps ONNX shapes static
+        depth, context = self.img_view_transformer.depth_and_context(feat)
+        return depth.unsqueeze(0), context.unsqueeze(0)
+
+    def bev_ranks(self, camera2ego, camera_intrinsics, img_aug_matrix) -> tuple[torch.Tensor, ...]:
+        """bev_pool_v2 ranks for a camera rig, computed once per distinct calibration (the rig is
+        fixed per dataset, as BEVDet's deployment assumes) and recomputed when it changes."""
+        mats = [torch.as_tensor(m).detach().float().cpu().contiguous() for m in (camera2ego, camera_intrinsics, img_aug_matrix)]
+        key = hashlib.sha1(b"".join(m.numpy().tobytes() for m in mats)).hexdigest()
+        if key in self._ranks:
+            self._ranks.move_to_end(key)
+            return self._ranks[key]
+        ranks = self.img_view_transformer.bev_pool_ranks(mats[0][0], mats[1][0], mats[2][0])
+        self._ranks[key] = ranks
+        while len(self._ranks) > RANK_CACHE_SIZE:
+            self._ranks.popitem(last=False)
+        return ranks
+
+    def bev_pool(self, depth: torch.Tensor, context: torch.Tensor, *ranks: torch.Tensor) -> torch.Tensor:
+        """Splat with ``torch.ops.bevdeploy.bev_pool_v2`` and fold Z into channels -> (1, C*Z, Y, X)."""
+        import bevdeploy.plugins.trt_ops  # noqa: F401  (registers torch.ops.bevdeploy.*)
+
+        out = torch.ops.bevdeploy.bev_pool_v2(
+            depth.contiguous(), context.contiguous(), *ranks, self.img_view_transformer.out_shape
+        )
+        return torch.cat(out.unbind(dim=2), dim=1)
+
+    def bev_head(self, bev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """BEV encoder + CenterHead: (1, C, Y, X) -> heatmap, bbox_reg."""
+        return self.pts_bbox_head(self.bev_encoder(bev))
+
+    def bev_encoder(self, bev: torch.Tensor) -> torch.Tensor:
+        return self.img_bev_encoder_neck(self.img_bev_encoder_backbone(bev))
+
+    def decode(self, heatmap: torch.Tensor, bbox_reg: torch.Tensor, lidar2ego: torch.Tensor) -> Detections:
+        return decode(heatmap, bbox_reg, lidar2ego, self.cfg)
+
+    # ---- eager model ---------------------------------------------------------------------------
+
+    def bev_features(self, img, camera2ego, camera_intrinsics, img_aug_matrix) -> torch.Tensor:
+        depth, context = self.image_encoder(img)
+        return self.bev_encoder(self.bev_pool(depth, context, *self.bev_ranks(camera2ego, camera_intrinsics, img_aug_matrix)))
+
+    def forward(
+        self, img: torch.Tensor, camera2ego: torch.Tensor, camera_intrinsics: torch.Tensor,
+        img_aug_matrix: torch.Tensor, **unused: Any,
+    ) -> dict[str, torch.Tensor]:  # fmt: skip
+        feat = self.bev_features(img, camera2ego, camera_intrinsics, img_aug_matrix)
+        return dict(zip(HEAD_OUTPUTS, self.pts_bbox_head(feat), strict=True))
+
+    def forward_tasks(self, img, camera2ego, camera_intrinsics, img_aug_matrix, **unused: Any) -> list[dict[str, torch.Tensor]]:
+        """Raw per-task head outputs (heatmap logits), what training's CenterPoint loss consumes."""
+        return self.pts_bbox_head.forward_tasks(self.bev_features(img, camera2ego, camera_intrinsics, img_aug_matrix))
+
+    @torch.no_grad()
+    def predict(self, inputs: Mapping[str, torch.Tensor]) -> Detections:
+        out = self(**inputs)
+        return self.decode(out["heatmap"], out["bbox_reg"], inputs["lidar2ego"])
+
+    # ---- checkpoints -----------------------------------------------------------------------------
+
+    def convert_checkpoint(self, state_dict: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """An official BEVDet checkpoint (``{"state_dict": ...}``, maybe ``module.``-prefixed from
+        DDP) -> this model's keys, which are upstream's; our own state dicts pass unchanged."""
+        sd: Any = state_dict
+        while isinstance(sd, Mapping) and not any(isinstance(v, torch.Tensor) for v in sd.values()):
+            key = next((k for k in CHECKPOINT_WRAPPERS if k in sd), None)
+            if key is None:
+                break
+            sd = sd[key]
+        return {(k[7:] if k.startswith("module.") else k): v for k, v in sd.items()}
+
+
+def build(variant: str) -> BEVDet:
+    """variant -> FP32 BEVDet in eval mode (deterministic random weights until a checkpoint loads)."""
+    cfg = get_config(variant)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = BEVDet(cfg)
+    return model.eval()

@@ -1,0 +1,50 @@
+"""The hook implementations of the BEVDet plugin (registration and partition; the quantization
+rules are in :mod:`.quant`)."""
+
+from __future__ import annotations
+
+import bevdeploy
+import torch
+from bevdeploy.graph import DeployGraph
+from bevdeploy.specs.registry import ModelSpec
+from bevdeploy.specs.run import RunSpec
+
+from .config import VARIANTS
+
+MODEL_NAME = "bevdet"
+
+
+def _build(variant: str) -> torch.nn.Module:
+    from .model import build
+
+    return build(variant)
+
+
+def _prepare(model, sample) -> dict[str, torch.Tensor]:
+    from .prepare import prepare
+
+    return prepare(model, sample)
+
+
+@bevdeploy.hookimpl
+def bevdeploy_register_models() -> list[ModelSpec]:
+    return [
+        ModelSpec(
+            name=MODEL_NAME,
+            description="BEVDet camera-only (HuangJunJie2017; LSS + bev_pool_v2, CenterPoint head)",
+            variants={name: cfg.description for name, cfg in VARIANTS.items()},
+            demo_variant="tiny",
+            build=_build,
+            prepare=_prepare,
+            modalities=("camera",),
+        )
+    ]
+
+
+@bevdeploy.hookimpl
+def bevdeploy_partition(model: torch.nn.Module, spec: RunSpec) -> DeployGraph | None:
+    if spec.model != MODEL_NAME:
+        return None
+    from .partition import partition
+
+    return partition(model, spec.variant or model.cfg.name)
