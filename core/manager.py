@@ -19,6 +19,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "bevdeploy.backends",
     "bevdeploy.plugins.trt_ops",
     "bevdeploy.plugins.bevfusion",
+    "bevdeploy.plugins.bevdet",
 )
 
 
