@@ -25,16 +25,17 @@ _PREDEFINED_VERSION = {
     "train": "trainval", "val": "trainval", "train_detect": "trainval", "train_track": "trainval",
     "mini_train": "mini", "mini_val": "mini", "test": "test",
 }
-_CACHE: dict[tuple[str, str], object] = {}
+_CACHE: dict[tuple[str, str, int], object] = {}
 
 
 def open_nuscenes(dataroot: Path, version: str):
     """Load the devkit's tables once per (dataroot, version) in this process."""
     root = Path(dataroot).expanduser()
-    key = (str(root.resolve()), version)
+    _check_layout(root, version)
+    # keyed by the tables' modification time too: a dataroot regenerated in place is reloaded
+    key = (str(root.resolve()), version, (root / version / "sample.json").stat().st_mtime_ns)
     if key in _CACHE:
         return _CACHE[key]
-    _check_layout(root, version)
     from nuscenes import NuScenes
 
     try:

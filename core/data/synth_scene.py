@@ -24,6 +24,7 @@ from .types import CAMERAS, DETECTION_CLASSES
 
 KEY_INTERVAL_US = 500_000  # 2 Hz key frames
 SWEEPS_PER_KEY = 5  # 10 Hz LiDAR: 4 sweeps between key frames
+PRE_SWEEPS = 9  # sweeps before a scene's first key frame, so that it too has 9 previous sweeps
 BASE_TIMESTAMP_US = 1_533_201_470_000_000
 ANNOTATION_RANGE = 60.0  # m, objects further from the ego are not annotated
 Records = dict[str, list[dict[str, Any]]]
@@ -145,11 +146,11 @@ class _SceneWriter:
     def write_lidar(self) -> None:
         calib = self.rig[LIDAR]
         intensity = self._intensities()
-        n_sweeps = (self.job.samples - 1) * SWEEPS_PER_KEY + 1
+        last = (self.job.samples - 1) * SWEEPS_PER_KEY
         entries = []
-        for j in range(n_sweeps):
+        for j in range(-PRE_SWEEPS, last + 1):
             t_us = self.t0 + j * KEY_INTERVAL_US // SWEEPS_PER_KEY
-            key = j // SWEEPS_PER_KEY if j % SWEEPS_PER_KEY == 0 else None
+            key = j // SWEEPS_PER_KEY if j >= 0 and j % SWEEPS_PER_KEY == 0 else None
             lidar2global = self.ego2global(t_us) @ calib.sensor2ego
             boxes = self.world.boxes_at((t_us - self.t0) / 1e6)
             pts = lidar_sim.scan(self.rng, lidar2global[:3, 3], lidar2global, boxes, intensity, self._ground_intensity)

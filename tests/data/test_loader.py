@@ -63,8 +63,8 @@ def test_sweeps_in_key_frame(synth: tuple[Path, str], dataset: NuScenesDataset) 
     """Previous sweeps land in the key frame's LiDAR frame: static objects collect their
     points at the same place in every sweep."""
     root, version = synth
-    key_only = NuScenesDataset(root, version, "synth_all", sweeps=0)[2]
-    s = dataset[2]  # third key frame: 9 earlier sweeps exist (10 Hz)
+    key_only = NuScenesDataset(root, version, "synth_all", sweeps=0)[0]
+    s = dataset[0]  # even a scene's first key frame has 9 earlier sweeps (10 Hz)
     lags = np.unique(s.points[:, 4])
     np.testing.assert_allclose(lags, np.arange(10) / 10, atol=1e-6)
     assert np.all(key_only.points[:, 4] == 0) and len(key_only.points) == (s.points[:, 4] == 0).sum()

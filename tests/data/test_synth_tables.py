@@ -14,7 +14,7 @@ from nuscenes.eval.detection.utils import category_to_detection_name
 
 SCENES, SAMPLES = 2, 3  # as in conftest.py
 
-SWEEPS_BETWEEN_KEYS = 4
+SWEEPS_BETWEEN_KEYS, PRE_SWEEPS = 4, 9
 MEAN_LWH = {
     "car": (4.62, 1.95, 1.73), "truck": (6.93, 2.51, 2.84), "bus": (10.5, 2.94, 3.47),
     "pedestrian": (0.73, 0.67, 1.77), "traffic_cone": (0.41, 0.41, 1.07), "barrier": (0.50, 2.53, 0.98),
@@ -77,7 +77,8 @@ def test_prev_next_chains(nusc) -> None:
         keys = [sd for sd in chain if sd["is_key_frame"]]
         assert len(keys) == SAMPLES
         if channel == "LIDAR_TOP":
-            assert len(chain) == (SAMPLES - 1) * (SWEEPS_BETWEEN_KEYS + 1) + 1
+            assert len(chain) == PRE_SWEEPS + (SAMPLES - 1) * (SWEEPS_BETWEEN_KEYS + 1) + 1
+            assert not chain[0]["is_key_frame"] and chain[PRE_SWEEPS]["is_key_frame"]
     by_instance = defaultdict(list)
     for ann in nusc.sample_annotation:
         by_instance[ann["instance_token"]].append(ann)
