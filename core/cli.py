@@ -69,7 +69,49 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub.add_parser(name, help=text).set_defaults(func=func)
     _add_data(sub)
+    _add_train(sub)
     return parser
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="Train a model on a nuScenes-format dataroot (default: the built-in set).")
+    p.add_argument("--model", required=True, help="Registered model name with a training loss.")
+    p.add_argument("--variant", help="Model variant; default: the model's demo variant.")
+    p.add_argument("--data", type=Path, help="nuScenes dataroot; default: the built-in synthetic set.")
+    p.add_argument("--version", dest="data_version", help="Table folder in the dataroot, e.g. v1.0-trainval.")
+    p.add_argument("--split", help="Training split; default: synth_train (synthetic) or train.")
+    p.add_argument("--val-split", help="Split evaluated at the end; default: the dataset's validation split; '' skips.")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=2, help="Samples per step and process.")
+    p.add_argument("--lr", type=float, default=1e-3, help="Peak learning rate of the one-cycle schedule.")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes.")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA.")
+    p.add_argument("--max-samples", type=int, help="Train on the first N samples only.")
+    p.add_argument("--eval-max-samples", type=int, help="Evaluate on the first N validation samples only.")
+    p.add_argument("--save-every", type=int, default=0, help="Steps between resumable checkpoints (0: per epoch).")
+    p.add_argument("--out", type=Path, required=True, help="Folder for checkpoints, weights and manifest.")
+    p.add_argument("--resume", action="store_true", help="Continue from the state in --out.")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: each rank its local GPU).")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig(
+        model=args.model, variant=args.variant, dataroot=args.data, version=args.data_version, split=args.split,
+        val_split=args.val_split, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, workers=args.workers,
+        seed=args.seed, amp=args.amp, max_samples=args.max_samples, eval_max_samples=args.eval_max_samples,
+        save_every=args.save_every, out=args.out, device=args.device,
+    )
+    manifest = train(cfg, resume=args.resume, command=" ".join(["bevdeploy", *sys.argv[1:]]))
+    if manifest.get("metrics_fp32"):
+        m = manifest["metrics_fp32"]
+        print(f"mAP {m['mAP']:.4f} NDS {m['NDS']:.4f}")
+    if manifest.get("weights"):
+        print(f"weights: {args.out / manifest['weights']}")
+    return 0
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:

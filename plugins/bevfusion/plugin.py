@@ -29,6 +29,22 @@ def _prepare(model, sample) -> dict[str, torch.Tensor]:
     return prepare(model, sample)
 
 
+def _loss(model, inputs, samples) -> dict[str, torch.Tensor]:
+    from .loss import transfusion_loss
+
+    return transfusion_loss(model, inputs, samples)
+
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+def _demo_weights(variant: str) -> Path | None:
+    """The shipped weights of ``variant`` (``weights/<variant>.safetensors``, trained by
+    ``bevdeploy train``; see the ``.json`` manifest beside it), if shipped."""
+    path = WEIGHTS_DIR / f"{variant}.safetensors"
+    return path if path.is_file() else None
+
+
 @bevdeploy.hookimpl
 def bevdeploy_register_models() -> list[ModelSpec]:
     return [
@@ -37,9 +53,11 @@ def bevdeploy_register_models() -> list[ModelSpec]:
             description="BEVFusion camera+LiDAR (mit-han-lab; TransFusion head), CUDA-BEVFusion partition",
             variants={name: cfg.description for name, cfg in VARIANTS.items()},
             demo_variant="tiny",
+            demo_checkpoint=_demo_weights("tiny"),
             build=_build,
             prepare=_prepare,
             modalities=("camera", "lidar"),
+            loss=_loss,
         )
     ]
 

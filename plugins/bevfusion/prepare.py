@@ -25,19 +25,49 @@ def crop_box(orig_hw: tuple[int, int], resize: float, final_hw: tuple[int, int])
     return (left, top, left + fw, top + fh)
 
 
-def image_aug_matrix(resize: float, crop: tuple[int, int, int, int]) -> np.ndarray:
-    """4x4 map from original pixel coordinates to input pixel coordinates."""
+def image_aug_matrix(resize: float, crop: tuple[int, int, int, int], flip: bool = False) -> np.ndarray:
+    """4x4 map from original pixel coordinates to input pixel coordinates (resize, crop, then
+    an optional horizontal flip of the cropped image)."""
     m = np.eye(4, dtype=np.float32)
     m[0, 0] = m[1, 1] = resize
     m[0, 3], m[1, 3] = -crop[0], -crop[1]
+    if flip:
+        f = np.eye(4, dtype=np.float32)
+        f[0, 0], f[0, 3] = -1.0, crop[2] - crop[0]
+        m = f @ m
     return m
 
 
-def _image(img: np.ndarray, resize: float, crop: tuple[int, int, int, int]) -> np.ndarray:
+def _image(img: np.ndarray, resize: float, crop: tuple[int, int, int, int], flip: bool = False) -> np.ndarray:
     pil = Image.fromarray(img)
     pil = pil.resize((int(pil.width * resize), int(pil.height * resize)), Image.BICUBIC).crop(crop)
+    if flip:
+        pil = pil.transpose(Image.FLIP_LEFT_RIGHT)
     x = (np.asarray(pil, dtype=np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
     return x.transpose(2, 0, 1)
+
+
+def train_crop(
+    orig_hw: tuple[int, int], resize: float, final_hw: tuple[int, int], frac: tuple[float, float]
+) -> tuple[int, int, int, int]:
+    """The crop window of a training-time image augmentation: ``frac`` places it inside the
+    resized image's free margin (0 left/top .. 1 right/bottom; the test crop is (0.5, 1))."""
+    h, w = orig_hw
+    new_w, new_h = int(w * resize), int(h * resize)
+    fh, fw = final_hw
+    left = int(round(max(0, new_w - fw) * float(frac[0])))
+    top = int(round((new_h - fh) * float(frac[1])))
+    return (left, top, left + fw, top + fh)
+
+
+def _image_params(sample: Sample, orig_hw: tuple[int, int], cfg) -> tuple[float, tuple[int, int, int, int], bool]:
+    """(resize, crop, flip): the test-time ones, or the request in ``sample.extra['img_aug']``."""
+    aug = sample.extra.get("img_aug") if sample.extra else None
+    if not aug:
+        return cfg.camera.resize, crop_box(orig_hw, cfg.camera.resize, cfg.camera.image_size), False
+    resize = cfg.camera.resize * float(aug.get("resize", 1.0))
+    crop = train_crop(orig_hw, resize, cfg.camera.image_size, aug.get("crop_frac", (0.5, 1.0)))
+    return resize, crop, bool(aug.get("flip", False))
 
 
 def depth_image(
@@ -75,9 +105,9 @@ def prepare(model, sample: Sample) -> dict[str, torch.Tensor]:
         )
     imgs, augs = [], []
     for img in images:
-        crop = crop_box(img.shape[:2], cfg.camera.resize, cfg.camera.image_size)
-        imgs.append(_image(img, cfg.camera.resize, crop))
-        augs.append(image_aug_matrix(cfg.camera.resize, crop))
+        resize, crop, flip = _image_params(sample, img.shape[:2], cfg)
+        imgs.append(_image(img, resize, crop, flip))
+        augs.append(image_aug_matrix(resize, crop, flip))
     intr = np.tile(np.eye(4, dtype=np.float32), (cfg.num_cameras, 1, 1))
     intr[:, :3, :3] = sample.cam_intrinsics
     img_aug = torch.from_numpy(np.stack(augs))

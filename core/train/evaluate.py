@@ -1,0 +1,41 @@
+"""FP32 evaluation of a trained model through the same path the pipeline's torch reference
+uses: the plugin's partition executed eagerly on the CPU, detections scored by the devkit."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+
+from ..errors import BevDeployError
+
+
+def detect(model: torch.nn.Module, spec, variant: str, dataset) -> dict[str, Any]:
+    """Detections by sample token of an eval-mode CPU copy of ``model`` over ``dataset``."""
+    from .._defaults import execute_graph, module_outputs
+    from ..manager import get_plugin_manager
+    from ..specs.run import RunSpec
+
+    cpu = copy.deepcopy(model).cpu().eval()
+    graph = get_plugin_manager().hook.bevdeploy_partition(model=cpu, spec=RunSpec(model=spec.name, variant=variant))
+    if graph is None:
+        raise BevDeployError(f"no plugin partitions model {spec.name!r}; cannot evaluate it")
+    for sg in graph.subgraphs:
+        sg.module.eval()
+    dets = {}
+    with torch.inference_mode():
+        for i in range(len(dataset)):
+            sample = dataset[i]
+            values = execute_graph(graph, module_outputs, spec.prepare(cpu, sample))
+            dets[sample.token] = values[graph.output]
+    return dets
+
+
+def evaluate_model(model: torch.nn.Module, spec, variant: str, dataset) -> dict[str, Any]:
+    """nuScenes metrics (mAP, NDS, per class, TP errors) of ``model`` on ``dataset``."""
+    from ..eval import evaluate_detections
+
+    m = evaluate_detections(detect(model, spec, variant, dataset), dataset)
+    keep = ("mAP", "NDS", "tp_errors", "per_class", "num_samples", "num_gt_boxes", "num_pred_boxes", "split")
+    return {k: m[k] for k in keep if k in m}

@@ -1,0 +1,225 @@
+"""The training loop: AdamW + one-cycle LR, gradient clipping, optional bf16 autocast on CUDA,
+resumable safetensors checkpoints, and data parallelism when launched by ``torchrun`` (the
+environment says so; the code path is the same: each rank takes its stride of one seeded
+permutation, DDP averages gradients, rank 0 writes)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import BevDeployError
+from .config import TrainConfig
+from .data import TrainSamples, batches, epoch_order, loader, to_device
+from .state import STATE_FILE, export_weights, load_state, save_state
+
+
+class _LossModule(torch.nn.Module):
+    """model + the plugin's loss as one module, so DDP sees its forward and syncs gradients."""
+
+    def __init__(self, model: torch.nn.Module, loss) -> None:
+        super().__init__()
+        self.model, self.loss = model, loss
+
+    def forward(self, inputs: list[dict[str, Any]], samples: list[Any]) -> dict[str, torch.Tensor]:
+        return self.loss(self.model, inputs, samples)
+
+
+def _dist() -> tuple[int, int, int]:
+    """(rank, world size, local rank); initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, 0
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
+    dev = torch.device(cfg.device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BevDeployError("--device cuda: no CUDA device here; use --device cpu")
+        dev = torch.device("cuda", local_rank if dev.index is None else dev.index)
+        torch.cuda.set_device(dev)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return dev
+
+
+def _resolve(cfg: TrainConfig):
+    from ..data import default_split
+    from ..data.builtin import builtin_dataroot
+    from ..data.nuscenes import NuScenesDataset, custom_splits
+    from ..manager import registered_models
+
+    models = registered_models()
+    if cfg.model not in models:
+        raise BevDeployError(f"unknown model {cfg.model!r}; choose one of {', '.join(sorted(models))}")
+    spec = models[cfg.model]
+    if spec.loss is None:
+        raise BevDeployError(f"model {cfg.model!r} has no training loss (its plugin sets no ModelSpec.loss)")
+    variant = cfg.variant or spec.demo_variant
+    if variant not in spec.variants:
+        raise BevDeployError(f"unknown {cfg.model} variant {variant!r}; choose one of {', '.join(spec.variants)}")
+    if cfg.dataroot is None:
+        root, version = builtin_dataroot()
+    else:
+        root, version = Path(cfg.dataroot), cfg.version or "v1.0-trainval"
+    custom = custom_splits(Path(root), version)
+    split = cfg.split or ("synth_train" if "synth_train" in custom else "train")
+    train_ds = NuScenesDataset(root, version, split, sweeps=cfg.sweeps, max_samples=cfg.max_samples)
+    val_ds = None
+    if cfg.val_split != "":
+        val = cfg.val_split or default_split(version, "eval", custom=custom)
+        val_ds = NuScenesDataset(root, version, val, sweeps=cfg.sweeps, max_samples=cfg.eval_max_samples)
+    return spec, variant, train_ds, val_ds, version
+
+
+def _log(msg: str) -> None:
+    print(f"bevdeploy train: {msg}", file=sys.stderr, flush=True)
+
+
+def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str, Any]:
+    """Train ``cfg.model`` and write resumable state plus the shipped weights and manifest into
+    ``cfg.out``; returns the manifest (rank 0; other ranks get an empty dict)."""
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
+        raise BevDeployError("--epochs and --batch-size must be >= 1 and --lr > 0")
+    rank, world, local = _dist()
+    device = _device(cfg, local)
+    spec, variant, train_ds, val_ds, version = _resolve(cfg)
+    torch.manual_seed(cfg.seed)
+    model = spec.build(variant).to(device).train()
+    data = TrainSamples(train_ds, spec.prepare, model, cfg.augment, cfg.seed)
+    per_epoch = -(-len(epoch_order(len(train_ds), 0, cfg.seed, rank, world)) // cfg.batch_size)
+    total = per_epoch * cfg.epochs
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=total, pct_start=cfg.pct_start, div_factor=10.0, final_div_factor=1e3
+    )
+    out = Path(cfg.out)
+    step = 0
+    if resume:
+        step = int(load_state(out, model, opt, sched)["step"])
+        _log(f"resumed at step {step}/{total} from {out / STATE_FILE}")
+    net: torch.nn.Module = _LossModule(model, spec.loss)
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        _log(f"{cfg.model}-{variant}: {len(train_ds)} samples, {world} process(es), batch {cfg.batch_size}/process, "
+             f"{per_epoch} steps/epoch, {total} steps on {device}")
+    stop = min(total, cfg.max_steps) if cfg.max_steps is not None else total
+    last: dict[str, float] = {}
+    t0, done0 = time.time(), step
+    while step < stop:
+        epoch, first = divmod(step, per_epoch)
+        order = epoch_order(len(train_ds), epoch, cfg.seed, rank, world)
+        for inputs, samples in loader(data, batches(order, epoch, cfg.batch_size)[first:], cfg.workers):
+            last = _step(net, opt, sched, cfg, [to_device(i, device) for i in inputs], samples, device)
+            step += 1
+            if rank == 0 and (step % cfg.log_every == 0 or step == stop):
+                rate = (step - done0) * cfg.batch_size * world / max(time.time() - t0, 1e-9)
+                terms = " ".join(f"{k} {v:.4f}" for k, v in last.items())
+                _log(f"step {step}/{total} epoch {epoch + 1} lr {sched.get_last_lr()[0]:.2e} {terms} ({rate:.1f} samples/s)")
+            boundary = step % per_epoch == 0 or step == stop
+            if rank == 0 and (boundary or (cfg.save_every and step % cfg.save_every == 0)):
+                save_state(out, model, opt, sched, step, {"config": cfg.to_json(), "world_size": world})
+            if step >= stop:
+                break
+    if rank != 0:
+        return {}
+    manifest = _manifest(cfg, variant, version, step, total, last, command, world)
+    if step < total:
+        _log(f"stopped at step {step}/{total} (max_steps); continue with --resume")
+        return manifest
+    return finish(model, spec, variant, val_ds, out, manifest)
+
+
+def _step(net, opt, sched, cfg: TrainConfig, inputs, samples, device: torch.device) -> dict[str, float]:
+    use_amp = cfg.amp and device.type == "cuda"
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        terms = net(inputs, samples)
+    loss = sum(terms.values())
+    if not torch.isfinite(loss):
+        raise RuntimeError(f"non-finite training loss {[(k, float(v)) for k, v in terms.items()]}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+    opt.step()
+    sched.step()
+    return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
+
+
+def _manifest(cfg: TrainConfig, variant: str, version: str, step: int, total: int, last: dict[str, float],
+              command: str, world: int) -> dict[str, Any]:
+    return {
+        "model": cfg.model,
+        "variant": variant,
+        "step": step,
+        "total_steps": total,
+        "final_loss": last,
+        "config": cfg.to_json(),
+        "data": _data_record(cfg, version),
+        "command": command,
+        "git_commit": _git_commit(),
+        "world_size": world,
+        "torch": torch.__version__,
+    }
+
+
+def _data_record(cfg: TrainConfig, version: str) -> dict[str, Any]:
+    """Where the training data came from: the synthetic generator's marker when it made it."""
+    import json
+
+    from ..data.builtin import builtin_dataroot
+    from ..data.synth import MARKER
+
+    root = Path(cfg.dataroot) if cfg.dataroot is not None else builtin_dataroot()[0]
+    rec: dict[str, Any] = {"dataroot": str(root), "version": version}
+    try:
+        rec["generator"] = json.loads((root / MARKER).read_text())
+    except (OSError, ValueError):
+        rec["generator"] = None  # a real nuScenes dataroot
+    return rec
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        res = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() or None if res.returncode == 0 else None
+
+
+def finish(model: torch.nn.Module, spec, variant: str, val_ds, out: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Round the weights to FP16 as shipped, evaluate that FP32 model on the validation split,
+    and write ``<variant>.safetensors`` + ``<variant>.json``."""
+    from .evaluate import evaluate_model
+    from .state import shipped_tensors
+
+    shipped = spec.build(variant)
+    shipped.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in shipped_tensors(model).items()})
+    if val_ds is not None:
+        _log(f"evaluating FP32 (FP16-stored weights) on {val_ds.split} ({len(val_ds)} samples)")
+        manifest["metrics_fp32"] = evaluate_model(shipped.eval(), spec, variant, val_ds)
+        manifest["metrics_split"] = val_ds.split
+        m = manifest["metrics_fp32"]
+        _log(f"FP32 mAP {m['mAP']:.4f} NDS {m['NDS']:.4f}")
+    path = export_weights(shipped, out, variant, manifest)
+    _log(f"wrote {path} and {path.with_suffix('.json').name}")
+    manifest.update(weights=path.name)
+    return manifest
