@@ -50,6 +50,8 @@ def open_nuscenes(dataroot: Path, version: str):
             f"the nuScenes tables in {root / version} are inconsistent ({type(e).__name__}: {e}); "
             "restore them from the dataset archive"
         ) from e
+    if len(_CACHE) >= 4:  # a process rarely needs more; trainval tables take gigabytes
+        _CACHE.pop(next(iter(_CACHE)))
     _CACHE[key] = nusc
     return nusc
 

@@ -260,7 +260,9 @@ def _add_traffic(world: World, placer: _Placer, rng: np.random.Generator, span: 
                                   p=[0.72, 0.1, 0.06, 0.05, 0.04, 0.03]))
             d_obj = d + rng.normal(0, 0.15)
             yaw = (0.0 if direction > 0 else np.pi) + rng.normal(0, 0.02)
-            _place(world, placer, rng, name, s, d_obj, speed * direction, 0.0, yaw, in_lane=True)
+            # the ego keeps a safe gap to its leader and follower (same speed: the gap stays)
+            if d != EGO_LANE or abs(s) > 8.0 + 0.5 * world.ego_speed + CLASS_SPECS[name].size_mean[0] / 2:
+                _place(world, placer, rng, name, s, d_obj, speed * direction, 0.0, yaw, in_lane=True)
             s += rng.uniform(8, 35)
 
 
