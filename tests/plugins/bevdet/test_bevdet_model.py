@@ -1,0 +1,157 @@
+"""BEVDet model: upstream key names/shapes, the graph equals the eager model, ranks cached per rig,
+the decode's conventions, and the one-engine export with its bev_pool_v2 node on ONNX Runtime."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+import torch
+from bevdeploy.graph import DeployGraph
+from bevdeploy.manager import get_plugin_manager, registered_models
+from bevdeploy.plugins.bevdet.config import REG_CHANNELS, TINY
+from bevdeploy.plugins.bevdet.head import circle_nms, decode, to_lidar_frame
+from bevdeploy.plugins.bevdet.partition import RANK_NAMES, partition, single_engine
+from bevdeploy.specs.run import RunSpec
+
+# (key, shape) pairs of HuangJunJie2017/BEVDet bevdet-r50 checkpoints
+R50_KEYS = {
+    "img_backbone.conv1.weight": (64, 3, 7, 7),
+    "img_backbone.bn1.running_var": (64,),
+    "img_backbone.layer1.0.conv1.weight": (64, 64, 1, 1),
+    "img_backbone.layer1.0.downsample.0.weight": (256, 64, 1, 1),
+    "img_backbone.layer1.0.downsample.1.num_batches_tracked": (),
+    "img_backbone.layer2.3.conv3.weight": (512, 128, 1, 1),
+    "img_backbone.layer3.5.bn2.weight": (256,),
+    "img_backbone.layer4.0.conv2.weight": (512, 512, 3, 3),
+    "img_backbone.layer4.2.conv3.weight": (2048, 512, 1, 1),
+    "img_neck.lateral_convs.0.conv.weight": (256, 1024, 1, 1),
+    "img_neck.lateral_convs.0.conv.bias": (256,),
+    "img_neck.lateral_convs.1.conv.weight": (256, 2048, 1, 1),
+    "img_neck.fpn_convs.0.conv.weight": (256, 256, 3, 3),
+    "img_neck.fpn_convs.0.conv.bias": (256,),
+    "img_view_transformer.depth_net.weight": (59 + 64, 256, 1, 1),
+    "img_view_transformer.depth_net.bias": (123,),
+    "img_bev_encoder_backbone.layers.0.0.conv1.weight": (128, 64, 3, 3),
+    "img_bev_encoder_backbone.layers.0.0.bn1.running_mean": (128,),
+    "img_bev_encoder_backbone.layers.0.0.downsample.weight": (128, 64, 3, 3),
+    "img_bev_encoder_backbone.layers.0.0.downsample.bias": (128,),
+    "img_bev_encoder_backbone.layers.0.1.conv2.weight": (128, 128, 3, 3),
+    "img_bev_encoder_backbone.layers.1.0.conv1.weight": (256, 128, 3, 3),
+    "img_bev_encoder_backbone.layers.2.1.bn2.weight": (512,),
+    "img_bev_encoder_neck.conv.0.weight": (512, 640, 3, 3),
+    "img_bev_encoder_neck.conv.1.weight": (512,),
+    "img_bev_encoder_neck.conv.3.weight": (512, 512, 3, 3),
+    "img_bev_encoder_neck.conv.4.running_var": (512,),
+    "img_bev_encoder_neck.up2.1.weight": (256, 512, 3, 3),
+    "img_bev_encoder_neck.up2.2.weight": (256,),
+    "img_bev_encoder_neck.up2.4.weight": (256, 256, 1, 1),
+    "img_bev_encoder_neck.up2.4.bias": (256,),
+    "pts_bbox_head.shared_conv.conv.weight": (64, 256, 3, 3),
+    "pts_bbox_head.shared_conv.bn.weight": (64,),
+    "pts_bbox_head.task_heads.0.reg.0.conv.weight": (64, 64, 3, 3),
+    "pts_bbox_head.task_heads.0.reg.0.bn.running_mean": (64,),
+    "pts_bbox_head.task_heads.0.reg.1.weight": (2, 64, 3, 3),
+    "pts_bbox_head.task_heads.0.height.1.bias": (1,),
+    "pts_bbox_head.task_heads.0.dim.1.weight": (3, 64, 3, 3),
+    "pts_bbox_head.task_heads.0.rot.1.weight": (2, 64, 3, 3),
+    "pts_bbox_head.task_heads.0.vel.1.weight": (2, 64, 3, 3),
+    "pts_bbox_head.task_heads.0.heatmap.1.weight": (1, 64, 3, 3),
+    "pts_bbox_head.task_heads.1.heatmap.1.bias": (2,),
+    "pts_bbox_head.task_heads.5.heatmap.1.weight": (2, 64, 3, 3),
+}
+
+
+def test_plugin_found_through_hooks():
+    pm = get_plugin_manager()
+    spec = registered_models(pm)["bevdet"]
+    assert spec.plugin.endswith("bevdet") and set(spec.variants) == {"r50", "tiny"} and spec.demo_variant == "tiny"
+    model = spec.build("tiny")
+    graph = pm.hook.bevdeploy_partition(model=model, spec=RunSpec(model="bevdet", variant="tiny"))
+    assert isinstance(graph, DeployGraph)
+    assert [n.name for n in graph.nodes] == ["camera.geometry", "image.encoder", "bevpool", "bev.head", "decode"]
+    assert graph.node("bevpool").op == "bev_pool_v2"
+
+
+def test_r50_official_names_and_strict_load():
+    spec = registered_models()["bevdet"]
+    model = spec.build("r50")
+    sd = model.state_dict()
+    got = {k: tuple(sd[k].shape) for k in R50_KEYS if k in sd}
+    assert got == R50_KEYS
+    assert not any("frustum" in k or "grid_" in k for k in sd)  # plain attributes upstream, not weights
+    assert len([k for k in sd if k.startswith("pts_bbox_head.task_heads.")]) == 6 * 6 * 8  # conv, bn x5, final weight+bias
+    wrapped = {"state_dict": {f"module.{k}": v for k, v in sd.items()}, "meta": {}}
+    model.load_state_dict(model.convert_checkpoint(wrapped), strict=True)
+
+
+def test_graph_equals_eager(tiny, tiny_inputs):
+    graph = partition(tiny, "tiny")
+    from bevdeploy._defaults import execute_graph, module_outputs
+
+    inputs = tiny_inputs[0]
+    values = execute_graph(graph, module_outputs, inputs)
+    with torch.no_grad():
+        eager = tiny(**inputs)
+    for name in ("heatmap", "bbox_reg"):
+        torch.testing.assert_close(values[name], eager[name])
+    dets = tiny.decode(eager["heatmap"], eager["bbox_reg"], inputs["lidar2ego"])
+    np.testing.assert_array_equal(values["detections"].boxes, dets.boxes)
+    assert 0 < len(dets) <= TINY.head.max_per_img
+
+
+def test_ranks_computed_once_per_rig(tiny, tiny_inputs):
+    args = [tiny_inputs[0][k] for k in ("camera2ego", "camera_intrinsics", "img_aug_matrix")]
+    first = tiny.bev_ranks(*args)
+    assert tiny.bev_ranks(*[a.clone() for a in args]) is first
+    moved = args[0].clone()
+    moved[0, 0, 0, 3] += 1.0  # a different rig
+    other = tiny.bev_ranks(moved, *args[1:])
+    assert other is not first and not torch.equal(other[2], first[2])
+
+
+def test_decode_peak_to_box():
+    cfg = TINY
+    h = w = cfg.grid_size[0]
+    heat = torch.zeros(1, 10, h, w)
+    reg = torch.zeros(1, 6 * REG_CHANNELS, h, w)
+    heat[0, 3, 40, 20] = 0.9  # bus (task 2, first class)
+    r = reg[0, 2 * REG_CHANNELS : 3 * REG_CHANNELS, 40, 20]
+    r[:] = torch.tensor([0.5, 0.25, 1.0, math.log(10.0), math.log(3.0), math.log(3.5), math.sin(0.3), math.cos(0.3), 2.0, -1.0])
+    dets = decode(heat, reg, torch.eye(4), cfg)
+    assert len(dets) == 1 and dets.labels[0] == 3
+    cell = cfg.head.out_size_factor * cfg.head.voxel_size[0]
+    np.testing.assert_allclose(dets.boxes[0], [-51.2 + 20.5 * cell, -51.2 + 40.25 * cell, 1.0, 10.0, 3.0, 3.5, 0.3], atol=1e-4)
+    np.testing.assert_allclose(dets.velocity[0], [2.0, -1.0], atol=1e-6)
+
+
+def test_circle_nms_and_lidar_frame():
+    centers = np.array([[0.0, 0.0], [0.5, 0.0], [5.0, 0.0]])
+    assert circle_nms(centers, np.array([0.5, 0.9, 0.8]), radius=1.0, max_keep=10).tolist() == [1, 2]
+    lidar2ego = np.eye(4)
+    lidar2ego[:3, :3] = [[0, -1, 0], [1, 0, 0], [0, 0, 1]]  # LiDAR x = ego y (nuScenes-like)
+    lidar2ego[:3, 3] = [1.0, 0.0, 1.8]
+    boxes = np.array([[1.0, 5.0, 1.8, 4.0, 2.0, 1.5, math.pi / 2]], np.float32)
+    out, vel = to_lidar_frame(boxes, np.array([[0.0, 3.0]], np.float32), lidar2ego)
+    np.testing.assert_allclose(out[0], [5.0, 0.0, 0.0, 4.0, 2.0, 1.5, 0.0], atol=1e-6)
+    np.testing.assert_allclose(vel[0], [3.0, 0.0], atol=1e-6)
+
+
+def test_single_engine_onnx_has_bev_pool_v2_and_runs_in_ort(tiny, tiny_inputs, tmp_path):
+    from bevdeploy.backends.onnxruntime import build as ort_build
+    from bevdeploy.export import export_subgraph
+
+    inputs = tiny_inputs[0]
+    ranks = tiny.bev_ranks(inputs["camera2ego"], inputs["camera_intrinsics"], inputs["img_aug_matrix"])
+    example = {"img": inputs["img"], **dict(zip(RANK_NAMES, ranks, strict=True))}
+    sg = single_engine(tiny)
+    sg.module.eval()
+    art = export_subgraph(sg, example, "fp32", "ort", tmp_path, "onnxruntime")
+    nodes = onnx.load(str(art.path)).graph.node
+    assert [n.op_type for n in nodes if n.domain == "bevdeploy"] == ["BEVPoolV2"]
+    out = ort_build(art, "fp32").infer(example)
+    with torch.no_grad():
+        ref = tiny(**inputs)
+    for name in ("heatmap", "bbox_reg"):
+        torch.testing.assert_close(torch.as_tensor(out[name]), ref[name], atol=1e-4, rtol=1e-4)
