@@ -148,9 +148,14 @@ def render(
     annotated: np.ndarray,
     ground: tuple[np.ndarray, np.ndarray],
     env: Environment | None = None,
+    backdrop: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render one camera at one instant (``boxes`` (n, 7) global). Returns the RGB image and,
-    per box, its visible id-buffer pixels and unoccluded silhouette pixels (1/ID_SCALE res)."""
+    per box, its visible id-buffer pixels and unoccluded silhouette pixels (1/ID_SCALE res).
+
+    ``backdrop`` (n,) marks boxes that stand behind everything else seen from the street
+    (buildings): they are painted first, since sorting their long faces by centre distance
+    would paint them over the pedestrians in front of them."""
     env = env or Environment()
     canvas = Canvas(cam, env)
     _ground(canvas, ground)
@@ -170,7 +175,8 @@ def render(
     # Painter's order by whole faces (far first); on a face, paint before decals.
     dist = np.linalg.norm(anchors - pos, axis=1)
     order = np.nonzero(facing)[0]
-    order = order[np.lexsort((visible_pieces.rank[order], -dist[order]))]
+    layer = np.zeros(len(owner), np.int64) if backdrop is None else (~backdrop[owner]).astype(np.int64)
+    order = order[np.lexsort((visible_pieces.rank[order], -dist[order], layer[order]))]
     ids = np.where(annotated[owner[order]], owner[order] + 1, 0)  # scenery occludes with id 0
     outlines = canvas.fill(quads[order], shade(colour[order], normals[order], dist[order], env), ids)
     visible = np.bincount(canvas.ids.ravel(), minlength=len(boxes) + 1)[1 : len(boxes) + 1]

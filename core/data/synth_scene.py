@@ -19,7 +19,7 @@ from . import camera_geometry, camera_render, lidar_sim
 from .geometry import make_transform, rot_z, yaw_quat
 from .synth_classes import ATTRIBUTES, CLASS_SPECS, SCENERY_INTENSITY, attribute_for
 from .synth_sensors import CAMERA_TIME_OFFSET_US, LIDAR, SensorCalib, rig_calibration, scale_intrinsic
-from .synth_world import World, build_world
+from .synth_world import BUILDING_D, World, build_world
 from .types import CAMERAS, DETECTION_CLASSES
 
 KEY_INTERVAL_US = 500_000  # 2 Hz key frames
@@ -175,6 +175,7 @@ class _SceneWriter:
         sensor = camera_render.Sensor(self.rng, (w, h))
         env = camera_render.Environment.sample(self.rng)
         annotated = a["cls"] >= 0
+        backdrop = (a["cls"] < 0) & (np.abs(a["d0"]) >= BUILDING_D)
         for channel in CAMERAS:
             calib = self.rig[channel]
             k_mat = scale_intrinsic(calib.intrinsic, self.job.image_size)
@@ -184,7 +185,7 @@ class _SceneWriter:
                 t = (t_us - self.t0) / 1e6
                 cam = camera_render.Camera(k_mat, self.ego2global(t_us) @ calib.sensor2ego, (w, h))
                 image, visible, silhouette = camera_render.render(
-                    cam, self.world.boxes_at(t), pieces, annotated, ground, env
+                    cam, self.world.boxes_at(t), pieces, annotated, ground, env, backdrop
                 )
                 self.visible[key] += visible
                 self.silhouette[key] += silhouette

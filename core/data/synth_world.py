@@ -17,7 +17,7 @@ from .types import DETECTION_CLASSES
 
 EGO_LANE = -1.75
 LANES = ((-5.25, 1.0), (-1.75, 1.0), (1.75, -1.0), (5.25, -1.0))  # (offset d, direction)
-PARKING_D, SIDEWALK_D, ROAD_HALF = 8.3, (10.2, 13.8), 7.0
+PARKING_D, SIDEWALK_D, ROAD_HALF, BUILDING_D = 8.3, (10.2, 13.8), 7.0, 15.5
 SCENERY = -1  # class index of unannotated scenery
 
 
@@ -213,7 +213,7 @@ def _add_scenery(world: World, placer: _Placer, rng: np.random.Generator, span: 
         while s < span[1] + 60:
             length, depth, height = rng.uniform(8, 30), rng.uniform(8, 20), rng.uniform(5, 18)
             colour = BUILDING_COLOURS[rng.integers(len(BUILDING_COLOURS))]
-            world.objects.add(SCENERY, (length, depth, height), s + length / 2, side * (15.5 + depth / 2),
+            world.objects.add(SCENERY, (length, depth, height), s + length / 2, side * (BUILDING_D + depth / 2),
                               0.0, 0.0, 0.0, colour, False)
             s += length + rng.uniform(0, 12)
         s = span[0] + rng.uniform(0, 20)
