@@ -1,4 +1,11 @@
-"""Rulebooks: for every kernel offset, which input site feeds which output site.
+"""Rulebooks: for every output site and kernel offset, which input site feeds it.
+
+A rulebook is stored as a neighbour map ``(M outputs, K' offsets)`` of input rows, with the row
+index ``N`` (one past the last input) where no input exists; only the K' offsets that have at
+least one pair are kept. The conv then gathers ``(M, K', C_in)`` from the features padded with a
+zero row and does one GEMM with the matching ``(K' * C_in, C_out)`` weight slice: no scatter in
+the forward pass, so it is deterministic on CPU and CUDA and much faster than one small GEMM plus
+``index_add`` per offset (measured 7x on the CPU for the tiny BEVFusion encoder).
 
 Sites are hashed to their linear index in the (batch, *spatial) grid; lookups are a sort plus
 ``searchsorted``, so building a rulebook is a handful of vectorised tensor ops whatever the number
@@ -13,7 +20,7 @@ the set of sites is the same).
 
 from __future__ import annotations
 
-import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,15 +29,20 @@ import torch
 
 @dataclass
 class Rulebook:
-    """Pairs per kernel offset plus the output sites they write to."""
+    """Neighbour map of one sparse conv plus the output sites it writes to."""
 
-    pairs_in: list[torch.Tensor]  # per offset: input rows (long)
-    pairs_out: list[torch.Tensor]  # per offset: output rows (long)
+    neighbors: torch.Tensor  # (M, K') long: input row per output site and used offset; N = none
+    offsets: torch.Tensor  # (K',) long: the used kernel offsets (row-major index into the kernel)
     out_indices: torch.Tensor  # (M, 1 + ndim) int32
     out_shape: list[int]
     kernel_size: tuple[int, ...]
     dilation: tuple[int, ...]
-    center: int | None  # offset whose pairs are the identity (submanifold), handled without gather
+    subm: bool
+    num_inputs: int  # N, also the neighbour index that means "no input"
+
+    @property
+    def num_pairs(self) -> int:
+        return int((self.neighbors < self.num_inputs).sum())
 
 
 def output_shape(
@@ -50,38 +62,48 @@ def output_shape(
     return out
 
 
-def _offsets(kernel: Sequence[int], device: torch.device) -> torch.Tensor:
-    grid = list(itertools.product(*(range(k) for k in kernel)))
-    return torch.tensor(grid, dtype=torch.long, device=device).reshape(-1, len(kernel))
+def _strides(shape: Sequence[int]) -> list[int]:
+    """Row-major strides of a grid: linear index = sum(coord * stride)."""
+    return [math.prod(shape[a + 1 :]) for a in range(len(shape))]
 
 
-def _linear(batch: torch.Tensor, coords: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-    """Linear index of (batch, *coords) in a (B, *shape) grid; coords (..., ndim) long."""
-    key = batch
-    for axis, size in enumerate(shape):
-        key = key * size + coords[..., axis]
-    return key
+def _decode(keys: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Linear indices in a (B, *shape) grid -> (M, 1 + ndim) int32 (batch, *coords)."""
+    cols = []
+    for stride in [math.prod(shape), *_strides(shape)]:
+        cols.append(keys // stride)
+        keys = keys % stride
+    return torch.stack(cols, dim=1).to(torch.int32)
 
 
-def _split(values: torch.Tensor, offset_of: torch.Tensor, num_offsets: int) -> list[torch.Tensor]:
-    """Split rows sorted by offset into one tensor per offset (one host sync for the sizes)."""
-    counts = torch.bincount(offset_of, minlength=num_offsets)
-    return list(torch.split(values, counts.tolist()))
+def _compact(neighbors: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drop the offsets no output uses; returns (neighbors, used offsets)."""
+    used = torch.nonzero((neighbors < n).any(0)).squeeze(1)
+    return neighbors[:, used], used
 
 
-def _empty(
-    out_indices: torch.Tensor,
-    out_shape: list[int],
+def _candidates(
+    coords: torch.Tensor,
     kernel: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
     dilation: Sequence[int],
-    k_total: int,
-    center: int | None,
-) -> Rulebook:
-    """No input sites: no pairs, no outputs (an empty point cloud is a valid input)."""
-    none = out_indices.new_zeros(0, dtype=torch.long)
-    return Rulebook(
-        [none] * k_total, [none] * k_total, out_indices, out_shape, tuple(kernel), tuple(dilation), center
-    )
+    out_shape: Sequence[int],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K, N) linear output position (without batch) and validity of every (offset, input)
+    pair, built per axis and broadcast: the offset grid is separable."""
+    key: torch.Tensor | int = 0
+    valid: torch.Tensor | bool = True
+    ndim, strides = len(kernel), _strides(out_shape)
+    for a in range(ndim):
+        taps = torch.arange(kernel[a], device=coords.device)[:, None] * dilation[a]
+        num = coords[None, :, a] + padding[a] - taps  # (k_a, N) = out * stride where divisible
+        ok = (num % stride[a] == 0) & (num >= 0) & (num < out_shape[a] * stride[a])
+        view = [1] * ndim + [coords.shape[0]]
+        view[a] = kernel[a]
+        key = key + (num // stride[a] * strides[a]).view(view)
+        valid = valid & ok.view(view)
+    return key.reshape(-1, coords.shape[0]), valid.reshape(-1, coords.shape[0])  # type: ignore[union-attr]
 
 
 def regular_rulebook(
@@ -96,80 +118,53 @@ def regular_rulebook(
     ``i = o * stride - padding + k * dilation``; every output reached by some input is active."""
     out_shape = output_shape(shape, kernel, stride, padding, dilation)
     device, n = indices.device, indices.shape[0]
-    offs = _offsets(kernel, device)
-    k_total = offs.shape[0]
-    if n == 0:
-        return _empty(
-            indices.new_zeros((0, indices.shape[1])).int(), out_shape, kernel, dilation, k_total, None
-        )
+    k_total = math.prod(kernel)
     idx = indices.long()
-    st = torch.tensor(list(stride), dtype=torch.long, device=device)
-    num = (
-        idx[None, :, 1:]
-        + torch.tensor(list(padding), device=device)
-        - offs[:, None, :] * torch.tensor(list(dilation), device=device)
-    )  # (K, N, ndim) = out * stride where divisible
-    bound = torch.tensor(out_shape, dtype=torch.long, device=device)
-    valid = ((num % st == 0) & (num >= 0) & (num // st < bound)).all(-1)
+    key, valid = _candidates(idx[:, 1:], kernel, stride, padding, dilation, out_shape)
+    key = key + idx[None, :, 0] * math.prod(out_shape)
     flat = torch.nonzero(valid.reshape(-1)).squeeze(1)  # offset-major, input-minor
-    k_of, i_of = flat // n, flat % n
-    out_coords = num.reshape(-1, num.shape[-1])[flat] // st
-    batch = idx[i_of, 0]
-    keys = _linear(batch, out_coords, out_shape)
-    uniq, inverse = torch.unique(keys, return_inverse=True)
+    k_of, i_of = flat // max(n, 1), flat % max(n, 1)
+    uniq, inverse = torch.unique(key.reshape(-1)[flat], return_inverse=True)
     first = torch.full((uniq.numel(),), flat.numel(), dtype=torch.long, device=device)
     first = first.scatter_reduce(0, inverse, torch.arange(flat.numel(), device=device), reduce="amin")
     order = torch.argsort(first)  # output rows in order of first appearance (spconv CPU order)
     rank = torch.empty_like(order)
     rank[order] = torch.arange(order.numel(), device=device)
-    out_rows = rank[inverse]
-    src = first[order]
-    out_indices = torch.cat([batch[src, None], out_coords[src]], dim=1).to(torch.int32)
-    return Rulebook(
-        pairs_in=_split(i_of, k_of, k_total),
-        pairs_out=_split(out_rows, k_of, k_total),
-        out_indices=out_indices,
-        out_shape=out_shape,
-        kernel_size=tuple(kernel),
-        dilation=tuple(dilation),
-        center=None,
-    )
+    neighbors = torch.full((uniq.numel(), k_total), n, dtype=torch.long, device=device)
+    neighbors[rank[inverse], k_of] = i_of  # one input per (output, offset): no collisions
+    neighbors, used = _compact(neighbors, n)
+    out_indices = _decode(uniq[order], out_shape)
+    return Rulebook(neighbors, used, out_indices, out_shape, tuple(kernel), tuple(dilation), False, n)
 
 
 def submanifold_rulebook(
     indices: torch.Tensor, shape: Sequence[int], kernel: Sequence[int], dilation: Sequence[int]
 ) -> Rulebook:
     """Rulebook of a submanifold conv: outputs are the input sites; site o receives site i
-    through offset k when ``i = o + (k - kernel // 2) * dilation`` (the kernel is centred)."""
+    through offset k when ``i = o + (k - kernel // 2) * dilation`` (the kernel is centred).
+
+    Sites are hashed in a grid padded by the kernel's reach on every side, so a neighbour's key
+    is the site's key plus a per-offset constant and one outside the grid can never match."""
     if any(k % 2 == 0 for k in kernel):
         raise ValueError(f"submanifold conv needs an odd kernel to have a centre; got {list(kernel)}")
-    device, n = indices.device, indices.shape[0]
-    offs = _offsets(kernel, device)
-    k_total = offs.shape[0]
-    centre_k = (k_total - 1) // 2  # row-major index of the centre of an odd kernel
-    if n == 0:
-        return _empty(indices, list(shape), kernel, dilation, k_total, centre_k)
+    n = indices.shape[0]
+    reach = [(k // 2) * d for k, d in zip(kernel, dilation, strict=True)]
+    padded = [s + 2 * r for s, r in zip(shape, reach, strict=True)]
+    strides = _strides(padded)
     idx = indices.long()
-    centre = torch.tensor([k // 2 for k in kernel], device=device)
-    delta = (offs - centre) * torch.tensor(list(dilation), device=device)  # (K, ndim)
-    keys = _linear(idx[:, 0], idx[:, 1:], shape)
+    keys = idx[:, 0] * math.prod(padded)
+    for a, (r, st) in enumerate(zip(reach, strides, strict=True)):
+        keys = keys + (idx[:, 1 + a] + r) * st
+    delta = torch.zeros((), dtype=torch.long, device=indices.device)
+    for a in range(len(kernel)):  # (k0, k1, ...) row-major key offsets
+        taps = (torch.arange(kernel[a], device=indices.device) * dilation[a] - reach[a]) * strides[a]
+        delta = delta[..., None] + taps
     sorted_keys, perm = torch.sort(keys)
-    query = idx[None, :, 1:] + delta[:, None, :]  # (K, N, ndim) neighbour of each output site
-    bound = torch.tensor(list(shape), dtype=torch.long, device=device)
-    inside = ((query >= 0) & (query < bound)).all(-1)
-    qkeys = _linear(idx[None, :, 0].expand(k_total, n), query, shape)
-    pos = torch.searchsorted(sorted_keys, qkeys.reshape(-1)).clamp(max=max(n - 1, 0)).reshape(k_total, n)
-    found = inside & (sorted_keys[pos] == qkeys)
-    found[centre_k] = False  # the centre offset maps every site to itself: no gather needed
-    flat = torch.nonzero(found.reshape(-1)).squeeze(1)
-    k_of, o_of = flat // n, flat % n
-    i_of = perm[pos.reshape(-1)[flat]]
-    return Rulebook(
-        pairs_in=_split(i_of, k_of, k_total),
-        pairs_out=_split(o_of, k_of, k_total),
-        out_indices=indices,
-        out_shape=list(shape),
-        kernel_size=tuple(kernel),
-        dilation=tuple(dilation),
-        center=centre_k,
-    )
+    query = keys[:, None] + delta.reshape(1, -1)  # (N, K)
+    if n:
+        pos = torch.searchsorted(sorted_keys, query).clamp_(max=n - 1)
+        neighbors = torch.where(sorted_keys[pos] == query, perm[pos], n)
+    else:
+        neighbors = query
+    neighbors, used = _compact(neighbors, n)
+    return Rulebook(neighbors, used, indices, list(shape), tuple(kernel), tuple(dilation), True, n)

@@ -7,7 +7,7 @@ shrinks widths, image, grid and proposals so that a 2-core CPU runs it in second
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bevdeploy.errors import BevDeployError
 
@@ -44,6 +44,10 @@ class LidarConfig:
     output_channels: int = 128
     encoder_channels: tuple[tuple[int, ...], ...] = ((16, 16, 32), (32, 32, 64), (64, 64, 128), (128, 128))
     encoder_paddings: tuple[tuple, ...] = ((0, 0, 1), (0, 0, 1), (0, 0, (1, 1, 0)), (0, 0))
+    # sparse conv implementation of the SparseEncoder: "spconv" (spconv 2.x, what deploys),
+    # "torch" (bevdeploy.sparse, pure PyTorch: trains on any CUDA/CPU) or "auto" (spconv if it
+    # imports, else torch). Same parameter names and shapes, so checkpoints load into either.
+    sparse_impl: str = "auto"
 
     @property
     def sparse_shape(self) -> tuple[int, int, int]:
@@ -148,6 +152,13 @@ TINY = BEVFusionConfig(
 )
 
 VARIANTS: dict[str, BEVFusionConfig] = {"r50": R50, "tiny": TINY}
+
+
+def with_sparse_impl(cfg: BEVFusionConfig, sparse_impl: str) -> BEVFusionConfig:
+    """``cfg`` with its LiDAR encoder on another sparse implementation (``"torch"``, ``"spconv"``,
+    ``"auto"``); e.g. ``BEVFusion(with_sparse_impl(get_config("tiny"), "torch"))`` to train on a
+    GPU machine without spconv."""
+    return replace(cfg, lidar=replace(cfg.lidar, sparse_impl=sparse_impl))
 
 
 def get_config(variant: str) -> BEVFusionConfig:

@@ -1,6 +1,10 @@
-"""LiDAR branch: hard voxelization (mean of up to N points per voxel) and the SparseEncoder on
-spconv 2.x with mit-han-lab's names (``conv_input.0``, ``encoder_layers.encoder_layerI.J.conv1``,
-``conv_out.0``).
+"""LiDAR branch: hard voxelization (mean of up to N points per voxel) and the SparseEncoder with
+mit-han-lab's names (``conv_input.0``, ``encoder_layers.encoder_layerI.J.conv1``, ``conv_out.0``).
+
+The encoder's sparse layers come from ``LidarConfig.sparse_impl``: ``"spconv"`` (spconv 2.x, the
+deployed runtime), ``"torch"`` (:mod:`bevdeploy.sparse`, pure PyTorch: trains on any CUDA and on
+CPU) or ``"auto"`` (spconv when it imports, else torch). Parameter names and shapes are identical,
+so a state dict moves between the two unchanged.
 
 Official checkpoints store sparse-conv weights in the spconv 1.x layout ``[kX, kY, kZ, in, out]``;
 spconv 2.x uses ``[out, kX, kY, kZ, in]``. :class:`SparseConvWeightLayout` converts on load, so
@@ -12,9 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
+from types import ModuleType, SimpleNamespace
 
-import spconv.pytorch as spconv
 import torch
+from bevdeploy.sparse import resolve_impl, sparse_impl
 from torch import nn
 
 from .config import LidarConfig
@@ -25,11 +31,11 @@ def _bn1d(c: int) -> nn.BatchNorm1d:
 
 
 @contextmanager
-def _cpu_single_thread(t: torch.Tensor) -> Iterator[None]:
+def _cpu_single_thread(t: torch.Tensor, impl: str) -> Iterator[None]:
     """spconv 2.3.8's CPU strided SparseConv3d races when torch runs more than one intra-op
     thread (measured: up to 40% of the output's range differs between identical calls), so the
-    sparse encoder runs single-threaded on CPU."""
-    if t.device.type != "cpu" or torch.get_num_threads() == 1:
+    sparse encoder runs single-threaded on CPU when it runs on spconv (the torch one needs not)."""
+    if impl != "spconv" or t.device.type != "cpu" or torch.get_num_threads() == 1:
         yield
         return
     n = torch.get_num_threads()
@@ -54,36 +60,39 @@ class SparseConvWeightLayout:
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
 
 
-class SubMConv3d(SparseConvWeightLayout, spconv.SubMConv3d):
-    pass
-
-
-class SparseConv3d(SparseConvWeightLayout, spconv.SparseConv3d):
-    pass
-
-
-def conv_bn_relu(cin: int, cout: int, kernel, stride=1, padding=0, subm: bool = True, key: str | None = None):
+def conv_bn_relu(
+    ops: SimpleNamespace,
+    cin: int,
+    cout: int,
+    kernel,
+    stride=1,
+    padding=0,
+    subm: bool = True,
+    key: str | None = None,
+):
     """mmdet3d ``make_sparse_convmodule`` naming: SparseSequential(0=conv, 1=bn, 2=relu)."""
-    conv_cls = SubMConv3d if subm else SparseConv3d
-    return spconv.SparseSequential(
+    conv_cls = ops.SubMConv3d if subm else ops.SparseConv3d
+    return ops.SparseSequential(
         conv_cls(cin, cout, kernel, stride=stride, padding=padding, bias=False, indice_key=key),
         _bn1d(cout),
         nn.ReLU(inplace=True),
     )
 
 
-class SparseBasicBlock(spconv.SparseModule):
-    """Residual block of two submanifold 3x3x3 convs (mmdet3d SparseBasicBlock names)."""
+class SparseBasicBlock(nn.Module):
+    """Residual block of two submanifold 3x3x3 convs (mmdet3d SparseBasicBlock names). Built
+    through :func:`sparse_layers`, which mixes in the implementation's ``SparseModule`` so that
+    its ``SparseSequential`` hands the block the sparse tensor."""
 
-    def __init__(self, channels: int, key: str | None = None):
+    def __init__(self, channels: int, key: str | None, ops: SimpleNamespace):
         super().__init__()
-        self.conv1 = SubMConv3d(channels, channels, 3, padding=1, bias=False, indice_key=key)
+        self.conv1 = ops.SubMConv3d(channels, channels, 3, padding=1, bias=False, indice_key=key)
         self.bn1 = _bn1d(channels)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = SubMConv3d(channels, channels, 3, padding=1, bias=False, indice_key=key)
+        self.conv2 = ops.SubMConv3d(channels, channels, 3, padding=1, bias=False, indice_key=key)
         self.bn2 = _bn1d(channels)
 
-    def forward(self, x: spconv.SparseConvTensor) -> spconv.SparseConvTensor:
+    def forward(self, x):
         identity = x.features
         out = self.conv1(x)
         out = out.replace_feature(self.relu(self.bn1(out.features)))
@@ -101,14 +110,48 @@ class SparseBasicBlock(spconv.SparseModule):
         return a + b
 
 
+def sparse_layers(impl: str) -> SimpleNamespace:
+    """The encoder's layer classes on one sparse implementation (``"torch"``, ``"spconv"`` or
+    ``"auto"``): ``SubMConv3d``/``SparseConv3d`` accepting spconv 1.x weights,
+    ``SparseBasicBlock(channels, key)``, the implementation's ``SparseSequential`` and
+    ``SparseConvTensor``, its module namespace ``ops`` and resolved name ``impl``."""
+    return _layers(resolve_impl(impl))
+
+
+@cache
+def _layers(name: str) -> SimpleNamespace:
+    """One set of classes per resolved implementation, so isinstance checks stay meaningful."""
+    ops: ModuleType = sparse_impl(name)
+
+    def make(cls_name: str, *bases: type) -> type:
+        return type(cls_name, bases, {"__module__": __name__, "__qualname__": cls_name})
+
+    layers = SimpleNamespace(
+        impl=name,
+        ops=ops,
+        SubMConv3d=make("SubMConv3d", SparseConvWeightLayout, ops.SubMConv3d),
+        SparseConv3d=make("SparseConv3d", SparseConvWeightLayout, ops.SparseConv3d),
+        SparseSequential=ops.SparseSequential,
+        SparseConvTensor=ops.SparseConvTensor,
+    )
+    block = make("SparseBasicBlock", SparseBasicBlock, ops.SparseModule)
+    layers.SparseBasicBlock = lambda channels, key=None: block(channels, key, layers)
+    return layers
+
+
 class SparseEncoder(nn.Module):
-    """Voxel features (M, C) + coords (M, 4: b, x, y, z) -> dense BEV (1, C_out * Z_out, X, Y)."""
+    """Voxel features (M, C) + coords (M, 4: b, x, y, z) -> dense BEV (1, C_out * Z_out, X, Y).
+
+    ``cfg.sparse_impl`` picks the sparse implementation (see the module docstring); the resolved
+    name is kept in ``self.sparse_impl``."""
 
     def __init__(self, cfg: LidarConfig):
         super().__init__()
+        ops = sparse_layers(cfg.sparse_impl)
+        self.sparse_impl = ops.impl
         self.sparse_shape = list(cfg.sparse_shape)
-        self.conv_input = conv_bn_relu(cfg.in_channels, cfg.base_channels, 3, padding=1, key="subm1")
-        self.encoder_layers = spconv.SparseSequential()
+        self.conv_input = conv_bn_relu(ops, cfg.in_channels, cfg.base_channels, 3, padding=1, key="subm1")
+        self.encoder_layers = ops.SparseSequential()
         cin = cfg.base_channels
         last = len(cfg.encoder_channels) - 1
         for i, blocks in enumerate(cfg.encoder_channels):
@@ -116,18 +159,30 @@ class SparseEncoder(nn.Module):
             for j, cout in enumerate(blocks):
                 padding = cfg.encoder_paddings[i][j]
                 if j == len(blocks) - 1 and i != last:
-                    layers.append(conv_bn_relu(cin, cout, 3, stride=2, padding=padding, subm=False, key=f"spconv{i + 2}"))
+                    layers.append(
+                        conv_bn_relu(
+                            ops, cin, cout, 3, stride=2, padding=padding, subm=False, key=f"spconv{i + 2}"
+                        )
+                    )
                 else:
-                    layers.append(SparseBasicBlock(cout, key=f"subm{i + 1}"))
+                    layers.append(ops.SparseBasicBlock(cout, key=f"subm{i + 1}"))
                 cin = cout
-            self.encoder_layers.add_module(f"encoder_layer{i + 1}", spconv.SparseSequential(*layers))
+            self.encoder_layers.add_module(f"encoder_layer{i + 1}", ops.SparseSequential(*layers))
         self.conv_out = conv_bn_relu(
-            cin, cfg.output_channels, (1, 1, 3), stride=(1, 1, 2), padding=0, subm=False, key="spconv_down2"
+            ops,
+            cin,
+            cfg.output_channels,
+            (1, 1, 3),
+            stride=(1, 1, 2),
+            padding=0,
+            subm=False,
+            key="spconv_down2",
         )
 
     def forward(self, voxel_features: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-        with _cpu_single_thread(voxel_features):
-            x = spconv.SparseConvTensor(voxel_features, coords.int(), self.sparse_shape, 1)
+        ops = _layers(self.sparse_impl)
+        with _cpu_single_thread(voxel_features, self.sparse_impl):
+            x = ops.SparseConvTensor(voxel_features, coords.int(), self.sparse_shape, 1)
             x = self.conv_input(x)
             x = self.encoder_layers(x)
             out = self.conv_out(x)
