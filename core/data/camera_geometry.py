@@ -104,11 +104,19 @@ def _box_pieces(cls: int, size: np.ndarray, colour: np.ndarray) -> list[tuple]:
         centre = q.mean(0)
         normal = np.sign(centre) * (np.abs(centre) > 1e-9)
         stripes = 4 if style == "barrier" and fi < 2 else 1  # red/white stripes on the long faces
+        # Long faces of vehicles are painted in ~3 m segments, each sorted by its own distance,
+        # so that a pedestrian beside a bus's far end is not hidden by its near end.
+        extent = float(np.linalg.norm(q[1] - q[0]))
+        segments = 1 if style == "building" else max(1, int(np.ceil(extent / 3.0)))
         for z0, z1, band_colour in face_bands(style, fi):
             base = colour if band_colour is None else np.array(band_colour, float)
             for k in range(stripes):
                 col = base if (k % 2 == 0 or band_colour is not None) else np.array(WHITE, float)
-                out.append((_rect(q, k / stripes, (k + 1) / stripes, z0, z1), col, normal, centre, 0))
+                u0, u1 = k / stripes, (k + 1) / stripes
+                for j in range(segments):
+                    a, b = u0 + (u1 - u0) * j / segments, u0 + (u1 - u0) * (j + 1) / segments
+                    anchor = _rect(q, a, b, 0.0, 1.0).mean(0)
+                    out.append((_rect(q, a, b, z0, z1), col, normal, anchor, 0))
         for u0, u1, z0, z1, decal_colour in face_decals(style, fi):
             out.append((_rect(q, u0, u1, z0, z1), np.array(decal_colour, float), normal, centre, 1))
     top = {"person": np.array(HAIR, float), "cycle": np.array((60.0, 60, 60))}.get(style, colour)
