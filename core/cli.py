@@ -70,7 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser(name, help=text).set_defaults(func=func)
     _add_data(sub)
     _add_train(sub)
+    _add_sensitivity(sub)
     return parser
+
+
+def _add_sensitivity(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sensitivity", help="Quantize, then one quantized layer at a time vs FP32; layers to keep in FP.")
+    _add_run_args(p)
+    p.add_argument("--metric", choices=("fidelity", "nds"), default="fidelity", help="What ranks the layers.")
+    p.add_argument("--min-cosine", type=float, help="Budget: final-output cosine vs FP32 (default 0.999 for fidelity).")
+    p.add_argument("--max-nds-drop", type=float, help="Budget: NDS drop vs FP32 (default 0.005 for nds).")
+    p.add_argument("--samples", type=int, default=4, help="Evaluation samples measured per layer.")
+    p.add_argument("--group-depth", type=int, help="Profile groups of layers by their first N name components.")
+    p.add_argument("--seed", type=int, default=0, help="Seed for everything random.")
+    p.set_defaults(func=cmd_sensitivity)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -176,6 +189,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     else:
         print(table, end="")
         print(f"compare: {Path(root) / 'compare.md'}")
+    return 0
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    from .quant.sensitivity import Budget, format_table, run_sensitivity
+    from .workspace import atomic_write_json
+
+    spec = _spec(args, args.model, "int8").model_copy(update={"seed": args.seed})
+    budget = None
+    if args.min_cosine is not None or args.max_nds_drop is not None:
+        budget = Budget(min_cosine=args.min_cosine, max_nds_drop=args.max_nds_drop)
+    result = run_sensitivity(spec, args.metric, budget, args.samples, args.group_depth)
+    folder = args.out or Path("bevdeploy-runs") / f"sensitivity-{spec.model}-{result['variant']}-seed{args.seed}"
+    out = atomic_write_json(Path(folder) / "sensitivity.json", result)
+    print(json.dumps(result, indent=2) if args.json else format_table(result), end="\n" if args.json else "")
+    print(f"sensitivity: {out}", file=sys.stderr)
     return 0
 
 
