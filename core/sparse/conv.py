@@ -45,7 +45,7 @@ def gather_gemm(features: torch.Tensor, weight: torch.Tensor, rulebook: Rulebook
     padded = torch.cat([features, features.new_zeros((1, c_in))])
     m = rulebook.neighbors.shape[0]
     # index_select on the flat map: a row copy per pair (2-d advanced indexing is ~10x slower on CPU)
-    gathered = padded.index_select(0, rulebook.neighbors.reshape(-1)).reshape(m, -1)  # (M, K' * in)
+    gathered = padded.index_select(0, rulebook.neighbors.reshape(-1)).reshape(m, w.shape[0])  # (M, K' * in)
     return gathered.matmul(w)
 
 

@@ -103,7 +103,8 @@ def _candidates(
         view[a] = kernel[a]
         key = key + (num // stride[a] * strides[a]).view(view)
         valid = valid & ok.view(view)
-    return key.reshape(-1, coords.shape[0]), valid.reshape(-1, coords.shape[0])  # type: ignore[union-attr]
+    k_total = math.prod(kernel)
+    return key.reshape(k_total, coords.shape[0]), valid.reshape(k_total, coords.shape[0])  # type: ignore[union-attr]
 
 
 def regular_rulebook(

@@ -68,9 +68,8 @@ class SparseConvTensor:
         """Scatter into a zero grid: (B, C, *spatial_shape), or channels last when asked."""
         f = self.features
         out = f.new_zeros([self.batch_size, *self.spatial_shape, f.shape[1]])
-        if f.shape[0]:
-            idx = self.indices.to(f.device).long()
-            out = out.index_put(tuple(idx.unbind(1)), f)
+        idx = self.indices.to(f.device).long()
+        out = out.index_put(tuple(idx.unbind(1)), f)  # also with no sites: keeps the autograd graph
         if not channels_first:
             return out
         ndim = len(self.spatial_shape)
