@@ -20,8 +20,8 @@ import numpy as np
 import onnx
 import torch
 from bevdeploy.graph import Artifact, Engine, Subgraph
+from bevdeploy.sparse import sparse_conv_types
 from onnx import TensorProto, helper
-from spconv.pytorch.conv import SparseConvolution
 from torch import nn
 
 from .lidar import SparseBasicBlock, SparseEncoder
@@ -143,7 +143,8 @@ def _trace_shapes(encoder: SparseEncoder, voxels: torch.Tensor, coords: torch.Te
             in_voxels=int(x.features.shape[0]), out_voxels=int(out.features.shape[0]),
         )  # fmt: skip
 
-    handles = [m.register_forward_hook(hook) for m in encoder.modules() if isinstance(m, SparseConvolution)]
+    convs = sparse_conv_types()  # spconv's and bevdeploy.sparse's: the graph is the same for both
+    handles = [m.register_forward_hook(hook) for m in encoder.modules() if isinstance(m, convs)]
     try:
         with torch.no_grad():
             encoder(voxels.float(), coords.int())
