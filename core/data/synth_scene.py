@@ -133,10 +133,11 @@ class _SceneWriter:
             })
 
     def _intensities(self) -> np.ndarray:
+        """Mean LiDAR intensity of each object: its class's reflectivity, varied per object."""
         a = self.world.arrays
-        means = np.array([SCENERY_INTENSITY[0] if c < 0 else CLASS_SPECS[DETECTION_CLASSES[c]].intensity[0]
-                          for c in a["cls"]])
-        return means * self.rng.uniform(0.7, 1.3, len(means))
+        stats = np.array([SCENERY_INTENSITY if c < 0 else CLASS_SPECS[DETECTION_CLASSES[c]].intensity
+                          for c in a["cls"]]).reshape(-1, 2)
+        return np.clip(self.rng.normal(stats[:, 0], stats[:, 1]), 2.0, 255.0)
 
     def _ground_intensity(self, xy: np.ndarray) -> np.ndarray:
         d = np.abs(self.world.road.lateral(xy))
