@@ -124,6 +124,11 @@ def test_ground_truth_velocity_and_ego_motion(dataset: NuScenesDataset) -> None:
     assert parked and np.allclose(s1.gt_velocity[parked], 0, atol=1e-4)
     moving = [i for i, a in enumerate(s1.gt_attributes) if a == "vehicle.moving"]
     assert moving and (np.linalg.norm(s1.gt_velocity[moving], axis=1) > 0.3).all()
+    # Vehicles drive forwards: in the LiDAR frame their velocity points along their heading.
+    heading = np.stack([np.cos(s1.gt_boxes[moving, 6]), np.sin(s1.gt_boxes[moving, 6])], 1)
+    v = s1.gt_velocity[moving]
+    cos = (heading * v).sum(1) / np.linalg.norm(v, axis=1)
+    assert (cos > 0.98).all(), cos
 
 
 def test_open_dataset_defaults(synth: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> None:
