@@ -20,6 +20,12 @@ def _build(variant: str) -> torch.nn.Module:
     return build(variant)
 
 
+def _loss(model, inputs, samples) -> dict[str, torch.Tensor]:
+    from .loss import centerpoint_loss
+
+    return centerpoint_loss(model, inputs, samples)
+
+
 def _prepare(model, sample) -> dict[str, torch.Tensor]:
     from .prepare import prepare
 
@@ -37,6 +43,7 @@ def bevdeploy_register_models() -> list[ModelSpec]:
             build=_build,
             prepare=_prepare,
             modalities=("camera",),
+            loss=_loss,
         )
     ]
 
