@@ -31,11 +31,9 @@ _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 def _sparse_conv_types() -> tuple[type, ...]:
-    try:
-        from spconv.pytorch.conv import SparseConvolution
-    except ImportError:  # spconv is optional for dense-only models
-        return ()
-    return (SparseConvolution,)
+    from ..sparse import sparse_conv_types  # bevdeploy.sparse's, and spconv's when installed
+
+    return sparse_conv_types()
 
 
 def _out_axis(conv: nn.Module) -> int:
@@ -79,13 +77,9 @@ def fold_into(conv: nn.Module, bn: nn.Module) -> None:
 
 
 def _sequential_pairs(model: nn.Module) -> Iterable[tuple[str, str]]:
-    seq_types: tuple[type, ...] = (nn.Sequential,)
-    try:
-        from spconv.pytorch import SparseSequential
+    from ..sparse import sparse_sequential_types
 
-        seq_types = (nn.Sequential, SparseSequential)
-    except ImportError:
-        pass
+    seq_types: tuple[type, ...] = (nn.Sequential, *sparse_sequential_types())
     for name, mod in model.named_modules():
         if not isinstance(mod, seq_types):
             continue

@@ -19,18 +19,12 @@ from ..errors import BevDeployError
 _QUANT_CLASSES: dict[type, type] = {}
 
 
-def _base() -> type | None:
-    try:
-        from spconv.pytorch.conv import SparseConvolution
-    except ImportError:
-        return None
-    return SparseConvolution
-
-
 def is_sparse_conv(module: nn.Module) -> bool:
-    """True for an spconv sparse convolution that is not quantized yet."""
-    base = _base()
-    return base is not None and isinstance(module, base) and not isinstance(module, QuantSparseMixin)
+    """True for a sparse convolution (spconv's or bevdeploy.sparse's, which shares spconv's
+    ``_conv_forward`` signature and weight layout) that is not quantized yet."""
+    from ..sparse import sparse_conv_types
+
+    return isinstance(module, sparse_conv_types()) and not isinstance(module, QuantSparseMixin)
 
 
 class QuantSparseMixin:
