@@ -103,3 +103,14 @@ def test_unknown_sparse_impl_is_a_user_error() -> None:
     bad = dataclasses.replace(CFG.lidar, sparse_impl="cuda-magic")
     with pytest.raises(BevDeployError, match="sparse implementation"):
         SparseEncoder(bad)
+
+
+def test_bn_folding_and_quantizer_insertion_find_the_same_layers() -> None:
+    """core.quant treats bevdeploy.sparse convs as spconv's: same folded pairs, same quantized
+    modules."""
+    from bevdeploy.quant import fold_bn, insert_quantizers
+    from bevdeploy.specs.run import QuantSpec
+
+    ref, ours = _encoder("spconv"), _encoder("torch")
+    assert fold_bn(ours) == fold_bn(ref) and len(fold_bn(_encoder("torch"))) > 0
+    assert insert_quantizers(ours, QuantSpec()) == insert_quantizers(ref, QuantSpec())
