@@ -2,6 +2,7 @@
 process, with the INT8/FP32 ratio, for each variant asked.
 
     python benchmarks/pipeline.py --model bevfusion --variants tiny,r50 --samples 5
+    python benchmarks/pipeline.py --model bevdet --variants tiny,r50 --samples 5
 
 Each (variant, precision) goes through the real pipeline (`bevdeploy.pipeline.run`) on the
 built-in dataset (or --data), so the pieces timed are the exported, built engines. Results go to
@@ -46,7 +47,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="bevfusion")
+    p.add_argument("--model", default="bevfusion", help="Registered model: bevfusion, bevdet, or a plugin's.")
     p.add_argument("--variants", default="tiny,r50")
     p.add_argument("--backend", default="onnxruntime")
     p.add_argument("--samples", type=int, default=5, help="Evaluation samples timed per run (first is warm-up).")
