@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -52,9 +53,17 @@ def builtin_dataroot(
                 root.rename(stale / "old")
                 shutil.rmtree(stale, ignore_errors=True)
             print(f"bevdeploy: generating the built-in synthetic dataset ({scenes} scenes x "
-                  f"{samples_per_scene} samples) into {root}", flush=True)
-            generate(root, scenes, samples_per_scene, seed, DEFAULT_VERSION, image_size, workers=workers)
+                  f"{samples_per_scene} samples) into {root}", file=sys.stderr, flush=True)
+            generate(root, scenes, samples_per_scene, seed, DEFAULT_VERSION, image_size, workers=workers,
+                     progress=print_progress)
     return root, DEFAULT_VERSION
+
+
+def print_progress(done: int, total: int) -> None:
+    """One line per finished scene on stderr (stdout may carry a JSON report), overwritten in
+    place on a terminal."""
+    end = "\n" if done == total or not sys.stderr.isatty() else "\r"
+    print(f"bevdeploy: synthetic scenes {done}/{total}", end=end, file=sys.stderr, flush=True)
 
 
 def _complete(root: Path, scenes: int, samples: int, seed: int) -> bool:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from ..errors import BevDeployError
-from .builtin import DEFAULT_SAMPLES, DEFAULT_SCENES, DEFAULT_SEED
+from .builtin import DEFAULT_SAMPLES, DEFAULT_SCENES, DEFAULT_SEED, print_progress
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
@@ -47,7 +47,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     root = generate(args.out, args.scenes, args.samples_per_scene, args.seed, DEFAULT_VERSION,
-                    args.image_size, workers=args.workers)
+                    args.image_size, workers=args.workers, progress=print_progress)
     print(f"wrote {args.scenes} scenes x {args.samples_per_scene} samples to {root} "
           f"(version {DEFAULT_VERSION}) in {time.perf_counter() - started:.1f} s")
     return 0

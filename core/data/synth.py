@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +62,12 @@ def generate(
     version: str = DEFAULT_VERSION,
     image_size: tuple[int, int] = (1600, 900),
     workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Write a synthetic nuScenes dataroot at ``out`` (which must not exist yet) and return it.
 
-    Deterministic: the same arguments give the same bytes, whatever ``workers`` is."""
+    Deterministic: the same arguments give the same bytes, whatever ``workers`` is.
+    ``progress(done, total)`` is called as scenes finish (generation takes a while)."""
     out = Path(out)
     if scenes < 1 or samples_per_scene < 2:
         raise BevDeployError("synthetic dataset needs scenes >= 1 and samples per scene >= 2; raise them")
@@ -73,7 +76,7 @@ def generate(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        _write(tmp, scenes, samples_per_scene, seed, version, tuple(image_size), workers)
+        _write(tmp, scenes, samples_per_scene, seed, version, tuple(image_size), workers, progress)
         try:
             os.rename(tmp, out)
         except OSError as e:
@@ -86,17 +89,25 @@ def generate(
     return out
 
 
-def _write(root: Path, scenes: int, samples: int, seed: int, version: str,
-           image_size: tuple[int, int], workers: int | None) -> None:
+def _write(root: Path, scenes: int, samples: int, seed: int, version: str, image_size: tuple[int, int],
+           workers: int | None, progress: Callable[[int, int], None] | None) -> None:
     jobs = [SceneJob(str(root), seed, i, samples, image_size) for i in range(scenes)]
     workers = min(scenes, workers if workers is not None else min(2, os.cpu_count() or 1))
     if workers > 1:
         # spawn, not fork: a forked child can inherit a lock held by one of the caller's threads
         # (BLAS, OpenCV, torch) and hang. Callers' scripts need the usual __main__ guard.
         with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
-            per_scene = pool.map(simulate_scene, jobs, chunksize=1)
+            per_scene = []
+            for records in pool.imap(simulate_scene, jobs, chunksize=1):  # in scene order
+                per_scene.append(records)
+                if progress:
+                    progress(len(per_scene), scenes)
     else:
-        per_scene = [simulate_scene(job) for job in jobs]
+        per_scene = []
+        for job in jobs:
+            per_scene.append(simulate_scene(job))
+            if progress:
+                progress(len(per_scene), scenes)
     tables: dict[str, list[dict[str, Any]]] = shared_tables()
     for records in per_scene:
         for name, rows in records.items():

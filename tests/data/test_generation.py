@@ -112,8 +112,8 @@ def test_concurrent_first_use_generates_once(tmp_path: Path) -> None:
         "print('ROOT', root)\n"
     )
     env = {**os.environ, "BEVDEPLOY_CACHE": str(tmp_path)}
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs)
     roots = {line.split(" ", 1)[1] for out in outs for line in out.splitlines() if line.startswith("ROOT ")}
