@@ -96,35 +96,39 @@ class Canvas:
         """Pixel outlines of global quads (n, 4, 3); None where behind the camera or off-image."""
         cam = self.cam.to_cam(quads)
         z = cam[..., 2]
-        out: list[np.ndarray | None] = [None] * len(quads)
+        w, h = self.cam.size
         front = (z >= NEAR).all(1)
+        uv = np.full((len(quads), 4, 2), np.nan)
         uvw = cam[front] @ self.cam.intrinsic.T
-        uv_front = uvw[..., :2] / uvw[..., 2:3]
-        for j, i in enumerate(np.nonzero(front)[0]):
-            out[i] = uv_front[j]
-        for i in np.nonzero(~front & (z >= NEAR).any(1))[0]:
+        uv[front] = uvw[..., :2] / uvw[..., 2:3]
+        with np.errstate(invalid="ignore"):
+            on_image = front & (uv[..., 0].max(1) >= 0) & (uv[..., 1].max(1) >= 0)
+            on_image &= (uv[..., 0].min(1) < w) & (uv[..., 1].min(1) < h)
+        out: list[np.ndarray | None] = [None] * len(quads)
+        for i in np.nonzero(on_image)[0]:
+            out[i] = uv[i]
+        for i in np.nonzero(~front & (z >= NEAR).any(1))[0]:  # crossing the near plane: clip first
             clipped = _clip_near(cam[i])
             if len(clipped) >= 3:
                 uvw = clipped @ self.cam.intrinsic.T
-                out[i] = uvw[:, :2] / uvw[:, 2:3]
-        w, h = self.cam.size
-        for i, uv in enumerate(out):
-            if uv is not None and (uv[:, 0].max() < 0 or uv[:, 1].max() < 0 or uv[:, 0].min() >= w or uv[:, 1].min() >= h):
-                out[i] = None
+                p = uvw[:, :2] / uvw[:, 2:3]
+                if p[:, 0].max() >= 0 and p[:, 1].max() >= 0 and p[:, 0].min() < w and p[:, 1].min() < h:
+                    out[i] = p
         return out
 
     def fill(self, quads: np.ndarray, colours: np.ndarray, ids: np.ndarray | None = None) -> list[np.ndarray | None]:
         """Fill quads in the given order; ``ids`` (n,) also paints the id buffer."""
         outlines = self.project(quads)
         scale = float(1 << SUBPIXEL)
+        colour_lists = np.asarray(colours).tolist()
         for i, uv in enumerate(outlines):
             if uv is None:
                 continue
-            uv = np.clip(uv, -1e5, 1e5)
-            cv2.fillPoly(self.image, [np.round(uv * scale).astype(np.int32)], colours[i].tolist(), cv2.LINE_8, SUBPIXEL)
+            # near-plane points can project very far out: keep fixed-point coordinates in int32
+            pts = np.round(np.clip(uv, -1e5, 1e5) * scale).astype(np.int32)
+            cv2.fillPoly(self.image, [pts], colour_lists[i], cv2.LINE_8, SUBPIXEL)
             if ids is not None:
-                pts = np.round(uv * scale / ID_SCALE).astype(np.int32)
-                cv2.fillPoly(self.ids, [pts], int(ids[i]), cv2.LINE_8, SUBPIXEL)
+                cv2.fillPoly(self.ids, [pts // ID_SCALE], int(ids[i]), cv2.LINE_8, SUBPIXEL)
         return outlines
 
 
