@@ -35,7 +35,8 @@ class TrainConfig:
     max_samples: int | None = None  # first N training samples (tests)
     eval_max_samples: int | None = None
     save_every: int = 0  # steps between resumable checkpoints (0: at each epoch's end only)
-    max_steps: int | None = None  # stop (resumably) after this global step (tests, time limits)
+    max_steps: int | None = None  # stop (resumably) after this global step (tests, pilots)
+    time_limit_s: float | None = None  # stop after this much training time and still export + evaluate
     log_every: int = 10
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 

@@ -18,6 +18,8 @@ from .config import TrainConfig
 from .data import TrainSamples, batches, epoch_order, loader, to_device
 from .state import STATE_FILE, export_weights, load_state, save_state
 
+WARMUP = 4
+
 
 class _LossModule(torch.nn.Module):
     """model + the plugin's loss as one module, so DDP sees its forward and syncs gradients."""
@@ -97,7 +99,8 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
     spec, variant, train_ds, val_ds, version = _resolve(cfg)
     torch.manual_seed(cfg.seed)
     model = spec.build(variant).to(device).train()
-    data = TrainSamples(train_ds, spec.prepare, model, cfg.augment, cfg.seed)
+    # prepare() runs in CPU workers: give it a CPU model of its own (only its config/buffers are read)
+    data = TrainSamples(train_ds, spec.prepare, spec.build(variant), cfg.augment, cfg.seed)
     per_epoch = -(-len(epoch_order(len(train_ds), 0, cfg.seed, rank, world)) // cfg.batch_size)
     total = per_epoch * cfg.epochs
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -109,6 +112,8 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
     if resume:
         step = int(load_state(out, model, opt, sched)["step"])
         _log(f"resumed at step {step}/{total} from {out / STATE_FILE}")
+    elif hasattr(model, "init_training"):  # a model's own start-of-training init (e.g. a heatmap prior)
+        model.init_training()
     net: torch.nn.Module = _LossModule(model, spec.loss)
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -121,12 +126,18 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
     stop = min(total, cfg.max_steps) if cfg.max_steps is not None else total
     last: dict[str, float] = {}
     t0, done0 = time.time(), step
+    t_warm = None  # steady-state rate: timed from the WARMUP-th step on (workers, allocator warmed up)
     while step < stop:
         epoch, first = divmod(step, per_epoch)
         order = epoch_order(len(train_ds), epoch, cfg.seed, rank, world)
         for inputs, samples in loader(data, batches(order, epoch, cfg.batch_size)[first:], cfg.workers):
             last = _step(net, opt, sched, cfg, [to_device(i, device) for i in inputs], samples, device)
             step += 1
+            if step - done0 == WARMUP:
+                t_warm = time.time()
+            if cfg.time_limit_s is not None and time.time() - t0 > cfg.time_limit_s and step < stop:
+                _log(f"time limit {cfg.time_limit_s:.0f} s reached at step {step}/{total}; finishing early")
+                stop = step
             if rank == 0 and (step % cfg.log_every == 0 or step == stop):
                 rate = (step - done0) * cfg.batch_size * world / max(time.time() - t0, 1e-9)
                 terms = " ".join(f"{k} {v:.4f}" for k, v in last.items())
@@ -139,7 +150,9 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
     if rank != 0:
         return {}
     manifest = _manifest(cfg, variant, version, step, total, last, command, world)
-    if step < total:
+    if t_warm is not None and step - done0 > WARMUP:
+        manifest["steady_steps_per_s"] = (step - done0 - WARMUP) / max(time.time() - t_warm, 1e-9)
+    if step < total and cfg.time_limit_s is None:
         _log(f"stopped at step {step}/{total} (max_steps); continue with --resume")
         return manifest
     return finish(model, spec, variant, val_ds, out, manifest)
@@ -195,7 +208,11 @@ def _data_record(cfg: TrainConfig, version: str) -> dict[str, Any]:
 
 
 def _git_commit() -> str | None:
+    """HEAD of the checkout the code runs from (``$BEVDEPLOY_GIT_COMMIT`` where the copy has no .git)."""
     import subprocess
+
+    if os.environ.get("BEVDEPLOY_GIT_COMMIT"):
+        return os.environ["BEVDEPLOY_GIT_COMMIT"]
 
     here = Path(__file__).resolve().parent
     try:

@@ -121,17 +121,32 @@ def train_forward(model, inputs: Sequence[dict[str, torch.Tensor]]) -> dict[str,
     Voxelization runs on the CPU (integer bookkeeping, no gradient)."""
     cams, lidars = [], []
     vt = model.encoders["camera"]["vtransform"]
-    for inp in inputs:
-        weights, context = model.camera_features(inp["img"], inp["depth"])
+    n = inputs[0]["img"].shape[1]
+    img = torch.cat([inp["img"] for inp in inputs], dim=1)  # all cameras of the batch in one backbone pass
+    depth = torch.cat([inp["depth"] for inp in inputs], dim=1)
+    all_weights, all_context = model.camera_features(img, depth)
+    for i, inp in enumerate(inputs):
+        weights, context = all_weights[i * n : (i + 1) * n], all_context[i * n : (i + 1) * n]
         ranks = model.bev_ranks(inp["camera2lidar"], inp["camera_intrinsics"], inp["img_aug_matrix"])
-        cams.append(vt.downsample(model.camera_bev(weights, context, *ranks)))
+        cams.append(model.camera_bev(weights, context, *ranks))
         voxels, coords = model.voxelize(inp["points"].detach().cpu())
         dev = inp["img"].device
         backbone = model.encoders["lidar"]["backbone"]
         with torch.set_grad_enabled(torch.is_grad_enabled() and lidar_trainable(backbone, dev)):
             lidars.append(backbone(voxels.to(dev), coords.to(dev)))
-    outs = model.heads["object"](model.fuse(torch.cat(cams), torch.cat(lidars)))
+    outs = model.heads["object"](model.fuse(vt.downsample(torch.cat(cams)), torch.cat(lidars)))
     return dict(zip(HEAD_OUTPUTS, outs, strict=True))
+
+
+HEATMAP_PRIOR = 0.1
+
+
+def init_training(model) -> None:
+    """Start-of-training initialisation as TransFusion's: the heatmap's last conv bias at the
+    logit of a 0.1 prior (-2.19), so the focal loss does not start from p = 0.5 everywhere."""
+    with torch.no_grad():
+        model.heads["object"].heatmap_head[-1].bias.fill_(math.log(HEATMAP_PRIOR / (1 - HEATMAP_PRIOR)))
+        model.heads["object"].prediction_heads[0].heatmap[-1].bias.fill_(math.log(HEATMAP_PRIOR / (1 - HEATMAP_PRIOR)))
 
 
 def lidar_trainable(backbone: torch.nn.Module, device: torch.device) -> bool:

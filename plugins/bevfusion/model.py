@@ -102,6 +102,12 @@ class BEVFusion(nn.Module):
         outs = self.heads["object"](self.fuse(cam_bev, lidar_bev))
         return dict(zip(HEAD_OUTPUTS, outs, strict=True))
 
+    def init_training(self) -> None:
+        """Called by ``bevdeploy train`` before training from scratch (not on resume)."""
+        from .loss import init_training
+
+        init_training(self)
+
     @torch.no_grad()
     def predict(self, inputs: Mapping[str, torch.Tensor]) -> Detections:
         return self.decode(self(**inputs))
