@@ -10,7 +10,7 @@ and checkpoints move between the two unchanged.
 
 from __future__ import annotations
 
-from .conv import SparseConv3d, SparseConvolution, SubMConv3d, gather_gemm
+from .conv import SparseConv3d, SparseConvolution, SubMConv3d, gather_gemm, gather_gemm_scatter
 from .impl import IMPLS, resolve_impl, sparse_conv_types, sparse_impl, sparse_sequential_types
 from .modules import SparseModule, SparseSequential
 from .rulebook import Rulebook, regular_rulebook, submanifold_rulebook
@@ -26,6 +26,7 @@ __all__ = [
     "SparseSequential",
     "SubMConv3d",
     "gather_gemm",
+    "gather_gemm_scatter",
     "regular_rulebook",
     "resolve_impl",
     "sparse_conv_types",

@@ -2,10 +2,8 @@
 
 A rulebook is stored as a neighbour map ``(M outputs, K' offsets)`` of input rows, with the row
 index ``N`` (one past the last input) where no input exists; only the K' offsets that have at
-least one pair are kept. The conv then gathers ``(M, K', C_in)`` from the features padded with a
-zero row and does one GEMM with the matching ``(K' * C_in, C_out)`` weight slice: no scatter in
-the forward pass, so it is deterministic on CPU and CUDA and much faster than one small GEMM plus
-``index_add`` per offset (measured 7x on the CPU for the tiny BEVFusion encoder).
+least one pair are kept. :meth:`Rulebook.pairs` lists the same pairs offset by offset. The convs
+in :mod:`.conv` use one or the other.
 
 Sites are hashed to their linear index in the (batch, *spatial) grid; lookups are a sort plus
 ``searchsorted``, so building a rulebook is a handful of vectorised tensor ops whatever the number
@@ -22,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -40,9 +38,22 @@ class Rulebook:
     subm: bool
     num_inputs: int  # N, also the neighbour index that means "no input"
 
+    _pairs: tuple[torch.Tensor, torch.Tensor, list[int]] | None = field(default=None, repr=False)
+
     @property
     def num_pairs(self) -> int:
         return int((self.neighbors < self.num_inputs).sum())
+
+    def pairs(self) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """The map as (input rows, output rows, pairs per used offset), offset-major; computed
+        once per rulebook (submanifold layers sharing an ``indice_key`` share it)."""
+        if self._pairs is None:
+            m = self.neighbors.shape[0]
+            by_offset = self.neighbors.t().reshape(-1)
+            flat = torch.nonzero(by_offset < self.num_inputs).squeeze(1)
+            counts = torch.bincount(flat // max(m, 1), minlength=self.offsets.numel())
+            self._pairs = (by_offset[flat], flat % max(m, 1), counts.tolist())
+        return self._pairs
 
 
 def output_shape(

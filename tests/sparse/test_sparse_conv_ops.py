@@ -154,3 +154,21 @@ def test_unknown_impl_is_a_user_error() -> None:
         ts.sparse_impl("cuda-magic")
     assert ts.sparse_impl("torch") is ts
     assert ts.resolve_impl("auto") == "spconv"  # spconv imports in this test run
+
+
+@pytest.mark.parametrize("subm", [True, False])
+def test_both_kernels_agree(subm: bool, sites: torch.Tensor, feats: torch.Tensor) -> None:
+    """The neighbour-map kernel (used on CUDA) and the pair-list kernel (used on CPU) give the
+    same features and gradients."""
+    x = ts.SparseConvTensor(feats, sites, SHAPE, BATCH)
+    conv = ts.SubMConv3d(4, 5, 3) if subm else ts.SparseConv3d(4, 5, 3, stride=2, padding=1)
+    rb = conv.rulebook(x)
+    results = []
+    for kernel in (ts.gather_gemm, ts.gather_gemm_scatter):
+        f = feats.clone().requires_grad_(True)
+        w = conv.weight.detach().clone().requires_grad_(True)
+        out = kernel(f, w, rb)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        results.append((out.detach(), f.grad, w.grad))
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
