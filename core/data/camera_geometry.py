@@ -7,6 +7,7 @@ Rendering a frame then only moves the object pieces to their pose, which is vect
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,8 +153,17 @@ def place(pieces: Pieces, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     return move(pieces.quads, True), move(pieces.normal, False), move(pieces.anchor, True)
 
 
-def ground_pieces(road: Road, s_lo: float, s_hi: float) -> tuple[np.ndarray, np.ndarray]:
-    """Street surface quads (global, z = 0) and colours: sidewalks, asphalt, lane markings."""
+def zebra_stripes(s_cross: float) -> list[tuple[float, float, float, float]]:
+    """(s0, s1, d0, d1) of the painted stripes of a zebra crossing centred at arc length s."""
+    d = np.arange(-ROAD_HALF, ROAD_HALF, 1.0)
+    return [(s_cross - 2.0, s_cross + 2.0, float(d0), float(d0) + 0.5) for d0 in d]
+
+
+def ground_pieces(
+    road: Road, s_lo: float, s_hi: float, crosswalks: Sequence[float] = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Street surface quads (global, z = 0) and colours: sidewalks, asphalt, lane markings,
+    zebra crossings."""
     quads, colours = [], []
 
     def strips(s: np.ndarray, d0: float, d1: float, colour: tuple[int, int, int]) -> None:
@@ -178,4 +188,11 @@ def ground_pieces(road: Road, s_lo: float, s_hi: float) -> tuple[np.ndarray, np.
         q = np.stack([right[:, 0], right[:, 1], left[:, 1], left[:, 0]], 1)
         quads.append(np.concatenate([q, np.zeros((*q.shape[:2], 1))], -1))
         colours.append(np.broadcast_to(np.array(colour, float), (len(q), 3)))
+    stripes = [z for c in crosswalks for z in zebra_stripes(c)]
+    if stripes:
+        st = np.asarray(stripes)
+        corners = [road.point(st[:, a], st[:, b]) for a, b in ((0, 2), (1, 2), (1, 3), (0, 3))]
+        q = np.stack(corners, 1)
+        quads.append(np.concatenate([q, np.zeros((*q.shape[:2], 1))], -1))
+        colours.append(np.broadcast_to(np.array((235.0, 235, 235)), (len(q), 3)))
     return np.concatenate(quads), np.concatenate(colours)

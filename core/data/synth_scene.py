@@ -140,8 +140,12 @@ class _SceneWriter:
         return np.clip(self.rng.normal(stats[:, 0], stats[:, 1]), 2.0, 255.0)
 
     def _ground_intensity(self, xy: np.ndarray) -> np.ndarray:
-        d = np.abs(self.world.road.lateral(xy))
+        """Paint (lane lines, zebra stripes) reflects more than asphalt; concrete sidewalks in between."""
+        s, d_signed = self.world.road.to_sd(xy)
+        d = np.abs(d_signed)
         marking = (np.abs(d - 3.5) < 0.08) | (np.abs(d - 7.0) < 0.08) | (np.abs(d - 0.12) < 0.08)
+        for c in self.world.crosswalks:
+            marking |= (np.abs(s - c) < 2.0) & (d < 7.0) & ((d_signed + 7.0) % 1.0 < 0.5)
         return np.where(marking, 70.0, np.where(d > 9.6, 22.0, 9.0))
 
     def write_lidar(self) -> None:
@@ -172,7 +176,7 @@ class _SceneWriter:
         w, h = self.job.image_size
         pieces = camera_geometry.object_pieces(a["cls"], a["size"], a["colour"])
         reach = self.world.ego_speed * self.world.duration
-        ground = camera_geometry.ground_pieces(self.world.road, -250.0, reach + 250.0)
+        ground = camera_geometry.ground_pieces(self.world.road, -250.0, reach + 250.0, self.world.crosswalks)
         sensor = camera_render.Sensor(self.rng, (w, h))
         env = camera_render.Environment.sample(self.rng)
         annotated = a["cls"] >= 0

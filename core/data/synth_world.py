@@ -45,15 +45,24 @@ class Road:
         h = self.heading_at(s)
         return np.stack([cx - d * np.sin(h), cy + d * np.cos(h)], axis=-1)
 
-    def lateral(self, xy: np.ndarray) -> np.ndarray:
-        """Lateral offset d of global points (..., 2) from the centre line (inverse of point())."""
+    def to_sd(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Road coordinates (s, d) of global points (..., 2): the inverse of point()."""
         h0, k = self.heading, self.curvature
         rel = xy - self.origin
         if abs(k) < 1e-9:
-            return -rel[..., 0] * np.sin(h0) + rel[..., 1] * np.cos(h0)
+            return rel[..., 0] * np.cos(h0) + rel[..., 1] * np.sin(h0), -rel[..., 0] * np.sin(h0) + rel[..., 1] * np.cos(h0)
         centre = np.array([-np.sin(h0), np.cos(h0)]) / k  # centre of the arc relative to origin
-        r = np.linalg.norm(rel - centre, axis=-1)
-        return (1.0 / k - r) if k > 0 else (r + 1.0 / k)
+        v = rel - centre
+        r = np.linalg.norm(v, axis=-1)
+        d = (1.0 / k - r) if k > 0 else (r + 1.0 / k)
+        # angle swept from the start point, seen from the centre, wrapped to (-pi, pi]
+        start = np.arctan2(-centre[1], -centre[0])
+        swept = (np.arctan2(v[..., 1], v[..., 0]) - start + np.pi) % (2 * np.pi) - np.pi
+        return swept / k, d
+
+    def lateral(self, xy: np.ndarray) -> np.ndarray:
+        """Lateral offset d of global points (..., 2) from the centre line."""
+        return self.to_sd(xy)[1]
 
 
 @dataclass
@@ -92,6 +101,7 @@ class World:
     duration: float
     objects: Objects
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    crosswalks: list[float] = field(default_factory=list)  # arc lengths of zebra crossings
 
     def freeze(self) -> None:
         o = self.objects
@@ -183,6 +193,7 @@ def build_world(rng: np.random.Generator, duration: float) -> World:
     placer = _Placer(road, times)
     placer.try_add(np.array([4.8, 2.0, 1.6]), 0.0, EGO_LANE, ego_speed)  # the ego itself
     span = (-60.0, ego_speed * duration + 60.0)
+    world.crosswalks = sorted(float(c) for c in rng.uniform(span[0] + 20, span[1], int(rng.integers(1, 3))))
     _add_work_zone(world, placer, rng, span)
     _ensure_every_class(world, placer, rng)  # before the fill, which would leave no room for a trailer
     _add_scenery(world, placer, rng, span)
@@ -199,8 +210,11 @@ def _colour(name: str, rng: np.random.Generator) -> tuple[int, int, int]:
 
 
 def _place(world: World, placer: _Placer, rng: np.random.Generator, name: str, s0: float, d0: float,
-           vs: float = 0.0, vd: float = 0.0, yaw_off: float = 0.0, in_lane: bool = False) -> bool:
-    size = sample_size(name, rng)
+           vs: float = 0.0, vd: float = 0.0, yaw_off: float = 0.0, in_lane: bool = False,
+           size: np.ndarray | None = None) -> bool:
+    """Add one object unless it would collide. Retries must pass the same ``size``: drawing a new
+    one per attempt would favour small objects and bias the size distribution."""
+    size = sample_size(name, rng) if size is None else size
     if not placer.try_add(size, s0, d0, vs, vd, yaw_off):
         return False
     world.objects.add(DETECTION_CLASSES.index(name), size, s0, d0, vs, vd, yaw_off, _colour(name, rng), in_lane)
@@ -238,9 +252,10 @@ def _add_work_zone(world: World, placer: _Placer, rng: np.random.Generator, span
     for s in np.arange(start + length + 1.5, start + length + rng.uniform(6, 12), 2.5):
         _place(world, placer, rng, "traffic_cone", s, side * 7.4 + rng.normal(0, 0.1))
     for _ in range(int(rng.integers(1, 3))):
+        size = sample_size("construction_vehicle", rng)
         for _attempt in range(4):
             if _place(world, placer, rng, "construction_vehicle", rng.uniform(start - 5, start + length + 5),
-                      side * 9.6, yaw_off=float(rng.uniform(-0.4, 0.4))):
+                      side * 9.6, yaw_off=float(rng.uniform(-0.4, 0.4)), size=size):
                 break
 
 
@@ -290,10 +305,12 @@ def _add_sidewalks(world: World, placer: _Placer, rng: np.random.Generator, span
             name = "bicycle" if rng.random() < 0.6 else "motorcycle"
             _place(world, placer, rng, name, rng.uniform(*span), side * 10.9,
                    yaw_off=np.pi / 2 + rng.normal(0, 0.2))
-    for _ in range(int(rng.integers(0, 3))):  # crossing the street
-        side = float(rng.choice([-1.0, 1.0]))
-        v = -side * rng.uniform(1.0, 1.6)
-        _place(world, placer, rng, "pedestrian", rng.uniform(*span), side * 9.8, 0.0, v, np.sign(v) * np.pi / 2)
+    for s_cross in world.crosswalks:  # pedestrians crossing the street on the zebra
+        for _ in range(int(rng.integers(1, 4))):
+            side = float(rng.choice([-1.0, 1.0]))
+            v = -side * rng.uniform(1.0, 1.6)
+            _place(world, placer, rng, "pedestrian", s_cross + rng.uniform(-1.5, 1.5), side * rng.uniform(9.8, 12),
+                   0.0, v, np.sign(v) * np.pi / 2)
 
 
 def _ensure_every_class(world: World, placer: _Placer, rng: np.random.Generator, minimum: int = 3) -> None:
@@ -305,16 +322,18 @@ def _ensure_every_class(world: World, placer: _Placer, rng: np.random.Generator,
         ci = DETECTION_CLASSES.index(name)
         have = sum(c == ci and near[0] - 20 < s < near[1]
                    for c, s in zip(world.objects.cls, world.objects.s0, strict=True))
+        size = sample_size(name, rng)
         for _ in range(80):
             if have >= minimum:
                 break
             side = float(rng.choice([-1.0, 1.0]))
             s = rng.uniform(near[0] - 20, near[1])
             if name in ("pedestrian", "bicycle", "motorcycle", "traffic_cone"):
-                placed = _place(world, placer, rng, name, s, side * rng.uniform(*SIDEWALK_D),
-                                yaw_off=float(rng.uniform(-np.pi, np.pi)))
+                d, yaw = side * rng.uniform(*SIDEWALK_D), float(rng.uniform(-np.pi, np.pi))
             elif name == "barrier":
-                placed = _place(world, placer, rng, name, s, side * 10.6, yaw_off=np.pi / 2)
+                d, yaw = side * 10.6, np.pi / 2
             else:
-                placed = _place(world, placer, rng, name, s, side * PARKING_D, yaw_off=0.0 if side < 0 else np.pi)
-            have += placed
+                d, yaw = side * PARKING_D, 0.0 if side < 0 else np.pi
+            if _place(world, placer, rng, name, s, d, yaw_off=yaw, size=size):
+                have += 1
+                size = sample_size(name, rng)
