@@ -124,7 +124,11 @@ def _layers(name: str) -> SimpleNamespace:
     ops: ModuleType = sparse_impl(name)
 
     def make(cls_name: str, *bases: type) -> type:
-        return type(cls_name, bases, {"__module__": __name__, "__qualname__": cls_name})
+        # registered as a module attribute ``<name>__<impl>`` so that pickle finds the class
+        qualname = f"{cls_name}__{name}"
+        cls = type(cls_name, bases, {"__module__": __name__, "__qualname__": qualname})
+        globals()[qualname] = cls
+        return cls
 
     layers = SimpleNamespace(
         impl=name,
@@ -137,6 +141,16 @@ def _layers(name: str) -> SimpleNamespace:
     block = make("SparseBasicBlock", SparseBasicBlock, ops.SparseModule)
     layers.SparseBasicBlock = lambda channels, key=None: block(channels, key, layers)
     return layers
+
+
+def __getattr__(attr: str) -> type:
+    """``SubMConv3d__torch`` and friends exist once their implementation's layers are built;
+    build them on first lookup (unpickling in a fresh process)."""
+    cls_name, sep, impl = attr.rpartition("__")
+    if sep and cls_name in ("SubMConv3d", "SparseConv3d", "SparseBasicBlock") and impl in ("torch", "spconv"):
+        _layers(impl)
+        return globals()[attr]
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
 class SparseEncoder(nn.Module):

@@ -114,3 +114,15 @@ def test_bn_folding_and_quantizer_insertion_find_the_same_layers() -> None:
     ref, ours = _encoder("spconv"), _encoder("torch")
     assert fold_bn(ours) == fold_bn(ref) and len(fold_bn(_encoder("torch"))) > 0
     assert insert_quantizers(ours, QuantSpec()) == insert_quantizers(ref, QuantSpec())
+
+
+def test_encoder_pickles(voxels) -> None:
+    """Whole-module pickling (deepcopy, torch.save of a module) works for both implementations."""
+    import pickle
+
+    for impl in ("torch", "spconv"):
+        enc = _encoder(impl)
+        copy = pickle.loads(pickle.dumps(enc))
+        assert type(copy.conv_input[0]) is type(enc.conv_input[0])
+        with torch.no_grad():
+            torch.testing.assert_close(copy(*voxels), enc(*voxels))

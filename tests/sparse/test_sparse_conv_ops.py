@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from bevdeploy import sparse as ts
-from conftest import BATCH, SHAPE, random_sites, single_thread
+from sparse_inputs import BATCH, SHAPE, random_sites, single_thread
 
 spconv = pytest.importorskip("spconv.pytorch")
 
