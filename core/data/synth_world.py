@@ -142,8 +142,8 @@ class World:
 
 
 class _Placer:
-    """Rejects placements whose footprint (a chain of discs) would touch another object's or
-    the ego's at any time of the scene."""
+    """Rejects placements whose footprint would touch another object's or the ego's at any time
+    of the scene. A footprint is a chain of discs that covers the whole rectangle, corners included."""
 
     def __init__(self, road: Road, times: np.ndarray) -> None:
         self.road, self.times = road, times
@@ -156,14 +156,16 @@ class _Placer:
         length, width = size[0], size[1]
         long_axis = 0.0 if length >= width else np.pi / 2
         major, minor = max(length, width), min(length, width)
-        k = max(1, int(np.ceil(major / minor)))
-        offs = np.linspace(-(major - minor) / 2, (major - minor) / 2, k)
+        # k cells along the long axis, each covered by the disc through its corners
+        k = max(1, int(np.ceil(2 * major / minor)))
+        cell = major / k
+        offs = (np.arange(k) + 0.5) * cell - major / 2
         s, d = s0 + vs * self.times, d0 + vd * self.times
         xy = self.road.point(s, d)
         yaw = self.road.heading_at(s) + yaw_off + long_axis
         dirs = np.stack([np.cos(yaw), np.sin(yaw)], -1)
         centres = xy[:, None, :] + offs[None, :, None] * dirs[:, None, :]
-        return centres, np.full(k, minor / 2 + 0.05)
+        return centres, np.full(k, 0.5 * np.hypot(cell, minor) + 0.05)
 
     def try_add(
         self, size: np.ndarray, s0: float, d0: float, vs: float = 0.0, vd: float = 0.0, yaw_off: float = 0.0
@@ -316,22 +318,24 @@ def _add_sidewalks(world: World, placer: _Placer, rng: np.random.Generator, span
 def _ensure_every_class(world: World, placer: _Placer, rng: np.random.Generator, minimum: int = 3) -> None:
     """Every scene shows each of the 10 classes at least ``minimum`` times near the ego's path,
     so that small splits score every class and rare classes get training examples."""
-    near = (-15.0, world.ego_speed * world.duration + 45.0)  # within sensor range during the scene
+    near = (-40.0, world.ego_speed * world.duration + 50.0)  # within annotation range during the scene
     longest_first = sorted(DETECTION_CLASSES, key=lambda n: -CLASS_SPECS[n].size_mean[0])
     for name in longest_first:  # long trailers and buses need the emptiest kerb
         ci = DETECTION_CLASSES.index(name)
-        have = sum(c == ci and near[0] - 20 < s < near[1]
+        have = sum(c == ci and near[0] < s < near[1]
                    for c, s in zip(world.objects.cls, world.objects.s0, strict=True))
         size = sample_size(name, rng)
         for _ in range(80):
             if have >= minimum:
                 break
             side = float(rng.choice([-1.0, 1.0]))
-            s = rng.uniform(near[0] - 20, near[1])
+            s = rng.uniform(*near)
             if name in ("pedestrian", "bicycle", "motorcycle", "traffic_cone"):
                 d, yaw = side * rng.uniform(*SIDEWALK_D), float(rng.uniform(-np.pi, np.pi))
             elif name == "barrier":
                 d, yaw = side * 10.6, np.pi / 2
+            elif name == "construction_vehicle" and rng.random() < 0.5:  # on a site off the kerb
+                d, yaw = side * 9.6, float(rng.uniform(-0.4, 0.4))
             else:
                 d, yaw = side * PARKING_D, 0.0 if side < 0 else np.pi
             if _place(world, placer, rng, name, s, d, yaw_off=yaw, size=size):
