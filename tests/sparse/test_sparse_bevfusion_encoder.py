@@ -126,3 +126,14 @@ def test_encoder_pickles(voxels) -> None:
         assert type(copy.conv_input[0]) is type(enc.conv_input[0])
         with torch.no_grad():
             torch.testing.assert_close(copy(*voxels), enc(*voxels))
+
+
+def test_spconv1_layout_checkpoint_loads_into_torch_encoder() -> None:
+    """Official checkpoints store sparse weights as spconv 1.x [k0, k1, k2, in, out]; the
+    encoder's conv classes permute them on load on either implementation."""
+    ref, ours = _encoder("spconv"), _encoder("torch", seed=3)
+    legacy = {k: (v.permute(1, 2, 3, 4, 0) if v.dim() == 5 else v) for k, v in ref.state_dict().items()}
+    ours.load_state_dict(legacy, strict=True)
+    assert all(
+        torch.equal(a, b) for a, b in zip(ref.state_dict().values(), ours.state_dict().values(), strict=True)
+    )
