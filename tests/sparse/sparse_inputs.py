@@ -7,7 +7,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 import torch
+
+try:
+    import spconv.pytorch as spconv
+except ImportError:  # the GPU machine has no spconv: only the comparisons skip
+    spconv = None
+
+needs_spconv = pytest.mark.skipif(
+    spconv is None, reason="spconv is not installed; nothing to compare against"
+)
 
 SHAPE = [9, 8, 7]
 BATCH = 2

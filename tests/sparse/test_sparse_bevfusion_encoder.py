@@ -10,8 +10,7 @@ import torch
 from bevdeploy.errors import BevDeployError
 from bevdeploy.plugins.bevfusion.config import get_config, with_sparse_impl
 from bevdeploy.plugins.bevfusion.lidar import SparseEncoder, Voxelization
-
-pytest.importorskip("spconv.pytorch")
+from sparse_inputs import needs_spconv
 
 CFG = get_config("tiny")
 
@@ -35,6 +34,7 @@ def voxels() -> tuple[torch.Tensor, torch.Tensor]:
     return Voxelization(CFG.lidar)(pts)
 
 
+@needs_spconv
 def test_same_parameters_and_output_as_spconv(voxels) -> None:
     ref, ours = _encoder("spconv"), _encoder("torch", seed=1)
     assert (ref.sparse_impl, ours.sparse_impl) == ("spconv", "torch")
@@ -54,6 +54,7 @@ def test_same_parameters_and_output_as_spconv(voxels) -> None:
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
 
+@needs_spconv
 def test_same_initial_weights_under_one_seed() -> None:
     ref, ours = _encoder("spconv"), _encoder("torch")
     assert all(
@@ -87,6 +88,7 @@ def test_empty_point_cloud() -> None:
     assert out.shape == (1, CFG.lidar.output_channels * 2, 64, 64) and not out.any()
 
 
+@needs_spconv
 def test_libspconv_export_is_the_same_for_both(voxels) -> None:
     from bevdeploy.plugins.bevfusion.spconv_export import build_scn_onnx
 
@@ -105,6 +107,7 @@ def test_unknown_sparse_impl_is_a_user_error() -> None:
         SparseEncoder(bad)
 
 
+@needs_spconv
 def test_bn_folding_and_quantizer_insertion_find_the_same_layers() -> None:
     """core.quant treats bevdeploy.sparse convs as spconv's: same folded pairs, same quantized
     modules."""
@@ -120,7 +123,7 @@ def test_encoder_pickles(voxels) -> None:
     """Whole-module pickling (deepcopy, torch.save of a module) works for both implementations."""
     import pickle
 
-    for impl in ("torch", "spconv"):
+    for impl in ("torch", "auto"):
         enc = _encoder(impl)
         copy = pickle.loads(pickle.dumps(enc))
         assert type(copy.conv_input[0]) is type(enc.conv_input[0])
@@ -128,6 +131,7 @@ def test_encoder_pickles(voxels) -> None:
             torch.testing.assert_close(copy(*voxels), enc(*voxels))
 
 
+@needs_spconv
 def test_spconv1_layout_checkpoint_loads_into_torch_encoder() -> None:
     """Official checkpoints store sparse weights as spconv 1.x [k0, k1, k2, in, out]; the
     encoder's conv classes permute them on load on either implementation."""
