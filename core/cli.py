@@ -250,12 +250,33 @@ def cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_third_party_logs() -> None:
+    """pytorch-quantization logs a warning through absl for every quantizer it switches (hundreds
+    per calibration), and the ONNX exporter and spconv warn about their own internals; the user sees
+    our progress lines and report instead, and all of it again with --debug."""
+    import logging
+    import warnings
+
+    for module in (r"torch\.onnx", r"spconv", r"pytorch_quantization"):
+        warnings.filterwarnings("ignore", category=UserWarning, module=module)
+    # the tracer's notes on static shapes: every exported piece is static by design
+    warnings.filterwarnings("ignore", message=r"Converting a tensor to a Python")
+    logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
+    try:
+        from absl import logging as absl_logging
+    except ImportError:
+        return
+    absl_logging.set_verbosity(absl_logging.ERROR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USER_ERROR
+    if not getattr(args, "debug", False):
+        _quiet_third_party_logs()
     try:
         return int(args.func(args) or 0)
     except BevDeployError as exc:
