@@ -10,7 +10,13 @@ that lets a later run skip calibration. :func:`generic_quantize` chains them for
 from .calibrate import calibrate
 from .fold import fold_bn
 from .generic import generic_quantize
-from .modules import disable, insert_quantizers, named_quantizers, share_input_quantizer
+from .modules import (
+    disable,
+    insert_quantizers,
+    named_quantizers,
+    share_bottleneck_quantizers,
+    share_input_quantizer,
+)
 from .table import calib_table, load_calib_table, save_calib_table
 
 __all__ = [
@@ -23,5 +29,6 @@ __all__ = [
     "load_calib_table",
     "named_quantizers",
     "save_calib_table",
+    "share_bottleneck_quantizers",
     "share_input_quantizer",
 ]

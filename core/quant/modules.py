@@ -119,6 +119,21 @@ def share_input_quantizer(dst: nn.Module, src: nn.Module) -> None:
     dst._input_quantizer = src._input_quantizer
 
 
+def share_bottleneck_quantizers(model: nn.Module) -> int:
+    """ResNet bottlenecks (``conv1``, ``conv3``, ``downsample`` Sequential): the downsample conv
+    reads the block's input, like ``conv1``, and shares its input quantizer so the residual branch
+    and the main path see one scale (no Reformat before the Add). Returns how many were shared."""
+    shared = 0
+    for module in model.modules():
+        down = getattr(module, "downsample", None)
+        if not (isinstance(down, nn.Sequential) and hasattr(module, "conv1") and hasattr(module, "conv3")):
+            continue
+        if hasattr(module.conv1, "_input_quantizer") and hasattr(down[0], "_input_quantizer"):
+            share_input_quantizer(down[0], module.conv1)
+            shared += 1
+    return shared
+
+
 def set_amax(q: TensorQuantizer, amax) -> None:
     """Set a quantizer's amax buffer (the property setter warns on tensors and cannot reshape)."""
     import torch

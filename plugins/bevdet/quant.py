@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import bevdeploy
-from bevdeploy.quant import calibrate, disable, fold_bn, insert_quantizers, share_input_quantizer
+from bevdeploy.quant import calibrate, disable, fold_bn, insert_quantizers, share_bottleneck_quantizers
 from bevdeploy.quant.generic import forward_over
 from bevdeploy.specs.run import QuantSpec, RunSpec
 from torch import nn
@@ -42,23 +42,12 @@ NEVER_QUANTIZED: list[str] = []
 KEEP_FP: list[str] = []  # measured (see the module docstring): the default budget needs none
 
 
-def _bottlenecks(model: nn.Module) -> Iterable[nn.Module]:
-    for module in model.modules():
-        down = getattr(module, "downsample", None)
-        if isinstance(down, nn.Sequential) and hasattr(module, "conv1") and hasattr(module, "conv3"):
-            yield module
-
-
 def apply_rules(model: nn.Module, qconfig: QuantSpec) -> dict[str, int]:
     """Everything before calibration, in place; returns counts for the log/tests."""
     model.eval()
     folded = fold_bn(model)
     quantized = insert_quantizers(model, qconfig, skip=NEVER_QUANTIZED)
-    shared = 0
-    for block in _bottlenecks(model):
-        if hasattr(block.conv1, "_input_quantizer") and hasattr(block.downsample[0], "_input_quantizer"):
-            share_input_quantizer(block.downsample[0], block.conv1)
-            shared += 1
+    shared = share_bottleneck_quantizers(model)
     return {"folded": len(folded), "quantized": len(quantized), "shared": shared}
 
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import bevdeploy
-from bevdeploy.quant import calibrate, disable, fold_bn, insert_quantizers, share_input_quantizer
+from bevdeploy.quant import calibrate, disable, fold_bn, insert_quantizers, share_bottleneck_quantizers
 from bevdeploy.quant.generic import forward_over
 from bevdeploy.quant.modules import input_descriptor
 from bevdeploy.specs.run import QuantSpec, RunSpec
@@ -35,13 +35,6 @@ NEVER_QUANTIZED = ["heads", "heads.*", "encoders.camera.vtransform.downsample", 
 DISABLED_AFTER_CALIBRATION = ["encoders.lidar.backbone.conv_input.*", "decoder.neck.deblocks.0.0"]
 
 
-def _bottlenecks(model: nn.Module) -> Iterable[nn.Module]:
-    for module in model.modules():
-        down = getattr(module, "downsample", None)
-        if isinstance(down, nn.Sequential) and hasattr(module, "conv1") and hasattr(module, "conv3"):
-            yield module
-
-
 def _residual_blocks(model: nn.Module) -> Iterable[nn.Module]:
     return (m for m in model.modules() if callable(getattr(m, "residual_add", None)))
 
@@ -51,11 +44,7 @@ def apply_rules(model: nn.Module, qconfig: QuantSpec) -> dict[str, int]:
     model.eval()
     folded = fold_bn(model)
     quantized = insert_quantizers(model, qconfig, skip=NEVER_QUANTIZED)
-    shared = 0
-    for block in _bottlenecks(model):
-        if hasattr(block.conv1, "_input_quantizer") and hasattr(block.downsample[0], "_input_quantizer"):
-            share_input_quantizer(block.downsample[0], block.conv1)
-            shared += 1
+    shared = share_bottleneck_quantizers(model)
     adds = 0
     for block in _residual_blocks(model):
         block.add_quantizer = TensorQuantizer(input_descriptor(qconfig))
