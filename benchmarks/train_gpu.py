@@ -40,6 +40,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--max-epochs", type=int, default=40)
     p.add_argument("--device", default="cuda")
     p.add_argument("--threads", type=int, default=4, help="torch intra-op threads of the training process.")
+    p.add_argument("--init-from", type=Path, help="Continue training from these weights (fresh schedule).")
     p.add_argument("--gen-only", action="store_true", help="Only generate the dataset (for concurrent runs).")
     return p.parse_args()
 
@@ -66,7 +67,8 @@ def _config(args: argparse.Namespace, root: Path, version: str, out: Path, epoch
 
     return TrainConfig(
         model=args.model, variant=args.variant, dataroot=root, version=version, epochs=epochs,
-        batch_size=args.batch_size, lr=args.lr, device=args.device, workers=args.workers, out=out, **kw,
+        batch_size=args.batch_size, lr=args.lr, device=args.device, workers=args.workers, out=out,
+        init_from=args.init_from, **kw,
     )
 
 

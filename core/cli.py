@@ -105,6 +105,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-every", type=int, default=0, help="Steps between resumable checkpoints (0: per epoch).")
     p.add_argument("--out", type=Path, required=True, help="Folder for checkpoints, weights and manifest.")
     p.add_argument("--resume", action="store_true", help="Continue from the state in --out.")
+    p.add_argument("--init-from", type=Path, help="Start from these weights (fine-tuning) with a fresh schedule.")
     p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: each rank its local GPU).")
     p.set_defaults(func=cmd_train)
 
@@ -116,7 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         model=args.model, variant=args.variant, dataroot=args.data, version=args.data_version, split=args.split,
         val_split=args.val_split, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, workers=args.workers,
         seed=args.seed, amp=args.amp, max_samples=args.max_samples, eval_max_samples=args.eval_max_samples,
-        save_every=args.save_every, out=args.out, device=args.device,
+        save_every=args.save_every, out=args.out, device=args.device, init_from=args.init_from,
     )
     manifest = train(cfg, resume=args.resume, command=" ".join(["bevdeploy", *sys.argv[1:]]))
     if manifest.get("metrics_fp32"):

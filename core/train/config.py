@@ -38,6 +38,7 @@ class TrainConfig:
     max_steps: int | None = None  # stop (resumably) after this global step (tests, pilots)
     time_limit_s: float | None = None  # stop after this much training time and still export + evaluate
     log_every: int = 10
+    init_from: Path | None = None  # start from these weights (fine-tuning, QAT) instead of the model's init
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_json(self) -> dict[str, Any]:

@@ -112,6 +112,11 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
     if resume:
         step = int(load_state(out, model, opt, sched)["step"])
         _log(f"resumed at step {step}/{total} from {out / STATE_FILE}")
+    elif cfg.init_from is not None:
+        from ..checkpoint import load_checkpoint
+
+        load_checkpoint(model, cfg.init_from, getattr(model, "convert_checkpoint", None))
+        _log(f"initialised from {cfg.init_from}")
     elif hasattr(model, "init_training"):  # a model's own start-of-training init (e.g. a heatmap prior)
         model.init_training()
     net: torch.nn.Module = _LossModule(model, spec.loss)
@@ -188,7 +193,24 @@ def _manifest(cfg: TrainConfig, variant: str, version: str, step: int, total: in
         "git_commit": _git_commit(),
         "world_size": world,
         "torch": torch.__version__,
+        "init_from": _lineage(cfg.init_from),
     }
+
+
+def _lineage(path: Path | None) -> dict[str, Any] | None:
+    """The weights a run started from: path, sha256 and their own manifest (without metrics)."""
+    if path is None:
+        return None
+    import json
+
+    from ..workspace import file_sha256
+
+    rec: dict[str, Any] = {"path": str(path), "sha256": file_sha256(path)}
+    meta = Path(path).with_suffix(".json")
+    if meta.is_file():
+        parent = json.loads(meta.read_text())
+        rec["manifest"] = {k: v for k, v in parent.items() if not k.startswith("metrics")}
+    return rec
 
 
 def _data_record(cfg: TrainConfig, version: str) -> dict[str, Any]:

@@ -219,34 +219,34 @@ class Voxelization(nn.Module):
 
     def forward(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pts = points.reshape(-1, points.shape[-1]).float()
-        r = torch.tensor(self.point_cloud_range, dtype=torch.float32)
-        vs = torch.tensor(self.voxel_size, dtype=torch.float32)
+        r = torch.tensor(self.point_cloud_range, dtype=torch.float32, device=pts.device)
+        vs = torch.tensor(self.voxel_size, dtype=torch.float32, device=pts.device)
         grid = torch.round((r[3:] - r[:3]) / vs).long()
         cell = torch.floor((pts[:, :3] - r[:3]) / vs).long()
         inside = ((cell >= 0) & (cell < grid)).all(dim=1)
         pts, cell = pts[inside], cell[inside]
         if pts.shape[0] == 0:
-            return pts.new_zeros((0, pts.shape[1])), torch.zeros((0, 4), dtype=torch.int32)
+            return pts.new_zeros((0, pts.shape[1])), torch.zeros((0, 4), dtype=torch.int32, device=pts.device)
         lin = (cell[:, 0] * grid[1] + cell[:, 1]) * grid[2] + cell[:, 2]
         uniq, inverse = torch.unique(lin, return_inverse=True)
         n = pts.shape[0]
-        first = torch.full((uniq.numel(),), n, dtype=torch.long).scatter_reduce(
-            0, inverse, torch.arange(n), reduce="amin"
+        first = torch.full((uniq.numel(),), n, dtype=torch.long, device=pts.device).scatter_reduce(
+            0, inverse, torch.arange(n, device=pts.device), reduce="amin"
         )
         by_first = torch.argsort(first)  # voxel ids in order of first appearance
         rank = torch.empty_like(by_first)
-        rank[by_first] = torch.arange(by_first.numel())
+        rank[by_first] = torch.arange(by_first.numel(), device=pts.device)
         vox = rank[inverse]
         order = torch.argsort(vox, stable=True)  # points grouped by voxel, original order inside
         counts = torch.bincount(vox, minlength=by_first.numel())
         starts = torch.cumsum(counts, 0) - counts
         slot = torch.empty_like(vox)
-        slot[order] = torch.arange(n) - starts[vox[order]]
+        slot[order] = torch.arange(n, device=pts.device) - starts[vox[order]]
         keep = (slot < self.max_points) & (vox < self.max_voxels)
         nvox = min(by_first.numel(), self.max_voxels)
-        sums = torch.zeros((nvox, pts.shape[1]), dtype=pts.dtype).index_add_(0, vox[keep], pts[keep])
+        sums = torch.zeros((nvox, pts.shape[1]), dtype=pts.dtype, device=pts.device).index_add_(0, vox[keep], pts[keep])
         num = torch.bincount(vox[keep], minlength=nvox).clamp(min=1).to(pts.dtype)
         feats = sums / num.unsqueeze(1)
         vcell = cell[first[by_first[:nvox]]]
-        coords = torch.cat([torch.zeros((nvox, 1), dtype=torch.long), vcell], dim=1).to(torch.int32)
+        coords = torch.cat([torch.zeros((nvox, 1), dtype=torch.long, device=pts.device), vcell], dim=1).to(torch.int32)
         return feats, coords

@@ -118,7 +118,7 @@ def draw_heatmap(model, boxes: np.ndarray, code: np.ndarray, labels: np.ndarray)
 def train_forward(model, inputs: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """The head outputs of a batch: each sample's camera and LiDAR BEV maps (the encoders are
     per frame: geometry and voxels differ), then fuser, decoder and head on the stacked batch.
-    Voxelization runs on the CPU (integer bookkeeping, no gradient)."""
+    Voxelization (integer bookkeeping, no gradient) runs where the points are."""
     cams, lidars = [], []
     vt = model.encoders["camera"]["vtransform"]
     n = inputs[0]["img"].shape[1]
@@ -129,7 +129,7 @@ def train_forward(model, inputs: Sequence[dict[str, torch.Tensor]]) -> dict[str,
         weights, context = all_weights[i * n : (i + 1) * n], all_context[i * n : (i + 1) * n]
         ranks = model.bev_ranks(inp["camera2lidar"], inp["camera_intrinsics"], inp["img_aug_matrix"])
         cams.append(model.camera_bev(weights, context, *ranks))
-        voxels, coords = model.voxelize(inp["points"].detach().cpu())
+        voxels, coords = model.voxelize(inp["points"].detach())  # on the training device
         coords[:, 0] = i
         lidars.append((voxels, coords))
     dev = inp["img"].device
