@@ -37,6 +37,8 @@ def _args() -> argparse.Namespace:
     p.add_argument("--budget-s", type=float, default=480.0, help="Wall time for the whole script.")
     p.add_argument("--eval-reserve-s", type=float, default=100.0, help="Kept for evaluation and export.")
     p.add_argument("--pilot-steps", type=int, default=16)
+    p.add_argument("--rate-factor", type=float, default=0.92,
+                   help="Steady rate / pilot rate assumed when sizing the schedule (the time limit catches overshoot).")
     p.add_argument("--max-epochs", type=int, default=40)
     p.add_argument("--device", default="cuda")
     p.add_argument("--threads", type=int, default=4, help="torch intra-op threads of the training process.")
@@ -92,7 +94,7 @@ def main() -> int:
     n_train = len(NuScenesDataset(root, version, "synth_train", sweeps=0))
     per_epoch = -(-len(epoch_order(n_train, 0, 0)) // args.batch_size)
     left = args.budget_s - (time.time() - start) - args.eval_reserve_s
-    epochs = int(max(1, min(args.max_epochs, 0.92 * left * rate // per_epoch)))
+    epochs = int(max(1, min(args.max_epochs, args.rate_factor * left * rate // per_epoch)))
     _log(f"pilot: {rate:.2f} steps/s; {per_epoch} steps/epoch; {left:.0f} s left -> {epochs} epochs")
     run_out = args.work / "run"
     shutil.rmtree(run_out, ignore_errors=True)
