@@ -61,13 +61,15 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # many workers x many intra-op threads would oversubscribe the cores
 
 
-def loader(data: TrainSamples, batch_list: list[list[tuple[int, int]]], workers: int) -> Iterator:
-    """Batches in the given order; ``workers`` > 0 prepares them in forked processes."""
+def loader(data: TrainSamples, batch_list: list[list[tuple[int, int]]], workers: int, seed: int = 0) -> Iterator:
+    """Batches in the given order; ``workers`` > 0 prepares them in forked processes. The loader
+    draws its worker seed from its own generator, not the global RNG, so a resumed run's global
+    RNG state matches an uninterrupted one."""
     return iter(
         torch.utils.data.DataLoader(
             data, batch_sampler=batch_list, num_workers=workers, collate_fn=_collate,
             worker_init_fn=_worker_init if workers else None, prefetch_factor=4 if workers else None,
-            multiprocessing_context="fork" if workers else None,
+            multiprocessing_context="fork" if workers else None, generator=torch.Generator().manual_seed(seed),
         )
     )
 

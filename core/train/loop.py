@@ -135,7 +135,7 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
     while step < stop:
         epoch, first = divmod(step, per_epoch)
         order = epoch_order(len(train_ds), epoch, cfg.seed, rank, world)
-        for inputs, samples in loader(data, batches(order, epoch, cfg.batch_size)[first:], cfg.workers):
+        for inputs, samples in loader(data, batches(order, epoch, cfg.batch_size)[first:], cfg.workers, cfg.seed + epoch):
             last = _step(net, opt, sched, cfg, [to_device(i, device) for i in inputs], samples, device)
             step += 1
             if step - done0 == WARMUP:

@@ -148,9 +148,12 @@ def sparse_encode(backbone, voxels: torch.Tensor, coords: torch.Tensor, batch: i
     -> (B, C * Z_out, X, Y), as the encoder's own batch-1 forward."""
     from bevdeploy.sparse import sparse_impl
 
+    from .lidar import _cpu_single_thread  # spconv's CPU strided conv races with >1 thread
+
     ops = sparse_impl(backbone.sparse_impl)
-    x = ops.SparseConvTensor(voxels, coords.int(), backbone.sparse_shape, batch)
-    dense = backbone.conv_out(backbone.encoder_layers(backbone.conv_input(x))).dense()  # (B, C, X, Y, Z)
+    with _cpu_single_thread(voxels, backbone.sparse_impl):
+        x = ops.SparseConvTensor(voxels, coords.int(), backbone.sparse_shape, batch)
+        dense = backbone.conv_out(backbone.encoder_layers(backbone.conv_input(x))).dense()  # (B, C, X, Y, Z)
     b, c, h, w, d = dense.shape
     return dense.permute(0, 1, 4, 2, 3).reshape(b, c * d, h, w)
 

@@ -89,7 +89,14 @@ def depth_image(
     on = (uv[..., 1] < h) & (uv[..., 1] >= 0) & (uv[..., 0] < w) & (uv[..., 0] >= 0)
     for c in range(n_cam):
         px = uv[c, on[c]].long()
-        out[c, 0, px[:, 1], px[:, 0]] = dist[c, on[c]]
+        d = dist[c, on[c]]
+        # last point wins, deterministically: an index_put with repeated pixels lets CPU threads
+        # race over which value lands (measured: depth sums differed between identical runs)
+        lin = px[:, 1] * w + px[:, 0]
+        order = torch.arange(lin.numel(), device=lin.device)
+        last = torch.full((h * w,), -1, dtype=torch.long, device=lin.device).scatter_reduce(0, lin, order, "amax")
+        hit = last >= 0
+        out[c, 0].view(-1)[hit] = d[last[hit]]
     return out
 
 
