@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +33,31 @@ class _LossModule(torch.nn.Module):
         return self.loss(self.model, inputs, samples)
 
 
-def _dist() -> tuple[int, int, int]:
-    """(rank, world size, local rank); initialises the process group under torchrun."""
+def _dist() -> tuple[int, int, int, bool]:
+    """(rank, world size, local rank, whether we created the process group); initialises the
+    process group under torchrun (NCCL with CUDA, else gloo)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
-        return 0, 1, 0
+        return 0, 1, 0, False
     import torch.distributed as dist
 
-    if not dist.is_initialized():
+    created = not dist.is_initialized()
+    if created:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")), created
+
+
+def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str, Any]:
+    """Train ``cfg.model`` and write resumable state plus the shipped weights and manifest into
+    ``cfg.out``; returns the manifest (rank 0; other ranks get an empty dict)."""
+    rank, world, local, created = _dist()
+    try:
+        return _train(cfg, resume, command, rank, world, local)
+    finally:
+        if created:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
 
 
 def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
@@ -89,12 +105,28 @@ def _log(msg: str) -> None:
     print(f"bevdeploy train: {msg}", file=sys.stderr, flush=True)
 
 
-def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str, Any]:
-    """Train ``cfg.model`` and write resumable state plus the shipped weights and manifest into
-    ``cfg.out``; returns the manifest (rank 0; other ranks get an empty dict)."""
+@dataclass
+class _Run:
+    """What the step loop needs (one rank's view of the run)."""
+
+    cfg: TrainConfig
+    model: torch.nn.Module
+    net: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: Any
+    data: TrainSamples
+    n: int
+    per_epoch: int
+    total: int
+    rank: int
+    world: int
+    device: torch.device
+    out: Path
+
+
+def _train(cfg: TrainConfig, resume: bool, command: str, rank: int, world: int, local: int) -> dict[str, Any]:
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
         raise BevDeployError("--epochs and --batch-size must be >= 1 and --lr > 0")
-    rank, world, local = _dist()
     device = _device(cfg, local)
     spec, variant, train_ds, val_ds, version = _resolve(cfg)
     torch.manual_seed(cfg.seed)
@@ -108,17 +140,7 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
         opt, max_lr=cfg.lr, total_steps=total, pct_start=cfg.pct_start, div_factor=10.0, final_div_factor=1e3
     )
     out = Path(cfg.out)
-    step = 0
-    if resume:
-        step = int(load_state(out, model, opt, sched)["step"])
-        _log(f"resumed at step {step}/{total} from {out / STATE_FILE}")
-    elif cfg.init_from is not None:
-        from ..checkpoint import load_checkpoint
-
-        load_checkpoint(model, cfg.init_from, getattr(model, "convert_checkpoint", None))
-        _log(f"initialised from {cfg.init_from}")
-    elif hasattr(model, "init_training"):  # a model's own start-of-training init (e.g. a heatmap prior)
-        model.init_training()
+    step = _initialise(cfg, model, opt, sched, out, resume, total)
     net: torch.nn.Module = _LossModule(model, spec.loss)
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -128,39 +150,65 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
         out.mkdir(parents=True, exist_ok=True)
         _log(f"{cfg.model}-{variant}: {len(train_ds)} samples, {world} process(es), batch {cfg.batch_size}/process, "
              f"{per_epoch} steps/epoch, {total} steps on {device}")
-    stop = min(total, cfg.max_steps) if cfg.max_steps is not None else total
-    last: dict[str, float] = {}
-    t0, done0 = time.time(), step
-    t_warm = None  # steady-state rate: timed from the WARMUP-th step on (workers, allocator warmed up)
-    while step < stop:
-        epoch, first = divmod(step, per_epoch)
-        order = epoch_order(len(train_ds), epoch, cfg.seed, rank, world)
-        for inputs, samples in loader(data, batches(order, epoch, cfg.batch_size)[first:], cfg.workers, cfg.seed + epoch):
-            last = _step(net, opt, sched, cfg, [to_device(i, device) for i in inputs], samples, device)
-            step += 1
-            if step - done0 == WARMUP:
-                t_warm = time.time()
-            if cfg.time_limit_s is not None and time.time() - t0 > cfg.time_limit_s and step < stop:
-                _log(f"time limit {cfg.time_limit_s:.0f} s reached at step {step}/{total}; finishing early")
-                stop = step
-            if rank == 0 and (step % cfg.log_every == 0 or step == stop):
-                rate = (step - done0) * cfg.batch_size * world / max(time.time() - t0, 1e-9)
-                terms = " ".join(f"{k} {v:.4f}" for k, v in last.items())
-                _log(f"step {step}/{total} epoch {epoch + 1} lr {sched.get_last_lr()[0]:.2e} {terms} ({rate:.1f} samples/s)")
-            boundary = step % per_epoch == 0 or step == stop
-            if rank == 0 and (boundary or (cfg.save_every and step % cfg.save_every == 0)):
-                save_state(out, model, opt, sched, step, {"config": cfg.to_json(), "world_size": world})
-            if step >= stop:
-                break
+    run = _Run(cfg, model, net, opt, sched, data, len(train_ds), per_epoch, total, rank, world, device, out)
+    step, last, rate = _loop(run, step)
     if rank != 0:
         return {}
     manifest = _manifest(cfg, variant, version, step, total, last, command, world)
-    if t_warm is not None and step - done0 > WARMUP:
-        manifest["steady_steps_per_s"] = (step - done0 - WARMUP) / max(time.time() - t_warm, 1e-9)
+    if rate is not None:
+        manifest["steady_steps_per_s"] = rate
     if step < total and cfg.time_limit_s is None:
         _log(f"stopped at step {step}/{total} (max_steps); continue with --resume")
         return manifest
     return finish(model, spec, variant, val_ds, out, manifest)
+
+
+def _initialise(cfg: TrainConfig, model, opt, sched, out: Path, resume: bool, total: int) -> int:
+    """The step to start from: the saved state's (--resume), else 0 after loading --init-from
+    weights or the model's own start-of-training init (e.g. a heatmap prior)."""
+    if resume:
+        step = int(load_state(out, model, opt, sched)["step"])
+        _log(f"resumed at step {step}/{total} from {out / STATE_FILE}")
+        return step
+    if cfg.init_from is not None:
+        from ..checkpoint import load_checkpoint
+
+        load_checkpoint(model, cfg.init_from, getattr(model, "convert_checkpoint", None))
+        _log(f"initialised from {cfg.init_from}")
+    elif hasattr(model, "init_training"):
+        model.init_training()
+    return 0
+
+
+def _loop(run: _Run, step: int) -> tuple[int, dict[str, float], float | None]:
+    """Steps until the schedule's end, ``max_steps`` or the time limit; saves resumable state at
+    epoch ends (and every ``save_every`` steps). -> (step, last loss terms, steady steps/s)."""
+    cfg = run.cfg
+    stop = min(run.total, cfg.max_steps) if cfg.max_steps is not None else run.total
+    last: dict[str, float] = {}
+    t0, done0, t_warm = time.time(), step, None  # steady rate: timed from the WARMUP-th step on
+    while step < stop:
+        epoch, first = divmod(step, run.per_epoch)
+        order = epoch_order(run.n, epoch, cfg.seed, run.rank, run.world)
+        for inputs, samples in loader(run.data, batches(order, epoch, cfg.batch_size)[first:], cfg.workers, cfg.seed + epoch):
+            last = _step(run.net, run.opt, run.sched, cfg, [to_device(i, run.device) for i in inputs], samples, run.device)
+            step += 1
+            t_warm = time.time() if step - done0 == WARMUP else t_warm
+            if cfg.time_limit_s is not None and time.time() - t0 > cfg.time_limit_s and step < stop:
+                _log(f"time limit {cfg.time_limit_s:.0f} s reached at step {step}/{run.total}; finishing early")
+                stop = step
+            if run.rank == 0 and (step % cfg.log_every == 0 or step == stop):
+                rate = (step - done0) * cfg.batch_size * run.world / max(time.time() - t0, 1e-9)
+                terms = " ".join(f"{k} {v:.4f}" for k, v in last.items())
+                _log(f"step {step}/{run.total} epoch {epoch + 1} lr {run.sched.get_last_lr()[0]:.2e} {terms} "
+                     f"({rate:.1f} samples/s)")
+            boundary = step % run.per_epoch == 0 or step == stop
+            if run.rank == 0 and (boundary or (cfg.save_every and step % cfg.save_every == 0)):
+                save_state(run.out, run.model, run.opt, run.sched, step, {"config": cfg.to_json(), "world_size": run.world})
+            if step >= stop:
+                break
+    steady = (step - done0 - WARMUP) / max(time.time() - t_warm, 1e-9) if t_warm and step - done0 > WARMUP else None
+    return step, last, steady
 
 
 def _step(net, opt, sched, cfg: TrainConfig, inputs, samples, device: torch.device) -> dict[str, float]:
