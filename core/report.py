@@ -80,7 +80,7 @@ def build_report(res: Any, ws: Any, state: dict[str, Any], dataset: Any, clock: 
         memory_mb=round(mem, 1),
         memory_what=mem_what,
         artifacts=artifacts,
-        piece_precisions={sg.name: sg.precision_for(spec.precision) for sg in state["graph"].subgraphs},
+        piece_precisions={name: art.precision for name, art in state["artifacts"].items()},
         not_honoured=_not_honoured(state["engines"], state["artifacts"]),
         notes=list(res.notes),
         timings_s={k: round(v, 3) for k, v in clock.items()},
