@@ -402,7 +402,6 @@ def export_and_build(
         artifacts[sg.name], was_cached = export_piece(res, sg, examples[sg.name]["inputs"], ws, pm)
         if was_cached:
             reused.append(sg.name)
-    _eval_mode(graph)  # whatever an exporter did to the modules' mode
     if reused:
         res.notes.append(f"reused exported pieces from the workspace: {', '.join(reused)}")
     clock["export"] = time.perf_counter() - t
