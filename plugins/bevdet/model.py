@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 from bevdeploy.data.types import Detections
-from bevdeploy.plugins.bevfusion.resnet import ResNet
+from bevdeploy.nn import ResNet
 from torch import nn
 
 from .config import BEVDetConfig, get_config

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from bevdeploy.nn import frustum
 from torch import nn
 
 from .config import BEVDetConfig
@@ -47,21 +48,10 @@ class LSSViewTransformer(nn.Module):
         self.grid_lower_bound = torch.tensor([b[0] for b in (cfg.xbound, cfg.ybound, cfg.zbound)])
         self.grid_interval = torch.tensor([b[2] for b in (cfg.xbound, cfg.ybound, cfg.zbound)])
         self.grid_size = tuple(cfg.grid_size)
-        self.frustum = self._create_frustum(cfg)
+        self.frustum = frustum(cfg.image_size, cfg.feature_size, cfg.dbound)
         self.D = self.frustum.shape[0]
         self.out_channels = cfg.numc_trans
         self.depth_net = nn.Conv2d(cfg.neck_channels, self.D + self.out_channels, kernel_size=1)
-
-    @staticmethod
-    def _create_frustum(cfg: BEVDetConfig) -> torch.Tensor:
-        """(D, fH, fW, 3) of (u, v, depth) in input-image pixels."""
-        ih, iw = cfg.image_size
-        fh, fw = cfg.feature_size
-        d = torch.arange(*cfg.dbound, dtype=torch.float).view(-1, 1, 1).expand(-1, fh, fw)
-        n = d.shape[0]
-        xs = torch.linspace(0, iw - 1, fw).view(1, 1, fw).expand(n, fh, fw)
-        ys = torch.linspace(0, ih - 1, fh).view(1, fh, 1).expand(n, fh, fw)
-        return torch.stack((xs, ys, d), -1)
 
     def depth_and_context(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """feat (N, Cin, fH, fW) -> depth probabilities (N, D, fH, fW), context (N, fH, fW, C)."""

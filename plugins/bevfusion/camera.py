@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from bevdeploy.nn import frustum
 from torch import nn
 
 from .config import CameraConfig
@@ -65,7 +66,7 @@ class DepthLSSTransform(nn.Module):
         self.dx = nn.Parameter(torch.tensor([b[2] for b in bounds]), requires_grad=False)
         self.bx = nn.Parameter(torch.tensor([b[0] + b[2] / 2.0 for b in bounds]), requires_grad=False)
         self.nx = nn.Parameter(torch.tensor([int((b[1] - b[0]) / b[2]) for b in bounds]), requires_grad=False)
-        self.frustum = nn.Parameter(self._create_frustum(cfg), requires_grad=False)
+        self.frustum = nn.Parameter(frustum(cfg.image_size, cfg.feature_size, cfg.dbound), requires_grad=False)
         self.C = cfg.vt_channels
         self.D = self.frustum.shape[0]
         cin = cfg.neck_channels
@@ -88,16 +89,6 @@ class DepthLSSTransform(nn.Module):
             self.downsample = nn.Identity()
         else:
             raise ValueError(f"vtransform downsample must be 1 or 2, got {cfg.vt_downsample}")
-
-    @staticmethod
-    def _create_frustum(cfg: CameraConfig) -> torch.Tensor:
-        ih, iw = cfg.image_size
-        fh, fw = cfg.feature_size
-        ds = torch.arange(*cfg.dbound, dtype=torch.float).view(-1, 1, 1).expand(-1, fh, fw)
-        d = ds.shape[0]
-        xs = torch.linspace(0, iw - 1, fw).view(1, 1, fw).expand(d, fh, fw)
-        ys = torch.linspace(0, ih - 1, fh).view(1, fh, 1).expand(d, fh, fw)
-        return torch.stack((xs, ys, ds), -1)
 
     def depth_and_features(self, feat: torch.Tensor, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """feat (N, Cin, fH, fW), depth image (N, 1, H, W) -> depth weights (N, D, fH, fW) and

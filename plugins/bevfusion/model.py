@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from bevdeploy.data.types import Detections
+from bevdeploy.nn import ResNet
 from torch import nn
 
 from .camera import DepthLSSTransform, GeneralizedLSSFPN, bev_pool
@@ -17,7 +18,6 @@ from .config import BEVFusionConfig, get_config
 from .decoder import SECOND, SECONDFPN, ConvFuser
 from .head import HEAD_OUTPUTS, TransFusionHead, decode
 from .lidar import SparseEncoder, Voxelization
-from .resnet import ResNet
 
 CHECKPOINT_WRAPPERS = ("state_dict", "model", "module")
 
