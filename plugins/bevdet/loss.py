@@ -85,27 +85,33 @@ def gaussian_focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Ten
     return (pos + neg).sum()
 
 
-def task_losses(task_out: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(heatmap loss, bbox loss) of one task of one sample (batch 1 outputs)."""
-    heat = target["heatmap"].to(task_out["heatmap"].device)
-    num_pos = max(float(heat.eq(1).sum()), 1.0)
-    loss_heat = gaussian_focal_loss(task_out["heatmap"][0], heat) / num_pos
-    ind = target["ind"].to(heat.device)
-    pred = torch.cat([task_out[n][0] for n, _ in COMMON_HEADS], dim=0).flatten(1)[:, ind].t()  # (M, 10)
-    loss_box = (pred - target["box"].to(pred.device)).abs().sum() / (ind.numel() + 1e-4) * BBOX_WEIGHT
+def task_losses(task_out: dict[str, torch.Tensor], targets: list[dict[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(heatmap loss, bbox loss) of one task over a batch (outputs (B, ...), one target per frame),
+    normalised as mmdet3d's CenterHead: by the batch's number of heatmap peaks and of boxes."""
+    dev = task_out["heatmap"].device
+    heat = torch.stack([t["heatmap"] for t in targets]).to(dev, non_blocking=True)
+    loss_heat = gaussian_focal_loss(task_out["heatmap"], heat) / max(float(heat.eq(1).sum()), 1.0)
+    cells = heat.shape[-2] * heat.shape[-1]
+    ind = torch.cat([t["ind"] + i * cells for i, t in enumerate(targets)]).to(dev, non_blocking=True)
+    box = torch.cat([t["box"] for t in targets]).to(dev, non_blocking=True)
+    pred = torch.cat([task_out[n] for n, _ in COMMON_HEADS], dim=1)  # (B, 10, H, W)
+    pred = pred.permute(0, 2, 3, 1).reshape(-1, pred.shape[1])[ind]  # (M, 10)
+    loss_box = (pred - box).abs().sum() / (ind.numel() + 1e-4) * BBOX_WEIGHT
     return loss_heat, loss_box
 
 
 def centerpoint_loss(model: Any, inputs: list[dict[str, Any]], samples: list[Any]) -> dict[str, torch.Tensor]:
-    """``ModelSpec.loss`` of BEVDet: named loss terms averaged over the batch, per task group
-    (``task{i}.loss_heatmap``, ``task{i}.loss_bbox``), as mmdet3d logs them."""
-    terms: dict[str, torch.Tensor] = {}
-    for x, sample in zip(inputs, samples, strict=True):
-        outs = model.forward_tasks(**x)
+    """``ModelSpec.loss`` of BEVDet: named loss terms of the whole batch, per task group
+    (``task{i}.loss_heatmap``, ``task{i}.loss_bbox``), as mmdet3d logs them. The frames run
+    through the network as one batch."""
+    batch = {k: torch.cat([x[k] for x in inputs]) for k in ("img", "camera2ego", "camera_intrinsics", "img_aug_matrix")}
+    outs = model.forward_tasks(**batch)
+    per_frame = []
+    for sample in samples:
         boxes, vel = to_ego(np.asarray(sample.gt_boxes), np.asarray(sample.gt_velocity), np.asarray(sample.lidar2ego))
-        targets = centerpoint_targets(model.cfg, boxes, vel, np.asarray(sample.gt_labels))
-        for t, (out, target) in enumerate(zip(outs, targets, strict=True)):
-            for name, value in zip(("loss_heatmap", "loss_bbox"), task_losses(out, target), strict=True):
-                key = f"task{t}.{name}"
-                terms[key] = terms.get(key, 0.0) + value / len(inputs)
+        per_frame.append(centerpoint_targets(model.cfg, boxes, vel, np.asarray(sample.gt_labels)))
+    terms: dict[str, torch.Tensor] = {}
+    for t, out in enumerate(outs):
+        heat, box = task_losses(out, [frame[t] for frame in per_frame])
+        terms[f"task{t}.loss_heatmap"], terms[f"task{t}.loss_bbox"] = heat, box
     return terms

@@ -98,8 +98,21 @@ class BEVDet(nn.Module):
         return dict(zip(HEAD_OUTPUTS, self.pts_bbox_head(feat), strict=True))
 
     def forward_tasks(self, img, camera2ego, camera_intrinsics, img_aug_matrix, **unused: Any) -> list[dict[str, torch.Tensor]]:
-        """Raw per-task head outputs (heatmap logits), what training's CenterPoint loss consumes."""
-        return self.pts_bbox_head.forward_tasks(self.bev_features(img, camera2ego, camera_intrinsics, img_aug_matrix))
+        """Raw per-task head outputs (heatmap logits), what training's CenterPoint loss consumes.
+        Inputs are ``batch`` frames: img (B, N, 3, H, W), matrices (B, N, 4, 4). The batch's ranks
+        are computed together on the inputs' device each call (training augmentation moves every
+        frame's geometry, so the per-rig cache of :meth:`bev_ranks` would never hit)."""
+        b, n = img.shape[:2]
+        feat = self.img_neck(self.img_backbone(img.flatten(0, 1)))
+        depth, context = self.img_view_transformer.depth_and_context(feat)
+        vt = self.img_view_transformer
+        ranks = vt.bev_pool_ranks(camera2ego.flatten(0, 1), camera_intrinsics.flatten(0, 1), img_aug_matrix.flatten(0, 1), batch=b)
+        import bevdeploy.plugins.trt_ops  # noqa: F401  (registers torch.ops.bevdeploy.*)
+
+        bev = torch.ops.bevdeploy.bev_pool_v2(
+            depth.unflatten(0, (b, n)).contiguous(), context.unflatten(0, (b, n)).contiguous(), *ranks, vt.pool_shape(b)
+        )
+        return self.pts_bbox_head.forward_tasks(self.bev_encoder(torch.cat(bev.unbind(dim=2), dim=1)))
 
     @torch.no_grad()
     def predict(self, inputs: Mapping[str, torch.Tensor]) -> Detections:

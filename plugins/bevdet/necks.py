@@ -63,7 +63,7 @@ class LSSViewTransformer(nn.Module):
     def geometry(self, camera2ego: torch.Tensor, intrinsics: torch.Tensor, img_aug: torch.Tensor) -> torch.Tensor:
         """Ego-frame position of every frustum point, (N, D, fH, fW, 3); matrices are (N, 4, 4)."""
         n = camera2ego.shape[0]
-        pts = self.frustum - img_aug[:, :3, 3].view(n, 1, 1, 1, 3)
+        pts = self.frustum.to(img_aug.device) - img_aug[:, :3, 3].view(n, 1, 1, 1, 3)
         pts = torch.linalg.inv(img_aug[:, :3, :3]).view(n, 1, 1, 1, 3, 3).matmul(pts.unsqueeze(-1))
         pts = torch.cat((pts[..., :2, :] * pts[..., 2:3, :], pts[..., 2:3, :]), dim=-2)
         combine = camera2ego[:, :3, :3].matmul(torch.linalg.inv(intrinsics[:, :3, :3]))
@@ -71,21 +71,27 @@ class LSSViewTransformer(nn.Module):
         return pts + camera2ego[:, :3, 3].view(n, 1, 1, 1, 3)
 
     def bev_pool_ranks(
-        self, camera2ego: torch.Tensor, intrinsics: torch.Tensor, img_aug: torch.Tensor
+        self, camera2ego: torch.Tensor, intrinsics: torch.Tensor, img_aug: torch.Tensor, batch: int = 1
     ) -> tuple[torch.Tensor, ...]:
         """bev_pool_v2's ranks_depth, ranks_feat, ranks_bev, interval_starts, interval_lengths
-        (int32) for one camera rig; voxel indices truncate toward zero like upstream's ``.long()``."""
+        (int32) for ``batch`` frames whose cameras are stacked in the (batch * N, 4, 4) matrices,
+        on their device; voxel indices truncate toward zero like upstream's ``.long()``."""
         from bevdeploy.plugins.trt_ops.bev_pool_v2 import bev_pool_v2_prepare
 
         geom = self.geometry(camera2ego.float(), intrinsics.float(), img_aug.float())
-        coords = ((geom - self.grid_lower_bound) / self.grid_interval).long()  # x, y, z
-        return bev_pool_v2_prepare(coords.unsqueeze(0), self.out_shape)
+        low, step = self.grid_lower_bound.to(geom.device), self.grid_interval.to(geom.device)
+        coords = ((geom - low) / step).long()  # x, y, z
+        return bev_pool_v2_prepare(coords.unflatten(0, (batch, -1)), self.pool_shape(batch))
+
+    def pool_shape(self, batch: int = 1) -> list[int]:
+        """bev_pool_v2's [B, Z, Y, X, C]."""
+        x, y, z = self.grid_size
+        return [batch, z, y, x, self.out_channels]
 
     @property
     def out_shape(self) -> list[int]:
-        """bev_pool_v2's [B, Z, Y, X, C]."""
-        x, y, z = self.grid_size
-        return [1, z, y, x, self.out_channels]
+        """bev_pool_v2's [B, Z, Y, X, C] of one frame."""
+        return self.pool_shape(1)
 
 
 class BasicBlock(nn.Module):

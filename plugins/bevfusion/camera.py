@@ -117,19 +117,20 @@ class DepthLSSTransform(nn.Module):
         return pts + camera2lidar[:, :3, 3].view(n, 1, 1, 1, 3)
 
     def bev_pool_ranks(
-        self, camera2lidar: torch.Tensor, intrinsics: torch.Tensor, img_aug: torch.Tensor
+        self, camera2lidar: torch.Tensor, intrinsics: torch.Tensor, img_aug: torch.Tensor, batch: int = 1
     ) -> tuple[torch.Tensor, ...]:
-        """bev_pool_v2 inputs for one frame: ranks_depth, ranks_feat, ranks_bev (int32, sorted by
-        BEV cell) and interval_starts/lengths. Voxel indices truncate toward zero like the
-        official ``.long()`` cast, so points just below the grid edge fall into cell 0."""
+        """bev_pool_v2 inputs for ``batch`` frames whose cameras are stacked in the (batch * N, 4, 4)
+        matrices: ranks_depth, ranks_feat, ranks_bev (int32, sorted by BEV cell, frame-major) and
+        interval_starts/lengths, on the matrices' device. Voxel indices truncate toward zero like
+        the official ``.long()`` cast, so points just below the grid edge fall into cell 0."""
         from bevdeploy.plugins.trt_ops.bev_pool_v2 import bev_pool_v2_prepare
 
         geom = self.geometry(camera2lidar.float(), intrinsics.float(), img_aug.float())
-        coords = ((geom - (self.bx - self.dx / 2.0)) / self.dx).long()  # (N, D, fH, fW, 3) as x, y, z
+        coords = ((geom - (self.bx - self.dx / 2.0)) / self.dx).long()  # (B*N, D, fH, fW, 3) as x, y, z
         z, x, y = self.bev_shape
         # the op's grid is (Z, rows, cols) with cols fastest; ours is (Z, X, Y) -> pass (y, x, z)
-        swapped = coords[..., [1, 0, 2]].unsqueeze(0)
-        return bev_pool_v2_prepare(swapped, [1, z, x, y, self.C])
+        swapped = coords[..., [1, 0, 2]].unflatten(0, (batch, -1))
+        return bev_pool_v2_prepare(swapped, [batch, z, x, y, self.C])
 
 
 def bev_pool(
@@ -137,18 +138,20 @@ def bev_pool(
     context: torch.Tensor,
     ranks: tuple[torch.Tensor, ...],
     bev_shape: tuple[int, int, int],
+    batch: int = 1,
 ) -> torch.Tensor:
-    """Splat (N, D, fH, fW) x (N, fH, fW, C) into the BEV grid with the bevdeploy ``bev_pool_v2``
-    op and fold Z into channels: -> (1, C*Z, X, Y) as mit-han-lab's ``bev_pool`` + unbind/cat."""
+    """Splat (B*N, D, fH, fW) x (B*N, fH, fW, C) into the BEV grid with the bevdeploy
+    ``bev_pool_v2`` op (ranks from :meth:`DepthLSSTransform.bev_pool_ranks` for the same ``batch``)
+    and fold Z into channels: -> (B, C*Z, X, Y) as mit-han-lab's ``bev_pool`` + unbind/cat."""
     op = _bev_pool_v2_op()
     z, x, y = bev_shape
     c = context.shape[-1]
     out = op(
-        depth_weights.unsqueeze(0).contiguous(),
-        context.unsqueeze(0).contiguous(),
+        depth_weights.unflatten(0, (batch, -1)).contiguous(),
+        context.unflatten(0, (batch, -1)).contiguous(),
         *ranks,
-        [1, z, x, y, c],
-    )  # (1, C, Z, X, Y)
+        [batch, z, x, y, c],
+    )  # (B, C, Z, X, Y)
     return torch.cat(out.unbind(dim=2), dim=1)
 
 

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
+from .camera import bev_pool
 from .head import HEAD_OUTPUTS
 
 CODE_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2)
@@ -116,29 +117,31 @@ def draw_heatmap(model, boxes: np.ndarray, code: np.ndarray, labels: np.ndarray)
 
 
 def train_forward(model, inputs: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """The head outputs of a batch: each sample's camera and LiDAR BEV maps (the encoders are
-    per frame: geometry and voxels differ), then fuser, decoder and head on the stacked batch.
-    Voxelization (integer bookkeeping, no gradient) runs where the points are."""
-    cams, lidars = [], []
+    """The head outputs of a batch, every stage batched: all cameras in one backbone pass, the
+    batch's bev_pool_v2 ranks computed together on the training device (augmentation moves every
+    frame's geometry, so nothing is cached) and splatted in one op call, the batch's voxels in one
+    sparse tensor. Voxelization (integer bookkeeping, no gradient) runs where the points are."""
     vt = model.encoders["camera"]["vtransform"]
-    n = inputs[0]["img"].shape[1]
-    img = torch.cat([inp["img"] for inp in inputs], dim=1)  # all cameras of the batch in one backbone pass
-    depth = torch.cat([inp["depth"] for inp in inputs], dim=1)
-    all_weights, all_context = model.camera_features(img, depth)
+    b = len(inputs)
+
+    def cat(key: str) -> torch.Tensor:
+        return torch.cat([inp[key] for inp in inputs], dim=1)[0]  # (B*N, ...): frame-major
+
+    weights, context = model.camera_features(cat("img")[None], cat("depth")[None])
+    ranks = vt.bev_pool_ranks(cat("camera2lidar"), cat("camera_intrinsics"), cat("img_aug_matrix"), batch=b)
+    cam_bev = bev_pool(weights, context, ranks, vt.bev_shape, batch=b)
+    lidars = []
     for i, inp in enumerate(inputs):
-        weights, context = all_weights[i * n : (i + 1) * n], all_context[i * n : (i + 1) * n]
-        ranks = model.bev_ranks(inp["camera2lidar"], inp["camera_intrinsics"], inp["img_aug_matrix"])
-        cams.append(model.camera_bev(weights, context, *ranks))
         voxels, coords = model.voxelize(inp["points"].detach())  # on the training device
         coords[:, 0] = i
         lidars.append((voxels, coords))
-    dev = inp["img"].device
+    dev = cam_bev.device
     voxels = torch.cat([v for v, _ in lidars]).to(dev)
     coords = torch.cat([c for _, c in lidars]).to(dev)
     backbone = model.encoders["lidar"]["backbone"]
     with torch.set_grad_enabled(torch.is_grad_enabled() and lidar_trainable(backbone, dev)):
-        lidar_bev = sparse_encode(backbone, voxels, coords, len(inputs))
-    outs = model.heads["object"](model.fuse(vt.downsample(torch.cat(cams)), lidar_bev))
+        lidar_bev = sparse_encode(backbone, voxels, coords, b)
+    outs = model.heads["object"](model.fuse(vt.downsample(cam_bev), lidar_bev))
     return dict(zip(HEAD_OUTPUTS, outs, strict=True))
 
 

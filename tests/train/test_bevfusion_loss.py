@@ -64,3 +64,25 @@ def test_perfect_proposals_are_matched_exactly(model):
     pairs = dict(zip(cols.tolist(), rows.tolist(), strict=True))
     assert pairs == {0: 5, 1: 4, 2: 3}
     assert torch.allclose(hull_iou(code_boxes := torch.from_numpy(BOXES), code_boxes).diag(), torch.ones(3))
+
+
+@pytest.mark.slow
+def test_batched_train_forward_matches_frames_alone(model, small_dataroot):
+    """train_forward on two frames (one backbone pass, ranks and bev_pool_v2 for the batch, one
+    sparse tensor) gives each frame's head outputs as if it ran alone."""
+    from bevdeploy.data import open_dataset
+    from bevdeploy.data.augment import AugmentConfig, random_augment
+    from bevdeploy.plugins.bevfusion.loss import train_forward
+    from bevdeploy.plugins.bevfusion.prepare import prepare
+    from bevdeploy.specs.run import DataSpec
+
+    dataroot, version = small_dataroot
+    ds = open_dataset(DataSpec(dataroot=dataroot, version=version, split="synth_val"), role="eval")
+    frames = [prepare(model, random_augment(ds[i], AugmentConfig(), np.random.default_rng(i))) for i in range(2)]
+    with torch.no_grad():
+        both = train_forward(model, frames)
+        alone = [train_forward(model, [f]) for f in frames]
+    for name, value in both.items():
+        if value.is_floating_point():
+            for i in range(2):
+                torch.testing.assert_close(value[i : i + 1], alone[i][name], rtol=1e-4, atol=1e-5)

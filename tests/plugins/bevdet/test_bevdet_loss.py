@@ -51,3 +51,19 @@ def test_loss_terms_gradients_and_descent(small_dataroot):
         loss.backward()
         opt.step()
     assert float(sum(spec.loss(model, [x], [sample]).values())) < first
+
+
+def test_batched_training_forward_matches_frames_alone(tiny, tiny_inputs):
+    """forward_tasks on a batch of two frames (ranks of both computed together, one bev_pool_v2
+    call) gives each frame's outputs as if it ran alone."""
+    keys = ("img", "camera2ego", "camera_intrinsics", "img_aug_matrix")
+    a, b = tiny_inputs
+    moved = dict(b, camera2ego=b["camera2ego"].clone())
+    moved["camera2ego"][..., 0, 3] += 3.0  # a different rig pose: different ranks per frame
+    with torch.no_grad():
+        both = tiny.forward_tasks(**{k: torch.cat([a[k], moved[k]]) for k in keys})
+        alone = [tiny.forward_tasks(**{k: x[k] for k in keys}) for x in (a, moved)]
+    for t, task in enumerate(both):
+        for name, value in task.items():
+            for i in range(2):
+                torch.testing.assert_close(value[i : i + 1], alone[i][t][name], rtol=1e-4, atol=1e-5)
