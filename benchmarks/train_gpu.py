@@ -44,6 +44,9 @@ def _args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=4, help="torch intra-op threads of the training process.")
     p.add_argument("--init-from", type=Path, help="Continue training from these weights (fresh schedule).")
     p.add_argument("--gen-only", action="store_true", help="Only generate the dataset (for concurrent runs).")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="Processes (GPUs) of the main run: > 1 launches `torchrun -m bevdeploy.cli train` (DDP).")
+    p.add_argument("--port", type=int, default=29500, help="torchrun rendezvous port (one per concurrent run).")
     return p.parse_args()
 
 
@@ -74,6 +77,29 @@ def _config(args: argparse.Namespace, root: Path, version: str, out: Path, epoch
     )
 
 
+def _torchrun(args: argparse.Namespace, root: Path, version: str, out: Path, epochs: int, limit: float, cmd: str) -> dict:
+    """The main run as ``bevdeploy train`` under torchrun (one process per GPU, DDP); -> its manifest."""
+    import subprocess
+
+    argv = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(args.nproc), "--master-port", str(args.port),
+        "-m", "bevdeploy.cli", "train", "--model", args.model, "--variant", args.variant, "--data", str(root),
+        "--version", version, "--epochs", str(epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+        "--device", args.device, "--workers", str(args.workers), "--out", str(out), "--time-limit", f"{limit:.0f}",
+        "--log-every", "25",
+    ]
+    if args.init_from is not None:
+        argv += ["--init-from", str(args.init_from)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    _log("main run: " + " ".join(argv[2:]))
+    subprocess.run(argv, check=True, env=env)
+    meta = out / f"{args.variant}.json"
+    manifest = json.loads(meta.read_text())
+    manifest["driver_command"] = cmd  # what generated the data and sized the schedule around this run
+    meta.write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
 def main() -> int:
     args = _args()
     start = time.time()
@@ -92,15 +118,19 @@ def main() -> int:
     from bevdeploy.data.nuscenes import NuScenesDataset
 
     n_train = len(NuScenesDataset(root, version, "synth_train", sweeps=0))
-    per_epoch = -(-len(epoch_order(n_train, 0, 0)) // args.batch_size)
+    per_epoch = -(-len(epoch_order(n_train, 0, 0, 0, args.nproc)) // args.batch_size)
     left = args.budget_s - (time.time() - start) - args.eval_reserve_s
     epochs = int(max(1, min(args.max_epochs, args.rate_factor * left * rate // per_epoch)))
-    _log(f"pilot: {rate:.2f} steps/s; {per_epoch} steps/epoch; {left:.0f} s left -> {epochs} epochs")
+    _log(f"pilot: {rate:.2f} steps/s per process; {per_epoch} steps/epoch on {args.nproc} process(es); "
+         f"{left:.0f} s left -> {epochs} epochs")
     run_out = args.work / "run"
     shutil.rmtree(run_out, ignore_errors=True)
     cmd = "python3 benchmarks/train_gpu.py " + " ".join(sys.argv[1:])
     limit = args.budget_s - (time.time() - start) - args.eval_reserve_s  # a safety net: the schedule should fit
-    manifest = train(_config(args, root, version, run_out, epochs, log_every=25, time_limit_s=limit), command=cmd)
+    if args.nproc > 1:
+        manifest = _torchrun(args, root, version, run_out, epochs, limit, cmd)
+    else:
+        manifest = train(_config(args, root, version, run_out, epochs, log_every=25, time_limit_s=limit), command=cmd)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in (f"{args.variant}.safetensors", f"{args.variant}.json"):
         shutil.copy(run_out / name, args.out / name)

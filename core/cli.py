@@ -107,6 +107,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="Continue from the state in --out.")
     p.add_argument("--init-from", type=Path, help="Start from these weights (fine-tuning) with a fresh schedule.")
     p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: each rank its local GPU).")
+    p.add_argument("--time-limit", type=float, help="Stop training after this many seconds, then export and evaluate.")
+    p.add_argument("--log-every", type=int, default=10, help="Steps between progress lines.")
     p.set_defaults(func=cmd_train)
 
 
@@ -118,6 +120,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         val_split=args.val_split, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, workers=args.workers,
         seed=args.seed, amp=args.amp, max_samples=args.max_samples, eval_max_samples=args.eval_max_samples,
         save_every=args.save_every, out=args.out, device=args.device, init_from=args.init_from,
+        time_limit_s=args.time_limit, log_every=args.log_every,
     )
     manifest = train(cfg, resume=args.resume, command=" ".join(["bevdeploy", *sys.argv[1:]]))
     if manifest.get("metrics_fp32"):

@@ -61,15 +61,19 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # many workers x many intra-op threads would oversubscribe the cores
 
 
-def loader(data: TrainSamples, batch_list: list[list[tuple[int, int]]], workers: int, seed: int = 0) -> Iterator:
-    """Batches in the given order; ``workers`` > 0 prepares them in forked processes. The loader
-    draws its worker seed from its own generator, not the global RNG, so a resumed run's global
-    RNG state matches an uninterrupted one."""
+def loader(
+    data: torch.utils.data.Dataset, batch_list: list[list[Any]], workers: int, seed: int = 0, pin: bool = False
+) -> Iterator:
+    """Batches in the given order; ``workers`` > 0 prepares them in forked processes, ``pin``
+    puts them in page-locked memory (so the copy to a GPU overlaps compute). The loader draws its
+    worker seed from its own generator, not the global RNG, so a resumed run's global RNG state
+    matches an uninterrupted one."""
     return iter(
         torch.utils.data.DataLoader(
             data, batch_sampler=batch_list, num_workers=workers, collate_fn=_collate,
             worker_init_fn=_worker_init if workers else None, prefetch_factor=4 if workers else None,
             multiprocessing_context="fork" if workers else None, generator=torch.Generator().manual_seed(seed),
+            pin_memory=pin,
         )
     )
 

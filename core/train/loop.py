@@ -160,7 +160,7 @@ def _train(cfg: TrainConfig, resume: bool, command: str, rank: int, world: int, 
     if step < total and cfg.time_limit_s is None:
         _log(f"stopped at step {step}/{total} (max_steps); continue with --resume")
         return manifest
-    return finish(model, spec, variant, val_ds, out, manifest)
+    return finish(model, spec, variant, val_ds, out, manifest, workers=cfg.workers)
 
 
 def _initialise(cfg: TrainConfig, model, opt, sched, out: Path, resume: bool, total: int) -> int:
@@ -190,11 +190,12 @@ def _loop(run: _Run, step: int) -> tuple[int, dict[str, float], float | None]:
     while step < stop:
         epoch, first = divmod(step, run.per_epoch)
         order = epoch_order(run.n, epoch, cfg.seed, run.rank, run.world)
-        for inputs, samples in loader(run.data, batches(order, epoch, cfg.batch_size)[first:], cfg.workers, cfg.seed + epoch):
+        pin = run.device.type == "cuda"
+        for inputs, samples in loader(run.data, batches(order, epoch, cfg.batch_size)[first:], cfg.workers, cfg.seed + epoch, pin):
             last = _step(run.net, run.opt, run.sched, cfg, [to_device(i, run.device) for i in inputs], samples, run.device)
             step += 1
             t_warm = time.time() if step - done0 == WARMUP else t_warm
-            if cfg.time_limit_s is not None and time.time() - t0 > cfg.time_limit_s and step < stop:
+            if cfg.time_limit_s is not None and _over_time(time.time() - t0 > cfg.time_limit_s, run) and step < stop:
                 _log(f"time limit {cfg.time_limit_s:.0f} s reached at step {step}/{run.total}; finishing early")
                 stop = step
             if run.rank == 0 and (step % cfg.log_every == 0 or step == stop):
@@ -209,6 +210,18 @@ def _loop(run: _Run, step: int) -> tuple[int, dict[str, float], float | None]:
                 break
     steady = (step - done0 - WARMUP) / max(time.time() - t_warm, 1e-9) if t_warm and step - done0 > WARMUP else None
     return step, last, steady
+
+
+def _over_time(mine: bool, run: _Run) -> bool:
+    """Whether the run is over its time limit: rank 0's clock decides for every rank (broadcast),
+    so that all ranks stop after the same step and none waits in an all-reduce forever."""
+    if run.world == 1:
+        return mine
+    import torch.distributed as dist
+
+    flag = torch.tensor([1 if mine else 0], device=run.device)
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
 
 
 def _step(net, opt, sched, cfg: TrainConfig, inputs, samples, device: torch.device) -> dict[str, float]:
@@ -292,7 +305,9 @@ def _git_commit() -> str | None:
     return res.stdout.strip() or None if res.returncode == 0 else None
 
 
-def finish(model: torch.nn.Module, spec, variant: str, val_ds, out: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+def finish(
+    model: torch.nn.Module, spec, variant: str, val_ds, out: Path, manifest: dict[str, Any], workers: int = 0
+) -> dict[str, Any]:
     """Round the weights to FP16 as shipped, evaluate that FP32 model on the validation split,
     and write ``<variant>.safetensors`` + ``<variant>.json``."""
     from .evaluate import evaluate_model
@@ -302,7 +317,7 @@ def finish(model: torch.nn.Module, spec, variant: str, val_ds, out: Path, manife
     shipped.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in shipped_tensors(model).items()})
     if val_ds is not None:
         _log(f"evaluating FP32 (FP16-stored weights) on {val_ds.split} ({len(val_ds)} samples)")
-        manifest["metrics_fp32"] = evaluate_model(shipped.eval(), spec, variant, val_ds)
+        manifest["metrics_fp32"] = evaluate_model(shipped.eval(), spec, variant, val_ds, workers=workers)
         manifest["metrics_split"] = val_ds.split
         m = manifest["metrics_fp32"]
         _log(f"FP32 mAP {m['mAP']:.4f} NDS {m['NDS']:.4f}")

@@ -118,3 +118,27 @@ def test_resume_errors(small_dataroot, tmp_path, full_run):
 def test_model_without_loss_is_refused(small_dataroot, tmp_path, monkeypatch):
     with pytest.raises(BevDeployError, match="unknown model"):
         train(_cfg(small_dataroot, tmp_path, model="nosuchmodel"))
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_stop_together_at_the_time_limit(small_dataroot, tmp_path):
+    """Two gloo ranks under torchrun with a time limit already spent: the stop decision is taken
+    collectively (rank 0's clock, broadcast), both stop after the first step and the run ends
+    instead of hanging; rank 0 writes the weights, evaluated on two samples by a worker."""
+    import os
+    import subprocess
+    import sys
+
+    root, version = small_dataroot
+    out = tmp_path / "ddp"
+    argv = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+            "-m", "bevdeploy.cli", "train", "--model", "bevfusion", "--variant", "tiny", "--data", str(root),
+            "--version", version, "--split", "synth_all", "--val-split", "synth_val", "--eval-max-samples", "2",
+            "--max-samples", "4", "--batch-size", "1", "--epochs", "2", "--workers", "1", "--time-limit", "0",
+            "--out", str(out)]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    manifest = read_manifest(out / "tiny.json")
+    assert manifest["world_size"] == 2 and manifest["step"] == 1 and manifest["total_steps"] == 4
+    assert manifest["metrics_fp32"]["num_samples"] == 2
