@@ -128,6 +128,8 @@ def ms_deform_attn_case(variant: str, device="cpu", seed=0) -> Case:
     g = torch.Generator(device="cpu").manual_seed(seed)
     if variant == "anchor":
         shapes, bs, nq, nh, c, npts = [[116, 200], [58, 100], [29, 50], [15, 25]], 6, 40000, 8, 32, 8
+    elif variant == "tiny_c8":  # a channel count that the int8 kernel reads as packed int32 words
+        shapes, bs, nq, nh, c, npts = [[5, 7], [3, 3]], 2, 9, 2, 8, 2
     else:
         shapes, bs, nq, nh, c, npts = [[6, 8], [3, 4], [2, 2]], 2, 7, 3, 5, 3
     spatial = torch.tensor(shapes, dtype=torch.int64)
@@ -232,7 +234,7 @@ def mdcn_case(variant: str, device="cpu", seed=0) -> Case:
 # op -> (case builder, anchor variants, tiny variants, precisions)
 OPS = {
     "bev_pool_v2": (bev_pool_case, ("bevdet", "bevfusion"), ("tiny",), ("fp32", "fp16", "fp16x2", "int8")),
-    "ms_deform_attn": (ms_deform_attn_case, ("anchor",), ("tiny",), ("fp32", "fp16", "fp16x2", "int8")),
+    "ms_deform_attn": (ms_deform_attn_case, ("anchor",), ("tiny", "tiny_c8"), ("fp32", "fp16", "fp16x2", "int8")),
     "grid_sampler": (grid_sampler_case, ("2d", "3d"), ("tiny2d", "tiny3d"), ("fp32", "fp16", "fp16x2", "int8")),
     "rotate": (rotate_case, ("anchor",), ("tiny",), ("fp32", "fp16", "fp16x2", "int8")),
     "inverse": (inverse_case, ("anchor", "batch"), ("tiny",), ("fp32",)),

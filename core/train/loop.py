@@ -180,6 +180,17 @@ def _initialise(cfg: TrainConfig, model, opt, sched, out: Path, resume: bool, to
     return 0
 
 
+def _run_batches(run: _Run, step: int, stop: int) -> list[list[tuple[int, int]]]:
+    """This rank's batches of ``(epoch, index)`` keys from global step ``step`` to ``stop``, over
+    as many epochs as that spans, so one DataLoader (one set of workers) serves the whole run."""
+    out: list[list[tuple[int, int]]] = []
+    while step + len(out) < stop:
+        epoch, first = divmod(step + len(out), run.per_epoch)
+        order = epoch_order(run.n, epoch, run.cfg.seed, run.rank, run.world)
+        out += batches(order, epoch, run.cfg.batch_size)[first:]
+    return out[: stop - step]
+
+
 def _loop(run: _Run, step: int) -> tuple[int, dict[str, float], float | None]:
     """Steps until the schedule's end, ``max_steps`` or the time limit; saves resumable state at
     epoch ends (and every ``save_every`` steps). -> (step, last loss terms, steady steps/s)."""
@@ -187,27 +198,28 @@ def _loop(run: _Run, step: int) -> tuple[int, dict[str, float], float | None]:
     stop = min(run.total, cfg.max_steps) if cfg.max_steps is not None else run.total
     last: dict[str, float] = {}
     t0, done0, t_warm = time.time(), step, None  # steady rate: timed from the WARMUP-th step on
-    while step < stop:
-        epoch, first = divmod(step, run.per_epoch)
-        order = epoch_order(run.n, epoch, cfg.seed, run.rank, run.world)
-        pin = run.device.type == "cuda"
-        for inputs, samples in loader(run.data, batches(order, epoch, cfg.batch_size)[first:], cfg.workers, cfg.seed + epoch, pin):
-            last = _step(run.net, run.opt, run.sched, cfg, [to_device(i, run.device) for i in inputs], samples, run.device)
-            step += 1
-            t_warm = time.time() if step - done0 == WARMUP else t_warm
-            if cfg.time_limit_s is not None and _over_time(time.time() - t0 > cfg.time_limit_s, run) and step < stop:
-                _log(f"time limit {cfg.time_limit_s:.0f} s reached at step {step}/{run.total}; finishing early")
-                stop = step
-            if run.rank == 0 and (step % cfg.log_every == 0 or step == stop):
-                rate = (step - done0) * cfg.batch_size * run.world / max(time.time() - t0, 1e-9)
-                terms = " ".join(f"{k} {v:.4f}" for k, v in last.items())
-                _log(f"step {step}/{run.total} epoch {epoch + 1} lr {run.sched.get_last_lr()[0]:.2e} {terms} "
-                     f"({rate:.1f} samples/s)")
-            boundary = step % run.per_epoch == 0 or step == stop
-            if run.rank == 0 and (boundary or (cfg.save_every and step % cfg.save_every == 0)):
-                save_state(run.out, run.model, run.opt, run.sched, step, {"config": cfg.to_json(), "world_size": run.world})
-            if step >= stop:
-                break
+    t_log, step_log = t0, step
+    keys = _run_batches(run, step, stop)
+    pin = run.device.type == "cuda"
+    for inputs, samples in loader(run.data, keys, cfg.workers, cfg.seed + step // run.per_epoch, pin):
+        last = _step(run.net, run.opt, run.sched, cfg, [to_device(i, run.device) for i in inputs], samples, run.device)
+        step += 1
+        t_warm = time.time() if step - done0 == WARMUP else t_warm
+        if cfg.time_limit_s is not None and _over_time(time.time() - t0 > cfg.time_limit_s, run) and step < stop:
+            _log(f"time limit {cfg.time_limit_s:.0f} s reached at step {step}/{run.total}; finishing early")
+            stop = step
+        if run.rank == 0 and (step % cfg.log_every == 0 or step == stop):
+            now = time.time()
+            rate = (step - step_log) * cfg.batch_size * run.world / max(now - t_log, 1e-9)
+            t_log, step_log = now, step
+            terms = " ".join(f"{k} {v:.4f}" for k, v in last.items())
+            _log(f"step {step}/{run.total} epoch {(step - 1) // run.per_epoch + 1} lr {run.sched.get_last_lr()[0]:.2e} "
+                 f"{terms} ({rate:.1f} samples/s, {now - t0:.0f} s)")
+        boundary = step % run.per_epoch == 0 or step == stop
+        if run.rank == 0 and (boundary or (cfg.save_every and step % cfg.save_every == 0)):
+            save_state(run.out, run.model, run.opt, run.sched, step, {"config": cfg.to_json(), "world_size": run.world})
+        if step >= stop:
+            break
     steady = (step - done0 - WARMUP) / max(time.time() - t_warm, 1e-9) if t_warm and step - done0 > WARMUP else None
     return step, last, steady
 

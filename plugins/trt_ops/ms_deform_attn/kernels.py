@@ -32,67 +32,99 @@ from bevdeploy.plugins.trt_ops.triton_util import (
 )
 
 OP = "ms_deform_attn"
-_MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 0}
+_MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 0}  # int8 uses mode 2 (packed words) when C % 4 == 0
+# launch shape; benchmarks/ops.py --sweep varies it
+TUNING = {"num_warps": 4, "rows_per_thread": 2}
 
 
 @triton.jit
-def _corner(value_ptr, row0, x, y, dx: tl.constexpr, dy: tl.constexpr, fx, fy, Wl, Hl, aw, inside, h, NH, C, c, cmask,
-            MODE: tl.constexpr):
+def _unpack_byte(words, k: tl.constexpr):
+    """Byte k of each int32 word as an exact fp32 value: the bytes were XORed with 0x80 (q + 128 in [0, 255]),
+    placed in the mantissa of 2^23 and the bias subtracted: two integer ops and one exact subtract, no I2F."""
+    bits = ((words >> (8 * k)) & 0xFF) | 0x4B000000
+    return bits.to(tl.float32, bitcast=True) - 8388736.0
+
+
+@triton.jit
+def _corner(value_ptr, row0, h, NH, x, y, dx: tl.constexpr, dy: tl.constexpr, wl, hl, w, inside, c, cmask,
+            ROW: tl.constexpr, MODE: tl.constexpr, acc0, acc1, acc2, acc3):
+    """Add one bilinear corner of every row (a (batch, query, head) pair) to the accumulators."""
     xx = x + dx
     yy = y + dy
-    valid = inside & (xx >= 0) & (xx < Wl) & (yy >= 0) & (yy < Hl)
-    wx = fx if dx == 1 else 1.0 - fx
-    wy = fy if dy == 1 else 1.0 - fy
-    w = wx * wy * aw
-    idx = ((row0 + yy * Wl + xx) * NH + h) * C
+    valid = inside & (xx >= 0) & (xx < wl) & (yy >= 0) & (yy < hl)
+    idx = ((row0 + yy * wl + xx) * NH + h) * ROW
     v = tl.load(value_ptr + idx[:, None] + c[None, :], mask=valid[:, None] & cmask[None, :], other=0)
-    if MODE == 1:
-        out = w.to(tl.float16)[:, None] * v
+    if MODE == 2:  # int8 packed 4 channels per int32 word, XOR 0x80 once per word
+        v = v ^ -2139062144
+        acc0 += w[:, None] * _unpack_byte(v, 0)
+        acc1 += w[:, None] * _unpack_byte(v, 1)
+        acc2 += w[:, None] * _unpack_byte(v, 2)
+        acc3 += w[:, None] * _unpack_byte(v, 3)
+    elif MODE == 1:
+        acc0 += w.to(tl.float16)[:, None] * v
     else:
-        out = w[:, None] * to_f32(v)
-    return out
+        acc0 += w[:, None] * to_f32(v)
+    return acc0, acc1, acc2, acc3
 
 
 @triton.jit
 def _ms_deform_attn_kernel(
     value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, out_ptr,
-    S, NQ, NH, C, L, P, attn_scale, out_scale,
-    MODE: tl.constexpr, BLOCK_LP: tl.constexpr, BLOCK_C: tl.constexpr, EVEN_C: tl.constexpr,
+    S, NQ, NH, C, L, P, ROWS, attn_scale, out_scale,
+    MODE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_W: tl.constexpr, ROW: tl.constexpr, EVEN: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    h = pid % NH
-    b = pid // (NH * NQ)
-    lp = tl.arange(0, BLOCK_LP)
-    lpm = lp < L * P
-    lvl = lp // P
-    hl = tl.load(shapes_ptr + lvl * 2, mask=lpm, other=1)
-    wl = tl.load(shapes_ptr + lvl * 2 + 1, mask=lpm, other=1)
-    st = tl.load(starts_ptr + lvl, mask=lpm, other=0)
-    base = pid * L * P + lp
-    lx = tl.load(loc_ptr + base * 2, mask=lpm, other=0).to(tl.float32)
-    ly = tl.load(loc_ptr + base * 2 + 1, mask=lpm, other=0).to(tl.float32)
-    aw = tl.load(attn_ptr + base, mask=lpm, other=0).to(tl.float32) * attn_scale
-    x = lx * wl.to(tl.float32) - 0.5
-    y = ly * hl.to(tl.float32) - 0.5
-    inside = lpm & (x > -1.0) & (y > -1.0) & (x < wl) & (y < hl)
-    x0f = tl.floor(x)
-    y0f = tl.floor(y)
-    fx = x - x0f
-    fy = y - y0f
-    x0 = x0f.to(tl.int32)
-    y0 = y0f.to(tl.int32)
-    row0 = b * S + st
-    c = tl.arange(0, BLOCK_C)
-    cmask = (c < C) | EVEN_C
-    acc = _corner(value_ptr, row0, x0, y0, 0, 0, fx, fy, wl, hl, aw, inside, h, NH, C, c, cmask, MODE)
-    acc += _corner(value_ptr, row0, x0, y0, 1, 0, fx, fy, wl, hl, aw, inside, h, NH, C, c, cmask, MODE)
-    acc += _corner(value_ptr, row0, x0, y0, 0, 1, fx, fy, wl, hl, aw, inside, h, NH, C, c, cmask, MODE)
-    acc += _corner(value_ptr, row0, x0, y0, 1, 1, fx, fy, wl, hl, aw, inside, h, NH, C, c, cmask, MODE)
-    if MODE == 1:
-        res = tl.sum(acc, axis=0, dtype=tl.float16).to(tl.float32)
+    """One program per BLOCK_R consecutive (batch, query, head) rows; every thread keeps its slice of a row's
+    channels in registers and walks the L * P points itself, so no cross-thread reduction is needed and the
+    per-point coordinate and weight math is done by the few threads that share the row."""
+    r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    rmask = r < ROWS
+    h = r % NH
+    b = r // (NH * NQ)
+    c = tl.arange(0, BLOCK_W)
+    cmask = (c < ROW) | EVEN
+    acc_dt = tl.float16 if MODE == 1 else tl.float32
+    acc0 = tl.zeros([BLOCK_R, BLOCK_W], dtype=acc_dt)
+    acc1 = tl.zeros([BLOCK_R, BLOCK_W], dtype=acc_dt)
+    acc2 = tl.zeros([BLOCK_R, BLOCK_W], dtype=acc_dt)
+    acc3 = tl.zeros([BLOCK_R, BLOCK_W], dtype=acc_dt)
+    for lvl in range(L):
+        hl = tl.load(shapes_ptr + lvl * 2)
+        wl = tl.load(shapes_ptr + lvl * 2 + 1)
+        row0 = b * S + tl.load(starts_ptr + lvl)
+        for pt in range(P):
+            base = r * (L * P) + lvl * P + pt
+            x = tl.load(loc_ptr + base * 2, mask=rmask, other=0).to(tl.float32) * wl - 0.5
+            y = tl.load(loc_ptr + base * 2 + 1, mask=rmask, other=0).to(tl.float32) * hl - 0.5
+            aw = tl.load(attn_ptr + base, mask=rmask, other=0).to(tl.float32) * attn_scale
+            inside = rmask & (x > -1.0) & (y > -1.0) & (x < wl) & (y < hl)
+            x0f = tl.floor(x)
+            y0f = tl.floor(y)
+            fx = x - x0f
+            fy = y - y0f
+            x0 = x0f.to(tl.int32)
+            y0 = y0f.to(tl.int32)
+            gx = 1.0 - fx
+            wy0 = (1.0 - fy) * aw
+            wy1 = fy * aw
+            acc0, acc1, acc2, acc3 = _corner(value_ptr, row0, h, NH, x0, y0, 0, 0, wl, hl, gx * wy0, inside, c,
+                                             cmask, ROW, MODE, acc0, acc1, acc2, acc3)
+            acc0, acc1, acc2, acc3 = _corner(value_ptr, row0, h, NH, x0, y0, 1, 0, wl, hl, fx * wy0, inside, c,
+                                             cmask, ROW, MODE, acc0, acc1, acc2, acc3)
+            acc0, acc1, acc2, acc3 = _corner(value_ptr, row0, h, NH, x0, y0, 0, 1, wl, hl, gx * wy1, inside, c,
+                                             cmask, ROW, MODE, acc0, acc1, acc2, acc3)
+            acc0, acc1, acc2, acc3 = _corner(value_ptr, row0, h, NH, x0, y0, 1, 1, wl, hl, fx * wy1, inside, c,
+                                             cmask, ROW, MODE, acc0, acc1, acc2, acc3)
+    m = rmask[:, None] & cmask[None, :]
+    if MODE == 2:  # word w of a row holds channels 4w .. 4w+3
+        optr = out_ptr + r[:, None] * C + 4 * c[None, :]
+        odt = out_ptr.dtype.element_ty
+        tl.store(optr, (acc0 * out_scale).to(odt), mask=m)
+        tl.store(optr + 1, (acc1 * out_scale).to(odt), mask=m)
+        tl.store(optr + 2, (acc2 * out_scale).to(odt), mask=m)
+        tl.store(optr + 3, (acc3 * out_scale).to(odt), mask=m)
     else:
-        res = tl.sum(acc, axis=0) * out_scale
-    tl.store(out_ptr + pid * C + c, res.to(out_ptr.dtype.element_ty), mask=cmask)
+        res = acc0.to(tl.float32) * out_scale
+        tl.store(out_ptr + r[:, None] * C + c[None, :], res.to(out_ptr.dtype.element_ty), mask=m)
 
 
 def _prepare(value, locs, weights, precision, scales):
@@ -126,9 +158,19 @@ def ms_deform_attn_cuda(
         return out
     shapes = spatial_shapes.to(torch.int32).contiguous()
     starts = level_start_index.to(torch.int32).contiguous()
-    _ms_deform_attn_kernel[(bs * nq * nh,)](
-        v, shapes, starts, loc, w, out, s, nq, nh, c, nl, npts, attn_scale, out_scale,
-        MODE=_MODE[precision], BLOCK_LP=max(next_pow2(nl * npts), 2), BLOCK_C=max(next_pow2(c), 2),
-        EVEN_C=next_pow2(c) == c and c >= 2, num_warps=2,
+    packed = precision == "int8" and c % 4 == 0 and v.data_ptr() % 16 == 0
+    if packed:
+        v = v.view(torch.int32)  # 4 channels per word, unpacked in registers
+    row = c // 4 if packed else c
+    block_w = max(next_pow2(row), 2)
+    rows = bs * nq * nh
+    threads = 32 * TUNING["num_warps"]
+    vec = 4 if packed else 16 // v.element_size()  # 16-byte loads
+    block_r = max(16, TUNING["rows_per_thread"] * threads * min(vec, block_w) // block_w)
+    mode = 2 if packed else _MODE[precision]
+    _ms_deform_attn_kernel[(triton.cdiv(rows, block_r),)](
+        v, shapes, starts, loc, w, out, s, nq, nh, c, nl, npts, rows, attn_scale, out_scale,
+        MODE=mode, BLOCK_R=block_r, BLOCK_W=block_w, ROW=row, EVEN=block_w == row,
+        num_warps=TUNING["num_warps"],
     )
     return out
