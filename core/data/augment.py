@@ -20,6 +20,7 @@ from .types import Sample
 
 LIDAR_AUG_KEY = "lidar_aug"
 IMG_AUG_KEY = "img_aug"
+TARGETS_KEY = "targets"  # a model's loss targets, drawn by the trainer's workers (ModelSpec.targets)
 
 
 @dataclass(frozen=True)

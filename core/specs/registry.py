@@ -47,6 +47,13 @@ class ModelSpec(_Registered):
         "``prepare`` must honour (apply to the pixels and fold into the image-augmentation matrix it returns) "
         "instead of its test-time resize/crop. None: the model cannot be trained.",
     )
+    targets: Callable[[Any, Any], Any] | None = Field(
+        default=None,
+        description="Optional per-sample loss targets: (model, augmented Sample) -> anything picklable (e.g. "
+        "heatmaps drawn box by box). `bevdeploy train` calls it in its DataLoader workers, next to ``prepare``, and "
+        "hands the result to ``loss`` as sample.extra['targets'] (bevdeploy.data.augment.TARGETS_KEY), so "
+        "per-box Python work stays off the training process. ``loss`` should compute them itself when absent.",
+    )
     plugin: str = Field(default="", description="Filled in by the registry: the plugin that registered it.")
 
 

@@ -10,18 +10,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.augment import AugmentConfig, random_augment
+from ..data.augment import TARGETS_KEY, AugmentConfig, random_augment
 
 
 class TrainSamples(torch.utils.data.Dataset):
-    """Item ``(epoch, index)`` -> ``(inputs, sample)``: the augmented Sample and its model inputs."""
+    """Item ``(epoch, index)`` -> ``(inputs, sample)``: the augmented Sample (with the model's loss
+    targets in ``extra`` when its spec draws them) and its model inputs."""
 
     def __init__(
         self, dataset: Any, prepare: Callable[[Any, Any], dict[str, Any]], model: Any, augment: AugmentConfig | None,
-        seed: int,
+        seed: int, targets: Callable[[Any, Any], Any] | None = None,
     ) -> None:
         self.dataset, self.prepare, self.model = dataset, prepare, model
-        self.augment, self.seed = augment, seed
+        self.augment, self.seed, self.targets = augment, seed, targets
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -34,6 +35,8 @@ class TrainSamples(torch.utils.data.Dataset):
             sample = random_augment(sample, self.augment, rng)
         with torch.no_grad():
             inputs = self.prepare(self.model, sample)
+            if self.targets is not None:
+                sample.extra[TARGETS_KEY] = self.targets(self.model, sample)
         sample._image_loader = None  # nothing heavy travels back from the worker
         return inputs, sample
 

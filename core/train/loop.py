@@ -132,7 +132,7 @@ def _train(cfg: TrainConfig, resume: bool, command: str, rank: int, world: int, 
     torch.manual_seed(cfg.seed)
     model = spec.build(variant).to(device).train()
     # prepare() runs in CPU workers: give it a CPU model of its own (only its config/buffers are read)
-    data = TrainSamples(train_ds, spec.prepare, spec.build(variant), cfg.augment, cfg.seed)
+    data = TrainSamples(train_ds, spec.prepare, spec.build(variant), cfg.augment, cfg.seed, spec.targets)
     per_epoch = -(-len(epoch_order(len(train_ds), 0, cfg.seed, rank, world)) // cfg.batch_size)
     total = per_epoch * cfg.epochs
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from bevdeploy.data.augment import TARGETS_KEY
 from bevdeploy.data.types import DETECTION_CLASSES
 
 from .config import COMMON_HEADS, TASKS, BEVDetConfig
@@ -89,8 +90,9 @@ def task_losses(task_out: dict[str, torch.Tensor], targets: list[dict[str, torch
     """(heatmap loss, bbox loss) of one task over a batch (outputs (B, ...), one target per frame),
     normalised as mmdet3d's CenterHead: by the batch's number of heatmap peaks and of boxes."""
     dev = task_out["heatmap"].device
-    heat = torch.stack([t["heatmap"] for t in targets]).to(dev, non_blocking=True)
-    loss_heat = gaussian_focal_loss(task_out["heatmap"], heat) / max(float(heat.eq(1).sum()), 1.0)
+    heat = torch.stack([t["heatmap"] for t in targets])
+    num_pos = max(float(heat.eq(1).sum()), 1.0)  # counted on the CPU: no device sync
+    loss_heat = gaussian_focal_loss(task_out["heatmap"], heat.to(dev, non_blocking=True)) / num_pos
     cells = heat.shape[-2] * heat.shape[-1]
     ind = torch.cat([t["ind"] + i * cells for i, t in enumerate(targets)]).to(dev, non_blocking=True)
     box = torch.cat([t["box"] for t in targets]).to(dev, non_blocking=True)
@@ -100,16 +102,19 @@ def task_losses(task_out: dict[str, torch.Tensor], targets: list[dict[str, torch
     return loss_heat, loss_box
 
 
+def sample_targets(model: Any, sample: Any) -> list[dict[str, torch.Tensor]]:
+    """``ModelSpec.targets`` of BEVDet: the CenterPoint targets of one augmented Sample, per task."""
+    boxes, vel = to_ego(np.asarray(sample.gt_boxes), np.asarray(sample.gt_velocity), np.asarray(sample.lidar2ego))
+    return centerpoint_targets(model.cfg, boxes, vel, np.asarray(sample.gt_labels))
+
+
 def centerpoint_loss(model: Any, inputs: list[dict[str, Any]], samples: list[Any]) -> dict[str, torch.Tensor]:
     """``ModelSpec.loss`` of BEVDet: named loss terms of the whole batch, per task group
     (``task{i}.loss_heatmap``, ``task{i}.loss_bbox``), as mmdet3d logs them. The frames run
     through the network as one batch."""
     batch = {k: torch.cat([x[k] for x in inputs]) for k in ("img", "camera2ego", "camera_intrinsics", "img_aug_matrix")}
     outs = model.forward_tasks(**batch)
-    per_frame = []
-    for sample in samples:
-        boxes, vel = to_ego(np.asarray(sample.gt_boxes), np.asarray(sample.gt_velocity), np.asarray(sample.lidar2ego))
-        per_frame.append(centerpoint_targets(model.cfg, boxes, vel, np.asarray(sample.gt_labels)))
+    per_frame = [s.extra.get(TARGETS_KEY) or sample_targets(model, s) for s in samples]
     terms: dict[str, torch.Tensor] = {}
     for t, out in enumerate(outs):
         heat, box = task_losses(out, [frame[t] for frame in per_frame])

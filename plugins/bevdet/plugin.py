@@ -26,6 +26,12 @@ def _loss(model, inputs, samples) -> dict[str, torch.Tensor]:
     return centerpoint_loss(model, inputs, samples)
 
 
+def _targets(model, sample):
+    from .loss import sample_targets
+
+    return sample_targets(model, sample)
+
+
 def _prepare(model, sample) -> dict[str, torch.Tensor]:
     from .prepare import prepare
 
@@ -44,6 +50,7 @@ def bevdeploy_register_models() -> list[ModelSpec]:
             prepare=_prepare,
             modalities=("camera",),
             loss=_loss,
+            targets=_targets,
         )
     ]
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from bevdeploy.data.augment import TARGETS_KEY
 from scipy.optimize import linear_sum_assignment
 
 from .camera import bev_pool
@@ -245,6 +246,12 @@ def gaussian_focal(pred: torch.Tensor, target: torch.Tensor, alpha: float = 2.0,
     return (pos_loss + neg_loss).sum()
 
 
+def sample_targets(model, sample: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``ModelSpec.targets`` of BEVFusion: (box codes, head labels, gaussian heatmap) of one Sample."""
+    boxes, code, labels = _targets(model, sample)
+    return code, labels, draw_heatmap(model, boxes, code, labels)
+
+
 def transfusion_loss(model, inputs: Sequence[dict[str, torch.Tensor]], samples: Sequence[Any]) -> dict[str, torch.Tensor]:
     """The ModelSpec.loss of BEVFusion: {'heatmap', 'cls', 'bbox'} (weighted, batch means)."""
     out = train_forward(model, inputs)
@@ -255,8 +262,8 @@ def transfusion_loss(model, inputs: Sequence[dict[str, torch.Tensor]], samples: 
     weights = torch.tensor(CODE_WEIGHTS, device=dev)
     heat_t, cls_t, l_bbox, n_pos = [], torch.zeros_like(logits), code_pred.new_zeros(()), 0
     for i, sample in enumerate(samples):
-        boxes, code, labels = _targets(model, sample)
-        heat_t.append(torch.from_numpy(draw_heatmap(model, boxes, code, labels)))
+        code, labels, heatmap = sample.extra.get(TARGETS_KEY) or sample_targets(model, sample)
+        heat_t.append(torch.from_numpy(heatmap))
         gt_code = torch.from_numpy(code).to(dev)
         gt_labels = torch.from_numpy(labels).to(dev)
         rows, cols = assign(model, code_pred[i].t(), logits[i], gt_code, gt_labels)
@@ -265,10 +272,11 @@ def transfusion_loss(model, inputs: Sequence[dict[str, torch.Tensor]], samples: 
             cls_t[i, gt_labels[c], r] = 1.0
             l_bbox = l_bbox + ((code_pred[i].t()[r] - gt_code[c]).abs() * weights).sum()
             n_pos += len(rows)
-    heat = torch.stack(heat_t).to(dev)
+    heat = torch.stack(heat_t)
+    peaks = max(float(heat.eq(1).sum()), 1.0)  # counted on the CPU: no device sync
     norm = max(n_pos, 1)
     return {
-        "heatmap": W_HEATMAP * gaussian_focal(dense, heat) / max(float(heat.eq(1).sum()), 1.0),
+        "heatmap": W_HEATMAP * gaussian_focal(dense, heat.to(dev, non_blocking=True)) / peaks,
         "cls": W_CLS * sigmoid_focal(logits, cls_t) / norm,
         "bbox": W_BBOX * l_bbox / norm,
     }

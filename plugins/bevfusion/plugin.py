@@ -35,6 +35,12 @@ def _loss(model, inputs, samples) -> dict[str, torch.Tensor]:
     return transfusion_loss(model, inputs, samples)
 
 
+def _targets(model, sample):
+    from .loss import sample_targets
+
+    return sample_targets(model, sample)
+
+
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 
@@ -58,6 +64,7 @@ def bevdeploy_register_models() -> list[ModelSpec]:
             prepare=_prepare,
             modalities=("camera", "lidar"),
             loss=_loss,
+            targets=_targets,
         )
     ]
 

@@ -142,3 +142,27 @@ def test_torchrun_ranks_stop_together_at_the_time_limit(small_dataroot, tmp_path
     manifest = read_manifest(out / "tiny.json")
     assert manifest["world_size"] == 2 and manifest["step"] == 1 and manifest["total_steps"] == 4
     assert manifest["metrics_fp32"]["num_samples"] == 2
+
+
+@pytest.mark.parametrize("name", ["bevfusion", "bevdet"])
+def test_targets_drawn_in_workers_give_the_same_loss(small_dataroot, name):
+    """TrainSamples draws the spec's targets next to prepare (sample.extra['targets']); the loss
+    on those equals the loss that draws them itself."""
+    from bevdeploy.data.augment import TARGETS_KEY, AugmentConfig
+    from bevdeploy.manager import registered_models
+    from bevdeploy.train.data import TrainSamples
+
+    root, version = small_dataroot
+    spec = registered_models()[name]
+    model = spec.build("tiny").eval()
+    ds = NuScenesDataset(root, version, "synth_all", sweeps=1)
+    data = TrainSamples(ds, spec.prepare, model, AugmentConfig(), seed=3, targets=spec.targets)
+    inputs, sample = data[(0, 1)]
+    assert TARGETS_KEY in sample.extra
+    plain = TrainSamples(ds, spec.prepare, model, AugmentConfig(), seed=3)[(0, 1)][1]
+    assert TARGETS_KEY not in plain.extra
+    with torch.no_grad():
+        drawn, own = spec.loss(model, [inputs], [sample]), spec.loss(model, [inputs], [plain])
+    assert drawn.keys() == own.keys()
+    for k in drawn:
+        torch.testing.assert_close(drawn[k], own[k])

@@ -34,59 +34,69 @@ from bevdeploy.plugins.trt_ops.triton_util import (
 OP = "ms_deform_attn"
 _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 0}  # int8 uses mode 2 (packed words) when C % 4 == 0
 # launch shape; benchmarks/ops.py --sweep varies it
-TUNING = {"num_warps": 4, "rows_per_thread": 2}
+TUNING = {"num_warps": 4, "rows_per_thread": 1}
 
 
 @triton.jit
-def _unpack_byte(words, k: tl.constexpr):
-    """Byte k of each int32 word as an exact fp32 value: the bytes were XORed with 0x80 (q + 128 in [0, 255]),
-    placed in the mantissa of 2^23 and the bias subtracted: two integer ops and one exact subtract, no I2F."""
-    bits = ((words >> (8 * k)) & 0xFF) | 0x4B000000
-    return bits.to(tl.float32, bitcast=True) - 8388736.0
+def _byte_as_denormal(words, k: tl.constexpr):
+    """Byte k of each int32 word (already XORed with 0x80, so q + 128 in [0, 255]) as the fp32 denormal
+    (q + 128) * 2^-149: one shift-and-mask, no conversion instruction. The weights are pre-scaled by 2^126, so
+    the products are normal numbers (w * (q + 128) * 2^-23) and exact to fp32 rounding."""
+    if k == 0:
+        bits = words & 0xFF
+    else:
+        bits = (words >> (8 * k)) & 0xFF
+    return bits.to(tl.float32, bitcast=True)
 
 
 @triton.jit
 def _corner(value_ptr, row0, h, NH, x, y, dx: tl.constexpr, dy: tl.constexpr, wl, hl, w, inside, c, cmask,
-            ROW: tl.constexpr, MODE: tl.constexpr, acc0, acc1, acc2, acc3):
+            ROW: tl.constexpr, MODE: tl.constexpr, acc0, acc1, acc2, acc3, wsum):
     """Add one bilinear corner of every row (a (batch, query, head) pair) to the accumulators."""
     xx = x + dx
     yy = y + dy
     valid = inside & (xx >= 0) & (xx < wl) & (yy >= 0) & (yy < hl)
     idx = ((row0 + yy * wl + xx) * NH + h) * ROW
-    v = tl.load(value_ptr + idx[:, None] + c[None, :], mask=valid[:, None] & cmask[None, :], other=0)
-    if MODE == 2:  # int8 packed 4 channels per int32 word, XOR 0x80 once per word
+    v = tl.load(value_ptr + idx[:, None, None] + c, mask=valid[:, None, None] & cmask, other=0)
+    w3 = w[:, None, None]
+    if MODE == 2:  # int8 packed 4 channels per int32 word, XOR 0x80 once per word (masked words read q = 0)
         v = v ^ -2139062144
-        acc0 += w[:, None] * _unpack_byte(v, 0)
-        acc1 += w[:, None] * _unpack_byte(v, 1)
-        acc2 += w[:, None] * _unpack_byte(v, 2)
-        acc3 += w[:, None] * _unpack_byte(v, 3)
+        w3 = w3 * 8.507059173023462e37  # 2^126
+        acc0 += w3 * _byte_as_denormal(v, 0)
+        acc1 += w3 * _byte_as_denormal(v, 1)
+        acc2 += w3 * _byte_as_denormal(v, 2)
+        acc3 += w3 * _byte_as_denormal(v, 3)
+        wsum += w
     elif MODE == 1:
-        acc0 += w.to(tl.float16)[:, None] * v
+        acc0 += w.to(tl.float16)[:, None, None] * v
     else:
-        acc0 += w[:, None] * to_f32(v)
-    return acc0, acc1, acc2, acc3
+        acc0 += w3 * to_f32(v)
+    return acc0, acc1, acc2, acc3, wsum
 
 
 @triton.jit
 def _ms_deform_attn_kernel(
     value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, out_ptr,
     S, NQ, NH, C, L, P, ROWS, attn_scale, out_scale,
-    MODE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_W: tl.constexpr, ROW: tl.constexpr, EVEN: tl.constexpr,
+    MODE: tl.constexpr, BLOCK_R: tl.constexpr, NCH: tl.constexpr, VW: tl.constexpr, ROW: tl.constexpr,
+    EVEN: tl.constexpr,
 ):
-    """One program per BLOCK_R consecutive (batch, query, head) rows; every thread keeps its slice of a row's
-    channels in registers and walks the L * P points itself, so no cross-thread reduction is needed and the
-    per-point coordinate and weight math is done by the few threads that share the row."""
+    """One program per BLOCK_R consecutive (batch, query, head) rows, one thread per row: the thread keeps the
+    whole row (NCH chunks of VW elements, 16 bytes each) in registers and walks the L * P points itself, so
+    there is no cross-thread reduction and the per-point coordinate, weight and mask math is done once per row
+    instead of once per 16-byte chunk. The [BLOCK_R, NCH, VW] tile puts the row dimension on the lanes."""
     r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
     rmask = r < ROWS
     h = r % NH
     b = r // (NH * NQ)
-    c = tl.arange(0, BLOCK_W)
+    c = tl.arange(0, NCH)[None, :, None] * VW + tl.arange(0, VW)[None, None, :]  # element within the row
     cmask = (c < ROW) | EVEN
     acc_dt = tl.float16 if MODE == 1 else tl.float32
-    acc0 = tl.zeros([BLOCK_R, BLOCK_W], dtype=acc_dt)
-    acc1 = tl.zeros([BLOCK_R, BLOCK_W], dtype=acc_dt)
-    acc2 = tl.zeros([BLOCK_R, BLOCK_W], dtype=acc_dt)
-    acc3 = tl.zeros([BLOCK_R, BLOCK_W], dtype=acc_dt)
+    acc0 = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
+    acc1 = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
+    acc2 = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
+    acc3 = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
+    wsum = tl.zeros([BLOCK_R], dtype=tl.float32)  # int8: sum of the corner weights, for the +128 offset
     for lvl in range(L):
         hl = tl.load(shapes_ptr + lvl * 2)
         wl = tl.load(shapes_ptr + lvl * 2 + 1)
@@ -106,25 +116,26 @@ def _ms_deform_attn_kernel(
             gx = 1.0 - fx
             wy0 = (1.0 - fy) * aw
             wy1 = fy * aw
-            acc0, acc1, acc2, acc3 = _corner(value_ptr, row0, h, NH, x0, y0, 0, 0, wl, hl, gx * wy0, inside, c,
-                                             cmask, ROW, MODE, acc0, acc1, acc2, acc3)
-            acc0, acc1, acc2, acc3 = _corner(value_ptr, row0, h, NH, x0, y0, 1, 0, wl, hl, fx * wy0, inside, c,
-                                             cmask, ROW, MODE, acc0, acc1, acc2, acc3)
-            acc0, acc1, acc2, acc3 = _corner(value_ptr, row0, h, NH, x0, y0, 0, 1, wl, hl, gx * wy1, inside, c,
-                                             cmask, ROW, MODE, acc0, acc1, acc2, acc3)
-            acc0, acc1, acc2, acc3 = _corner(value_ptr, row0, h, NH, x0, y0, 1, 1, wl, hl, fx * wy1, inside, c,
-                                             cmask, ROW, MODE, acc0, acc1, acc2, acc3)
-    m = rmask[:, None] & cmask[None, :]
+            acc0, acc1, acc2, acc3, wsum = _corner(value_ptr, row0, h, NH, x0, y0, 0, 0, wl, hl, gx * wy0, inside, c,
+                                             cmask, ROW, MODE, acc0, acc1, acc2, acc3, wsum)
+            acc0, acc1, acc2, acc3, wsum = _corner(value_ptr, row0, h, NH, x0, y0, 1, 0, wl, hl, fx * wy0, inside, c,
+                                             cmask, ROW, MODE, acc0, acc1, acc2, acc3, wsum)
+            acc0, acc1, acc2, acc3, wsum = _corner(value_ptr, row0, h, NH, x0, y0, 0, 1, wl, hl, gx * wy1, inside, c,
+                                             cmask, ROW, MODE, acc0, acc1, acc2, acc3, wsum)
+            acc0, acc1, acc2, acc3, wsum = _corner(value_ptr, row0, h, NH, x0, y0, 1, 1, wl, hl, fx * wy1, inside, c,
+                                             cmask, ROW, MODE, acc0, acc1, acc2, acc3, wsum)
+    m = rmask[:, None, None] & cmask
     if MODE == 2:  # word w of a row holds channels 4w .. 4w+3
-        optr = out_ptr + r[:, None] * C + 4 * c[None, :]
+        optr = out_ptr + r[:, None, None] * C + 4 * c
         odt = out_ptr.dtype.element_ty
-        tl.store(optr, (acc0 * out_scale).to(odt), mask=m)
-        tl.store(optr + 1, (acc1 * out_scale).to(odt), mask=m)
-        tl.store(optr + 2, (acc2 * out_scale).to(odt), mask=m)
-        tl.store(optr + 3, (acc3 * out_scale).to(odt), mask=m)
+        off = (128.0 * wsum)[:, None, None]  # sum w * q = 2^23 * acc - 128 * sum w
+        tl.store(optr, ((acc0 * 8388608.0 - off) * out_scale).to(odt), mask=m)
+        tl.store(optr + 1, ((acc1 * 8388608.0 - off) * out_scale).to(odt), mask=m)
+        tl.store(optr + 2, ((acc2 * 8388608.0 - off) * out_scale).to(odt), mask=m)
+        tl.store(optr + 3, ((acc3 * 8388608.0 - off) * out_scale).to(odt), mask=m)
     else:
         res = acc0.to(tl.float32) * out_scale
-        tl.store(out_ptr + r[:, None] * C + c[None, :], res.to(out_ptr.dtype.element_ty), mask=m)
+        tl.store(out_ptr + r[:, None, None] * C + c, res.to(out_ptr.dtype.element_ty), mask=m)
 
 
 def _prepare(value, locs, weights, precision, scales):
@@ -163,14 +174,13 @@ def ms_deform_attn_cuda(
         v = v.view(torch.int32)  # 4 channels per word, unpacked in registers
     row = c // 4 if packed else c
     block_w = max(next_pow2(row), 2)
+    vw = min(block_w, 4 if packed else 16 // v.element_size())  # 16-byte loads
     rows = bs * nq * nh
-    threads = 32 * TUNING["num_warps"]
-    vec = 4 if packed else 16 // v.element_size()  # 16-byte loads
-    block_r = max(16, TUNING["rows_per_thread"] * threads * min(vec, block_w) // block_w)
+    block_r = 32 * TUNING["num_warps"] * TUNING["rows_per_thread"]
     mode = 2 if packed else _MODE[precision]
     _ms_deform_attn_kernel[(triton.cdiv(rows, block_r),)](
         v, shapes, starts, loc, w, out, s, nq, nh, c, nl, npts, rows, attn_scale, out_scale,
-        MODE=mode, BLOCK_R=block_r, BLOCK_W=block_w, ROW=row, EVEN=block_w == row,
+        MODE=mode, BLOCK_R=block_r, NCH=block_w // vw, VW=vw, ROW=row, EVEN=block_w == row,
         num_warps=TUNING["num_warps"],
     )
     return out
