@@ -8,13 +8,15 @@ Entry point (called by op.py on CUDA tensors)::
 value (bs, num_keys, heads, C); spatial_shapes (L, 2) as (H, W); level_start_index (L,);
 sampling_locations (bs, nq, heads, L, P, 2) as normalised (x, y) in [0, 1]; attention_weights
 (bs, nq, heads, L, P). Sampling is bilinear with zero padding and align_corners=False (pixel = loc * size - 0.5),
-as mmcv's kernel. One program per (batch, query, head) gathers the 4 corners of all L*P points for all
-channels and reduces over the points.
+as mmcv's kernel. One thread per (batch, query, head) row walks the L*P points and keeps (up to 128 bytes of)
+the row's channels in registers; see _ms_deform_attn_kernel for why.
 
 Variants: fp32; fp16 (every float input fp16, fp32 arithmetic, fp16 out); fp16x2 (fp16 storage, corner
 weights and the weighted sum in fp16; coordinates in fp32); int8 (value int8 with scales["value"];
 attention_weights int8 with scales["attention_weights"] when given, else fp16; sampling_locations fp16;
-fp32 accumulation, one multiply by the value scale at the end; fp16 out).
+fp32 accumulation, one multiply by the value scale at the end; fp16 out). With C % 4 == 0 the int8 value is
+read as int32 words (4 channels per word) and every byte becomes an fp32 operand without a conversion
+instruction (see _byte_as_denormal), so int8 costs about as many instructions per element as fp32.
 """
 
 from collections.abc import Mapping
@@ -89,7 +91,7 @@ def _ms_deform_attn_kernel(
     rmask = r < ROWS
     h = r % NH
     b = r // (NH * NQ)
-    c = tl.arange(0, NCH)[None, :, None] * VW + tl.arange(0, VW)[None, None, :]  # element within the row
+    c = tl.program_id(1) * (NCH * VW) + tl.arange(0, NCH)[None, :, None] * VW + tl.arange(0, VW)[None, None, :]
     cmask = (c < ROW) | EVEN
     acc_dt = tl.float16 if MODE == 1 else tl.float32
     acc0 = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
@@ -173,14 +175,15 @@ def ms_deform_attn_cuda(
     if packed:
         v = v.view(torch.int32)  # 4 channels per word, unpacked in registers
     row = c // 4 if packed else c
-    block_w = max(next_pow2(row), 2)
-    vw = min(block_w, 4 if packed else 16 // v.element_size())  # 16-byte loads
+    vw = 4 if packed else 16 // v.element_size()  # elements per 16-byte load
+    block_w = min(max(next_pow2(row), 2), 8 * vw)  # at most 128 bytes of a row per thread (registers)
+    vw = min(vw, block_w)
     rows = bs * nq * nh
     block_r = 32 * TUNING["num_warps"] * TUNING["rows_per_thread"]
     mode = 2 if packed else _MODE[precision]
-    _ms_deform_attn_kernel[(triton.cdiv(rows, block_r),)](
+    _ms_deform_attn_kernel[(triton.cdiv(rows, block_r), triton.cdiv(row, block_w))](
         v, shapes, starts, loc, w, out, s, nq, nh, c, nl, npts, rows, attn_scale, out_scale,
-        MODE=mode, BLOCK_R=block_r, NCH=block_w // vw, VW=vw, ROW=row, EVEN=block_w == row,
+        MODE=mode, BLOCK_R=block_r, NCH=block_w // vw, VW=vw, ROW=row, EVEN=row % block_w == 0,
         num_warps=TUNING["num_warps"],
     )
     return out
