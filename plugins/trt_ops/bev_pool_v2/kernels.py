@@ -30,6 +30,11 @@ from bevdeploy.plugins.trt_ops.triton_util import (
 
 OP = "bev_pool_v2"
 _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 2}
+# launch shape; "tile" is the earlier one-program-per-interval kernel (benchmarks/ops.py --sweep compares)
+TUNING = {"strategy": "rows", "block_i": 4, "pp": 8, "num_warps": 1}
+SWEEP = [{"strategy": "tile"}, {"block_i": 4, "pp": 8, "num_warps": 1}, {"block_i": 2, "pp": 16, "num_warps": 1},
+         {"block_i": 8, "pp": 8, "num_warps": 2}, {"block_i": 4, "pp": 16, "num_warps": 2},
+         {"block_i": 8, "pp": 4, "num_warps": 1}, {"block_i": 16, "pp": 8, "num_warps": 4}]
 
 
 @triton.jit
@@ -73,12 +78,70 @@ def _bev_pool_v2_kernel(
     tl.store(out_ptr + rb * C + c, res.to(out_ptr.dtype.element_ty), mask=cmask & (length > 0))
 
 
+@triton.jit
+def _bev_pool_rows_kernel(
+    depth_ptr, feat_ptr, rd_ptr, rf_ptr, rb_ptr, starts_ptr, lens_ptr, out_ptr,
+    N_INT, C, out_scale,
+    MODE: tl.constexpr, BLOCK_I: tl.constexpr, PP: tl.constexpr, BLOCK_C: tl.constexpr, EVEN_C: tl.constexpr,
+):
+    """BLOCK_I intervals per program, PP lanes per interval (lane l takes points l, l + PP, ...), a lane's
+    [BLOCK_C] channel row accumulated in registers; one PP-way sum per channel block at the end. Many short
+    intervals share a program instead of leaving most of a 16-point tile masked, and a long interval is
+    walked PP points at a time."""
+    q = tl.arange(0, BLOCK_I * PP)
+    it = tl.program_id(0) * BLOCK_I + q // PP
+    lane = q % PP
+    imask = it < N_INT
+    start = tl.load(starts_ptr + it, mask=imask, other=0)
+    length = tl.load(lens_ptr + it, mask=imask, other=0)
+    steps = tl.max(length, axis=0)
+    first = tl.program_id(0) * BLOCK_I + tl.arange(0, BLOCK_I)
+    fmask = first < N_INT
+    flen = tl.load(lens_ptr + first, mask=fmask, other=0)
+    rb = tl.load(rb_ptr + tl.load(starts_ptr + first, mask=fmask, other=0), mask=fmask & (flen > 0), other=0)
+    acc_dt = tl.float32 if MODE == 0 else (tl.float16 if MODE == 1 else tl.int32)
+    for c0 in range(0, C, BLOCK_C):
+        c = c0 + tl.arange(0, BLOCK_C)
+        cmask = (c < C) | EVEN_C
+        acc = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
+        for j0 in range(0, steps, PP):
+            j = j0 + lane
+            pm = j < length
+            rd = tl.load(rd_ptr + start + j, mask=pm, other=0)
+            rf = tl.load(rf_ptr + start + j, mask=pm, other=0)
+            d = tl.load(depth_ptr + rd, mask=pm, other=0)
+            f = tl.load(feat_ptr + rf[:, None] * C + c[None, :], mask=pm[:, None] & cmask[None, :], other=0)
+            if MODE == 0:
+                acc += d.to(tl.float32)[:, None] * f.to(tl.float32)
+            elif MODE == 1:
+                acc += d[:, None] * f
+            else:
+                acc += d.to(tl.int32)[:, None] * f.to(tl.int32)
+        acc3 = tl.reshape(acc, [BLOCK_I, PP, BLOCK_C])
+        if MODE == 1:
+            total = tl.sum(acc3, axis=1, dtype=tl.float16)
+        else:
+            total = tl.sum(acc3, axis=1)
+        res = total.to(tl.float32) * out_scale
+        # an empty interval writes nothing: its start may point into another interval's points
+        tl.store(out_ptr + rb[:, None] * C + c[None, :], res.to(out_ptr.dtype.element_ty),
+                 mask=(fmask & (flen > 0))[:, None] & cmask[None, :])
+
+
 def _prepare(depth, feat, precision, scales):
     if precision == "int8":
         qd, sd = int8_input(OP, depth, "depth", scales)
         qf, sf = int8_input(OP, feat, "feat", scales)
         return qd, qf, sd * sf
     return float_storage(depth, precision), float_storage(feat, precision), 1.0
+
+
+def _channel_block(c: int, elem: int) -> int:
+    """Channels per inner step: the largest power of two dividing C (no masked lanes; 80 -> 16), at most
+    128 bytes of a row; a padded power of two when C has no such divisor of 8 or more (odd C)."""
+    cap = 128 // elem
+    p2 = c & -c
+    return min(p2, cap) if p2 >= 8 else min(next_pow2(c), cap)
 
 
 def bev_pool_v2_cuda(
@@ -104,11 +167,18 @@ def bev_pool_v2_cuda(
     n_int = int(interval_starts.numel())
     if n_int == 0:
         return out.permute(0, 4, 1, 2, 3)
-    block_c = min(next_pow2(c), 128)
-    grid = (n_int, triton.cdiv(c, block_c))
     ints = [t.to(torch.int32).contiguous() for t in (ranks_depth, ranks_feat, ranks_bev, interval_starts, interval_lengths)]
-    _bev_pool_v2_kernel[grid](
-        d, f, *ints, out, c, out_scale,
-        MODE=_MODE[precision], BLOCK_P=16, BLOCK_C=block_c, EVEN_C=block_c == c, num_warps=4,
-    )
+    if TUNING["strategy"] == "tile":
+        block_c = min(next_pow2(c), 128)
+        _bev_pool_v2_kernel[(n_int, triton.cdiv(c, block_c))](
+            d, f, *ints, out, c, out_scale,
+            MODE=_MODE[precision], BLOCK_P=16, BLOCK_C=block_c, EVEN_C=block_c == c, num_warps=4,
+        )
+    else:
+        block_c = _channel_block(c, f.element_size())
+        _bev_pool_rows_kernel[(triton.cdiv(n_int, TUNING["block_i"]),)](
+            d, f, *ints, out, n_int, c, out_scale,
+            MODE=_MODE[precision], BLOCK_I=TUNING["block_i"], PP=TUNING["pp"], BLOCK_C=block_c,
+            EVEN_C=c % block_c == 0, num_warps=TUNING["num_warps"],
+        )
     return out.permute(0, 4, 1, 2, 3)

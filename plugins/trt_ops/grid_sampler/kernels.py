@@ -9,7 +9,9 @@ input (N, C, H, W) with grid (N, Ho, Wo, 2), or input (N, C, D, H, W) with grid 
 [-1, 1] as (x, y[, z]). interpolation_mode 0/'bilinear' (trilinear in 3D) or 1/'nearest' (round half to
 even, as PyTorch); padding_mode 0/'zeros', 1/'border', 2/'reflection'. One program per (sample, block of
 output pixels, block of channels): the source coordinates are computed once per pixel and reused for the
-channel block; stores are contiguous along the output pixels.
+channel block; stores are contiguous along the output pixels. The tile is [pixels, channels] so that Triton
+puts neighbouring pixels (neighbouring source addresses) on neighbouring lanes: with [channels, pixels] the
+gathers had no contiguity to go by and each warp load touched 16 channel planes (32 lines per load).
 
 Variants: fp32; fp16 (fp16 input and grid, fp32 weights and sum, fp16 out); fp16x2 (the corner weights
 and the weighted sum in fp16); int8 (input int8 with scales["input"], grid fp16, fp32 sum, fp16 out).
@@ -32,6 +34,10 @@ from bevdeploy.plugins.trt_ops.triton_util import (
 OP = "grid_sampler"
 _MODES = {"bilinear": 0, "nearest": 1}
 _PADS = {"zeros": 0, "border": 1, "reflection": 2}
+# launch shape; benchmarks/ops.py --sweep varies it
+TUNING = {"block_c": 16, "block_p": 128, "num_warps": 4}
+SWEEP = [{"block_c": 16, "block_p": 128}, {"block_c": 4, "block_p": 256}, {"block_c": 8, "block_p": 256},
+         {"block_c": 32, "block_p": 128, "num_warps": 8}, {"block_c": 8, "block_p": 128}]
 
 
 @triton.jit
@@ -93,20 +99,20 @@ def _grid_sampler_kernel(
     else:
         iz = tl.zeros([BLOCK_P], dtype=tl.float32)
     plane = (n * C + c) * (D * H * W)
-    lmask = cmask[:, None]
+    lmask = cmask[None, :]
     if NEAREST:
         x, y, z = _rint(ix).to(tl.int32), _rint(iy).to(tl.int32), _rint(iz).to(tl.int32)
         ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H) & (z >= 0) & (z < D)
-        v = tl.load(in_ptr + plane[:, None] + ((z * H + y) * W + x)[None, :], mask=lmask & ok[None, :], other=0)
+        v = tl.load(in_ptr + plane[None, :] + ((z * H + y) * W + x)[:, None], mask=lmask & ok[:, None], other=0)
         res = to_f32(v) * out_scale
     else:
         x0f, y0f, z0f = tl.floor(ix), tl.floor(iy), tl.floor(iz)
         fx, fy, fz = ix - x0f, iy - y0f, iz - z0f
         x0, y0, z0 = x0f.to(tl.int32), y0f.to(tl.int32), z0f.to(tl.int32)
         if HALF_MATH:
-            acc = tl.zeros([BLOCK_C, BLOCK_P], dtype=tl.float16)
+            acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float16)
         else:
-            acc = tl.zeros([BLOCK_C, BLOCK_P], dtype=tl.float32)
+            acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32)
         for k in tl.static_range(8 if IS3D else 4):
             dx = k % 2
             dy = (k // 2) % 2
@@ -116,14 +122,14 @@ def _grid_sampler_kernel(
             if IS3D:
                 w = w * (fz if dz == 1 else 1.0 - fz)
             ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H) & (z >= 0) & (z < D)
-            v = tl.load(in_ptr + plane[:, None] + ((z * H + y) * W + x)[None, :], mask=lmask & ok[None, :], other=0)
+            v = tl.load(in_ptr + plane[None, :] + ((z * H + y) * W + x)[:, None], mask=lmask & ok[:, None], other=0)
             if HALF_MATH:
-                acc += w.to(tl.float16)[None, :] * v
+                acc += w.to(tl.float16)[:, None] * v
             else:
-                acc += w[None, :] * to_f32(v)
+                acc += w[:, None] * to_f32(v)
         res = acc.to(tl.float32) * out_scale
-    optr = out_ptr + (n * C + c)[:, None] * NPIX + pix[None, :]
-    tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[None, :])
+    optr = out_ptr + (n * C + c)[None, :] * NPIX + pix[:, None]
+    tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None])
 
 
 def _code(value, table: dict, what: str) -> int:
@@ -164,11 +170,11 @@ def grid_sampler_cuda(
     out = torch.empty((n, c, *out_sp), dtype=out_dtype(precision), device=input.device)
     if out.numel() == 0:
         return out
-    block_c, block_p = 16, 128
+    block_c, block_p = TUNING["block_c"], TUNING["block_p"]
     grid_dims = (triton.cdiv(npix, block_p), triton.cdiv(c, block_c), n)
     _grid_sampler_kernel[grid_dims](
         x, g, out, c, d, h, w, npix, out_scale,
         IS3D=is3d, NEAREST=mode == 1, ALIGN=bool(align_corners), PAD=pad, HALF_MATH=precision == "fp16x2",
-        BLOCK_C=block_c, BLOCK_P=block_p, num_warps=4,
+        BLOCK_C=block_c, BLOCK_P=block_p, num_warps=TUNING["num_warps"],
     )
     return out

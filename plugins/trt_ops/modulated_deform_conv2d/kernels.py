@@ -45,6 +45,9 @@ from bevdeploy.plugins.trt_ops.triton_util import (
 
 OP = "modulated_deform_conv2d"
 _MODE = {"fp32": 0, "fp16": 1, "fp16x2": 2, "int8": 1}
+# im2col launch shape; benchmarks/ops.py --sweep varies it
+TUNING = {"block_p": 256, "num_warps": 4}
+SWEEP = [{"block_p": 128}, {"block_p": 256}, {"block_p": 512, "num_warps": 8}]
 _COLS_LIMIT = 1 << 30  # column elements per batch chunk (2 GiB in fp16): bounds the workspace, keeps int32 offsets
 
 
@@ -166,7 +169,7 @@ def modulated_deform_conv2d_cuda(
                              "split the image into tiles.")
     wmat = wt.reshape(groups, cout // groups, cin_g * taps)
     chunk = max(1, _COLS_LIMIT // (cin * taps * npix))
-    block_p = 256 if npix >= 256 else 32
+    block_p = TUNING["block_p"] if npix >= TUNING["block_p"] else 32
     parts = []
     for n0 in range(0, n, chunk):
         nb = min(chunk, n - n0)
@@ -175,7 +178,7 @@ def modulated_deform_conv2d_cuda(
         _mdcn_im2col_kernel[grid](
             x[n0:n0 + nb], off[n0:n0 + nb], mk[n0:n0 + nb], cols,
             cin, h, w, ho, wo, kw, taps, sh, sw, ph, pw, dh, dw, deform_groups, cin // deform_groups, in_scale,
-            MODE=_MODE[precision], BLOCK_P=block_p, num_warps=4,
+            MODE=_MODE[precision], BLOCK_P=block_p, num_warps=TUNING["num_warps"],
         )
         parts.append(torch.matmul(wmat, cols.view(nb, groups, cin_g * taps, npix)))  # (nb, G, Cout/G, P)
     out = (parts[0] if len(parts) == 1 else torch.cat(parts)).view(n, cout, ho, wo)

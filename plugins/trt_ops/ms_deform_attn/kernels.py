@@ -37,6 +37,7 @@ OP = "ms_deform_attn"
 _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 0}  # int8 uses mode 2 (packed words) when C % 4 == 0
 # launch shape; benchmarks/ops.py --sweep varies it
 TUNING = {"num_warps": 4, "rows_per_thread": 1}
+SWEEP = [{"num_warps": 1}, {"num_warps": 2}, {"num_warps": 4}, {"num_warps": 8}]
 
 
 @triton.jit

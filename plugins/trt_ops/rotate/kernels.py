@@ -30,6 +30,10 @@ from bevdeploy.plugins.trt_ops.triton_util import (
 )
 
 OP = "rotate"
+# launch shape; benchmarks/ops.py --sweep varies it
+TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4}
+SWEEP = [{"block_c": 4, "block_p": 256}, {"block_c": 16, "block_p": 128}, {"block_c": 8, "block_p": 256},
+         {"block_c": 32, "block_p": 128, "num_warps": 8}]
 
 
 @triton.jit
@@ -46,6 +50,8 @@ def _rotate_kernel(
     NEAREST: tl.constexpr, HALF_MATH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
     NPLANES,
 ):
+    """[pixels, channels] tile: neighbouring output pixels (neighbouring source addresses) on neighbouring
+    lanes, the inverse-mapped position computed once per pixel for the channel block."""
     pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     pmask = pix < H * W
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -65,12 +71,12 @@ def _rotate_kernel(
     ix = xs + hw - 0.5
     iy = ys + hh - 0.5
     plane = c * (H * W)
-    lmask = cmask[:, None]
+    lmask = cmask[None, :]
     if NEAREST:
         x = _rint(ix).to(tl.int32)
         y = _rint(iy).to(tl.int32)
         ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H)
-        v = tl.load(in_ptr + plane[:, None] + (y * W + x)[None, :], mask=lmask & ok[None, :], other=0)
+        v = tl.load(in_ptr + plane[None, :] + (y * W + x)[:, None], mask=lmask & ok[:, None], other=0)
         res = to_f32(v) * out_scale
     else:
         x0f = tl.floor(ix)
@@ -80,9 +86,9 @@ def _rotate_kernel(
         x0 = x0f.to(tl.int32)
         y0 = y0f.to(tl.int32)
         if HALF_MATH:
-            acc = tl.zeros([BLOCK_C, BLOCK_P], dtype=tl.float16)
+            acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float16)
         else:
-            acc = tl.zeros([BLOCK_C, BLOCK_P], dtype=tl.float32)
+            acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32)
         for k in tl.static_range(4):
             dx = k % 2
             dy = k // 2
@@ -90,14 +96,14 @@ def _rotate_kernel(
             y = y0 + dy
             w = (fx if dx == 1 else 1.0 - fx) * (fy if dy == 1 else 1.0 - fy)
             ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H)
-            v = tl.load(in_ptr + plane[:, None] + (y * W + x)[None, :], mask=lmask & ok[None, :], other=0)
+            v = tl.load(in_ptr + plane[None, :] + (y * W + x)[:, None], mask=lmask & ok[:, None], other=0)
             if HALF_MATH:
-                acc += w.to(tl.float16)[None, :] * v
+                acc += w.to(tl.float16)[:, None] * v
             else:
-                acc += w[None, :] * to_f32(v)
+                acc += w[:, None] * to_f32(v)
         res = acc.to(tl.float32) * out_scale
-    optr = out_ptr + plane[:, None] + pix[None, :]
-    tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[None, :])
+    optr = out_ptr + plane[None, :] + pix[:, None]
+    tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None])
 
 
 def _as_device_vector(v, n: int, device, name: str) -> torch.Tensor:
@@ -135,11 +141,11 @@ def rotate_cuda(
     planes = math.prod(img.shape[:-2])
     if out.numel() == 0:
         return out
-    block_c, block_p = 4, 256  # measured: 0.045 ms fp32 at 256x200x200 vs 0.103 ms with 16 x 128 (NOTES-ops.md)
+    block_c, block_p = TUNING["block_c"], TUNING["block_p"]  # [pixels, channels] tile, see _rotate_kernel
     grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
     _rotate_kernel[grid](
         x, out, ang, ctr, h, w, out_scale,
         NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, NPLANES=planes,
-        num_warps=4,
+        num_warps=TUNING["num_warps"],
     )
     return out
