@@ -37,6 +37,9 @@ def _args() -> argparse.Namespace:
     p.add_argument("--budget-s", type=float, default=480.0, help="Wall time for the whole script.")
     p.add_argument("--eval-reserve-s", type=float, default=100.0, help="Kept for evaluation and export.")
     p.add_argument("--pilot-steps", type=int, default=16)
+    p.add_argument("--epochs", type=int,
+                   help="Skip the pilot and train this many epochs (the pilot's rate is optimistic when the DataLoader "
+                   "bounds it: its few timed steps drain batches prefetched during start-up).")
     p.add_argument("--rate-factor", type=float, default=0.92,
                    help="Steady rate / pilot rate assumed when sizing the schedule (the time limit catches overshoot).")
     p.add_argument("--max-epochs", type=int, default=40)
@@ -46,6 +49,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--gen-only", action="store_true", help="Only generate the dataset (for concurrent runs).")
     p.add_argument("--nproc", type=int, default=1,
                    help="Processes (GPUs) of the main run: > 1 launches `torchrun -m bevdeploy.cli train` (DDP).")
+    p.add_argument("--eval-max-samples", type=int, help="Evaluate on the first N validation samples only.")
     p.add_argument("--port", type=int, default=29500, help="torchrun rendezvous port (one per concurrent run).")
     return p.parse_args()
 
@@ -73,7 +77,7 @@ def _config(args: argparse.Namespace, root: Path, version: str, out: Path, epoch
     return TrainConfig(
         model=args.model, variant=args.variant, dataroot=root, version=version, epochs=epochs,
         batch_size=args.batch_size, lr=args.lr, device=args.device, workers=args.workers, out=out,
-        init_from=args.init_from, **kw,
+        init_from=args.init_from, eval_max_samples=args.eval_max_samples, **kw,
     )
 
 
@@ -90,6 +94,8 @@ def _torchrun(args: argparse.Namespace, root: Path, version: str, out: Path, epo
     ]
     if args.init_from is not None:
         argv += ["--init-from", str(args.init_from)]
+    if args.eval_max_samples is not None:
+        argv += ["--eval-max-samples", str(args.eval_max_samples)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     _log("main run: " + " ".join(argv[2:]))
     subprocess.run(argv, check=True, env=env)
@@ -100,29 +106,36 @@ def _torchrun(args: argparse.Namespace, root: Path, version: str, out: Path, epo
     return manifest
 
 
-def main() -> int:
-    args = _args()
-    start = time.time()
-    import torch
+def _pilot_epochs(args: argparse.Namespace, root: Path, version: str, start: float) -> int:
+    """Epochs that fit the budget at the rate of a short single-process pilot (times rate_factor)."""
+    from bevdeploy.data.nuscenes import NuScenesDataset
     from bevdeploy.train import train
     from bevdeploy.train.data import epoch_order
 
-    torch.set_num_threads(args.threads)  # the DataLoader workers take the other cores
-    root, version = _dataroot(args)
-    if args.gen_only:
-        return 0
     pilot_out = args.work / "pilot"
     shutil.rmtree(pilot_out, ignore_errors=True)
     pilot = train(_config(args, root, version, pilot_out, 1, val_split="", max_steps=args.pilot_steps, log_every=4))
     rate = pilot["steady_steps_per_s"]
-    from bevdeploy.data.nuscenes import NuScenesDataset
-
     n_train = len(NuScenesDataset(root, version, "synth_train", sweeps=0))
     per_epoch = -(-len(epoch_order(n_train, 0, 0, 0, args.nproc)) // args.batch_size)
     left = args.budget_s - (time.time() - start) - args.eval_reserve_s
     epochs = int(max(1, min(args.max_epochs, args.rate_factor * left * rate // per_epoch)))
     _log(f"pilot: {rate:.2f} steps/s per process; {per_epoch} steps/epoch on {args.nproc} process(es); "
          f"{left:.0f} s left -> {epochs} epochs")
+    return epochs
+
+
+def main() -> int:
+    args = _args()
+    start = time.time()
+    import torch
+    from bevdeploy.train import train
+
+    torch.set_num_threads(args.threads)  # the DataLoader workers take the other cores
+    root, version = _dataroot(args)
+    if args.gen_only:
+        return 0
+    epochs = args.epochs if args.epochs is not None else _pilot_epochs(args, root, version, start)
     run_out = args.work / "run"
     shutil.rmtree(run_out, ignore_errors=True)
     cmd = "python3 benchmarks/train_gpu.py " + " ".join(sys.argv[1:])

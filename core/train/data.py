@@ -61,7 +61,14 @@ def _collate(items: list[tuple[dict[str, Any], Any]]) -> tuple[list[dict[str, An
 
 
 def _worker_init(_: int) -> None:
-    torch.set_num_threads(1)  # many workers x many intra-op threads would oversubscribe the cores
+    """One thread per worker: many workers x many intra-op (torch, OpenCV) threads would
+    oversubscribe the cores."""
+    torch.set_num_threads(1)
+    try:
+        import cv2
+    except ImportError:
+        return
+    cv2.setNumThreads(1)
 
 
 def loader(

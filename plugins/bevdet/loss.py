@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from bevdeploy.data.augment import TARGETS_KEY
+from bevdeploy.data.augment import LIDAR_AUG_KEY, TARGETS_KEY
 from bevdeploy.data.types import DETECTION_CLASSES
 
 from .config import COMMON_HEADS, TASKS, BEVDetConfig
@@ -102,9 +102,23 @@ def task_losses(task_out: dict[str, torch.Tensor], targets: list[dict[str, torch
     return loss_heat, loss_box
 
 
+def bev_boxes(sample: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The Sample's boxes and velocities in the frame the BEV grid lives in, the one
+    ``prepare.camera2bev`` lifts the images into: the ego frame, moved by the augmentation.
+
+    An augmented Sample holds its boxes in the augmented LiDAR frame and ``lidar2ego @ inv(m)``
+    as its lidar2ego, which would take them back to the *un-augmented* ego frame; the BEV frame is
+    the rig's ``lidar2ego`` (= sample.lidar2ego @ m) applied to the augmented boxes."""
+    l2e = np.asarray(sample.lidar2ego, dtype=np.float64)
+    aug = sample.extra.get(LIDAR_AUG_KEY)
+    if aug is not None:
+        l2e = l2e @ np.asarray(aug, dtype=np.float64)
+    return to_ego(np.asarray(sample.gt_boxes), np.asarray(sample.gt_velocity), l2e)
+
+
 def sample_targets(model: Any, sample: Any) -> list[dict[str, torch.Tensor]]:
     """``ModelSpec.targets`` of BEVDet: the CenterPoint targets of one augmented Sample, per task."""
-    boxes, vel = to_ego(np.asarray(sample.gt_boxes), np.asarray(sample.gt_velocity), np.asarray(sample.lidar2ego))
+    boxes, vel = bev_boxes(sample)
     return centerpoint_targets(model.cfg, boxes, vel, np.asarray(sample.gt_labels))
 
 

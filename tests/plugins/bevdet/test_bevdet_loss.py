@@ -67,3 +67,27 @@ def test_batched_training_forward_matches_frames_alone(tiny, tiny_inputs):
         for name, value in task.items():
             for i in range(2):
                 torch.testing.assert_close(value[i : i + 1], alone[i][t][name], rtol=1e-4, atol=1e-5)
+
+
+def test_targets_follow_the_augmented_bev_frame(small_dataroot):
+    """Under a global augmentation m the images are lifted with camera2bev = (L m L^-1) camera2ego
+    (L the rig's lidar2ego), so box targets must move the same way: target centre = L m b, not the
+    un-augmented L b that the augmented Sample's own lidar2ego (L m^-1) would give."""
+    from bevdeploy.data import open_dataset
+    from bevdeploy.data.augment import global_transform, lidar_transform
+    from bevdeploy.plugins.bevdet.loss import bev_boxes
+    from bevdeploy.plugins.bevdet.prepare import camera2bev
+    from bevdeploy.specs.run import DataSpec
+
+    dataroot, version = small_dataroot
+    sample = open_dataset(DataSpec(dataroot=dataroot, version=version, split="synth_val"), role="eval")[0]
+    m = lidar_transform(rotate=0.6, scale=1.05, flip_x=True)
+    aug = global_transform(sample, m)
+    lidar2ego = np.asarray(sample.lidar2ego, dtype=np.float64)
+    boxes, _ = bev_boxes(aug)
+    expect = (np.asarray(sample.gt_boxes, np.float64)[:, :3] @ (lidar2ego @ m)[:3, :3].T) + (lidar2ego @ m)[:3, 3]
+    np.testing.assert_allclose(boxes[:, :3], expect, atol=1e-3)
+    # the same map the camera geometry uses: BEV position = camera2bev @ camera2ego^-1 @ ego position
+    bev_of_ego = camera2bev(aug)[0] @ np.linalg.inv(np.asarray(sample.camera2ego[0], np.float64))
+    ego = np.asarray(sample.gt_boxes, np.float64)[:, :3] @ lidar2ego[:3, :3].T + lidar2ego[:3, 3]
+    np.testing.assert_allclose(ego @ bev_of_ego[:3, :3].T + bev_of_ego[:3, 3], boxes[:, :3], atol=1e-3)
