@@ -54,6 +54,14 @@ def to_f32(v):
     return out
 
 
+def tuned(tuning: Mapping, precision: str) -> dict:
+    """A kernels module's launch TUNING with its per-precision overrides (``tuning["per_precision"][p]``)
+    applied: the sweep in benchmarks/ops.py found different best shapes per element size."""
+    merged = {k: v for k, v in tuning.items() if k != "per_precision"}
+    merged.update(tuning.get("per_precision", {}).get(precision, {}))
+    return merged
+
+
 def interpreting() -> bool:
     """True when Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1)."""
     return os.environ.get("TRITON_INTERPRET", "0") == "1"

@@ -26,15 +26,17 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     out_dtype,
     tl,
     triton,
+    tuned,
 )
 
 OP = "bev_pool_v2"
 _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 2}
 # launch shape; "tile" is the earlier one-program-per-interval kernel (benchmarks/ops.py --sweep compares)
-TUNING = {"strategy": "rows", "block_i": 4, "pp": 8, "num_warps": 1}
-SWEEP = [{"strategy": "tile"}, {"block_i": 4, "pp": 8, "num_warps": 1}, {"block_i": 2, "pp": 16, "num_warps": 1},
-         {"block_i": 8, "pp": 8, "num_warps": 2}, {"block_i": 4, "pp": 16, "num_warps": 2},
-         {"block_i": 8, "pp": 4, "num_warps": 1}, {"block_i": 16, "pp": 8, "num_warps": 4}]
+# run 4 sweep (H200): 2 intervals x 16 lanes per 1-warp program was the fastest rows shape for every precision
+TUNING = {"strategy": "rows", "block_i": 2, "pp": 16, "num_warps": 1, "full_c": False}
+SWEEP = [{"strategy": "tile"}, {"block_i": 2, "pp": 16, "num_warps": 1}, {"block_i": 1, "pp": 32, "num_warps": 1},
+         {"block_i": 2, "pp": 32, "num_warps": 2}, {"block_i": 2, "pp": 16, "num_warps": 4, "full_c": True},
+         {"block_i": 1, "pp": 32, "num_warps": 4, "full_c": True}, {"block_i": 4, "pp": 16, "num_warps": 2}]
 
 
 @triton.jit
@@ -168,17 +170,18 @@ def bev_pool_v2_cuda(
     if n_int == 0:
         return out.permute(0, 4, 1, 2, 3)
     ints = [t.to(torch.int32).contiguous() for t in (ranks_depth, ranks_feat, ranks_bev, interval_starts, interval_lengths)]
-    if TUNING["strategy"] == "tile":
+    cfg = tuned(TUNING, precision)
+    if cfg["strategy"] == "tile":
         block_c = min(next_pow2(c), 128)
         _bev_pool_v2_kernel[(n_int, triton.cdiv(c, block_c))](
             d, f, *ints, out, c, out_scale,
             MODE=_MODE[precision], BLOCK_P=16, BLOCK_C=block_c, EVEN_C=block_c == c, num_warps=4,
         )
     else:
-        block_c = _channel_block(c, f.element_size())
-        _bev_pool_rows_kernel[(triton.cdiv(n_int, TUNING["block_i"]),)](
+        block_c = next_pow2(c) if cfg["full_c"] else _channel_block(c, f.element_size())
+        _bev_pool_rows_kernel[(triton.cdiv(n_int, cfg["block_i"]),)](
             d, f, *ints, out, n_int, c, out_scale,
-            MODE=_MODE[precision], BLOCK_I=TUNING["block_i"], PP=TUNING["pp"], BLOCK_C=block_c,
-            EVEN_C=c % block_c == 0, num_warps=TUNING["num_warps"],
+            MODE=_MODE[precision], BLOCK_I=cfg["block_i"], PP=cfg["pp"], BLOCK_C=block_c,
+            EVEN_C=c % block_c == 0, num_warps=cfg["num_warps"],
         )
     return out.permute(0, 4, 1, 2, 3)

@@ -31,13 +31,16 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     tl,
     to_f32,
     triton,
+    tuned,
 )
 
 OP = "ms_deform_attn"
 _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 0}  # int8 uses mode 2 (packed words) when C % 4 == 0
 # launch shape; benchmarks/ops.py --sweep varies it
-TUNING = {"num_warps": 4, "rows_per_thread": 1}
-SWEEP = [{"num_warps": 1}, {"num_warps": 2}, {"num_warps": 4}, {"num_warps": 8}]
+# lane_bytes: bytes of a row per lane (16: a warp load covers whole rows; 128: one lane per 32-channel fp32 row)
+TUNING = {"num_warps": 4, "lane_bytes": 16}
+SWEEP = [{"lane_bytes": 16}, {"lane_bytes": 16, "num_warps": 8}, {"lane_bytes": 32}, {"lane_bytes": 64},
+         {"lane_bytes": 128}]
 
 
 @triton.jit
@@ -81,18 +84,22 @@ def _corner(value_ptr, row0, h, NH, x, y, dx: tl.constexpr, dy: tl.constexpr, wl
 def _ms_deform_attn_kernel(
     value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, out_ptr,
     S, NQ, NH, C, L, P, ROWS, attn_scale, out_scale,
-    MODE: tl.constexpr, BLOCK_R: tl.constexpr, NCH: tl.constexpr, VW: tl.constexpr, ROW: tl.constexpr,
-    EVEN: tl.constexpr,
+    MODE: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, NCH: tl.constexpr, VW: tl.constexpr,
+    ROW: tl.constexpr, EVEN: tl.constexpr,
 ):
-    """One program per BLOCK_R consecutive (batch, query, head) rows, one thread per row: the thread keeps the
-    whole row (NCH chunks of VW elements, 16 bytes each) in registers and walks the L * P points itself, so
-    there is no cross-thread reduction and the per-point coordinate, weight and mask math is done once per row
-    instead of once per 16-byte chunk. The [BLOCK_R, NCH, VW] tile puts the row dimension on the lanes."""
-    r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    """One program per BLOCK_R lanes; SPLIT neighbouring lanes share one (batch, query, head) row, each lane
+    keeping NCH * VW of its channels (16-byte chunks) in registers and walking the L * P points itself, so
+    there is no cross-lane reduction. SPLIT trades per-lane point math (coordinates, weights, masks, done by
+    every lane of a row) against L1 wavefronts: one warp load covers whole rows when a lane holds 16 bytes
+    (SPLIT = row bytes / 16), but a lane holding the whole row (SPLIT = 1) makes every load instruction touch
+    32 different lines. The [lanes, NCH, VW] tile puts the lane dimension on the threads."""
+    q = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    r = q // SPLIT
+    part = q % SPLIT
     rmask = r < ROWS
     h = r % NH
     b = r // (NH * NQ)
-    c = tl.program_id(1) * (NCH * VW) + tl.arange(0, NCH)[None, :, None] * VW + tl.arange(0, VW)[None, None, :]
+    c = (part * (NCH * VW))[:, None, None] + tl.arange(0, NCH)[None, :, None] * VW + tl.arange(0, VW)[None, None, :]
     cmask = (c < ROW) | EVEN
     acc_dt = tl.float16 if MODE == 1 else tl.float32
     acc0 = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
@@ -176,15 +183,17 @@ def ms_deform_attn_cuda(
     if packed:
         v = v.view(torch.int32)  # 4 channels per word, unpacked in registers
     row = c // 4 if packed else c
-    vw = 4 if packed else 16 // v.element_size()  # elements per 16-byte load
-    block_w = min(max(next_pow2(row), 2), 8 * vw)  # at most 128 bytes of a row per thread (registers)
-    vw = min(vw, block_w)
+    cfg = tuned(TUNING, precision)
+    elem = 4 if packed else v.element_size()  # bytes per loaded element (packed int8: one int32 word)
+    row_p2 = max(next_pow2(row), 2)
+    per_lane = max(1, min(row_p2, cfg["lane_bytes"] // elem))  # elements of a row per lane
+    vw = min(per_lane, 16 // elem)  # 16-byte loads
     rows = bs * nq * nh
-    block_r = 32 * TUNING["num_warps"] * TUNING["rows_per_thread"]
-    mode = 2 if packed else _MODE[precision]
-    _ms_deform_attn_kernel[(triton.cdiv(rows, block_r), triton.cdiv(row, block_w))](
+    lanes = rows * (row_p2 // per_lane)
+    block_r = 32 * cfg["num_warps"]
+    _ms_deform_attn_kernel[(triton.cdiv(lanes, block_r),)](
         v, shapes, starts, loc, w, out, s, nq, nh, c, nl, npts, rows, attn_scale, out_scale,
-        MODE=mode, BLOCK_R=block_r, NCH=block_w // vw, VW=vw, ROW=row, EVEN=row % block_w == 0,
-        num_warps=TUNING["num_warps"],
+        MODE=2 if packed else _MODE[precision], BLOCK_R=block_r, SPLIT=row_p2 // per_lane, NCH=per_lane // vw,
+        VW=vw, ROW=row, EVEN=row == row_p2, num_warps=cfg["num_warps"],
     )
     return out

@@ -27,13 +27,14 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     tl,
     to_f32,
     triton,
+    tuned,
 )
 
 OP = "rotate"
 # launch shape; benchmarks/ops.py --sweep varies it
-TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4}
-SWEEP = [{"block_c": 4, "block_p": 256}, {"block_c": 16, "block_p": 128}, {"block_c": 8, "block_p": 256},
-         {"block_c": 32, "block_p": 128, "num_warps": 8}]
+TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True}
+SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 8, "block_p": 256}, {"block_c": 16, "block_p": 128},
+         {"block_c": 8, "block_p": 512, "num_warps": 8}]
 
 
 @triton.jit
@@ -47,7 +48,7 @@ def _rint(x):
 @triton.jit
 def _rotate_kernel(
     in_ptr, out_ptr, angle_ptr, center_ptr, H, W, out_scale,
-    NEAREST: tl.constexpr, HALF_MATH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
+    NEAREST: tl.constexpr, HALF_MATH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr,
     NPLANES,
 ):
     """[pixels, channels] tile: neighbouring output pixels (neighbouring source addresses) on neighbouring
@@ -102,6 +103,8 @@ def _rotate_kernel(
             else:
                 acc += w[:, None] * to_f32(v)
         res = acc.to(tl.float32) * out_scale
+    if ONE_PIX:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
+        pix = tl.max_contiguous(pix, 1)
     optr = out_ptr + plane[None, :] + pix[:, None]
     tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None])
 
@@ -141,11 +144,12 @@ def rotate_cuda(
     planes = math.prod(img.shape[:-2])
     if out.numel() == 0:
         return out
-    block_c, block_p = TUNING["block_c"], TUNING["block_p"]  # [pixels, channels] tile, see _rotate_kernel
+    cfg = tuned(TUNING, precision)
+    block_c, block_p = cfg["block_c"], cfg["block_p"]  # [pixels, channels] tile, see _rotate_kernel
     grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
     _rotate_kernel[grid](
         x, out, ang, ctr, h, w, out_scale,
-        NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, NPLANES=planes,
-        num_warps=TUNING["num_warps"],
+        NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], NPLANES=planes,
+        num_warps=cfg["num_warps"],
     )
     return out
