@@ -16,7 +16,7 @@ import torch
 
 from ..errors import BevDeployError
 from .config import TrainConfig
-from .data import TrainSamples, batches, epoch_order, loader, to_device
+from .data import TrainSamples, batches, epoch_order, limit_threads, loader, to_device
 from .state import STATE_FILE, export_weights, load_state, save_state
 
 WARMUP = 4
@@ -93,11 +93,12 @@ def _resolve(cfg: TrainConfig):
         root, version = Path(cfg.dataroot), cfg.version or "v1.0-trainval"
     custom = custom_splits(Path(root), version)
     split = cfg.split or ("synth_train" if "synth_train" in custom else "train")
-    train_ds = NuScenesDataset(root, version, split, sweeps=cfg.sweeps, max_samples=cfg.max_samples)
+    sweeps = cfg.sweeps if "lidar" in spec.modalities else 0  # a camera-only model never reads the points
+    train_ds = NuScenesDataset(root, version, split, sweeps=sweeps, max_samples=cfg.max_samples)
     val_ds = None
     if cfg.val_split != "":
         val = cfg.val_split or default_split(version, "eval", custom=custom)
-        val_ds = NuScenesDataset(root, version, val, sweeps=cfg.sweeps, max_samples=cfg.eval_max_samples)
+        val_ds = NuScenesDataset(root, version, val, sweeps=sweeps, max_samples=cfg.eval_max_samples)
     return spec, variant, train_ds, val_ds, version
 
 
@@ -128,6 +129,7 @@ def _train(cfg: TrainConfig, resume: bool, command: str, rank: int, world: int, 
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
         raise BevDeployError("--epochs and --batch-size must be >= 1 and --lr > 0")
     device = _device(cfg, local)
+    limit_threads(torch.get_num_threads())  # numpy's BLAS too, so its idle threads do not spin against the workers
     spec, variant, train_ds, val_ds, version = _resolve(cfg)
     torch.manual_seed(cfg.seed)
     model = spec.build(variant).to(device).train()
