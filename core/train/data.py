@@ -64,8 +64,8 @@ def limit_threads(n: int) -> None:
     """Cap this process's intra-op thread pools at ``n``: torch's, OpenCV's and numpy's BLAS.
 
     numpy's OpenBLAS starts one thread per core and busy-waits between calls; the LiDAR transforms
-    in every sample are BLAS matmuls, so 14 DataLoader workers on a 32-core machine ran 14 x 32
-    spinning threads (measured: 20 BEVDet samples/s from 14 workers that each prepare 8/s alone)."""
+    in every sample are BLAS matmuls, so 14 DataLoader workers on a 32-core machine run 14 x 32
+    threads (the suspected cause of 20 BEVDet samples/s from 14 workers that prepare 8/s each)."""
     torch.set_num_threads(n)
     try:
         import cv2

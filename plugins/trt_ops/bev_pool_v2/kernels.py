@@ -6,9 +6,12 @@ Entry point (called by op.py on CUDA tensors)::
                      out_shape, precision="fp32", scales=None) -> (B, C, Z, Y, X)
 
 depth (B, N, D, H, W), feat (B, N, H, W, C), ranks_* (R,) sorted by ranks_bev, intervals (K,) mark the
-runs of equal ranks_bev, out_shape = (B, Z, Y, X, C) (arguments as reference.py). One program per (interval, channel block)
-sums depth[ranks_depth] * feat[ranks_feat, c] over the interval and writes out[ranks_bev, c]; the frustum
-feature is never materialised and no atomics are needed. Cells without an interval stay zero.
+runs of equal ranks_bev, out_shape = (B, Z, Y, X, C) (arguments as reference.py). Each interval's sum of
+depth[ranks_depth] * feat[ranks_feat, c] is written to out[ranks_bev, c]; the frustum feature is never
+materialised and no atomics are needed. Cells without an interval stay zero. Default kernel
+(_bev_pool_rows_kernel): a few intervals per one-warp program, 16 lanes per interval; the earlier
+one-program-per-interval kernel (_bev_pool_v2_kernel) stays selectable with TUNING["strategy"] = "tile"
+(faster for fp32 by ~3%, much slower for 2- and 1-byte elements: benchmarks/NOTES-ops.md).
 
 Variants: fp32; fp16 (fp16 depth/feat, fp32 sum, fp16 out); fp16x2 (fp16 products and fp16 sum);
 int8 (depth and feat int8 with scales["depth"], scales["feat"]: the products and the sum are exact int32,

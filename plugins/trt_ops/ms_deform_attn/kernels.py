@@ -8,8 +8,8 @@ Entry point (called by op.py on CUDA tensors)::
 value (bs, num_keys, heads, C); spatial_shapes (L, 2) as (H, W); level_start_index (L,);
 sampling_locations (bs, nq, heads, L, P, 2) as normalised (x, y) in [0, 1]; attention_weights
 (bs, nq, heads, L, P). Sampling is bilinear with zero padding and align_corners=False (pixel = loc * size - 0.5),
-as mmcv's kernel. One thread per (batch, query, head) row walks the L*P points and keeps (up to 128 bytes of)
-the row's channels in registers; see _ms_deform_attn_kernel for why.
+as mmcv's kernel. The lanes of one (batch, query, head) row (16 bytes of channels each by default) walk the L*P
+points and keep their channels in registers; see _ms_deform_attn_kernel for why (benchmarks/NOTES-ops.md).
 
 Variants: fp32; fp16 (every float input fp16, fp32 arithmetic, fp16 out); fp16x2 (fp16 storage, corner
 weights and the weighted sum in fp16; coordinates in fp32); int8 (value int8 with scales["value"];
