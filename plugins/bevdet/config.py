@@ -3,8 +3,11 @@
 ``r50`` is HuangJunJie2017/BEVDet ``configs/bevdet/bevdet-r50.py``: 256x704 images, ResNet50
 (out_indices 2, 3) + CustomFPN 256, LSS with 59 depth bins (1-60 m), numC_Trans 64, downsample
 16, BEV grid +-51.2 m at 0.8 m (128x128) over z -5..3 m, CustomResNet [128, 256, 512] + FPN_LSS
-256, CenterHead with six task groups. ``tiny`` keeps every module and name, shrinks widths,
-images, depth bins and the grid so that a 2-core CPU runs a sample in well under a second.
+256, CenterHead with ONE task of all ten classes (upstream's config since its dev2.0 rewrite; the
+six CenterPoint groups were its 2022 v1 config, whose r50 has other module names). ``tiny``
+keeps every module and name but keeps the six head groups (its trained weights have them),
+shrinks widths, images, depth bins and the grid so that a 2-core CPU runs a sample in well
+under a second. Either way the decode's NMS runs per CenterPoint group (:data:`TASKS`).
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ from dataclasses import dataclass, field
 
 from bevdeploy.errors import BevDeployError
 
-# CenterPoint's nuScenes task groups, in head order; concatenated they are DETECTION_CLASSES' order
+# CenterPoint's nuScenes task groups; concatenated they are DETECTION_CLASSES' order. They are the
+# decode's NMS groups for every variant and the head's task layout by default (HeadConfig.tasks).
 TASKS: tuple[tuple[str, ...], ...] = (
     ("car",), ("truck", "construction_vehicle"), ("bus", "trailer"), ("barrier",),
     ("motorcycle", "bicycle"), ("pedestrian", "traffic_cone"),
 )  # fmt: skip
+# upstream bevdet-r50 (dev2.0 and later): one head task predicting all ten classes
+ONE_TASK: tuple[tuple[str, ...], ...] = (tuple(name for names in TASKS for name in names),)
 
 # regression heads (name, channels) in the official order; the heatmap head comes last
 COMMON_HEADS: tuple[tuple[str, int], ...] = (("reg", 2), ("height", 1), ("dim", 3), ("rot", 2), ("vel", 2))
@@ -26,6 +32,7 @@ REG_CHANNELS = sum(c for _, c in COMMON_HEADS)
 
 @dataclass(frozen=True)
 class HeadConfig:
+    tasks: tuple[tuple[str, ...], ...] = TASKS  # the head's task_heads, one SeparateHead each
     share_conv_channel: int = 64
     head_conv: int = 64
     final_kernel: int = 3
@@ -36,7 +43,7 @@ class HeadConfig:
     pre_max_size: int = 1000  # top-K per task before NMS
     post_max_size: int = 500  # boxes kept per task after NMS
     max_per_img: int = 500  # boxes kept per sample (the nuScenes devkit accepts at most 500)
-    # circle-NMS radius per task (CenterPoint nuScenes test_cfg min_radius), compared with squared distance
+    # circle-NMS radius per NMS group of TASKS (CenterPoint nuScenes test_cfg min_radius), vs squared distance
     min_radius: tuple[float, ...] = (4.0, 12.0, 10.0, 1.0, 0.85, 0.175)
     post_center_range: tuple[float, ...] = (-61.2, -61.2, -10.0, 61.2, 61.2, 10.0)
 
@@ -82,6 +89,7 @@ class BEVDetConfig:
 R50 = BEVDetConfig(
     name="r50",
     description="HuangJunJie2017/BEVDet bevdet-r50: ResNet50 + CustomFPN, LSS 59 depth bins, 128x128 BEV, CenterHead",
+    head=HeadConfig(tasks=ONE_TASK),
 )
 
 TINY = BEVDetConfig(

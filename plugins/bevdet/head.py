@@ -1,9 +1,11 @@
 """CenterPoint head (CenterHead + SeparateHead, mmdet3d names) and its decode.
 
 The deployable head returns two dense maps: ``heatmap`` (1, 10, H, W), the sigmoid class scores
-of the six task groups concatenated (their order is DETECTION_CLASSES'), and ``bbox_reg``
-(1, 6*10, H, W), per task [reg 2, height 1, dim 3, rot 2, vel 2]. Decode is CenterPoint's: top-K
-per task, centre = (cell + reg) * out_size_factor * voxel + range start, height = gravity-centre
+of the head's tasks concatenated (their order is DETECTION_CLASSES'), and ``bbox_reg``
+(1, T*10, H, W), per head task [reg 2, height 1, dim 3, rot 2, vel 2]; T is 1 for r50 (upstream's
+one ten-class task) and 6 for tiny (CenterPoint's groups). Decode is CenterPoint's whatever T is:
+top-K per CenterPoint group (:data:`TASKS`, reading the regression of the head task holding the
+group's classes), centre = (cell + reg) * out_size_factor * voxel + range start, height = gravity-centre
 z, dim = exp(dim) as (l, w, h), yaw = atan2(sin, cos), score threshold and centre-range filter,
 then circle NMS with the per-task radii of CenterPoint's nuScenes config. (BEVDet's own test_cfg
 uses rotated-IoU NMS with per-class box rescaling; circle NMS is CenterPoint's, needs no rotated
@@ -52,11 +54,13 @@ class SeparateHead(nn.Module):
 
 
 class CenterHead(nn.Module):
+    """``shared_conv`` then one SeparateHead per task of ``cfg.tasks`` under ``task_heads.i``."""
+
     def __init__(self, cin: int, cfg: HeadConfig):
         super().__init__()
         self.shared_conv = ConvBNReLU(cin, cfg.share_conv_channel, 3)
         self.task_heads = nn.ModuleList(
-            SeparateHead(cfg.share_conv_channel, cfg.head_conv, len(t), cfg.final_kernel, cfg.init_bias) for t in TASKS
+            SeparateHead(cfg.share_conv_channel, cfg.head_conv, len(t), cfg.final_kernel, cfg.init_bias) for t in cfg.tasks
         )
 
     def forward_tasks(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
@@ -95,7 +99,7 @@ def circle_nms(centers: np.ndarray, scores: np.ndarray, radius: float, max_keep:
 
 
 def _decode_task(heat: torch.Tensor, reg: torch.Tensor, cfg: BEVDetConfig) -> tuple[torch.Tensor, ...]:
-    """One task: heat (C, H, W), reg (10, H, W) -> boxes (K, 7), scores, class, velocity (ego frame)."""
+    """One NMS group: heat (C, H, W), reg (10, H, W) -> boxes (K, 7), scores, class, velocity (ego frame)."""
     hc = cfg.head
     c, h, w = heat.shape
     idx = _top_k(heat.reshape(-1), hc.pre_max_size)
@@ -123,19 +127,24 @@ def to_lidar_frame(boxes: np.ndarray, velocity: np.ndarray, lidar2ego: np.ndarra
     return out.astype(np.float32), vel.astype(np.float32)
 
 
+def _head_task(names: tuple[str, ...], tasks: tuple[tuple[str, ...], ...]) -> int:
+    """Index of the head task that predicts all of an NMS group's classes (they share its regression)."""
+    return next(t for t, task in enumerate(tasks) if set(names) <= set(task))
+
+
 def decode(heatmap: torch.Tensor, bbox_reg: torch.Tensor, lidar2ego: torch.Tensor, cfg: BEVDetConfig) -> Detections:
     """Dense head maps (batch 1) -> detections in the LiDAR frame (our box convention)."""
     heatmap, bbox_reg = heatmap.detach().float()[0], bbox_reg.detach().float()[0]
+    channels = [name for names in cfg.head.tasks for name in names]  # the heatmap's channel order
     parts: list[tuple[np.ndarray, ...]] = []
-    first = 0
-    for t, names in enumerate(TASKS):
+    for g, names in enumerate(TASKS):
+        t = _head_task(names, cfg.head.tasks)
         boxes, scores, cls, vel = _decode_task(
-            heatmap[first : first + len(names)], bbox_reg[t * REG_CHANNELS : (t + 1) * REG_CHANNELS], cfg
+            heatmap[[channels.index(n) for n in names]], bbox_reg[t * REG_CHANNELS : (t + 1) * REG_CHANNELS], cfg
         )
-        keep = circle_nms(boxes[:, :2].numpy(), scores.numpy(), cfg.head.min_radius[t], cfg.head.post_max_size)
+        keep = circle_nms(boxes[:, :2].numpy(), scores.numpy(), cfg.head.min_radius[g], cfg.head.post_max_size)
         labels = np.array([DETECTION_CLASSES.index(n) for n in names], dtype=np.int64)[cls.numpy()[keep]]
         parts.append((boxes.numpy()[keep], scores.numpy()[keep], labels, vel.numpy()[keep]))
-        first += len(names)
     boxes, scores, labels, vel = (np.concatenate([p[i] for p in parts]) for i in range(4))
     best = np.argsort(-scores, kind="stable")[: cfg.head.max_per_img]
     boxes, vel = to_lidar_frame(boxes[best].reshape(-1, 7), vel[best].reshape(-1, 2), lidar2ego.detach().double().reshape(4, 4).numpy())

@@ -1,7 +1,37 @@
 """The BEVDet module tree (``img_backbone``, ``img_neck``, ``img_view_transformer``,
 ``img_bev_encoder_backbone``, ``img_bev_encoder_neck``, ``pts_bbox_head``, as in
 HuangJunJie2017/BEVDet) and the stage methods that both the eager forward and the DeployGraph
-pieces call, so the two paths cannot drift apart."""
+pieces call, so the two paths cannot drift apart.
+
+Checkpoint names: where each ``r50`` key name and shape comes from. Upstream's current layout
+(CustomFPN / LSSViewTransformer / CustomResNet, released bevdet-r50 at mAP 28.3 / NDS 35.0) is
+not among the stored versions of HuangJunJie2017/BEVDet itself (those are its 2022 v1:
+FPNForBEVDet 512, ``depthnet``, ResNetForBEVDet, six head tasks), so it was read from forks
+that carry upstream's files unchanged, cross-checked against each other:
+
+- configs/bevdet/bevdet-r50.py (morioramdenbourg/BEVDet f8cfba7e, NicolasHHH/BEVDet e1ba8db2,
+  ETH-PBL/BEVDet c05b1811): ResNet50 out_indices (2, 3); CustomFPN [1024, 2048] -> 256,
+  out_ids [0]; LSSViewTransformer in 256, out 64, downsample 16, depth [1, 60, 1] (D = 59),
+  z [-5, 3, 8]; CustomResNet numC_input 64, num_channels [128, 256, 512]; FPN_LSS 640 -> 256;
+  CenterHead in 256, share_conv_channel 64, ONE task of the ten classes, common_heads
+  reg/height/dim/rot/vel each (C, 2), SeparateHead final_kernel 3.
+- mmdet3d/models/necks/fpn.py CustomFPN (morioramdenbourg f8cfba7e): ConvModule laterals and a
+  single fpn conv (only ids in out_ids), no norm/act -> ``lateral_convs.i.conv.{weight,bias}``,
+  ``fpn_convs.0.conv.{weight,bias}``.
+- mmdet3d/models/necks/view_transformer.py LSSViewTransformer (NicolasHHH e1ba8db2): plain
+  ``depth_net`` = Conv2d(in, D + out, 1) with bias; frustum and grid_* are plain tensors.
+- mmdet3d/models/backbones/resnet.py CustomResNet (morioramdenbourg f8cfba7e): ``layers.i.j``
+  mmdet BasicBlocks, the first with ``downsample`` = Conv2d(cin, cout, 3, 2, 1) with bias.
+- mmdet3d/models/necks/lss_fpn.py FPN_LSS (morioramdenbourg 100973d4): ``conv`` Sequential
+  [conv, bn, relu, conv, bn, relu], ``up2`` [upsample, conv, bn, relu, conv+bias]; no
+  ``input_conv``/``lateral_conv`` at the defaults.
+- mmdet3d/models/dense_heads/centerpoint_head.py (NicolasHHH e1ba8db2): ``shared_conv``
+  ConvModule with BN (``conv`` no bias, ``bn``); ``task_heads.i.<head>`` Sequential of
+  ConvModule(s) then a biased conv, heatmap last with num_heatmap_convs 2.
+- open-mmlab/mmcv conv_module.py / norm.py: ConvModule's ``conv`` + ``bn`` (BN abbreviation
+  ``bn``, no postfix), bias only without norm. open-mmlab/mmdetection backbones/resnet.py:
+  ``conv1``/``bn1`` stem, ``layerN``, Bottleneck ``convK``/``bnK``, ``downsample.{0,1}``.
+"""
 
 from __future__ import annotations
 

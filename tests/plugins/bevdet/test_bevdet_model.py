@@ -3,6 +3,7 @@ the decode's conventions, and the one-engine export with its bev_pool_v2 node on
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -10,12 +11,15 @@ import onnx
 import torch
 from bevdeploy.graph import DeployGraph
 from bevdeploy.manager import get_plugin_manager, registered_models
-from bevdeploy.plugins.bevdet.config import REG_CHANNELS, TINY
+from bevdeploy.plugins.bevdet.config import R50, REG_CHANNELS, TASKS, TINY
 from bevdeploy.plugins.bevdet.head import circle_nms, decode, to_lidar_frame
 from bevdeploy.plugins.bevdet.partition import RANK_NAMES, partition, single_engine
 from bevdeploy.specs.run import RunSpec
 
-# (key, shape) pairs of HuangJunJie2017/BEVDet bevdet-r50 checkpoints
+# (key, shape) pairs of HuangJunJie2017/BEVDet bevdet-r50 checkpoints, as derived from upstream's
+# source (configs/bevdet/bevdet-r50.py, necks/fpn.py CustomFPN, necks/view_transformer.py
+# LSSViewTransformer, backbones/resnet.py CustomResNet, necks/lss_fpn.py FPN_LSS,
+# dense_heads/centerpoint_head.py; mmdet ResNet, mmcv ConvModule); see bevdet/model.py's docstring
 R50_KEYS = {
     "img_backbone.conv1.weight": (64, 3, 7, 7),
     "img_backbone.bn1.running_var": (64,),
@@ -57,10 +61,36 @@ R50_KEYS = {
     "pts_bbox_head.task_heads.0.dim.1.weight": (3, 64, 3, 3),
     "pts_bbox_head.task_heads.0.rot.1.weight": (2, 64, 3, 3),
     "pts_bbox_head.task_heads.0.vel.1.weight": (2, 64, 3, 3),
-    "pts_bbox_head.task_heads.0.heatmap.1.weight": (1, 64, 3, 3),
-    "pts_bbox_head.task_heads.1.heatmap.1.bias": (2,),
-    "pts_bbox_head.task_heads.5.heatmap.1.weight": (2, 64, 3, 3),
+    "pts_bbox_head.task_heads.0.heatmap.0.conv.weight": (64, 64, 3, 3),
+    "pts_bbox_head.task_heads.0.heatmap.1.weight": (10, 64, 3, 3),  # one task of all ten classes
+    "pts_bbox_head.task_heads.0.heatmap.1.bias": (10,),
 }
+BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def _upstream_head_keys(num_tasks: int) -> set[str]:
+    """CenterHead's keys by upstream's construction: shared_conv ConvModule(conv, bn); per task a
+    SeparateHead whose heads (reg, height, dim, rot, vel, heatmap) are [ConvModule, biased conv]."""
+    keys = {"pts_bbox_head.shared_conv.conv.weight", *(f"pts_bbox_head.shared_conv.bn.{b}" for b in BN)}
+    for t in range(num_tasks):
+        for head in ("reg", "height", "dim", "rot", "vel", "heatmap"):
+            p = f"pts_bbox_head.task_heads.{t}.{head}"
+            keys |= {f"{p}.0.conv.weight", f"{p}.1.weight", f"{p}.1.bias", *(f"{p}.0.bn.{b}" for b in BN)}
+    return keys
+
+
+def _upstream_bev_keys() -> set[str]:
+    """View transformer, CustomResNet [2, 2, 2] and FPN_LSS keys by upstream's construction."""
+    keys = {"img_view_transformer.depth_net.weight", "img_view_transformer.depth_net.bias"}
+    for i in range(3):
+        for j in range(2):
+            p = f"img_bev_encoder_backbone.layers.{i}.{j}"
+            keys |= {f"{p}.conv1.weight", f"{p}.conv2.weight", *(f"{p}.bn{n}.{b}" for n in (1, 2) for b in BN)}
+        keys |= {f"img_bev_encoder_backbone.layers.{i}.0.downsample.{w}" for w in ("weight", "bias")}
+    neck = "img_bev_encoder_neck"
+    keys |= {f"{neck}.conv.0.weight", f"{neck}.conv.3.weight", f"{neck}.up2.1.weight", f"{neck}.up2.4.weight",
+             f"{neck}.up2.4.bias", *(f"{neck}.{m}.{b}" for m in ("conv.1", "conv.4", "up2.2") for b in BN)}
+    return keys
 
 
 def test_plugin_found_through_hooks():
@@ -81,7 +111,14 @@ def test_r50_official_names_and_strict_load():
     got = {k: tuple(sd[k].shape) for k in R50_KEYS if k in sd}
     assert got == R50_KEYS
     assert not any("frustum" in k or "grid_" in k for k in sd)  # plain attributes upstream, not weights
-    assert len([k for k in sd if k.startswith("pts_bbox_head.task_heads.")]) == 6 * 6 * 8  # conv, bn x5, final weight+bias
+    assert {k for k in sd if k.startswith("pts_bbox_head.")} == _upstream_head_keys(1)
+    assert {k for k in sd if k.startswith(("img_view_transformer.", "img_bev_encoder_"))} == _upstream_bev_keys()
+    neck = {k for k in sd if k.startswith("img_neck.")}
+    assert neck == {f"img_neck.{m}.conv.{w}" for m in ("lateral_convs.0", "lateral_convs.1", "fpn_convs.0") for w in ("weight", "bias")}
+    backbone = [k for k in sd if k.startswith("img_backbone.")]
+    # stem conv1 + bn1; per Bottleneck conv1-3 + bn1-3; per stage downsample.0 conv + downsample.1 BN
+    assert len(backbone) == 6 + sum((3, 4, 6, 3)) * 3 * 6 + 4 * 6
+    assert {k.split(".")[1] for k in backbone} == {"conv1", "bn1", "layer1", "layer2", "layer3", "layer4"}
     wrapped = {"state_dict": {f"module.{k}": v for k, v in sd.items()}, "meta": {}}
     model.load_state_dict(model.convert_checkpoint(wrapped), strict=True)
 
@@ -109,6 +146,28 @@ def test_ranks_computed_once_per_rig(tiny, tiny_inputs):
     moved[0, 0, 0, 3] += 1.0  # a different rig
     other = tiny.bev_ranks(moved, *args[1:])
     assert other is not first and not torch.equal(other[2], first[2])
+
+
+def test_tiny_keeps_six_head_tasks(tiny):
+    """tiny's head keeps CenterPoint's six groups (its shipped weights have them), r50 has one."""
+    assert {k for k in tiny.state_dict() if k.startswith("pts_bbox_head.")} == _upstream_head_keys(6)
+    assert tiny.pts_bbox_head.task_heads[5].heatmap[1].weight.shape[0] == 2
+
+
+def test_decode_same_for_one_or_six_head_tasks():
+    """The head's task layout changes the checkpoint, not the decode: upstream r50's one task
+    decodes exactly as six tasks that all carry the same regression."""
+    g = torch.Generator().manual_seed(0)
+    h, w = R50.grid_size[1], R50.grid_size[0]
+    heat = torch.rand(1, 10, h, w, generator=g) * 0.12
+    heat[0, 8, 60, 70] = 0.9  # a pedestrian peak
+    reg = torch.randn(1, REG_CHANNELS, h, w, generator=g) * 0.3
+    six = dataclasses.replace(R50, head=dataclasses.replace(R50.head, tasks=TASKS))
+    one_task = decode(heat, reg, torch.eye(4), R50)
+    six_tasks = decode(heat, reg.repeat(1, len(TASKS), 1, 1), torch.eye(4), six)
+    assert len(one_task) > 100 and 8 in one_task.labels.tolist()
+    for field in ("boxes", "scores", "labels", "velocity"):
+        np.testing.assert_array_equal(getattr(one_task, field), getattr(six_tasks, field))
 
 
 def test_decode_peak_to_box():
