@@ -108,6 +108,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init-from", type=Path, help="Start from these weights (fine-tuning) with a fresh schedule.")
     p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: each rank its local GPU).")
     p.add_argument("--time-limit", type=float, help="Stop training after this many seconds, then export and evaluate.")
+    p.add_argument("--fit-schedule", action="store_true",
+                   help="With --time-limit: shorten the schedule so that it ends at the limit, from the rate measured "
+                   "over 5-10%% of it (--epochs is then the most it may run).")
     p.add_argument("--log-every", type=int, default=10, help="Steps between progress lines.")
     p.set_defaults(func=cmd_train)
 
@@ -120,7 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         val_split=args.val_split, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, workers=args.workers,
         seed=args.seed, amp=args.amp, max_samples=args.max_samples, eval_max_samples=args.eval_max_samples,
         save_every=args.save_every, out=args.out, device=args.device, init_from=args.init_from,
-        time_limit_s=args.time_limit, log_every=args.log_every,
+        time_limit_s=args.time_limit, fit_schedule=args.fit_schedule, log_every=args.log_every,
     )
     manifest = train(cfg, resume=args.resume, command=" ".join(["bevdeploy", *sys.argv[1:]]))
     if manifest.get("metrics_fp32"):

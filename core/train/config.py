@@ -37,6 +37,7 @@ class TrainConfig:
     save_every: int = 0  # steps between resumable checkpoints (0: at each epoch's end only)
     max_steps: int | None = None  # stop (resumably) after this global step (tests, pilots)
     time_limit_s: float | None = None  # stop after this much training time and still export + evaluate
+    fit_schedule: bool = False  # shorten the one-cycle schedule to end at time_limit_s (rate measured early on)
     log_every: int = 10
     init_from: Path | None = None  # start from these weights (fine-tuning, QAT) instead of the model's init
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -128,6 +128,8 @@ class _Run:
 def _train(cfg: TrainConfig, resume: bool, command: str, rank: int, world: int, local: int) -> dict[str, Any]:
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
         raise BevDeployError("--epochs and --batch-size must be >= 1 and --lr > 0")
+    if cfg.fit_schedule and cfg.time_limit_s is None:
+        raise BevDeployError("--fit-schedule fits the schedule to --time-limit; give --time-limit SECONDS too")
     device = _device(cfg, local)
     limit_threads(torch.get_num_threads())  # numpy's BLAS too, so its idle threads do not spin against the workers
     spec, variant, train_ds, val_ds, version = _resolve(cfg)
@@ -156,6 +158,7 @@ def _train(cfg: TrainConfig, resume: bool, command: str, rank: int, world: int, 
     step, last, rate = _loop(run, step)
     if rank != 0:
         return {}
+    total = run.total  # shortened by fit_schedule
     manifest = _manifest(cfg, variant, version, step, total, last, command, world)
     if rate is not None:
         manifest["steady_steps_per_s"] = rate
@@ -203,12 +206,16 @@ def _loop(run: _Run, step: int) -> tuple[int, dict[str, float], float | None]:
     t_log, step_log = t0, step
     keys = _run_batches(run, step, stop)
     pin = run.device.type == "cuda"
+    fit = _ScheduleFit(cfg.time_limit_s) if cfg.fit_schedule and cfg.time_limit_s is not None else None
     for inputs, samples in loader(run.data, keys, cfg.workers, cfg.seed + step // run.per_epoch, pin):
         last = _step(run.net, run.opt, run.sched, cfg, [to_device(i, run.device) for i in inputs], samples, run.device)
         step += 1
         t_warm = time.time() if step - done0 == WARMUP else t_warm
+        if fit is not None and fit.pending:
+            stop = min(stop, fit.update(run, step, time.time() - t0))
         if cfg.time_limit_s is not None and _over_time(time.time() - t0 > cfg.time_limit_s, run) and step < stop:
-            _log(f"time limit {cfg.time_limit_s:.0f} s reached at step {step}/{run.total}; finishing early")
+            if run.rank == 0:
+                _log(f"time limit {cfg.time_limit_s:.0f} s reached at step {step}/{run.total}; finishing early")
             stop = step
         if run.rank == 0 and (step % cfg.log_every == 0 or step == stop):
             now = time.time()
@@ -224,6 +231,57 @@ def _loop(run: _Run, step: int) -> tuple[int, dict[str, float], float | None]:
             break
     steady = (step - done0 - WARMUP) / max(time.time() - t_warm, 1e-9) if t_warm and step - done0 > WARMUP else None
     return step, last, steady
+
+
+class _ScheduleFit:
+    """Shortens the one-cycle schedule so that it ends at the time limit (``fit_schedule``): the
+    steady rate is measured between 5% and 10% of the limit (start-up and the batches prefetched
+    during it are behind by then), and the schedule's length becomes the steps that fit in the
+    time left at that rate (3% margin), never more than planned. Rank 0 measures; the length is
+    broadcast, so every rank shortens it at the same step."""
+
+    MARK, FIT, MARGIN = 0.05, 0.10, 0.97
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit, self.mark, self.pending = limit_s, None, True
+
+    def update(self, run: _Run, step: int, elapsed: float) -> int:
+        """The (possibly shortened) total after ``step``; a no-op until 10% of the limit."""
+        if self.mark is None and elapsed >= self.MARK * self.limit:
+            self.mark = (step, elapsed)
+        new_total, rate = 0, float("nan")  # 0: not yet
+        if self.mark is not None and elapsed >= self.FIT * self.limit and step > self.mark[0]:
+            rate = (step - self.mark[0]) / max(elapsed - self.mark[1], 1e-9)
+            new_total = min(run.total, max(step + 1, step + int(self.MARGIN * rate * (self.limit - elapsed))))
+        new_total = _from_rank0(new_total, run)
+        if not new_total:
+            return run.total
+        self.pending = False
+        if new_total < run.total:
+            _shorten(run.sched, new_total)
+            if run.rank == 0:
+                _log(f"schedule fitted to the time limit: {new_total} steps instead of {run.total} ({rate:.2f} steps/s)")
+            run.total = new_total
+        return run.total
+
+
+def _shorten(sched, total: int) -> None:
+    """Re-time a OneCycleLR (two-phase) in place to ``total`` steps: the warm-up keeps its share
+    of the schedule and the annealing ends at the new last step (the state dict carries both)."""
+    pct = (sched._schedule_phases[0]["end_step"] + 1) / sched.total_steps
+    sched.total_steps = total
+    sched._schedule_phases[0]["end_step"] = float(pct * total) - 1
+    sched._schedule_phases[-1]["end_step"] = total - 1
+
+
+def _from_rank0(value: int, run: _Run) -> int:
+    if run.world == 1:
+        return value
+    import torch.distributed as dist
+
+    t = torch.tensor([value], device=run.device)
+    dist.broadcast(t, src=0)
+    return int(t.item())
 
 
 def _over_time(mine: bool, run: _Run) -> bool:

@@ -19,7 +19,7 @@ import torch
 from bevdeploy.data.augment import LIDAR_AUG_KEY, TARGETS_KEY
 from bevdeploy.data.types import DETECTION_CLASSES
 
-from .config import COMMON_HEADS, TASKS, BEVDetConfig
+from .config import COMMON_HEADS, BEVDetConfig
 
 MIN_OVERLAP, MIN_RADIUS, BBOX_WEIGHT = 0.1, 2, 0.25
 
@@ -61,7 +61,7 @@ def centerpoint_targets(cfg: BEVDetConfig, boxes: np.ndarray, velocity: np.ndarr
     w, h = cfg.grid_size[0], cfg.grid_size[1]
     cell = (hc.voxel_size[0] * hc.out_size_factor, hc.voxel_size[1] * hc.out_size_factor)
     out = []
-    for names in TASKS:
+    for names in cfg.head.tasks:  # the head's task layout: six CenterPoint groups (tiny) or one (r50)
         heat, inds, regs = torch.zeros(len(names), h, w), [], []
         for k, name in enumerate(names):
             for b, v in zip(boxes[labels == DETECTION_CLASSES.index(name)], velocity[labels == DETECTION_CLASSES.index(name)], strict=True):

@@ -166,3 +166,22 @@ def test_targets_drawn_in_workers_give_the_same_loss(small_dataroot, name):
     assert drawn.keys() == own.keys()
     for k in drawn:
         torch.testing.assert_close(drawn[k], own[k])
+
+
+@pytest.mark.slow
+def test_fit_schedule_ends_the_one_cycle_at_the_time_limit(small_dataroot, tmp_path):
+    """With fit_schedule the one-cycle schedule is shortened, from the rate measured early in the
+    run, so that it ends at the time limit: fewer steps than the epochs planned, the run stops at
+    (about) the fitted end, and the saved scheduler state says the shorter length."""
+    cfg = _cfg(small_dataroot, tmp_path / "fit", epochs=100, time_limit_s=8.0, fit_schedule=True, log_every=50)
+    planned = 100 * 2
+    manifest = train(cfg, command="test")
+    total, step = manifest["total_steps"], manifest["step"]
+    assert total < planned and step >= 0.8 * total
+    state = json.loads((tmp_path / "fit" / STATE_JSON).read_text())
+    assert state["scheduler"]["total_steps"] == total
+
+
+def test_fit_schedule_needs_a_time_limit(small_dataroot, tmp_path):
+    with pytest.raises(BevDeployError, match="--time-limit"):
+        train(_cfg(small_dataroot, tmp_path / "nofit", fit_schedule=True))

@@ -120,3 +120,18 @@ def test_targets_decode_back_to_the_ground_truth(small_dataroot):
     m = evaluate_detections(dets, ds)
     assert m["mAP"] > 0.6
     assert m["tp_errors"]["ATE"] < 1e-2 and m["tp_errors"]["ASE"] < 1e-3 and m["tp_errors"]["AOE"] < 1e-2  # float32
+
+
+def test_targets_follow_the_head_task_layout():
+    """Targets come per head task: six CenterPoint groups for tiny, one ten-class task for r50
+    (upstream's bevdet-r50 layout), the class channels in the task's own order."""
+    from bevdeploy.plugins.bevdet.config import R50
+
+    boxes = np.array([[10.0, -5.0, 0.5, 4.5, 1.9, 1.6, 0.4], [3.0, 8.0, 0.2, 0.5, 0.5, 1.7, 0.0]])
+    labels = np.array([0, 7])  # car, bicycle
+    six = centerpoint_targets(TINY, boxes, np.zeros((2, 2)), labels)
+    one = centerpoint_targets(R50, boxes, np.zeros((2, 2)), labels)
+    assert len(six) == 6 and len(one) == 1
+    assert one[0]["heatmap"].shape[0] == 10 and one[0]["ind"].numel() == 2
+    assert [int(t["heatmap"].eq(1).sum()) for t in six] == [1, 0, 0, 0, 1, 0]
+    assert int(one[0]["heatmap"][0].eq(1).sum()) == 1 and int(one[0]["heatmap"][7].eq(1).sum()) == 1
