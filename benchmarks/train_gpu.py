@@ -1,10 +1,11 @@
 """Train the demo weights on a GPU machine in one self-contained command.
 
 Generates a larger synthetic nuScenes-format set (deterministic seed; the built-in demo set uses
-seed 0, so none of its validation scenes is trained on), measures the training rate with a short
-pilot, picks the number of epochs that fits the time budget (the one-cycle schedule then runs to
-its end), trains with ``bevdeploy.train``, evaluates FP32 on the generated validation split, and
-copies ``<variant>.safetensors`` (FP16) + ``<variant>.json`` (manifest) into ``--out``.
+seed 0, so none of its validation scenes is trained on), trains with ``bevdeploy.train`` for what
+is left of the time budget (``fit_schedule``: the one-cycle schedule is shortened, from the rate
+measured early in the run, to anneal by the limit; ``--nproc N`` runs it under torchrun),
+evaluates FP32 on the generated validation split, and copies ``<variant>.safetensors`` (FP16) +
+``<variant>.json`` (manifest) into ``--out``.
 
     python3 benchmarks/train_gpu.py --model bevfusion --out $OUT --budget-s 500
 """
@@ -36,13 +37,9 @@ def _args() -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--budget-s", type=float, default=480.0, help="Wall time for the whole script.")
     p.add_argument("--eval-reserve-s", type=float, default=100.0, help="Kept for evaluation and export.")
-    p.add_argument("--pilot-steps", type=int, default=16)
-    p.add_argument("--epochs", type=int,
-                   help="Skip the pilot and train this many epochs (the pilot's rate is optimistic when the DataLoader "
-                   "bounds it: its few timed steps drain batches prefetched during start-up).")
-    p.add_argument("--rate-factor", type=float, default=0.92,
-                   help="Steady rate / pilot rate assumed when sizing the schedule (the time limit catches overshoot).")
-    p.add_argument("--max-epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=40,
+                   help="Most epochs to run; the schedule is shortened to end within the budget (bevdeploy train "
+                   "--fit-schedule), from the rate measured early in the run.")
     p.add_argument("--device", default="cuda")
     p.add_argument("--threads", type=int, default=4, help="torch intra-op threads of the training process.")
     p.add_argument("--init-from", type=Path, help="Continue training from these weights (fresh schedule).")
@@ -90,7 +87,7 @@ def _torchrun(args: argparse.Namespace, root: Path, version: str, out: Path, epo
         "-m", "bevdeploy.cli", "train", "--model", args.model, "--variant", args.variant, "--data", str(root),
         "--version", version, "--epochs", str(epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
         "--device", args.device, "--workers", str(args.workers), "--out", str(out), "--time-limit", f"{limit:.0f}",
-        "--log-every", "25",
+        "--fit-schedule", "--log-every", "25",
     ]
     if args.init_from is not None:
         argv += ["--init-from", str(args.init_from)]
@@ -106,25 +103,6 @@ def _torchrun(args: argparse.Namespace, root: Path, version: str, out: Path, epo
     return manifest
 
 
-def _pilot_epochs(args: argparse.Namespace, root: Path, version: str, start: float) -> int:
-    """Epochs that fit the budget at the rate of a short single-process pilot (times rate_factor)."""
-    from bevdeploy.data.nuscenes import NuScenesDataset
-    from bevdeploy.train import train
-    from bevdeploy.train.data import epoch_order
-
-    pilot_out = args.work / "pilot"
-    shutil.rmtree(pilot_out, ignore_errors=True)
-    pilot = train(_config(args, root, version, pilot_out, 1, val_split="", max_steps=args.pilot_steps, log_every=4))
-    rate = pilot["steady_steps_per_s"]
-    n_train = len(NuScenesDataset(root, version, "synth_train", sweeps=0))
-    per_epoch = -(-len(epoch_order(n_train, 0, 0, 0, args.nproc)) // args.batch_size)
-    left = args.budget_s - (time.time() - start) - args.eval_reserve_s
-    epochs = int(max(1, min(args.max_epochs, args.rate_factor * left * rate // per_epoch)))
-    _log(f"pilot: {rate:.2f} steps/s per process; {per_epoch} steps/epoch on {args.nproc} process(es); "
-         f"{left:.0f} s left -> {epochs} epochs")
-    return epochs
-
-
 def main() -> int:
     args = _args()
     start = time.time()
@@ -135,15 +113,17 @@ def main() -> int:
     root, version = _dataroot(args)
     if args.gen_only:
         return 0
-    epochs = args.epochs if args.epochs is not None else _pilot_epochs(args, root, version, start)
+    epochs = args.epochs
     run_out = args.work / "run"
     shutil.rmtree(run_out, ignore_errors=True)
     cmd = "python3 benchmarks/train_gpu.py " + " ".join(sys.argv[1:])
-    limit = args.budget_s - (time.time() - start) - args.eval_reserve_s  # a safety net: the schedule should fit
+    startup = 30.0 if args.nproc > 1 else 10.0  # model, dataset index and workers before the first step
+    limit = args.budget_s - (time.time() - start) - args.eval_reserve_s - startup  # the schedule is fitted to end by then
     if args.nproc > 1:
         manifest = _torchrun(args, root, version, run_out, epochs, limit, cmd)
     else:
-        manifest = train(_config(args, root, version, run_out, epochs, log_every=25, time_limit_s=limit), command=cmd)
+        cfg = _config(args, root, version, run_out, epochs, log_every=25, time_limit_s=limit, fit_schedule=True)
+        manifest = train(cfg, command=cmd)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in (f"{args.variant}.safetensors", f"{args.variant}.json"):
         shutil.copy(run_out / name, args.out / name)
