@@ -87,16 +87,17 @@ def depth_image(
     cam = img_aug[:, :3, :3].matmul(cam) + img_aug[:, :3, 3:4]
     uv = cam[:, :2, :].transpose(1, 2)  # (N, P, 2) as (u=col, v=row)
     on = (uv[..., 1] < h) & (uv[..., 1] >= 0) & (uv[..., 0] < w) & (uv[..., 0] >= 0)
-    for c in range(n_cam):
-        px = uv[c, on[c]].long()
-        d = dist[c, on[c]]
-        # last point wins, deterministically: an index_put with repeated pixels lets CPU threads
-        # race over which value lands (measured: depth sums differed between identical runs)
-        lin = px[:, 1] * w + px[:, 0]
-        order = torch.arange(lin.numel(), device=lin.device)
-        last = torch.full((h * w,), -1, dtype=torch.long, device=lin.device).scatter_reduce(0, lin, order, "amax")
-        hit = last >= 0
-        out[c, 0].view(-1)[hit] = d[last[hit]]
+    cam, idx = torch.nonzero(on, as_tuple=True)  # camera-major, then point order
+    px = uv[cam, idx].long()
+    d = dist[cam, idx]
+    # last point wins per camera, deterministically: an index_put with repeated pixels lets CPU
+    # threads race over which value lands (measured: depth sums differed between identical runs).
+    # All cameras in one scatter: pixels of different cameras never collide.
+    lin = (cam * h + px[:, 1]) * w + px[:, 0]
+    order = torch.arange(lin.numel(), device=lin.device)
+    last = torch.full((n_cam * h * w,), -1, dtype=torch.long, device=lin.device).scatter_reduce(0, lin, order, "amax")
+    hit = last >= 0
+    out.view(-1)[hit] = d[last[hit]]
     return out
 
 
