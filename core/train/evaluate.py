@@ -12,7 +12,7 @@ from ..errors import BevDeployError
 
 
 class _Prepared(torch.utils.data.Dataset):
-    """Item i -> (sample, model inputs): ``prepare`` (image decoding, the CPU-bound part) in
+    """Item i -> (model inputs, sample): ``prepare`` (image decoding, the CPU-bound part) in
     DataLoader workers while the main process runs the model."""
 
     def __init__(self, dataset, prepare, model: torch.nn.Module) -> None:
