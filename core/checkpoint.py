@@ -7,6 +7,7 @@ import pickle
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -16,7 +17,7 @@ SHOW_KEYS = 5
 
 
 def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
-    """The tensors stored in ``path`` (a ``{"state_dict": ...}`` wrapper is unwrapped)."""
+    """The tensors stored in ``path`` (training-checkpoint wrappers opened: :func:`unwrap_state_dict`)."""
     path = Path(path)
     if not path.is_file():
         raise BevDeployError(f"checkpoint {path} does not exist; pass an existing file with --checkpoint")
@@ -45,13 +46,38 @@ def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
         raise BevDeployError(
             f"{path} is not a readable checkpoint ({type(exc).__name__}); pass a .safetensors or torch state-dict file"
         ) from exc
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]
+    obj = unwrap_state_dict(obj)
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise BevDeployError(
             f"{path} does not hold a dict of tensors (a state dict); pass a checkpoint saved from model.state_dict()"
         )
     return dict(obj)
+
+
+WRAPPERS = ("state_dict", "model", "module")  # mmdet/mmengine, many trainers, DDP-pickled wrappers
+DDP_PREFIX = "module."
+
+
+def unwrap_state_dict(obj: Any) -> Any:
+    """The state dict inside a training checkpoint: nested ``{"state_dict"|"model"|"module": ...}``
+    wrappers (beside metadata such as ``meta`` or ``optimizer``) are opened, and a ``module.``
+    prefix that every key carries (a DDP-wrapped model's) is dropped. Anything else passes as is."""
+    while isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        key = next((k for k in WRAPPERS if isinstance(obj.get(k), Mapping)), None)
+        if key is None:
+            break
+        obj = obj[key]
+    if isinstance(obj, Mapping) and obj and all(isinstance(k, str) and k.startswith(DDP_PREFIX) for k in obj):
+        obj = {k[len(DDP_PREFIX) :]: v for k, v in obj.items()}
+    return obj
+
+
+def shipped_weights(plugin_file: str | Path, variant: str) -> Path | None:
+    """A plugin's shipped weights of ``variant``: ``weights/<variant>.safetensors`` beside the
+    plugin's module ``plugin_file`` (trained by ``bevdeploy train``, manifest in the ``.json``
+    beside it), or None where the plugin ships none."""
+    path = Path(plugin_file).parent / "weights" / f"{variant}.safetensors"
+    return path if path.is_file() else None
 
 
 def _listing(keys: list[str]) -> str:

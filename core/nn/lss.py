@@ -15,3 +15,19 @@ def frustum(image_size: tuple[int, int], feature_size: tuple[int, int], dbound: 
     xs = torch.linspace(0, iw - 1, fw).view(1, 1, fw).expand(d, fh, fw)
     ys = torch.linspace(0, ih - 1, fh).view(1, fh, 1).expand(d, fh, fw)
     return torch.stack((xs, ys, depths), -1)
+
+
+def frustum_points(
+    frustum: torch.Tensor, camera2frame: torch.Tensor, intrinsics: torch.Tensor, img_aug: torch.Tensor
+) -> torch.Tensor:
+    """(N, D, fH, fW, 3): where every frustum point of N cameras lies in the target frame (LiDAR,
+    ego, ...). Undo the image augmentation (``img_aug`` (N, 4, 4): resize/crop/flip applied to the
+    pixels), lift (u, v, d) to camera coordinates with ``intrinsics`` (N, 4, 4), and move them with
+    ``camera2frame`` (N, 4, 4): LSS's ``get_geometry``."""
+    n = camera2frame.shape[0]
+    pts = frustum.to(img_aug.device, img_aug.dtype) - img_aug[:, :3, 3].view(n, 1, 1, 1, 3)
+    pts = torch.linalg.inv(img_aug[:, :3, :3]).view(n, 1, 1, 1, 3, 3).matmul(pts.unsqueeze(-1))
+    pts = torch.cat((pts[..., :2, :] * pts[..., 2:3, :], pts[..., 2:3, :]), dim=-2)
+    combine = camera2frame[:, :3, :3].matmul(torch.linalg.inv(intrinsics[:, :3, :3]))
+    pts = combine.view(n, 1, 1, 1, 3, 3).matmul(pts).squeeze(-1)
+    return pts + camera2frame[:, :3, 3].view(n, 1, 1, 1, 3)

@@ -49,7 +49,6 @@ from .config import BEVDetConfig, get_config
 from .head import HEAD_OUTPUTS, CenterHead, decode
 from .necks import FPN_LSS, CustomFPN, CustomResNet, LSSViewTransformer
 
-CHECKPOINT_WRAPPERS = ("state_dict", "model", "module")
 RANK_CACHE_SIZE = 8
 
 
@@ -148,19 +147,6 @@ class BEVDet(nn.Module):
     def predict(self, inputs: Mapping[str, torch.Tensor]) -> Detections:
         out = self(**inputs)
         return self.decode(out["heatmap"], out["bbox_reg"], inputs["lidar2ego"])
-
-    # ---- checkpoints -----------------------------------------------------------------------------
-
-    def convert_checkpoint(self, state_dict: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-        """An official BEVDet checkpoint (``{"state_dict": ...}``, maybe ``module.``-prefixed from
-        DDP) -> this model's keys, which are upstream's; our own state dicts pass unchanged."""
-        sd: Any = state_dict
-        while isinstance(sd, Mapping) and not any(isinstance(v, torch.Tensor) for v in sd.values()):
-            key = next((k for k in CHECKPOINT_WRAPPERS if k in sd), None)
-            if key is None:
-                break
-            sd = sd[key]
-        return {(k[7:] if k.startswith("module.") else k): v for k, v in sd.items()}
 
 
 def build(variant: str) -> BEVDet:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from bevdeploy.nn import frustum
+from bevdeploy.nn import frustum, frustum_points
 from torch import nn
 
 from .config import BEVDetConfig
@@ -62,13 +62,7 @@ class LSSViewTransformer(nn.Module):
 
     def geometry(self, camera2ego: torch.Tensor, intrinsics: torch.Tensor, img_aug: torch.Tensor) -> torch.Tensor:
         """Ego-frame position of every frustum point, (N, D, fH, fW, 3); matrices are (N, 4, 4)."""
-        n = camera2ego.shape[0]
-        pts = self.frustum.to(img_aug.device) - img_aug[:, :3, 3].view(n, 1, 1, 1, 3)
-        pts = torch.linalg.inv(img_aug[:, :3, :3]).view(n, 1, 1, 1, 3, 3).matmul(pts.unsqueeze(-1))
-        pts = torch.cat((pts[..., :2, :] * pts[..., 2:3, :], pts[..., 2:3, :]), dim=-2)
-        combine = camera2ego[:, :3, :3].matmul(torch.linalg.inv(intrinsics[:, :3, :3]))
-        pts = combine.view(n, 1, 1, 1, 3, 3).matmul(pts).squeeze(-1)
-        return pts + camera2ego[:, :3, 3].view(n, 1, 1, 1, 3)
+        return frustum_points(self.frustum, camera2ego, intrinsics, img_aug)
 
     def bev_pool_ranks(
         self, camera2ego: torch.Tensor, intrinsics: torch.Tensor, img_aug: torch.Tensor, batch: int = 1

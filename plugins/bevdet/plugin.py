@@ -3,10 +3,9 @@ rules are in :mod:`.quant`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import bevdeploy
 import torch
+from bevdeploy.checkpoint import shipped_weights
 from bevdeploy.graph import DeployGraph
 from bevdeploy.specs.registry import ModelSpec
 from bevdeploy.specs.run import RunSpec
@@ -40,16 +39,6 @@ def _prepare(model, sample) -> dict[str, torch.Tensor]:
     return prepare(model, sample)
 
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-
-
-def _demo_weights(variant: str) -> Path | None:
-    """The shipped weights of ``variant`` (``weights/<variant>.safetensors``, trained by
-    ``bevdeploy train``; see the ``.json`` manifest beside it), if shipped."""
-    path = WEIGHTS_DIR / f"{variant}.safetensors"
-    return path if path.is_file() else None
-
-
 @bevdeploy.hookimpl
 def bevdeploy_register_models() -> list[ModelSpec]:
     return [
@@ -58,7 +47,7 @@ def bevdeploy_register_models() -> list[ModelSpec]:
             description="BEVDet camera-only (HuangJunJie2017; LSS + bev_pool_v2, CenterPoint head)",
             variants={name: cfg.description for name, cfg in VARIANTS.items()},
             demo_variant="tiny",
-            demo_checkpoint=_demo_weights("tiny"),
+            demo_checkpoint=shipped_weights(__file__, "tiny"),
             build=_build,
             prepare=_prepare,
             modalities=("camera",),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from bevdeploy.nn import frustum
+from bevdeploy.nn import frustum, frustum_points
 from torch import nn
 
 from .config import CameraConfig
@@ -107,14 +107,7 @@ class DepthLSSTransform(nn.Module):
 
     def geometry(self, camera2lidar: torch.Tensor, intrinsics: torch.Tensor, img_aug: torch.Tensor) -> torch.Tensor:
         """LiDAR-frame position of every frustum point: (N, D, fH, fW, 3). Matrices are (N, 4, 4)."""
-        n = camera2lidar.shape[0]
-        post_rots, post_trans = img_aug[:, :3, :3], img_aug[:, :3, 3]
-        pts = self.frustum.to(camera2lidar.dtype) - post_trans.view(n, 1, 1, 1, 3)
-        pts = torch.linalg.inv(post_rots).view(n, 1, 1, 1, 3, 3).matmul(pts.unsqueeze(-1))
-        pts = torch.cat((pts[..., :2, :] * pts[..., 2:3, :], pts[..., 2:3, :]), dim=-2)
-        combine = camera2lidar[:, :3, :3].matmul(torch.linalg.inv(intrinsics[:, :3, :3]))
-        pts = combine.view(n, 1, 1, 1, 3, 3).matmul(pts).squeeze(-1)
-        return pts + camera2lidar[:, :3, 3].view(n, 1, 1, 1, 3)
+        return frustum_points(self.frustum, camera2lidar, intrinsics, img_aug)
 
     def bev_pool_ranks(
         self, camera2lidar: torch.Tensor, intrinsics: torch.Tensor, img_aug: torch.Tensor, batch: int = 1

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from bevdeploy.checkpoint import unwrap_state_dict
 from bevdeploy.data.types import Detections
 from bevdeploy.nn import ResNet
 from torch import nn
@@ -18,8 +19,6 @@ from .config import BEVFusionConfig, get_config
 from .decoder import SECOND, SECONDFPN, ConvFuser
 from .head import HEAD_OUTPUTS, TransFusionHead, decode
 from .lidar import SparseEncoder, Voxelization
-
-CHECKPOINT_WRAPPERS = ("state_dict", "model", "module")
 
 
 class BEVFusion(nn.Module):
@@ -118,19 +117,13 @@ class BEVFusion(nn.Module):
         """An official mit-han-lab checkpoint -> this model's state dict layout, so that a strict
         key *and shape* check passes before ``load_state_dict(strict=True)``.
 
-        Unwraps a ``{"state_dict": ...}`` (or ``model``/``module``) wrapper and a ``module.``
-        prefix, and permutes sparse-conv weights from the spconv 1.x layout [kx, ky, kz, in, out]
-        to spconv 2.x's [out, kx, ky, kz, in]. Our own state dicts pass through unchanged."""
-        sd: Any = state_dict
-        while isinstance(sd, Mapping) and not any(isinstance(v, torch.Tensor) for v in sd.values()):
-            key = next((k for k in CHECKPOINT_WRAPPERS if k in sd), None)
-            if key is None:
-                break
-            sd = sd[key]
+        Opens training-checkpoint wrappers (:func:`bevdeploy.checkpoint.unwrap_state_dict`; the
+        loader has already done so for a file) and permutes sparse-conv weights from the spconv
+        1.x layout [kx, ky, kz, in, out] to spconv 2.x's [out, kx, ky, kz, in]. Our own state
+        dicts pass through unchanged."""
         expected = self.state_dict()
         out: dict[str, torch.Tensor] = {}
-        for k, v in sd.items():
-            k = k[7:] if k.startswith("module.") else k
+        for k, v in unwrap_state_dict(state_dict).items():
             ref = expected.get(k)
             if ref is not None and v.dim() == 5 and v.shape != ref.shape and v.permute(4, 0, 1, 2, 3).shape == ref.shape:
                 v = v.permute(4, 0, 1, 2, 3).contiguous()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import bevdeploy
 import torch
+from bevdeploy.checkpoint import shipped_weights
 from bevdeploy.graph import Artifact, DeployGraph, Engine, Subgraph
 from bevdeploy.specs.registry import BackendSpec, ModelSpec
 from bevdeploy.specs.run import RunSpec
@@ -41,16 +42,6 @@ def _targets(model, sample):
     return sample_targets(model, sample)
 
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-
-
-def _demo_weights(variant: str) -> Path | None:
-    """The shipped weights of ``variant`` (``weights/<variant>.safetensors``, trained by
-    ``bevdeploy train``; see the ``.json`` manifest beside it), if shipped."""
-    path = WEIGHTS_DIR / f"{variant}.safetensors"
-    return path if path.is_file() else None
-
-
 @bevdeploy.hookimpl
 def bevdeploy_register_models() -> list[ModelSpec]:
     return [
@@ -59,7 +50,7 @@ def bevdeploy_register_models() -> list[ModelSpec]:
             description="BEVFusion camera+LiDAR (mit-han-lab; TransFusion head), CUDA-BEVFusion partition",
             variants={name: cfg.description for name, cfg in VARIANTS.items()},
             demo_variant="tiny",
-            demo_checkpoint=_demo_weights("tiny"),
+            demo_checkpoint=shipped_weights(__file__, "tiny"),
             build=_build,
             prepare=_prepare,
             modalities=("camera", "lidar"),

@@ -88,3 +88,16 @@ def test_wrong_shapes_are_named(tmp_path):
     path = tmp_path / "w.pth"
     torch.save(state, path)
     assert "0.weight: (5, 2, 1, 1) vs the model's (3, 2, 1, 1)" in _one_line_error(_net(), path)
+
+
+@pytest.mark.parametrize("wrap", ["model", "module", "nested"])
+def test_training_wrappers_and_ddp_prefix_are_opened(tmp_path, wrap):
+    """Trainer checkpoints hold the state dict under "model"/"module" (or nested, beside metadata)
+    with a DDP "module." prefix on every key; they load without a convert function."""
+    state = {f"module.{k}": v for k, v in _state().items()}
+    obj = {"state_dict": {"model": state}} if wrap == "nested" else {wrap: state, "optimizer": {"step": 3}}
+    path = tmp_path / "w.pth"
+    torch.save(obj, path)
+    model = load_checkpoint(_net(), path)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, _state()[k]), k

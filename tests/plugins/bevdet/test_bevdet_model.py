@@ -104,7 +104,7 @@ def test_plugin_found_through_hooks():
     assert graph.node("bevpool").op == "bev_pool_v2"
 
 
-def test_r50_official_names_and_strict_load():
+def test_r50_official_names_and_strict_load(tmp_path):
     spec = registered_models()["bevdet"]
     model = spec.build("r50")
     sd = model.state_dict()
@@ -119,8 +119,17 @@ def test_r50_official_names_and_strict_load():
     # stem conv1 + bn1; per Bottleneck conv1-3 + bn1-3; per stage downsample.0 conv + downsample.1 BN
     assert len(backbone) == 6 + sum((3, 4, 6, 3)) * 3 * 6 + 4 * 6
     assert {k.split(".")[1] for k in backbone} == {"conv1", "bn1", "layer1", "layer2", "layer3", "layer4"}
-    wrapped = {"state_dict": {f"module.{k}": v for k, v in sd.items()}, "meta": {}}
-    model.load_state_dict(model.convert_checkpoint(wrapped), strict=True)
+    # an mmdet-style file: {"state_dict": ...} beside metadata, DDP "module." prefix; the core loader opens it
+    from bevdeploy.checkpoint import load_checkpoint
+
+    torch.manual_seed(1)
+    for v in sd.values():  # values unlike a fresh build's, so the load is seen to take effect
+        if v.is_floating_point():
+            v.uniform_()
+    path = tmp_path / "bevdet-r50.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in sd.items()}, "meta": {"epoch": 24}}, path)
+    loaded = load_checkpoint(spec.build("r50"), path).state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in sd.items())
 
 
 def test_graph_equals_eager(tiny, tiny_inputs):
