@@ -81,12 +81,15 @@ class Sample:
     extra: dict[str, Any] = field(default_factory=dict)
     _image_loader: Callable[[str], np.ndarray] | None = field(default=None, repr=False)
 
-    def images(self) -> list[np.ndarray]:
-        """The six camera images as HxWx3 uint8 RGB arrays (decoded on each call)."""
-        from .images import read_rgb
+    def images(self, scale: float = 1.0) -> list[np.ndarray]:
+        """The six camera images as HxWx3 uint8 RGB arrays (decoded on each call), resized by
+        ``scale`` to ``images.scaled_size`` of the originals (cheaper than resizing after)."""
+        from .images import read_rgb, resize_rgb, scaled_size
 
-        load = self._image_loader or read_rgb
-        return [load(p) for p in self.image_paths]
+        if self._image_loader is None:
+            return [read_rgb(p, scale) for p in self.image_paths]
+        full = [self._image_loader(p) for p in self.image_paths]
+        return full if scale == 1.0 else [resize_rgb(im, scaled_size(im.shape[:2], scale)) for im in full]
 
 
 @dataclass

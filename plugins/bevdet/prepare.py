@@ -16,20 +16,16 @@ import numpy as np
 import torch
 from bevdeploy.data.augment import IMG_AUG_KEY, LIDAR_AUG_KEY
 from bevdeploy.data.types import Sample
+from bevdeploy.data.images import network_input
 from bevdeploy.errors import BevDeployError
-from PIL import Image
-
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 def crop_box(
-    orig_hw: tuple[int, int], resize: float, final_hw: tuple[int, int], frac: tuple[float, float] = (0.5, 1.0)
+    resized_hw: tuple[int, int], final_hw: tuple[int, int], frac: tuple[float, float] = (0.5, 1.0)
 ) -> tuple[int, int, int, int]:
     """(left, top, right, bottom) of the input window in the resized image; ``frac`` places it in
     the free margin (test time: horizontally centred, bottom-aligned, BEVDet's crop with crop_h 0)."""
-    h, w = orig_hw
-    new_w, new_h = int(w * resize), int(h * resize)
+    new_h, new_w = resized_hw
     fh, fw = final_hw
     left, top = int(frac[0] * max(0, new_w - fw)), int(frac[1] * max(0, new_h - fh))
     return (left, top, left + fw, top + fh)
@@ -46,14 +42,6 @@ def image_aug_matrix(resize: float, crop: tuple[int, int, int, int], flip: bool 
     return m
 
 
-def _image(img: np.ndarray, resize: float, crop: tuple[int, int, int, int], flip: bool = False) -> np.ndarray:
-    pil = Image.fromarray(img)
-    pil = pil.resize((int(pil.width * resize), int(pil.height * resize)), Image.BILINEAR).crop(crop)
-    if flip:
-        pil = pil.transpose(Image.FLIP_LEFT_RIGHT)
-    return ((np.asarray(pil, dtype=np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
-
-
 def camera2bev(sample: Sample) -> np.ndarray:
     """(N, 4, 4) camera -> the BEV frame (the ego frame): the rig calibration, with a training-time
     LiDAR-frame augmentation (``sample.extra["lidar_aug"]``) re-expressed in the ego frame."""
@@ -68,18 +56,18 @@ def camera2bev(sample: Sample) -> np.ndarray:
 def prepare(model, sample: Sample) -> dict[str, torch.Tensor]:
     """img (1,N,3,H,W); camera2ego, camera_intrinsics, img_aug_matrix (1,N,4,4); lidar2ego (1,4,4)."""
     cfg = model.cfg
-    images = sample.images()
+    req = sample.extra.get(IMG_AUG_KEY) or {}
+    resize = cfg.resize * float(req.get("resize", 1.0))
+    frac, flip = tuple(req.get("crop_frac", (0.5, 1.0))), bool(req.get("flip", False))
+    images = sample.images(scale=resize)
     if len(images) != cfg.num_cameras:
         raise BevDeployError(
             f"sample {sample.token} has {len(images)} camera images, bevdet needs {cfg.num_cameras}; check the dataset"
         )
-    req = sample.extra.get(IMG_AUG_KEY) or {}
-    resize = cfg.resize * float(req.get("resize", 1.0))
-    frac, flip = tuple(req.get("crop_frac", (0.5, 1.0))), bool(req.get("flip", False))
     imgs, augs = [], []
     for img in images:
-        crop = crop_box(img.shape[:2], resize, cfg.image_size, frac)
-        imgs.append(_image(img, resize, crop, flip))
+        crop = crop_box(img.shape[:2], cfg.image_size, frac)
+        imgs.append(network_input(img, crop, flip))
         augs.append(image_aug_matrix(resize, crop, flip))
     intr = np.tile(np.eye(4, dtype=np.float32), (cfg.num_cameras, 1, 1))
     intr[:, :3, :3] = sample.cam_intrinsics
