@@ -111,6 +111,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fit-schedule", action="store_true",
                    help="With --time-limit: shorten the schedule so that it ends at the limit, from the rate measured "
                    "over 5-10%% of it (--epochs is then the most it may run).")
+    p.add_argument("--stop-after", type=float,
+                   help="Pause after this many seconds of this invocation: save the resumable state and exit "
+                   "(no evaluation); --resume continues, with --time-limit counting the time already trained.")
     p.add_argument("--log-every", type=int, default=10, help="Steps between progress lines.")
     p.set_defaults(func=cmd_train)
 
@@ -124,6 +127,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed, amp=args.amp, max_samples=args.max_samples, eval_max_samples=args.eval_max_samples,
         save_every=args.save_every, out=args.out, device=args.device, init_from=args.init_from,
         time_limit_s=args.time_limit, fit_schedule=args.fit_schedule, log_every=args.log_every,
+        stop_after_s=args.stop_after,
     )
     manifest = train(cfg, resume=args.resume, command=" ".join(["bevdeploy", *sys.argv[1:]]))
     if manifest.get("metrics_fp32"):

@@ -38,6 +38,9 @@ class TrainConfig:
     max_steps: int | None = None  # stop (resumably) after this global step (tests, pilots)
     time_limit_s: float | None = None  # stop after this much training time and still export + evaluate
     fit_schedule: bool = False  # shorten the one-cycle schedule to end at time_limit_s (rate measured early on)
+    # pause after this many seconds of this invocation: save resumable state and exit without
+    # evaluating (time-sliced or preemptible jobs); --resume continues, time_limit_s counting on
+    stop_after_s: float | None = None
     log_every: int = 10
     init_from: Path | None = None  # start from these weights (fine-tuning, QAT) instead of the model's init
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -123,6 +123,9 @@ class _Run:
     world: int
     device: torch.device
     out: Path
+    elapsed_s: float = 0.0  # training time of earlier invocations (resumed runs)
+    fitted: bool = False  # the schedule was already fitted to the time limit (resumed runs)
+    paused: bool = False  # stopped by stop_after_s, to be resumed
 
 
 def _train(cfg: TrainConfig, resume: bool, command: str, rank: int, world: int, local: int) -> dict[str, Any]:
@@ -130,6 +133,8 @@ def _train(cfg: TrainConfig, resume: bool, command: str, rank: int, world: int, 
         raise BevDeployError("--epochs and --batch-size must be >= 1 and --lr > 0")
     if cfg.fit_schedule and cfg.time_limit_s is None:
         raise BevDeployError("--fit-schedule fits the schedule to --time-limit; give --time-limit SECONDS too")
+    if cfg.stop_after_s is not None and cfg.stop_after_s <= 0:
+        raise BevDeployError("--stop-after must be a positive number of seconds")
     device = _device(cfg, local)
     limit_threads(torch.get_num_threads())  # numpy's BLAS too, so its idle threads do not spin against the workers
     spec, variant, train_ds, val_ds, version = _resolve(cfg)
@@ -144,7 +149,8 @@ def _train(cfg: TrainConfig, resume: bool, command: str, rank: int, world: int, 
         opt, max_lr=cfg.lr, total_steps=total, pct_start=cfg.pct_start, div_factor=10.0, final_div_factor=1e3
     )
     out = Path(cfg.out)
-    step = _initialise(cfg, model, opt, sched, out, resume, total)
+    step, meta = _initialise(cfg, model, opt, sched, out, resume, total)
+    total = sched.total_steps  # a resumed schedule may have been fitted to the time limit
     net: torch.nn.Module = _LossModule(model, spec.loss)
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -154,7 +160,8 @@ def _train(cfg: TrainConfig, resume: bool, command: str, rank: int, world: int, 
         out.mkdir(parents=True, exist_ok=True)
         _log(f"{cfg.model}-{variant}: {len(train_ds)} samples, {world} process(es), batch {cfg.batch_size}/process, "
              f"{per_epoch} steps/epoch, {total} steps on {device}")
-    run = _Run(cfg, model, net, opt, sched, data, len(train_ds), per_epoch, total, rank, world, device, out)
+    run = _Run(cfg, model, net, opt, sched, data, len(train_ds), per_epoch, total, rank, world, device, out,
+               float(meta.get("elapsed_s", 0.0)), bool(meta.get("schedule_fitted", False)))
     step, last, rate = _loop(run, step)
     if rank != 0:
         return {}
@@ -162,19 +169,21 @@ def _train(cfg: TrainConfig, resume: bool, command: str, rank: int, world: int, 
     manifest = _manifest(cfg, variant, version, step, total, last, command, world)
     if rate is not None:
         manifest["steady_steps_per_s"] = rate
-    if step < total and cfg.time_limit_s is None:
-        _log(f"stopped at step {step}/{total} (max_steps); continue with --resume")
+    if run.paused or (step < total and cfg.time_limit_s is None):
+        why = f"paused after {cfg.stop_after_s:.0f} s" if run.paused else "max_steps"
+        _log(f"stopped at step {step}/{total} ({why}); continue with --resume")
         return manifest
     return finish(model, spec, variant, val_ds, out, manifest, workers=cfg.workers)
 
 
-def _initialise(cfg: TrainConfig, model, opt, sched, out: Path, resume: bool, total: int) -> int:
-    """The step to start from: the saved state's (--resume), else 0 after loading --init-from
-    weights or the model's own start-of-training init (e.g. a heatmap prior)."""
+def _initialise(cfg: TrainConfig, model, opt, sched, out: Path, resume: bool, total: int) -> tuple[int, dict]:
+    """(step to start from, saved state's JSON): the saved state's (--resume), else 0 after loading
+    --init-from weights or the model's own start-of-training init (e.g. a heatmap prior)."""
     if resume:
-        step = int(load_state(out, model, opt, sched)["step"])
-        _log(f"resumed at step {step}/{total} from {out / STATE_FILE}")
-        return step
+        meta = load_state(out, model, opt, sched)
+        step = int(meta["step"])
+        _log(f"resumed at step {step}/{sched.total_steps} from {out / STATE_FILE}")
+        return step, meta
     if cfg.init_from is not None:
         from ..checkpoint import load_checkpoint
 
@@ -182,7 +191,7 @@ def _initialise(cfg: TrainConfig, model, opt, sched, out: Path, resume: bool, to
         _log(f"initialised from {cfg.init_from}")
     elif hasattr(model, "init_training"):
         model.init_training()
-    return 0
+    return 0, {}
 
 
 def _run_batches(run: _Run, step: int, stop: int) -> list[list[tuple[int, int]]]:
@@ -202,11 +211,13 @@ def _loop(run: _Run, step: int) -> tuple[int, dict[str, float], float | None]:
     cfg = run.cfg
     stop = min(run.total, cfg.max_steps) if cfg.max_steps is not None else run.total
     last: dict[str, float] = {}
-    t0, done0, t_warm = time.time(), step, None  # steady rate: timed from the WARMUP-th step on
-    t_log, step_log = t0, step
+    start = time.time()
+    t0, done0, t_warm = start - run.elapsed_s, step, None  # steady rate: timed from the WARMUP-th step on
+    t_log, step_log = start, step
     keys = _run_batches(run, step, stop)
     pin = run.device.type == "cuda"
-    fit = _ScheduleFit(cfg.time_limit_s) if cfg.fit_schedule and cfg.time_limit_s is not None else None
+    fitting = cfg.fit_schedule and cfg.time_limit_s is not None and not run.fitted
+    fit = _ScheduleFit(cfg.time_limit_s, run.elapsed_s) if fitting else None
     for inputs, samples in loader(run.data, keys, cfg.workers, cfg.seed + step // run.per_epoch, pin):
         last = _step(run.net, run.opt, run.sched, cfg, [to_device(i, run.device) for i in inputs], samples, run.device)
         step += 1
@@ -217,6 +228,8 @@ def _loop(run: _Run, step: int) -> tuple[int, dict[str, float], float | None]:
             if run.rank == 0:
                 _log(f"time limit {cfg.time_limit_s:.0f} s reached at step {step}/{run.total}; finishing early")
             stop = step
+        if cfg.stop_after_s is not None and _over_time(time.time() - start > cfg.stop_after_s, run) and step < stop:
+            run.paused, stop = True, step
         if run.rank == 0 and (step % cfg.log_every == 0 or step == stop):
             now = time.time()
             rate = (step - step_log) * cfg.batch_size * run.world / max(now - t_log, 1e-9)
@@ -226,7 +239,10 @@ def _loop(run: _Run, step: int) -> tuple[int, dict[str, float], float | None]:
                  f"{terms} ({rate:.1f} samples/s, {now - t0:.0f} s)")
         boundary = step % run.per_epoch == 0 or step == stop
         if run.rank == 0 and (boundary or (cfg.save_every and step % cfg.save_every == 0)):
-            save_state(run.out, run.model, run.opt, run.sched, step, {"config": cfg.to_json(), "world_size": run.world})
+            save_state(run.out, run.model, run.opt, run.sched, step, {
+                "config": cfg.to_json(), "world_size": run.world, "elapsed_s": time.time() - t0,
+                "schedule_fitted": run.fitted or (fit is not None and not fit.pending),
+            })
         if step >= stop:
             break
     steady = (step - done0 - WARMUP) / max(time.time() - t_warm, 1e-9) if t_warm and step - done0 > WARMUP else None
@@ -242,15 +258,17 @@ class _ScheduleFit:
 
     MARK, FIT, MARGIN = 0.05, 0.10, 0.97
 
-    def __init__(self, limit_s: float) -> None:
+    def __init__(self, limit_s: float, start_s: float = 0.0) -> None:
+        """``start_s``: time already trained (a resumed run measures over 5-10% of what is left)."""
         self.limit, self.mark, self.pending = limit_s, None, True
+        self.at = lambda frac: start_s + frac * max(limit_s - start_s, 0.0)
 
     def update(self, run: _Run, step: int, elapsed: float) -> int:
         """The (possibly shortened) total after ``step``; a no-op until 10% of the limit."""
-        if self.mark is None and elapsed >= self.MARK * self.limit:
+        if self.mark is None and elapsed >= self.at(self.MARK):
             self.mark = (step, elapsed)
         new_total, rate = 0, float("nan")  # 0: not yet
-        if self.mark is not None and elapsed >= self.FIT * self.limit and step > self.mark[0]:
+        if self.mark is not None and elapsed >= self.at(self.FIT) and step > self.mark[0]:
             rate = (step - self.mark[0]) / max(elapsed - self.mark[1], 1e-9)
             new_total = min(run.total, max(step + 1, step + int(self.MARGIN * rate * (self.limit - elapsed))))
         new_total = _from_rank0(new_total, run)

@@ -185,3 +185,32 @@ def test_fit_schedule_ends_the_one_cycle_at_the_time_limit(small_dataroot, tmp_p
 def test_fit_schedule_needs_a_time_limit(small_dataroot, tmp_path):
     with pytest.raises(BevDeployError, match="--time-limit"):
         train(_cfg(small_dataroot, tmp_path / "nofit", fit_schedule=True))
+
+
+def test_stop_after_pauses_resumably(full_run, small_dataroot, tmp_path):
+    """--stop-after saves the resumable state and exits without exporting or evaluating; resume
+    then ends where the uninterrupted run ends."""
+    out, manifest = full_run
+    paused = train(_cfg(small_dataroot, tmp_path, stop_after_s=1e-6), command="test")
+    assert paused["step"] == 1 and not (tmp_path / "tiny.safetensors").exists()
+    state = json.loads((tmp_path / STATE_JSON).read_text())
+    assert state["step"] == 1 and state["elapsed_s"] > 0
+    resumed = train(_cfg(small_dataroot, tmp_path), resume=True, command="test")
+    assert resumed["step"] == 2 and (tmp_path / "tiny.safetensors").exists()
+    assert resumed["final_loss"] == pytest.approx(manifest["final_loss"], rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_a_paused_fitted_schedule_resumes_with_its_length_and_clock(small_dataroot, tmp_path):
+    """A run paused after its schedule was fitted keeps the fitted length when resumed, and its
+    time limit counts the time trained before the pause (it is not fitted again)."""
+    out = tmp_path / "sliced"
+    kw = dict(epochs=100, time_limit_s=8.0, fit_schedule=True, log_every=50)
+    paused = train(_cfg(small_dataroot, out, stop_after_s=3.0, **kw), command="test")
+    state = json.loads((out / STATE_JSON).read_text())
+    assert state["schedule_fitted"] and 3.0 <= state["elapsed_s"] < 8.0
+    fitted = state["scheduler"]["total_steps"]
+    assert fitted < 200 and paused["step"] < fitted and not (out / "tiny.safetensors").exists()
+    resumed = train(_cfg(small_dataroot, out, **kw), resume=True, command="test")
+    assert resumed["total_steps"] == fitted and resumed["step"] >= 0.8 * fitted
+    assert (out / "tiny.safetensors").exists()
