@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,10 @@ class _Run:
     elapsed_s: float = 0.0  # training time of earlier invocations (resumed runs)
     fitted: bool = False  # the schedule was already fitted to the time limit (resumed runs)
     paused: bool = False  # stopped by stop_after_s, to be resumed
+    # what the weights descend from, kept across resumes: the first invocation's init_from and
+    # every invocation's command, commit and step range (the manifest's "init_from", "slices")
+    lineage: dict[str, Any] | None = None
+    slices: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _train(cfg: TrainConfig, resume: bool, command: str, rank: int, world: int, local: int) -> dict[str, Any]:
@@ -160,13 +164,16 @@ def _train(cfg: TrainConfig, resume: bool, command: str, rank: int, world: int, 
         out.mkdir(parents=True, exist_ok=True)
         _log(f"{cfg.model}-{variant}: {len(train_ds)} samples, {world} process(es), batch {cfg.batch_size}/process, "
              f"{per_epoch} steps/epoch, {total} steps on {device}")
+    lineage = meta["init_from"] if resume and "init_from" in meta else _lineage(cfg.init_from)
+    this = {"command": command, "git_commit": _git_commit(), "steps": [step, step]}
     run = _Run(cfg, model, net, opt, sched, data, len(train_ds), per_epoch, total, rank, world, device, out,
-               float(meta.get("elapsed_s", 0.0)), bool(meta.get("schedule_fitted", False)))
+               float(meta.get("elapsed_s", 0.0)), bool(meta.get("schedule_fitted", False)),
+               lineage=lineage, slices=[*meta.get("slices", []), this])
     step, last, rate = _loop(run, step)
     if rank != 0:
         return {}
     total = run.total  # shortened by fit_schedule
-    manifest = _manifest(cfg, variant, version, step, total, last, command, world)
+    manifest = _manifest(cfg, variant, version, step, total, last, command, world, run)
     if rate is not None:
         manifest["steady_steps_per_s"] = rate
     if run.paused or (step < total and cfg.time_limit_s is None):
@@ -239,9 +246,11 @@ def _loop(run: _Run, step: int) -> tuple[int, dict[str, float], float | None]:
                  f"{terms} ({rate:.1f} samples/s, {now - t0:.0f} s)")
         boundary = step % run.per_epoch == 0 or step == stop
         if run.rank == 0 and (boundary or (cfg.save_every and step % cfg.save_every == 0)):
+            run.slices[-1]["steps"][1] = step
             save_state(run.out, run.model, run.opt, run.sched, step, {
                 "config": cfg.to_json(), "world_size": run.world, "elapsed_s": time.time() - t0,
                 "schedule_fitted": run.fitted or (fit is not None and not fit.pending),
+                "init_from": run.lineage, "slices": run.slices,
             })
         if step >= stop:
             break
@@ -331,7 +340,7 @@ def _step(net, opt, sched, cfg: TrainConfig, inputs, samples, device: torch.devi
 
 
 def _manifest(cfg: TrainConfig, variant: str, version: str, step: int, total: int, last: dict[str, float],
-              command: str, world: int) -> dict[str, Any]:
+              command: str, world: int, run: _Run) -> dict[str, Any]:
     return {
         "model": cfg.model,
         "variant": variant,
@@ -344,7 +353,8 @@ def _manifest(cfg: TrainConfig, variant: str, version: str, step: int, total: in
         "git_commit": _git_commit(),
         "world_size": world,
         "torch": torch.__version__,
-        "init_from": _lineage(cfg.init_from),
+        "init_from": run.lineage,
+        "slices": run.slices,  # one per invocation (more than one when paused and resumed)
     }
 
 

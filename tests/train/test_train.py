@@ -198,6 +198,7 @@ def test_stop_after_pauses_resumably(full_run, small_dataroot, tmp_path):
     resumed = train(_cfg(small_dataroot, tmp_path), resume=True, command="test")
     assert resumed["step"] == 2 and (tmp_path / "tiny.safetensors").exists()
     assert resumed["final_loss"] == pytest.approx(manifest["final_loss"], rel=1e-5, abs=1e-6)
+    assert [s["steps"] for s in resumed["slices"]] == [[0, 1], [1, 2]]
 
 
 @pytest.mark.slow
@@ -205,12 +206,20 @@ def test_a_paused_fitted_schedule_resumes_with_its_length_and_clock(small_dataro
     """A run paused after its schedule was fitted keeps the fitted length when resumed, and its
     time limit counts the time trained before the pause (it is not fitted again)."""
     out = tmp_path / "sliced"
-    kw = dict(epochs=100, time_limit_s=8.0, fit_schedule=True, log_every=50)
-    paused = train(_cfg(small_dataroot, out, stop_after_s=3.0, **kw), command="test")
+    kw = dict(epochs=200, time_limit_s=16.0, fit_schedule=True, log_every=50)
+    start = tmp_path / "start" / "tiny.safetensors"
+    from bevdeploy.plugins.bevfusion.model import build
+    from bevdeploy.train.state import export_weights
+
+    export_weights(build("tiny"), start.parent, "tiny", {"model": "bevfusion"})
+    paused = train(_cfg(small_dataroot, out, stop_after_s=8.0, init_from=start, **kw), command="first")
     state = json.loads((out / STATE_JSON).read_text())
-    assert state["schedule_fitted"] and 3.0 <= state["elapsed_s"] < 8.0
+    assert state["schedule_fitted"] and 8.0 <= state["elapsed_s"] < 16.0
     fitted = state["scheduler"]["total_steps"]
-    assert fitted < 200 and paused["step"] < fitted and not (out / "tiny.safetensors").exists()
-    resumed = train(_cfg(small_dataroot, out, **kw), resume=True, command="test")
+    assert fitted < 400 and paused["step"] < fitted and not (out / "tiny.safetensors").exists()
+    resumed = train(_cfg(small_dataroot, out, **kw), resume=True, command="second")
     assert resumed["total_steps"] == fitted and resumed["step"] >= 0.8 * fitted
     assert (out / "tiny.safetensors").exists()
+    # the weights' lineage survives the pause: the first slice's init_from, both commands
+    assert resumed["init_from"]["sha256"] == file_sha256(start)
+    assert [s["command"] for s in resumed["slices"]] == ["first", "second"]
