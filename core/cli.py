@@ -44,6 +44,9 @@ def _add_run_args(p: argparse.ArgumentParser, many: bool = False) -> None:
     p.add_argument("--calib-method", choices=("max", "entropy", "percentile", "mse"), help="Activation amax.")
     p.add_argument("--calib-batches", type=int, help="Calibration samples (batch 1).")
     p.add_argument("--calib-split", help="Split calibration samples come from; default: the calibration split.")
+    p.add_argument("--keep-fp", action="append", metavar="GLOB",
+                   help="Module-name glob kept in floating point under int8, on top of the model's own rules "
+                   "(repeatable; `bevdeploy sensitivity` prints a list that meets a budget).")
     p.add_argument("--out", type=Path, help="Workspace folder; default: ./bevdeploy-runs/<model>-...-<spec hash>.")
     p.add_argument("--force", action="store_true", help="Rebuild every artifact instead of reusing valid ones.")
     p.add_argument("--json", action="store_true", help="Print report.json instead of the table.")
@@ -154,7 +157,7 @@ def _spec(args: argparse.Namespace, model: str, precision: str):
     if args.data_version:
         data["version"] = args.data_version
     quant = {k: v for k, v in (("method", args.calib_method), ("num_batches", args.calib_batches),
-                               ("calib_split", args.calib_split)) if v is not None}
+                               ("calib_split", args.calib_split), ("keep_fp", args.keep_fp)) if v is not None}
     if precision not in PRECISIONS:
         raise BevDeployError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     try:

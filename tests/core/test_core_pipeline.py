@@ -153,3 +153,16 @@ def test_compare_prints_ratios_against_fp32(small_dataroot, tmp_path, capsys):
     reports = json.loads((out / "compare.json").read_text())
     assert [r["precision"] for r in reports] == ["fp32", "int8"]
     assert (out / "toydet-int8" / "calib.json").exists()
+
+
+@pytest.mark.slow
+def test_keep_fp_option_disables_the_matching_quantizers(small_dataroot, tmp_path, capsys):
+    """`--keep-fp GLOB` reaches the quantization spec: with every module kept, the int8 run's
+    backbone graph has no Q/DQ and is as faithful to FP32 as the FP32 export itself."""
+    out = tmp_path / "kept"
+    code, stdout, stderr = _run(_args(small_dataroot, out, "int8", "onnxruntime", "--json", "--keep-fp", "*"), capsys)
+    assert code == 0, stderr
+    rep = json.loads(stdout)
+    assert rep["fidelity"]["backbone"]["cosine"] > 0.99999 and rep["fidelity"]["backbone"]["max_abs"] < 1e-3
+    graphs = list((out / "onnx").glob("backbone.int8*.onnx"))
+    assert graphs and not {n.op_type for g in graphs for n in onnx.load(str(g)).graph.node} & {"QuantizeLinear"}
