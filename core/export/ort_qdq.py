@@ -7,7 +7,9 @@ than FP32 there. So the FP32 graph is exported, pre-processed, and quantized by 
 with the ranges of every tensor a pytorch-quantization input quantizer covered taken from OUR
 calibration (``TensorQuantOverrides``: rmax = amax; rmin = 0 after a Relu, else -amax). Tensors
 our quantizers do not cover (conv outputs feeding an Add, ...) get ORT MinMax ranges from the
-recorded example inputs. Conv/Gemm nodes whose module is unquantized or disabled are excluded.
+recorded example inputs. Conv/Gemm nodes whose module is unquantized or disabled are excluded,
+and so is every node that writes a graph output (measured on BEVDet-tiny's 640 validation
+samples: bev.head SQNR 30.8 -> 34.3 dB, INT8 NDS loss 1.32 -> 1.05 points).
 Kernel==stride ConvTranspose nodes become Conv1x1 + DepthToSpace first (:mod:`.ort_rewrite`).
 Weight scales are recomputed by ORT as per-channel max |w|, which is what our weight calibration
 computes too.
@@ -83,10 +85,14 @@ def plan(model: onnx.ModelProto, module: nn.Module) -> tuple[dict[str, list[dict
     inits = {t.name: t for t in model.graph.initializer}
     producers = {o: n for n in model.graph.node for o in n.output}
     overrides: dict[str, list[dict[str, Any]]] = {}
-    exclude: list[str] = []
+    # a node that writes a graph output stays float: its output range would come from ORT's MinMax
+    # over the one recorded example (our quantizers only cover inputs), clipping other samples'
+    # regression outputs, and the next piece or the decode wants floats anyway
+    outputs = {o.name for o in model.graph.output}
+    exclude: list[str] = [n.name for n in model.graph.node if outputs.intersection(n.output)]
     matched = 0
     for node in model.graph.node:
-        if node.op_type not in _WEIGHTED or len(node.input) < 2:
+        if node.op_type not in _WEIGHTED or len(node.input) < 2 or node.name in exclude:
             continue
         wname = node.input[1]
         mod = by_param.get(wname)
