@@ -67,7 +67,8 @@ def bevdeploy_quantize(model: torch.nn.Module, calib_data: Iterable[dict[str, An
 
 @hookimpl
 def bevdeploy_export(
-    subgraph: Subgraph, precision: str, backend: BackendSpec, out_dir: Path, example_inputs: dict[str, Any]
+    subgraph: Subgraph, precision: str, backend: BackendSpec, out_dir: Path, example_inputs: dict[str, Any],
+    calib_inputs: list[dict[str, Any]],
 ) -> Artifact | None:
     """Dense pieces through torch.onnx (lowered to the backend's Q/DQ flavour); the torch backend
     takes the module itself. Pieces with a plugin exporter are left to that plugin."""
@@ -85,7 +86,8 @@ def bevdeploy_export(
         return None
     from .export import export_subgraph
 
-    return export_subgraph(subgraph, example_inputs, precision, backend.qdq_flavour, Path(out_dir), backend.name)
+    return export_subgraph(subgraph, example_inputs, precision, backend.qdq_flavour, Path(out_dir), backend.name,
+                           calib_inputs)
 
 
 @hookimpl

@@ -209,7 +209,8 @@ def piece_precision(res: Resolved, sg: Subgraph) -> str:
 
 
 def export_piece(
-    res: Resolved, sg: Subgraph, example: dict[str, Any], ws: Workspace, pm: PluginManager
+    res: Resolved, sg: Subgraph, example: dict[str, Any], ws: Workspace, pm: PluginManager,
+    calib: list[dict[str, Any]] | None = None,
 ) -> tuple[Artifact, bool]:
     """(artifact, reused). File artifacts are exported into a staging folder, moved into onnx/
     whole, then recorded; a trusted file with the same key is reused instead."""
@@ -222,7 +223,8 @@ def export_piece(
     staged = ws.staging(sg.name)
     try:
         art = pm.hook.bevdeploy_export(
-            subgraph=sg, precision=precision, backend=res.backend, out_dir=staged, example_inputs=example
+            subgraph=sg, precision=precision, backend=res.backend, out_dir=staged, example_inputs=example,
+            calib_inputs=calib or [example],
         )
         if art is None:
             raise BevDeployError(
@@ -393,13 +395,17 @@ def export_and_build(
     res: Resolved, fp32_model: torch.nn.Module, graph: DeployGraph, example_ds: Any, ws: Workspace,
     pm: PluginManager, clock: dict[str, float],
 ) -> tuple[dict[str, Artifact], dict[str, Engine]]:
-    """Export every subgraph (example inputs recorded on one calibration sample) and build it."""
+    """Export every subgraph (example inputs recorded on the first calibration sample; under INT8
+    each piece's inputs on every calibration sample too) and build it."""
     t = time.perf_counter()
+    n = min(len(example_ds), res.spec.quant.num_batches) if res.spec.precision.startswith("int8") else 1
     with torch.inference_mode():
-        examples = record_subgraph_io(graph, res.model.prepare(fp32_model, example_ds[0]))
+        recorded = [record_subgraph_io(graph, res.model.prepare(fp32_model, example_ds[i])) for i in range(n)]
+    examples = recorded[0]
     artifacts, engines, reused = {}, {}, []
     for sg in graph.subgraphs:
-        artifacts[sg.name], was_cached = export_piece(res, sg, examples[sg.name]["inputs"], ws, pm)
+        calib = [r[sg.name]["inputs"] for r in recorded]
+        artifacts[sg.name], was_cached = export_piece(res, sg, examples[sg.name]["inputs"], ws, pm, calib)
         if was_cached:
             reused.append(sg.name)
     if reused:

@@ -47,7 +47,7 @@ def _trt_int8(module, inputs, input_names, output_names, dynamic_axes, precision
     return model
 
 
-def _build(module, inputs, input_names, output_names, dynamic_axes, precision, flavour, meta):
+def _build(module, inputs, input_names, output_names, dynamic_axes, precision, flavour, meta, calib):
     notes: list[str] = meta.setdefault("notes", [])
     if precision in ("fp32", "fp16") or not has_enabled_quantizers(module):
         if precision.startswith("int8"):
@@ -62,7 +62,7 @@ def _build(module, inputs, input_names, output_names, dynamic_axes, precision, f
         return model
     if flavour == "trt":
         return _trt_int8(module, inputs, input_names, output_names, dynamic_axes, precision, notes)
-    model, facts = lower_ort(module, inputs, input_names, output_names, dynamic_axes)
+    model, facts = lower_ort(module, inputs, input_names, output_names, dynamic_axes, calib)
     meta.update(facts)
     if precision == "int8":
         notes.append("int8 on ONNX Runtime CPU: non-quantized parts run in FP32, not FP16")
@@ -78,8 +78,11 @@ def export_onnx(
     precision: str,
     flavour: str,
     dynamic_axes: dict[str, dict[int, str]] | None = None,
+    calib_inputs: Sequence[Sequence[torch.Tensor]] | None = None,
 ) -> dict[str, Any]:
     """Export ``module`` for ``precision`` in Q/DQ ``flavour`` to ``path`` (atomically); return meta.
+    ``calib_inputs`` (more input tuples like ``example_inputs``) widen the ranges ORT's lowering
+    measures itself (default: ``example_inputs`` alone).
 
     ``meta`` holds opset, I/O dtypes, Q/DQ node counts, op counts, the flavour and notes about
     what a backend will really do with the precision.
@@ -89,7 +92,8 @@ def export_onnx(
     if flavour not in FLAVOURS:
         raise BevDeployError(f"unknown Q/DQ flavour {flavour!r}; use one of {', '.join(FLAVOURS)}")
     meta: dict[str, Any] = {"precision": precision, "qdq_flavour": flavour, "exporter": f"torch.onnx opset {OPSET}"}
-    model = _build(module, list(example_inputs), input_names, output_names, dynamic_axes, precision, flavour, meta)
+    model = _build(module, list(example_inputs), input_names, output_names, dynamic_axes, precision, flavour, meta,
+                   [list(c) for c in calib_inputs or [example_inputs]])
     save_atomic(model, path)
     meta.update(graph_meta(model))
     if flavour == "trt":
@@ -104,6 +108,7 @@ def export_subgraph(
     flavour: str,
     out_dir: Path,
     backend: str = "",
+    calib_inputs: Sequence[dict[str, torch.Tensor]] | None = None,
 ) -> Artifact:
     """Export one subgraph to ``out_dir/<name>.<precision>.<flavour>.onnx`` and describe it.
 
@@ -115,7 +120,8 @@ def export_subgraph(
         raise ValueError(f"export of {subgraph.name!r} lacks example inputs {missing}")
     inputs = [example_inputs[n] for n in subgraph.inputs]
     path = Path(out_dir) / f"{subgraph.name}.{precision}.{flavour}.onnx"
+    calib = [[c[n] for n in subgraph.inputs] for c in calib_inputs] if calib_inputs else None
     meta = export_onnx(subgraph.module, inputs, subgraph.inputs, subgraph.outputs, path, precision, flavour,
-                       subgraph.dynamic_axes)
+                       subgraph.dynamic_axes, calib)
     return Artifact(name=subgraph.name, precision=precision, backend=backend, format="onnx",
                     input_names=list(subgraph.inputs), output_names=list(subgraph.outputs), path=path, meta=meta)

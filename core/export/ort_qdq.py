@@ -128,15 +128,18 @@ def lower_ort(
     input_names: list[str],
     output_names: list[str],
     dynamic_axes: dict[str, dict[int, str]] | None = None,
+    calib_inputs: Sequence[Sequence[torch.Tensor]] | None = None,
 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
-    """Return the ORT-QDQ ModelProto for a calibrated ``module`` and facts about the lowering."""
+    """Return the ORT-QDQ ModelProto for a calibrated ``module`` and facts about the lowering.
+    ORT's MinMax ranges (tensors no quantizer of ours covers) are measured over ``calib_inputs``
+    (input tuples like ``example_inputs``; default: ``example_inputs`` alone)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     with quantizers_off(module):
         fp32 = trace_onnx(module, example_inputs, input_names, output_names, dynamic_axes)
     feeds = [{n: t.detach().float().cpu().numpy() if t.is_floating_point() else t.cpu().numpy()
-              for n, t in zip(input_names, example_inputs, strict=True)}]
+              for n, t in zip(input_names, inputs, strict=True)} for inputs in calib_inputs or [example_inputs]]
     with tempfile.TemporaryDirectory(prefix="bevdeploy-ort-") as tmp:
         src, pre, out = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "qdq.onnx")
         onnx.save(fp32, src)
@@ -161,6 +164,7 @@ def lower_ort(
         )
         lowered = onnx.load(out)
     facts = {"qdq_flavour": "ort", "overridden_tensors": len(overrides), "matched_weighted_nodes": matched,
+             "minmax_samples": len(feeds),
              "excluded_nodes": exclude,
              "convtranspose_as_conv_depth_to_space": rewritten, "activation_type": "uint8", "weight_type": "int8 per-channel"}
     return lowered, facts

@@ -95,6 +95,27 @@ def test_int8_ort_flavour_fuses_to_integer_kernels(nets, tmp_path):
     assert _cos(out, fp32(x)) > 0.98
 
 
+def test_ort_ranges_of_uncovered_tensors_span_every_calibration_input(nets, tmp_path):
+    """Ranges ORT measures itself (tensors no quantizer of ours covers) come from every
+    calibration input given, not just the example: a 4x larger second input widens some of
+    them and leaves the ranges from our calibration (the overrides) alone."""
+
+    def scales(path):
+        m = onnx.load(path)
+        inits = {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer}
+        return {n.input[0]: float(inits[n.input[1]]) for n in m.graph.node if n.op_type == "QuantizeLinear"}
+
+    _, qmodel, x = nets
+    one = export_onnx(qmodel, (x,), ["img"], ["out"], tmp_path / "one.onnx", "int8", "ort")
+    two = export_onnx(qmodel, (x,), ["img"], ["out"], tmp_path / "two.onnx", "int8", "ort",
+                      calib_inputs=[(x,), (4 * x,)])
+    assert (one["minmax_samples"], two["minmax_samples"]) == (1, 2)
+    a, b = scales(tmp_path / "one.onnx"), scales(tmp_path / "two.onnx")
+    assert a.keys() == b.keys()
+    wider = [k for k in a if b[k] > 1.5 * a[k]]
+    assert wider and all(b[k] >= a[k] * (1 - 1e-6) for k in a)
+
+
 def test_keep_fp_layers_are_excluded_from_ort_lowering(tmp_path):
     qmodel = generic_quantize(tiny_resnet(), calib_batches(1), QuantSpec(num_batches=1, keep_fp=["head"]))
     x = calib_batches(1)[0]["img"]
