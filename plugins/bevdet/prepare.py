@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from bevdeploy.data.augment import IMG_AUG_KEY, LIDAR_AUG_KEY
-from bevdeploy.data.types import Sample
 from bevdeploy.data.images import network_input
+from bevdeploy.data.types import Sample
 from bevdeploy.errors import BevDeployError
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from bevdeploy.data.types import Sample
 from bevdeploy.data.images import network_input
+from bevdeploy.data.types import Sample
 from bevdeploy.errors import BevDeployError
 
 
