@@ -6,9 +6,10 @@ than FP32 there. So the FP32 graph is exported, pre-processed, and quantized by 
 ``quantize_static`` (QDQ, activations uint8 with zero point, weights int8 symmetric per channel),
 with the ranges of every tensor a pytorch-quantization input quantizer covered taken from OUR
 calibration (``TensorQuantOverrides``: rmax = amax; rmin = 0 after a Relu, else -amax). Tensors
-our quantizers do not cover (conv outputs feeding an Add, ...) get ORT MinMax ranges over the
-piece's inputs recorded on every calibration sample (one example only: BEVDet's INT8 NDS loss
-was 1.05 points instead of 0.62). Conv/Gemm nodes whose module is unquantized or disabled are
+our quantizers do not cover (conv outputs feeding an Add, ...) get ranges ORT measures itself
+over the piece's inputs recorded on every calibration sample: its Percentile calibration, the
+range that cuts 0.005% of the values off each end (measured on BEVDet-tiny, 640 validation samples, INT8 NDS loss against FP32: MinMax over one
+example 1.05 points, MinMax over the 8 calibration samples 0.62, percentile over them 0.42). Conv/Gemm nodes whose module is unquantized or disabled are
 excluded, and so is every node that writes a graph output (measured on BEVDet-tiny's 640
 validation samples: bev.head SQNR 30.8 -> 34.3 dB, INT8 NDS loss 1.32 -> 1.05 points).
 Kernel==stride ConvTranspose nodes become Conv1x1 + DepthToSpace first (:mod:`.ort_rewrite`).
@@ -18,7 +19,9 @@ computes too.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +38,7 @@ from .ort_rewrite import convtranspose_to_depth_to_space
 from .trace import quantizers_off, trace_onnx
 
 _WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+ORT_PERCENTILE = 99.99  # central share of values kept by the ranges ORT measures itself (module docstring)
 _NONNEGATIVE_PRODUCERS = ("Relu",)
 # ORT's CPU provider has no integer ConvTranspose: a QDQ ConvTranspose only adds (de)quantization.
 # Softmax in uint8 (QLinearSoftmax) flattens small probabilities (BEVFusion's depth bins) to zero.
@@ -149,23 +153,24 @@ def lower_ort(
         overrides, exclude, matched = plan(pre_model, module)
         rewritten = convtranspose_to_depth_to_space(pre_model)
         onnx.save(pre_model, pre)
-        quantize_static(
-            str(pre),
-            str(out),
-            _Reader(feeds),
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            nodes_to_exclude=exclude,
-            op_types_to_quantize=op_types(),
-            calibrate_method=CalibrationMethod.MinMax,
-            extra_options={"TensorQuantOverrides": overrides, "ActivationSymmetric": False,
-                           "WeightSymmetric": True},
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # ORT's calibrator prints; stdout is for results
+            quantize_static(
+                str(pre),
+                str(out),
+                _Reader(feeds),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                nodes_to_exclude=exclude,
+                op_types_to_quantize=op_types(),
+                calibrate_method=CalibrationMethod.Percentile,
+                extra_options={"TensorQuantOverrides": overrides, "ActivationSymmetric": False,
+                               "CalibPercentile": ORT_PERCENTILE, "WeightSymmetric": True},
+            )
         lowered = onnx.load(out)
     facts = {"qdq_flavour": "ort", "overridden_tensors": len(overrides), "matched_weighted_nodes": matched,
-             "minmax_samples": len(feeds),
+             "ort_range_samples": len(feeds), "ort_range_method": f"percentile {ORT_PERCENTILE}",
              "excluded_nodes": exclude,
              "convtranspose_as_conv_depth_to_space": rewritten, "activation_type": "uint8", "weight_type": "int8 per-channel"}
     return lowered, facts

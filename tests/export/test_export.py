@@ -109,7 +109,7 @@ def test_ort_ranges_of_uncovered_tensors_span_every_calibration_input(nets, tmp_
     one = export_onnx(qmodel, (x,), ["img"], ["out"], tmp_path / "one.onnx", "int8", "ort")
     two = export_onnx(qmodel, (x,), ["img"], ["out"], tmp_path / "two.onnx", "int8", "ort",
                       calib_inputs=[(x,), (4 * x,)])
-    assert (one["minmax_samples"], two["minmax_samples"]) == (1, 2)
+    assert (one["ort_range_samples"], two["ort_range_samples"]) == (1, 2)
     a, b = scales(tmp_path / "one.onnx"), scales(tmp_path / "two.onnx")
     assert a.keys() == b.keys()
     wider = [k for k in a if b[k] > 1.5 * a[k]]
