@@ -8,10 +8,13 @@ with the ranges of every tensor a pytorch-quantization input quantizer covered t
 calibration (``TensorQuantOverrides``: rmax = amax; rmin = 0 after a Relu, else -amax). Tensors
 our quantizers do not cover (conv outputs feeding an Add, ...) get ranges ORT measures itself
 over the piece's inputs recorded on every calibration sample: its Percentile calibration, the
-range that cuts 0.005% of the values off each end (measured on BEVDet-tiny, 640 validation samples, INT8 NDS loss against FP32: MinMax over one
-example 1.05 points, MinMax over the 8 calibration samples 0.62, percentile over them 0.42). Conv/Gemm nodes whose module is unquantized or disabled are
-excluded, and so is every node that writes a graph output (measured on BEVDet-tiny's 640
-validation samples: bev.head SQNR 30.8 -> 34.3 dB, INT8 NDS loss 1.32 -> 1.05 points).
+range that cuts 0.005% of the values off each end. Conv/Gemm nodes whose module is unquantized
+or disabled are excluded, and so is every node that writes a graph output.
+
+Measured on BEVDet-tiny, 640 validation samples, INT8 NDS loss against FP32 (0.5 points
+allowed): 1.32 points with MinMax ranges from one recorded example; 1.05 with the graph-output
+writers float (bev.head SQNR 30.8 -> 34.3 dB); 0.62 with MinMax over the 8 calibration samples;
+0.42 with the percentile over them (``benchmarks/results/bevdet-int8-val640.md``).
 Kernel==stride ConvTranspose nodes become Conv1x1 + DepthToSpace first (:mod:`.ort_rewrite`).
 Weight scales are recomputed by ORT as per-channel max |w|, which is what our weight calibration
 computes too.
@@ -90,9 +93,9 @@ def plan(model: onnx.ModelProto, module: nn.Module) -> tuple[dict[str, list[dict
     inits = {t.name: t for t in model.graph.initializer}
     producers = {o: n for n in model.graph.node for o in n.output}
     overrides: dict[str, list[dict[str, Any]]] = {}
-    # a node that writes a graph output stays float: its output range would come from ORT's MinMax
-    # over the one recorded example (our quantizers only cover inputs), clipping other samples'
-    # regression outputs, and the next piece or the decode wants floats anyway
+    # a node that writes a graph output stays float: its output range would be ORT's own estimate
+    # (our quantizers only cover inputs), clipping regression outputs of samples outside the
+    # calibration set, and the next piece or the decode wants floats anyway
     outputs = {o.name for o in model.graph.output}
     exclude: list[str] = [n.name for n in model.graph.node if outputs.intersection(n.output)]
     matched = 0
@@ -136,7 +139,7 @@ def lower_ort(
     calib_inputs: Sequence[Sequence[torch.Tensor]] | None = None,
 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """Return the ORT-QDQ ModelProto for a calibrated ``module`` and facts about the lowering.
-    ORT's MinMax ranges (tensors no quantizer of ours covers) are measured over ``calib_inputs``
+    The ranges ORT measures itself (tensors no quantizer of ours covers) come from ``calib_inputs``
     (input tuples like ``example_inputs``; default: ``example_inputs`` alone)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
