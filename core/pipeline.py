@@ -5,6 +5,7 @@ hooks; this module only sequences them, caches artifacts in the workspace and me
 from __future__ import annotations
 
 import copy
+import hashlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -68,10 +69,29 @@ def resolve(spec: RunSpec, pm: PluginManager | None = None) -> Resolved:
     return Resolved(full, mspec, backend, demo, notes)
 
 
-def run_key(spec: RunSpec) -> str:
-    """Hash of the spec and the weights' content: equal keys may reuse each other's artifacts."""
+def run_key(spec: RunSpec, model: torch.nn.Module | None = None) -> str:
+    """Hash of the spec, the weights' content and the code that builds the graphs (the core and
+    the package defining ``model``): equal keys may reuse each other's artifacts."""
     ckpt = file_sha256(spec.checkpoint) if spec.checkpoint and Path(spec.checkpoint).is_file() else ""
-    return text_sha256(spec.model_dump_json() + "|" + ckpt)
+    code = code_fingerprint(model) if model is not None else ""
+    return text_sha256(spec.model_dump_json() + "|" + ckpt + "|" + code)
+
+
+def code_fingerprint(model: torch.nn.Module) -> str:
+    """Hash of the Python sources of bevdeploy's core and of the package that defines ``model``'s
+    class: an exported piece is stale when either changes (a plugin's new head layout, with the
+    same spec and seeded random weights, once reused an old graph)."""
+    from . import __file__ as core_init
+
+    roots = {Path(core_init).parent}
+    mod = sys.modules.get(type(model).__module__)
+    if mod is not None and getattr(mod, "__file__", None):
+        roots.add(Path(mod.__file__).parent)
+    digest = hashlib.sha256()
+    for root in sorted(roots):
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def default_out(spec: RunSpec, key: str) -> Path:
@@ -350,7 +370,7 @@ def run(
     eval_ds, calib_ds = open_datasets(res.spec)
     model = build_model(res)
     clock["load"] = time.perf_counter() - t
-    key = run_key(res.spec)
+    key = run_key(res.spec, model)
     ws = Workspace(Path(out) if out else default_out(res.spec, key), key, force).open()
     try:
         state = _stages(res, model, eval_ds, calib_ds, ws, pm, clock)

@@ -35,3 +35,29 @@ def test_unrecorded_files_and_staging_are_not_trusted(tmp_path):
     ws.staging("left-over")
     ws.discard_staging()
     assert not list(ws.root.glob(".staging-*"))
+
+
+def test_the_run_key_follows_the_model_code(tmp_path, monkeypatch):
+    """Artifacts are keyed by the code that defines the model too: the same spec with seeded
+    random weights must not reuse a graph exported before the model's layout changed."""
+    import importlib
+    import sys
+
+    import torch
+    from bevdeploy.pipeline import code_fingerprint, run_key
+    from bevdeploy.specs.run import RunSpec
+
+    pkg = tmp_path / "keyed_model_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "net.py").write_text("import torch\nclass Net(torch.nn.Linear):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    net = importlib.import_module("keyed_model_pkg.net").Net(2, 2)
+    spec = RunSpec(model="toydet")
+    before, key = code_fingerprint(net), run_key(spec, net)
+    assert key == run_key(spec, net) != run_key(spec)
+    (pkg / "net.py").write_text("import torch\nclass Net(torch.nn.Linear):\n    pass  # changed\n")
+    assert code_fingerprint(net) != before and run_key(spec, net) != key
+    assert code_fingerprint(torch.nn.Linear(2, 2)) != before  # a class of another package
+    sys.modules.pop("keyed_model_pkg.net", None)
+    sys.modules.pop("keyed_model_pkg", None)
