@@ -119,9 +119,9 @@ def bevdeploy_export(
     """Export ``subgraph`` for ``precision`` on ``backend`` into ``out_dir``.
 
     ``example_inputs`` are real tensors recorded at the subgraph's inputs on a calibration
-    sample; ``calib_inputs`` the same on each calibration sample under INT8 (the first is
-    ``example_inputs``; just it otherwise), for ranges the calibration did not record (ONNX
-    Runtime's lowering quantizes tensors that no quantizer covers). The core's default exports dense subgraphs with ``torch.onnx`` and lowers the
+    sample; ``calib_inputs`` the same on each calibration sample for an INT8 run on a backend of
+    Q/DQ flavour "ort" (the first is ``example_inputs``; just it otherwise), for the ranges ONNX
+    Runtime's lowering measures itself (tensors that no quantizer covers). The core's default exports dense subgraphs with ``torch.onnx`` and lowers the
     calibration table to the Q/DQ flavour the backend wants; a plugin returns its own artifact
     for pieces the default cannot export (e.g. sparse convolution) and None otherwise.
     Stops at the first non-None result.

@@ -8,6 +8,7 @@ import copy
 import hashlib
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -78,17 +79,21 @@ def run_key(spec: RunSpec, model: torch.nn.Module | None = None) -> str:
 
 
 def code_fingerprint(model: torch.nn.Module) -> str:
-    """Hash of the Python sources of bevdeploy's core and of the package that defines ``model``'s
-    class: an exported piece is stale when either changes (a plugin's new head layout, with the
-    same spec and seeded random weights, once reused an old graph)."""
+    """Hash of the Python sources of bevdeploy's core and of the outermost package folder on the
+    path of ``model``'s class (``bevdeploy.plugins.bevdet.model`` -> all of ``plugins/``, so the
+    ops a plugin borrows from another count too): an exported piece is stale when either changes
+    (a plugin's new head layout, with the same spec and seeded random weights, once reused an old
+    graph)."""
     from . import __file__ as core_init
 
-    roots = {Path(core_init).parent}
-    mod = sys.modules.get(type(model).__module__)
-    if mod is not None and getattr(mod, "__file__", None):
-        roots.add(Path(mod.__file__).parent)
+    core = Path(core_init).parent
+    parts = type(model).__module__.split(".")
+    packages = (sys.modules.get(".".join(parts[:i])) for i in range(1, len(parts) + 1))
+    dirs = [Path(m.__file__).parent for m in packages if m is not None and getattr(m, "__file__", None)]
+    outer = next((d for d in dirs if d != core), None)  # outermost first: plugins/, not plugins/bevdet/
+    roots = [core] if outer is None else [core, outer]
     digest = hashlib.sha256()
-    for root in sorted(roots):
+    for root in roots:
         for path in sorted(root.rglob("*.py")):
             digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
@@ -230,10 +235,11 @@ def piece_precision(res: Resolved, sg: Subgraph) -> str:
 
 def export_piece(
     res: Resolved, sg: Subgraph, example: dict[str, Any], ws: Workspace, pm: PluginManager,
-    calib: list[dict[str, Any]] | None = None,
+    calib: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> tuple[Artifact, bool]:
     """(artifact, reused). File artifacts are exported into a staging folder, moved into onnx/
-    whole, then recorded; a trusted file with the same key is reused instead."""
+    whole, then recorded; a trusted file with the same key is reused instead. ``calib()`` gives
+    the piece's inputs on every calibration sample, called only when the piece is exported."""
     precision = piece_precision(res, sg)
     entry = f"export:{sg.name}"
     cached = ws.cached(entry, ws.key)
@@ -244,7 +250,7 @@ def export_piece(
     try:
         art = pm.hook.bevdeploy_export(
             subgraph=sg, precision=precision, backend=res.backend, out_dir=staged, example_inputs=example,
-            calib_inputs=calib or [example],
+            calib_inputs=calib() if calib else [example],
         )
         if art is None:
             raise BevDeployError(
@@ -415,17 +421,30 @@ def export_and_build(
     res: Resolved, fp32_model: torch.nn.Module, graph: DeployGraph, example_ds: Any, ws: Workspace,
     pm: PluginManager, clock: dict[str, float],
 ) -> tuple[dict[str, Artifact], dict[str, Engine]]:
-    """Export every subgraph (example inputs recorded on the first calibration sample; under INT8
-    each piece's inputs on every calibration sample too) and build it."""
+    """Export every subgraph (example inputs recorded on the first calibration sample; for an INT8
+    ONNX Runtime lowering, which measures some ranges itself, on every calibration sample) and
+    build it."""
     t = time.perf_counter()
-    n = min(len(example_ds), res.spec.quant.num_batches) if res.spec.precision.startswith("int8") else 1
-    with torch.inference_mode():
-        recorded = [record_subgraph_io(graph, res.model.prepare(fp32_model, example_ds[i])) for i in range(n)]
+    ort_int8 = res.spec.precision.startswith("int8") and res.backend.qdq_flavour == "ort"
+    n = min(len(example_ds), res.spec.quant.num_batches) if ort_int8 else 1
+
+    def record(i: int) -> dict[str, dict[str, Any]]:
+        with torch.inference_mode():
+            return record_subgraph_io(graph, res.model.prepare(fp32_model, example_ds[i]))
+
+    recorded = [record(0)]
+
+    def calib_of(name: str) -> Callable[[], list[dict[str, Any]]]:
+        def inputs() -> list[dict[str, Any]]:
+            if len(recorded) < n:  # the other samples, once, when a piece is really exported
+                recorded.extend(record(i) for i in range(1, n))
+            return [r[name]["inputs"] for r in recorded]
+        return inputs
+
     examples = recorded[0]
     artifacts, engines, reused = {}, {}, []
     for sg in graph.subgraphs:
-        calib = [r[sg.name]["inputs"] for r in recorded]
-        artifacts[sg.name], was_cached = export_piece(res, sg, examples[sg.name]["inputs"], ws, pm, calib)
+        artifacts[sg.name], was_cached = export_piece(res, sg, examples[sg.name]["inputs"], ws, pm, calib_of(sg.name))
         if was_cached:
             reused.append(sg.name)
     if reused:

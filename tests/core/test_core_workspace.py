@@ -43,7 +43,6 @@ def test_the_run_key_follows_the_model_code(tmp_path, monkeypatch):
     import importlib
     import sys
 
-    import torch
     from bevdeploy.pipeline import code_fingerprint, run_key
     from bevdeploy.specs.run import RunSpec
 
@@ -58,6 +57,13 @@ def test_the_run_key_follows_the_model_code(tmp_path, monkeypatch):
     assert key == run_key(spec, net) != run_key(spec)
     (pkg / "net.py").write_text("import torch\nclass Net(torch.nn.Linear):\n    pass  # changed\n")
     assert code_fingerprint(net) != before and run_key(spec, net) != key
-    assert code_fingerprint(torch.nn.Linear(2, 2)) != before  # a class of another package
-    sys.modules.pop("keyed_model_pkg.net", None)
-    sys.modules.pop("keyed_model_pkg", None)
+    (pkg / "sub").mkdir()
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "deep.py").write_text("import torch\nclass Deep(torch.nn.Linear):\n    pass\n")
+    deep = importlib.import_module("keyed_model_pkg.sub.deep").Deep(2, 2)
+    inner = code_fingerprint(deep)
+    assert inner == code_fingerprint(net)  # the outer package: one fingerprint for all of it
+    (pkg / "helpers.py").write_text("X = 1\n")  # code outside the model's own folder counts too
+    assert code_fingerprint(deep) != inner
+    for name in ("keyed_model_pkg.sub.deep", "keyed_model_pkg.sub", "keyed_model_pkg.net", "keyed_model_pkg"):
+        sys.modules.pop(name, None)
