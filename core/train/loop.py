@@ -174,6 +174,8 @@ def _train(cfg: TrainConfig, resume: bool, command: str, rank: int, world: int, 
         return {}
     total = run.total  # shortened by fit_schedule
     manifest = _manifest(cfg, variant, version, step, total, last, command, world, run)
+    manifest["data"]["splits"] = {role: {"split": ds.split, "samples": len(ds), "scenes": list(ds.scene_names)}
+                                  for role, ds in (("train", train_ds), ("val", val_ds)) if ds is not None}
     if rate is not None:
         manifest["steady_steps_per_s"] = rate
     if run.paused or (step < total and cfg.time_limit_s is None):

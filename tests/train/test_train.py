@@ -65,6 +65,10 @@ def test_weights_manifest_and_bit_exact_reload(full_run):
     assert recorded["step"] == recorded["total_steps"] == 2
     assert recorded["model"] == "bevfusion" and recorded["config"]["lr"] == 2e-3
     assert recorded["data"]["generator"]["seed"] == 0
+    # which scenes trained (a custom split of a bigger set must say so); no validation split here
+    assert recorded["data"]["splits"]["train"]["split"] == "synth_all"
+    assert recorded["data"]["splits"]["train"]["samples"] == 2 and recorded["data"]["splits"]["train"]["scenes"]
+    assert "val" not in recorded["data"]["splits"]
     stored = load_file(str(weights))
     assert all(v.dtype == torch.float16 for v in stored.values() if v.is_floating_point())
     model = load_weights(build("tiny"), weights)
