@@ -45,7 +45,9 @@ else
   # the resumed run keeps its fitted schedule and its clock; the limit stays as a guard
   START="--resume --time-limit $(cat $W/time_limit)"
 fi
-STOPA=""; [ -n "$STOP" ] && STOPA="--stop-after $(( STOP - ( $(date +%s) - T0 ) ))"
+# --stop-after counts from the training loop's start: leave SETUP seconds for the process to load the
+# tables and start its workers (about 25 s here; the first call of session 4 left none and was killed)
+STOPA=""; [ -n "$STOP" ] && STOPA="--stop-after $(( STOP - ( $(date +%s) - T0 ) - ${SETUP:-40} ))"
 OMP_NUM_THREADS=2 bevdeploy train --model $M --variant tiny --data $D --version v1.0-synth --split train_ext \
   --val-split val160 --device cuda --workers 14 --log-every 100 --eval-max-samples 160 --epochs 300 $ARGS \
   --out $W/run $START $STOPA > $OUT/train_$PHASE.log 2>&1
