@@ -25,7 +25,7 @@ samples or our percentile calibration did not help; only the whole BEV half in f
 did, giving up its INT8 speed-up (bev.head 17.1 -> 10.4 ms on our CPU).
 
 Re-measured on the weights shipped next (session 4: trained on 2.9x the data; FP32 mAP 0.2984 /
-NDS 0.4291 on the same 640 samples): INT8 0.2840 / 0.4243, 0.48 points, still inside 0.5 with
+NDS 0.4291 on the same 640 samples): INT8 0.2840 / 0.4243, 0.47 points, still inside 0.5 with
 no layer kept (``benchmarks/results/bevdet-int8-val640.md``, last section).
 """
 
