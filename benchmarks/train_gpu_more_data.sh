@@ -21,6 +21,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site:$PWD/.site PYTHONUNBUFFERED=1 BEVDEPLOY_GIT_COMMIT=${COMMIT:?set COMMIT}
 python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >/dev/null 2>&1 || exit 1
 M=${MODEL:-bevdet}; W=${WORK:-/tmp/gw}; SC=${SC:-400}; D=$W/synth-${SC}x20-seed1
+[ "$SC" -gt 160 ] || { echo "SC must exceed 160: val160 is scenes 128..159 and train_ext the rest"; exit 2; }
 mkdir -p $W  # outside the repo: a device copy drops ignored folders it was not given
 ARGS="--batch-size ${BS:-16} --lr ${LR:-2e-3}"
 if [ "$PHASE" = A ]; then
