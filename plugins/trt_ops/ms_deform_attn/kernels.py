@@ -17,6 +17,15 @@ attention_weights int8 with scales["attention_weights"] when given, else fp16; s
 fp32 accumulation, one multiply by the value scale at the end; fp16 out). With C % 4 == 0 the int8 value is
 read as int32 words (4 channels per word) and every byte becomes an fp32 operand without a conversion
 instruction (see _byte_as_denormal), so int8 costs about as many instructions per element as fp32.
+
+x-pairs (TUNING "pairs"; default on for int8, selectable for fp16 / fp16x2, never used for fp32): with random
+sampling locations every gathered corner row is its own L2 request, and for 32-byte int8 rows the request count,
+not bytes, bounds the kernel (Nsight Compute: L2 ~87% busy at 245 M corner requests on the anchor). A prep
+kernel (one pass over the value, part of the op's time) writes pairs[b, s, h] = (v[s], v[s + 1]) with zeros
+after the last column of each map row (value_pairs); the pairs kernel then fetches both x-corners of a map row
+with one load: 2 requests per point instead of 4 (a 64-byte int8 C=32 pair never straddles a 128-byte line).
+Memory: the pairs buffer is twice the value tensor, allocated per call. Applies where a row is a power of two of
+int32 words (int8, C % 4 == 0) or fp16 elements; elsewhere the four-corner kernel runs.
 """
 
 from collections.abc import Mapping
@@ -38,9 +47,12 @@ OP = "ms_deform_attn"
 _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 0}  # int8 uses mode 2 (packed words) when C % 4 == 0
 # launch shape; benchmarks/ops.py --sweep varies it
 # lane_bytes: bytes of a row per lane (16: a warp load covers whole rows; 128: one lane per 32-channel fp32 row)
-TUNING = {"num_warps": 4, "lane_bytes": 16}
+# pairs: read the value as x-pairs (value_pairs, _ms_deform_attn_pairs_kernel) where it applies; on for int8
+TUNING = {"num_warps": 4, "lane_bytes": 16, "pairs": False, "per_precision": {"int8": {"pairs": True}}}
+# the "per_precision": {} entries override the int8 default, so both layouts are timed for every precision
 SWEEP = [{"lane_bytes": 16}, {"lane_bytes": 16, "num_warps": 8}, {"lane_bytes": 32}, {"lane_bytes": 64},
-         {"lane_bytes": 128}]
+         {"lane_bytes": 128}, {"pairs": False, "per_precision": {}}, {"pairs": True, "per_precision": {}},
+         {"pairs": True, "num_warps": 8, "per_precision": {}}]
 
 
 @triton.jit
@@ -64,6 +76,12 @@ def _corner(value_ptr, row0, h, NH, x, y, dx: tl.constexpr, dy: tl.constexpr, wl
     valid = inside & (xx >= 0) & (xx < wl) & (yy >= 0) & (yy < hl)
     idx = ((row0 + yy * wl + xx) * NH + h) * ROW
     v = tl.load(value_ptr + idx[:, None, None] + c, mask=valid[:, None, None] & cmask, other=0)
+    return _accumulate(v, w, MODE, acc0, acc1, acc2, acc3, wsum)
+
+
+@triton.jit
+def _accumulate(v, w, MODE: tl.constexpr, acc0, acc1, acc2, acc3, wsum):
+    """Add the loaded rows v, weighted by w (one weight per lane), to the accumulators of a MODE."""
     w3 = w[:, None, None]
     if MODE == 2:  # int8 packed 4 channels per int32 word, XOR 0x80 once per word (masked words read q = 0)
         v = v ^ -2139062144
@@ -148,6 +166,112 @@ def _ms_deform_attn_kernel(
         tl.store(out_ptr + r[:, None, None] * C + c, res.to(out_ptr.dtype.element_ty), mask=m)
 
 
+
+@triton.jit
+def _pairs_prep_kernel(src_ptr, dst_ptr, shapes_ptr, starts_ptr, S, NH, L, N, RW: tl.constexpr,
+                       BLOCK: tl.constexpr):
+    """One pass over the value as int32 words: row i = (batch, key s, head) of RW words becomes the pair
+    (v[s], v[s + 1]), the second row zero where s is the last column of its map row (or of the value).
+    Reads and writes run along i, so both are coalesced."""
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = i < N
+    s = (i // NH) % S
+    start = tl.zeros([BLOCK], dtype=tl.int32)
+    wl = tl.full([BLOCK], 1, tl.int32)
+    for lvl in range(L):  # level_start_index ascends: the last start <= s is the key's level
+        st = tl.load(starts_ptr + lvl)
+        sel = s >= st
+        start = tl.where(sel, st, start)
+        wl = tl.where(sel, tl.load(shapes_ptr + lvl * 2 + 1), wl)
+    nxt = m & ((s - start) % wl != wl - 1) & (s + 1 < S)
+    col = tl.arange(0, RW)[None, :]
+    v0 = tl.load(src_ptr + i[:, None] * RW + col, mask=m[:, None], other=0)
+    v1 = tl.load(src_ptr + (i + NH)[:, None] * RW + col, mask=nxt[:, None], other=0)
+    dst = dst_ptr + i[:, None] * (2 * RW) + col
+    tl.store(dst, v0, mask=m[:, None])
+    tl.store(dst + RW, v1, mask=m[:, None])
+
+
+@triton.jit
+def _pair_row(pairs_ptr, e, h, NH, wl, yy, hl, w, inside, c, ROW: tl.constexpr, MODE: tl.constexpr,
+              acc0, acc1, acc2, acc3, wsum):
+    """Add both x-corners of map row yy (one pair: one L2 request) to the accumulators; w is the lane's
+    weight (its half of the pair). Only y needs a validity test: the pair holds zeros outside the map in x."""
+    valid = inside & (yy >= 0) & (yy < hl)
+    idx = ((e + yy * wl) * NH + h) * (2 * ROW)
+    v = tl.load(pairs_ptr + idx[:, None, None] + c, mask=valid[:, None, None], other=0)
+    return _accumulate(v, w, MODE, acc0, acc1, acc2, acc3, wsum)
+
+
+@triton.jit
+def _half_sum(x, RB: tl.constexpr, ROW: tl.constexpr):
+    """[lanes, NCH, VW] in row-major lane order is [rows, 2 halves, ROW]: sum the two halves of every row."""
+    return tl.sum(tl.reshape(x, [RB, 2, ROW]), axis=1)
+
+
+@triton.jit
+def _ms_deform_attn_pairs_kernel(
+    pairs_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, out_ptr,
+    S, NQ, NH, C, L, P, ROWS, attn_scale, out_scale,
+    MODE: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, NCH: tl.constexpr, VW: tl.constexpr,
+    ROW: tl.constexpr,
+):
+    """As _ms_deform_attn_kernel, but the SPLIT lanes of a row cover a whole x-pair (2 * ROW elements, see
+    value_pairs), so one warp load fetches both x-corners of a map row: 2 loads per point instead of 4. The
+    first SPLIT / 2 lanes hold v[x0] and weight it with 1 - fx, the others v[x0 + 1] with fx; x0 = -1 reads the
+    pair of key 0 with the weights shifted (fx on v[0], 0 on v[1]). The halves are summed once per row."""
+    q = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    r = q // SPLIT
+    part = q % SPLIT
+    rmask = r < ROWS
+    h = r % NH
+    b = r // (NH * NQ)
+    second = part >= SPLIT // 2
+    c = (part * (NCH * VW))[:, None, None] + tl.arange(0, NCH)[None, :, None] * VW + tl.arange(0, VW)[None, None, :]
+    acc_dt = tl.float16 if MODE == 1 else tl.float32
+    acc0 = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
+    acc1 = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
+    acc2 = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
+    acc3 = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
+    wsum = tl.zeros([BLOCK_R], dtype=tl.float32)
+    for lvl in range(L):
+        hl = tl.load(shapes_ptr + lvl * 2)
+        wl = tl.load(shapes_ptr + lvl * 2 + 1)
+        row0 = b * S + tl.load(starts_ptr + lvl)
+        for pt in range(P):
+            base = r * (L * P) + lvl * P + pt
+            x = tl.load(loc_ptr + base * 2, mask=rmask, other=0).to(tl.float32) * wl - 0.5
+            y = tl.load(loc_ptr + base * 2 + 1, mask=rmask, other=0).to(tl.float32) * hl - 0.5
+            aw = tl.load(attn_ptr + base, mask=rmask, other=0).to(tl.float32) * attn_scale
+            inside = rmask & (x > -1.0) & (y > -1.0) & (x < wl) & (y < hl)
+            x0f = tl.floor(x)
+            y0f = tl.floor(y)
+            fx = x - x0f
+            fy = y - y0f
+            x0 = x0f.to(tl.int32)
+            y0 = y0f.to(tl.int32)
+            left = x0 < 0
+            wx = tl.where(second, tl.where(left, 0.0, fx), tl.where(left, fx, 1.0 - fx)) * aw
+            e = row0 + tl.maximum(x0, 0)
+            acc0, acc1, acc2, acc3, wsum = _pair_row(pairs_ptr, e, h, NH, wl, y0, hl, wx * (1.0 - fy), inside, c,
+                                                     ROW, MODE, acc0, acc1, acc2, acc3, wsum)
+            acc0, acc1, acc2, acc3, wsum = _pair_row(pairs_ptr, e, h, NH, wl, y0 + 1, hl, wx * fy, inside, c,
+                                                     ROW, MODE, acc0, acc1, acc2, acc3, wsum)
+    rr = tl.program_id(0) * (BLOCK_R // SPLIT) + tl.arange(0, BLOCK_R // SPLIT)
+    cc = tl.arange(0, ROW)[None, :]
+    m = (rr < ROWS)[:, None]
+    odt = out_ptr.dtype.element_ty
+    if MODE == 2:  # per lane: sum w * q = 2^23 * acc - 128 * sum w (the lane's own weights), then the halves
+        off = (128.0 * wsum)[:, None, None]
+        optr = out_ptr + rr[:, None] * C + 4 * cc
+        tl.store(optr, (_half_sum(acc0 * 8388608.0 - off, BLOCK_R // SPLIT, ROW) * out_scale).to(odt), mask=m)
+        tl.store(optr + 1, (_half_sum(acc1 * 8388608.0 - off, BLOCK_R // SPLIT, ROW) * out_scale).to(odt), mask=m)
+        tl.store(optr + 2, (_half_sum(acc2 * 8388608.0 - off, BLOCK_R // SPLIT, ROW) * out_scale).to(odt), mask=m)
+        tl.store(optr + 3, (_half_sum(acc3 * 8388608.0 - off, BLOCK_R // SPLIT, ROW) * out_scale).to(odt), mask=m)
+    else:
+        res = _half_sum(acc0.to(tl.float32), BLOCK_R // SPLIT, ROW) * out_scale
+        tl.store(out_ptr + rr[:, None] * C + cc, res.to(odt), mask=m)
+
 def _prepare(value, locs, weights, precision, scales):
     """Storage tensors and the scales of one variant: (value, locations, weights, attn_scale, out_scale)."""
     if precision != "int8":
@@ -158,6 +282,44 @@ def _prepare(value, locs, weights, precision, scales):
     else:
         qw, sw = weights.to(torch.float16).contiguous(), 1.0
     return qv, locs.to(torch.float16).contiguous(), qw, sw, sv
+
+
+def value_pairs(value: torch.Tensor, spatial_shapes: torch.Tensor, level_start_index: torch.Tensor) -> torch.Tensor:
+    """The value as x-pairs (bs, S, heads, 2, C): pairs[:, s, :, 0] = value[:, s], pairs[:, s, :, 1] = value[:, s + 1]
+    or zeros where key s ends its map row. Indexed by the key itself (no per-level column of padding), so no
+    host-side shape arithmetic and no device sync: the op stays capturable in a CUDA graph. Needs a contiguous
+    value whose rows are whole int32 words (C * element size % 4 == 0) and a power-of-two number of words."""
+    bs, s, nh, c = value.shape
+    rw = c * value.element_size() // 4
+    pairs = torch.empty((bs, s, nh, 2, rw), dtype=torch.int32, device=value.device)
+    n = bs * s * nh
+    if n:
+        block = max(1, 2048 // rw)
+        _pairs_prep_kernel[(triton.cdiv(n, block),)](
+            value.view(torch.int32), pairs, spatial_shapes.to(torch.int32).contiguous(),
+            level_start_index.to(torch.int32).contiguous(), s, nh, spatial_shapes.shape[0], n, RW=rw, BLOCK=block,
+            num_warps=4,
+        )
+    return pairs.view(value.dtype)
+
+
+def _pair_launch(cfg: Mapping, precision: str, v: torch.Tensor) -> dict | None:
+    """Launch shape of the x-pair kernel, or None where it does not apply: TUNING "pairs" off, fp32 (a pair of
+    128-B rows is two lines anyway), int8 with C % 4 != 0, rows that are not a power of two of 4-byte int8 words
+    / fp16 elements, or tensors too large for 32-bit offsets once doubled."""
+    c = v.shape[-1]
+    if not cfg.get("pairs") or precision == "fp32" or (c * v.element_size()) % 4 or v.data_ptr() % 4:
+        return None
+    elem = 4 if precision == "int8" else 2  # int8: packed int32 words
+    row = c * v.element_size() // elem
+    block_r = 32 * cfg["num_warps"]
+    per_lane = max(1, min(row, cfg["lane_bytes"] // elem))  # a lane never straddles the two rows of a pair
+    vw = min(per_lane, 16 // elem)
+    split = 2 * row // per_lane
+    if row != next_pow2(row) or split > block_r or 2 * v.numel() >= 2**31:
+        return None
+    return dict(MODE=2 if precision == "int8" else _MODE[precision], BLOCK_R=block_r, SPLIT=split,
+                NCH=per_lane // vw, VW=vw, ROW=row, num_warps=cfg["num_warps"])
 
 
 def ms_deform_attn_cuda(
@@ -179,11 +341,19 @@ def ms_deform_attn_cuda(
         return out
     shapes = spatial_shapes.to(torch.int32).contiguous()
     starts = level_start_index.to(torch.int32).contiguous()
+    cfg = tuned(TUNING, precision)
+    launch = _pair_launch(cfg, precision, v)
+    if launch is not None:
+        pairs = value_pairs(v, shapes, starts)
+        pairs = pairs.view(torch.int32) if precision == "int8" else pairs
+        grid = (triton.cdiv(bs * nq * nh * launch["SPLIT"], launch["BLOCK_R"]),)
+        _ms_deform_attn_pairs_kernel[grid](pairs, shapes, starts, loc, w, out, s, nq, nh, c, nl, npts,
+                                           bs * nq * nh, attn_scale, out_scale, **launch)
+        return out
     packed = precision == "int8" and c % 4 == 0 and v.data_ptr() % 16 == 0
     if packed:
         v = v.view(torch.int32)  # 4 channels per word, unpacked in registers
     row = c // 4 if packed else c
-    cfg = tuned(TUNING, precision)
     elem = 4 if packed else v.element_size()  # bytes per loaded element (packed int8: one int32 word)
     row_p2 = max(next_pow2(row), 2)
     per_lane = max(1, min(row_p2, cfg["lane_bytes"] // elem))  # elements of a row per lane
