@@ -1,0 +1,48 @@
+"""Run one op variant at its anchor shape inside a profiler range, for Nsight Compute (one command per variant).
+
+    ncu --clock-control none --profile-from-start off --set detailed \\
+        python3 benchmarks/ops_ncu.py ms_deform_attn anchor int8
+
+The kernel runs once outside the range (Triton compiles it), then once between cudaProfilerStart and Stop, so
+ncu sees exactly one call of the op (every kernel that call launches: e.g. bev_pool's output memset too).
+``benchmarks/ops_ncu.sh`` profiles a list of variants and keeps one text report each. Works from a plain
+checkout, like benchmarks/ops.py.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import ops_cases  # noqa: E402
+
+ops_cases.ensure_package()
+
+import torch  # noqa: E402
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print("usage: ops_ncu.py OP CASE PRECISION  (e.g. grid_sampler 3d fp32)", file=sys.stderr)
+        return 2
+    op, variant, precision = argv
+    if op not in ops_cases.OPS:
+        print(f"unknown op {op!r}; one of {', '.join(ops_cases.OPS)}", file=sys.stderr)
+        return 2
+    if not torch.cuda.is_available():
+        print("ops_ncu.py needs a CUDA GPU", file=sys.stderr)
+        return 2
+    case = ops_cases.OPS[op][0](variant, device="cuda")
+    kernel = ops_cases.kernel_for(op)
+    kargs, _ = ops_cases.variant_inputs(case, precision)
+    kernel(*kargs, precision=precision, scales=case.scales)
+    torch.cuda.synchronize()
+    torch.cuda.cudart().cudaProfilerStart()
+    kernel(*kargs, precision=precision, scales=case.scales)
+    torch.cuda.synchronize()
+    torch.cuda.cudart().cudaProfilerStop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
