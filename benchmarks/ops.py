@@ -111,22 +111,43 @@ def _poison(numel: int) -> None:
     del junk
 
 
-def run_variant(op, case, precision, kernel, reference, ref32, t_ref, t_fp32, bw, rep_ms) -> dict:
+def _reformat_ms(case, kargs, layout, out, rep_ms) -> float | None:
+    """Graph-timed conversion of the kernel's input from linear into ``layout`` and of its output back: what
+    TensorRT would add around the plugin when the neighbouring layers do not produce / take that format."""
+    if layout == "linear":
+        return None
+    channels = ops_cases.case_channels(case)
+
+    def both():
+        ops_cases.to_case_layout(case, kargs, layout)
+        ops_cases.from_case_layout(case, out, layout, channels).contiguous()
+
+    return graph_ms(both, rep_ms)
+
+
+def run_variant(op, case, precision, kernel, reference, ref32, t_ref, t_fp32, bw, rep_ms, layout="linear") -> dict:
     kargs, rargs = ops_cases.variant_inputs(case, precision)
+    linear_args = kargs
+    extra = {}
+    if layout != "linear":
+        kargs, extra = ops_cases.to_case_layout(case, kargs, layout), {"layout": layout}
     module = sys.modules[kernel.__module__]
     before = _compiled(module)
     _poison(ref32.numel())
-    out = kernel(*kargs, precision=precision, scales=case.scales)
+    out = kernel(*kargs, precision=precision, scales=case.scales, **extra)
     torch.cuda.synchronize()
+    logical = out if layout == "linear" else ops_cases.from_case_layout(case, out, layout, ops_cases.case_channels(case))
     ref = ref32 if precision == "fp32" else reference(*rargs)
-    err, err_e2e = ops_cases.rel_error(out, ref), ops_cases.rel_error(out, ref32)
-    eager = median_ms(lambda: kernel(*kargs, precision=precision, scales=case.scales), rep_ms)
-    graph = graph_ms(lambda: kernel(*kargs, precision=precision, scales=case.scales), rep_ms)
+    err, err_e2e = ops_cases.rel_error(logical, ref), ops_cases.rel_error(logical, ref32)
+    eager = median_ms(lambda: kernel(*kargs, precision=precision, scales=case.scales, **extra), rep_ms)
+    graph = graph_ms(lambda: kernel(*kargs, precision=precision, scales=case.scales, **extra), rep_ms)
     ms = graph if graph is not None else eager
     moved = _tensors_bytes(kargs) + out.numel() * out.element_size()
     same = copy_same_size(moved, rep_ms)
     row = {
-        "op": op, "case": case.name, "precision": precision, "ms": ms, "eager_ms": eager, "graph_ms": graph,
+        "op": op, "case": case.name, "precision": precision, "layout": layout,
+        "reformat_ms": _reformat_ms(case, linear_args, layout, out, rep_ms),
+        "ms": ms, "eager_ms": eager, "graph_ms": graph,
         "ref_ms": t_ref, "speedup_vs_ref": t_ref / eager, "speedup_vs_fp32": (t_fp32 or ms) / ms,
         "bytes": moved, "gbps": moved / ms / 1e6, "pct_copy_bw": 100.0 * moved / ms / 1e6 / bw,
         "same_size_copy_ms": same["ms"], "same_size_copy_gbps": same["gbps"],
@@ -149,16 +170,17 @@ def run_case(op, variant, precisions, bw, rep_ms) -> list[dict]:
     t_ref = median_ms(lambda: reference(*case.args), rep_ms)
     rows, t_fp32 = [], None
     for precision in precisions:
-        try:
-            row = run_variant(op, case, precision, kernel, reference, ref32, t_ref, t_fp32, bw, rep_ms)
-        except Exception as exc:  # noqa: BLE001 - one broken variant must not hide the others' numbers
-            row = {"op": op, "case": case.name, "precision": precision, "error": f"{type(exc).__name__}: {exc}",
-                   "passed": False}
-        row.update(reference=ref_source, info=case.info)
-        if precision == "fp32" and "ms" in row:
-            t_fp32 = row["ms"]
-        rows.append(row)
-        print(json.dumps({k: v for k, v in row.items() if k not in ("info", "packed_half2")}), flush=True)
+        for layout in ("linear", *case.layouts.get(precision, ())):
+            try:
+                row = run_variant(op, case, precision, kernel, reference, ref32, t_ref, t_fp32, bw, rep_ms, layout)
+            except Exception as exc:  # noqa: BLE001 - one broken variant must not hide the others' numbers
+                row = {"op": op, "case": case.name, "precision": precision, "layout": layout,
+                       "error": f"{type(exc).__name__}: {exc}", "passed": False}
+            row.update(reference=ref_source, info=case.info)
+            if precision == "fp32" and layout == "linear" and "ms" in row:
+                t_fp32 = row["ms"]
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k not in ("info", "packed_half2")}), flush=True)
     torch.cuda.empty_cache()
     return rows
 
@@ -168,12 +190,12 @@ def targets(rows: list[dict]) -> list[dict]:
     out = []
     ok = [r for r in rows if "ms" in r]
     for r in ok:
+        name = f"{r['case']} {_variant(r)}"
         if r["op"] in MEMORY_BOUND:
-            out.append({"target": f"{r['case']} {r['precision']} >= 60% copy bw", "value": r["pct_copy_bw"],
-                        "met": r["pct_copy_bw"] >= 60.0})
-            out.append({"target": f"{r['case']} {r['precision']} >= 60% same-size copy bw",
+            out.append({"target": f"{name} >= 60% copy bw", "value": r["pct_copy_bw"], "met": r["pct_copy_bw"] >= 60.0})
+            out.append({"target": f"{name} >= 60% same-size copy bw",
                         "value": r["pct_same_size_copy"], "met": r["pct_same_size_copy"] >= 60.0})
-        out.append({"target": f"{r['case']} {r['precision']} faster than reference", "value": r["speedup_vs_ref"],
+        out.append({"target": f"{name} faster than reference", "value": r["speedup_vs_ref"],
                     "met": r["speedup_vs_ref"] > 1.0})
     for r in ok:
         if r["op"] == "ms_deform_attn" and r["precision"] in ("fp16", "int8"):
@@ -181,6 +203,12 @@ def targets(rows: list[dict]) -> list[dict]:
             out.append({"target": f"{r['case']} {r['precision']} >= {goal}x fp32", "value": r["speedup_vs_fp32"],
                         "met": r["speedup_vs_fp32"] >= goal})
     return out
+
+
+def _variant(row: dict) -> str:
+    """'int8', or 'int8 chw4' for a vectorized layout."""
+    layout = row.get("layout", "linear")
+    return row["precision"] if layout == "linear" else f"{row['precision']} {layout}"
 
 
 def _sweep_row(op, case, precision, cfg, kernel, kargs, ref, rep_ms) -> dict:
@@ -245,18 +273,23 @@ def markdown(result: dict) -> str:
         "(read + write). ms: median CUDA-graph replay (device time; L2 not flushed); eager ms: median of "
         "triton.testing.do_bench with the Python launch (L2 flushed), compared with the eager PyTorch reference "
         "for x ref; x fp32, GB/s and both % columns use ms. % copy: of the 1 GiB copy; % same-size copy: of a "
-        "CUDA-graph-timed copy moving the same bytes as the row (read + write), measured in this run.",
+        "CUDA-graph-timed copy moving the same bytes as the row (read + write), measured in this run. "
+        "A precision followed by a layout (e.g. int8 chw4) takes its input and writes its output in that "
+        "channel-vectorized TensorRT format (plugins/trt_ops/layouts.py); reformat ms: converting the input from "
+        "linear and the output back (not in ms), what TensorRT adds when neighbouring layers use linear.",
         "",
-        "| case | precision | ms | eager ms | ref ms | x ref | x fp32 | GB/s | % copy | % same-size copy | rel err "
-        "| err vs fp32 ref | ok |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| case | precision | ms | reformat ms | eager ms | ref ms | x ref | x fp32 | GB/s | % copy | % same-size copy "
+        "| rel err | err vs fp32 ref | ok |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in result["rows"]:
         if "ms" not in r:
-            lines.append(f"| {r['case']} | {r['precision']} | error: {r.get('error', '')[:200]!r} |||||||||||")
+            lines.append(f"| {r['case']} | {_variant(r)} | error: {r.get('error', '')[:200]!r} ||||||||||||")
             continue
+        reformat = f"{r['reformat_ms']:.4f}" if r.get("reformat_ms") else ""
         lines.append(
-            f"| {r['case']} | {r['precision']} | {r['ms']:.4f} | {r['eager_ms']:.4f} | {r['ref_ms']:.3f} | {r['speedup_vs_ref']:.1f} | "
+            f"| {r['case']} | {_variant(r)} | {r['ms']:.4f} | {reformat} | {r['eager_ms']:.4f} | {r['ref_ms']:.3f} | "
+            f"{r['speedup_vs_ref']:.1f} | "
             f"{r['speedup_vs_fp32']:.2f} | {r['gbps']:.0f} | {r['pct_copy_bw']:.0f} | {r['pct_same_size_copy']:.0f} "
             f"({r['same_size_copy_gbps']:.0f} GB/s) | {r['rel_err']:.1e} | "
             f"{r['rel_err_vs_fp32_ref']:.1e} | {'yes' if r['passed'] else 'NO'} |"

@@ -54,6 +54,35 @@ class Case:
     half_args: tuple[int, ...] = ()  # float inputs the fp16 variants read in fp16
     int8_args: dict[int, str] = field(default_factory=dict)  # arg index -> scales key for the int8 variant
     info: dict = field(default_factory=dict)
+    # channel-vectorized layouts (plugins/trt_ops/layouts.py) also run per precision, on argument 0; its
+    # batch dim is implicit (rotate's (C, H, W)) when unbatched
+    layouts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    unbatched: bool = False
+
+
+# the vectorized layouts benchmarked and tested for the sampling ops: TensorRT's natural format per element size
+# (BEVFormer_tensorrt's int8 plugins take kCHW4, its half2 plugins kCHW2) and the widest 16-byte loads
+SAMPLER_LAYOUTS = {"fp32": ("hwc",), "fp16": ("chw2", "hwc8"), "fp16x2": ("chw2",), "int8": ("chw4", "chw32")}
+
+
+def to_case_layout(case: Case, args: tuple, layout: str) -> tuple:
+    """``args`` with argument 0 converted to the physical tensor of ``layout``."""
+    from bevdeploy.plugins.trt_ops.layouts import to_layout
+
+    x = args[0]
+    phys = to_layout(x[None], layout)[0] if case.unbatched else to_layout(x, layout)
+    return (phys, *args[1:])
+
+
+def from_case_layout(case: Case, out: torch.Tensor, layout: str, channels: int) -> torch.Tensor:
+    """A kernel's output in ``layout`` back to the logical tensor the reference returns."""
+    from bevdeploy.plugins.trt_ops.layouts import from_layout
+
+    return from_layout(out[None], layout, channels)[0] if case.unbatched else from_layout(out, layout, channels)
+
+
+def case_channels(case: Case) -> int:
+    return int(case.args[0].shape[0 if case.unbatched else 1])
 
 
 def _amax_scale(x: torch.Tensor) -> float:
@@ -175,7 +204,7 @@ def grid_sampler_case(variant: str, device="cpu", seed=0, mode=0, padding=0, ali
         grid = _smooth_warp(shapes[1], g)
     args = (x.to(device), grid.to(device), mode, padding, align)
     return Case(name=f"grid_sampler[{variant}]", args=args, scales={"input": _amax_scale(x)}, half_args=(0, 1),
-                int8_args={0: "input"}, info=dict(bytes_fp32=_tensor_bytes(x, grid) + x.shape[0] * x.shape[1] * grid[..., 0].numel() // x.shape[0] * 4))
+                int8_args={0: "input"}, layouts=SAMPLER_LAYOUTS, info=dict(bytes_fp32=_tensor_bytes(x, grid) + x.shape[0] * x.shape[1] * grid[..., 0].numel() // x.shape[0] * 4))
 
 
 def rotate_case(variant: str, device="cpu", seed=0, interpolation=0) -> Case:
@@ -186,7 +215,8 @@ def rotate_case(variant: str, device="cpu", seed=0, interpolation=0) -> Case:
     center = [shape[-1] * 0.5, shape[-2] * 0.5] if variant == "anchor" else [3.3, 4.6]
     args = (img.to(device), torch.tensor([7.3], device=device), torch.tensor(center, device=device), interpolation)
     return Case(name=f"rotate[{variant},{'bilinear' if interpolation == 0 else 'nearest'}]", args=args,
-                scales={"img": _amax_scale(img)}, half_args=(0,), int8_args={0: "img"},
+                scales={"img": _amax_scale(img)}, half_args=(0,), int8_args={0: "img"}, layouts=SAMPLER_LAYOUTS,
+                unbatched=True,
                 info=dict(bytes_fp32=2 * _tensor_bytes(img)))
 
 

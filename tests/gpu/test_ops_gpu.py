@@ -30,13 +30,16 @@ def _case(op: str, variant: str):
 
 def _params():
     for op, (_build, anchors, _tiny, precisions) in ops_cases.OPS.items():
+        layouts = ops_cases.SAMPLER_LAYOUTS if op in ("grid_sampler", "rotate") else {}
         for variant in anchors:
             for precision in precisions:
-                yield pytest.param(op, variant, precision, id=f"{op}-{variant}-{precision}")
+                for layout in ("linear", *layouts.get(precision, ())):
+                    name = f"{op}-{variant}-{precision}" + ("" if layout == "linear" else f"-{layout}")
+                    yield pytest.param(op, variant, precision, layout, id=name)
 
 
-@pytest.mark.parametrize("op,variant,precision", list(_params()))
-def test_kernel_matches_reference_at_anchor_shape(op, variant, precision):
+@pytest.mark.parametrize("op,variant,precision,layout", list(_params()))
+def test_kernel_matches_reference_at_anchor_shape(op, variant, precision, layout):
     pytest.importorskip("triton")
     case = _case(op, variant)
     kernel = ops_cases.kernel_for(op)
@@ -44,7 +47,12 @@ def test_kernel_matches_reference_at_anchor_shape(op, variant, precision):
     kargs, rargs = ops_cases.variant_inputs(case, precision)
     junk = torch.full((1 << 26,), float("nan"), device="cuda")  # unwritten outputs would read NaN
     del junk
-    out = kernel(*kargs, precision=precision, scales=case.scales)
+    if layout == "linear":
+        out = kernel(*kargs, precision=precision, scales=case.scales)
+    else:  # TensorRT's channel-vectorized formats: physical in and out, compared in the logical layout
+        raw = kernel(*ops_cases.to_case_layout(case, kargs, layout), precision=precision, scales=case.scales,
+                     layout=layout)
+        out = ops_cases.from_case_layout(case, raw, layout, ops_cases.case_channels(case))
     ref = reference(*rargs)
     assert ref.abs().max() > 0
     err = ops_cases.rel_error(out, ref)

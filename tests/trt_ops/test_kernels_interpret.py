@@ -33,11 +33,24 @@ def _variants():
                 yield pytest.param(op, build, variant, precision, id=f"{op}-{variant}-{precision}")
 
 
-def _check(op, case, precision):
+def _layout_variants():
+    for op, (build, _anchor, tiny, _precisions) in ops_cases.OPS.items():
+        for variant in tiny:
+            for precision, layouts in build(variant).layouts.items():
+                for layout in layouts:
+                    yield pytest.param(op, build, variant, precision, layout, id=f"{op}-{variant}-{precision}-{layout}")
+
+
+def _check(op, case, precision, layout="linear"):
     kernel = ops_cases.kernel_for(op)
     reference, _ = ops_cases.reference_for(op)
     kargs, rargs = ops_cases.variant_inputs(case, precision)
-    out = kernel(*kargs, precision=precision, scales=case.scales)
+    if layout == "linear":
+        out = kernel(*kargs, precision=precision, scales=case.scales)
+    else:  # physical in, physical out; compared in the logical layout
+        raw = kernel(*ops_cases.to_case_layout(case, kargs, layout), precision=precision, scales=case.scales,
+                     layout=layout)
+        out = ops_cases.from_case_layout(case, raw, layout, ops_cases.case_channels(case))
     ref = reference(*rargs)
     assert out.shape == ref.shape
     assert out.dtype == (torch.float32 if precision == "fp32" else torch.float16)
@@ -49,6 +62,25 @@ def _check(op, case, precision):
 @pytest.mark.parametrize("op,build,variant,precision", list(_variants()))
 def test_kernel_matches_reference(op, build, variant, precision):
     _check(op, build(variant), precision)
+
+
+@pytest.mark.parametrize("op,build,variant,precision,layout", list(_layout_variants()))
+def test_kernel_in_vectorized_layout_matches_reference(op, build, variant, precision, layout):
+    """Channel-vectorized TensorRT formats (odd channel counts, so the vectors carry padding)."""
+    _check(op, build(variant), precision, layout)
+
+
+@pytest.mark.parametrize("layout", ["chw4", "hwc8"])
+@pytest.mark.parametrize("mode", [1])
+def test_grid_sampler_vectorized_nearest_and_border(layout, mode):
+    _check("grid_sampler", ops_cases.grid_sampler_case("tiny2d", mode=mode, padding=1), "fp16", layout)
+
+
+def test_vectorized_layout_rejects_a_linear_tensor():
+    case = ops_cases.grid_sampler_case("tiny2d")
+    kargs, _ = ops_cases.variant_inputs(case, "fp32")
+    with pytest.raises(BevDeployError, match="chw4"):
+        ops_cases.kernel_for("grid_sampler")(*kargs, precision="fp32", layout="chw4")
 
 
 @pytest.mark.parametrize("mode", [0, 1])
@@ -72,6 +104,20 @@ def test_bev_pool_empty_intervals_and_non_contiguous_feat():
     assert not feat_nc.is_contiguous()
     args = (depth, feat_nc, rd, rf, rb, starts, lengths, shape)
     _check("bev_pool_v2", ops_cases.Case("bev_pool_v2[empty]", args), "fp32")
+
+
+@pytest.mark.parametrize("channels,precision", [(36, "fp32"), (80, "int8"), (48, "fp16x2")])
+def test_bev_pool_several_channel_blocks(channels, precision):
+    """Channel counts that the default kernel walks in several blocks per point pass (36 fp32: a padded second
+    block of 32; 80: five blocks of 16; 48: three of 16)."""
+    case = ops_cases.bev_pool_case("tiny")
+    depth, feat, *rest = case.args
+    feat = torch.randn((*feat.shape[:-1], channels), generator=torch.Generator().manual_seed(1))
+    shape = [*rest[-1][:-1], channels]
+    args = (depth, feat, *rest[:-1], shape)
+    scales = {"depth": float(depth.abs().max()) / 127, "feat": float(feat.abs().max()) / 127}
+    _check("bev_pool_v2", ops_cases.Case("bev_pool_v2[blocks]", args, scales=scales, half_args=(0, 1),
+                                         int8_args={0: "depth", 1: "feat"}), precision)
 
 
 def test_bev_pool_no_intervals_gives_zeros():

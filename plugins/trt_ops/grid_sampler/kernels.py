@@ -13,6 +13,10 @@ channel block; stores are contiguous along the output pixels. The tile is [pixel
 puts neighbouring pixels (neighbouring source addresses) on neighbouring lanes: with [channels, pixels] the
 gathers had no contiguity to go by and each warp load touched 16 channel planes (32 lines per load).
 
+Layouts: "linear" (N, C, *S), or a channel-vectorized layout of layouts.py (TensorRT's kCHW4, kCHW2, kHWC8, ...)
+for input and output alike: each corner gather then loads a whole vector of channels (up to 16 bytes) instead of
+one channel, which is what lets the 1- and 2-byte variants approach the bandwidth of fp32.
+
 Variants: fp32; fp16 (fp16 input and grid, fp32 weights and sum, fp16 out); fp16x2 (the corner weights
 and the weighted sum in fp16); int8 (input int8 with scales["input"], grid fp16, fp32 sum, fp16 out).
 """
@@ -21,6 +25,7 @@ from collections.abc import Mapping
 
 import torch
 from bevdeploy import BevDeployError
+from bevdeploy.plugins.trt_ops.layouts import physical_vector, vector_block
 from bevdeploy.plugins.trt_ops.triton_util import (
     check_launch,
     float_storage,
@@ -37,7 +42,7 @@ _MODES = {"bilinear": 0, "nearest": 1}
 _PADS = {"zeros": 0, "border": 1, "reflection": 2}
 # launch shape; benchmarks/ops.py --sweep varies it
 # run 4 sweep (H200): 8 channels x 256 pixels was the fastest vectorised-store shape for every precision
-TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True}
+TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256}
 SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128}, {"block_c": 4, "block_p": 256},
          {"block_c": 16, "block_p": 256, "num_warps": 8}, {"block_c": 8, "block_p": 128}]
 
@@ -85,13 +90,24 @@ def _rint(x):
 def _grid_sampler_kernel(
     in_ptr, grid_ptr, out_ptr, C, D, H, W, NPIX, out_scale,
     IS3D: tl.constexpr, NEAREST: tl.constexpr, ALIGN: tl.constexpr, PAD: tl.constexpr, HALF_MATH: tl.constexpr,
-    BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr, VEC: tl.constexpr,
 ):
+    """VEC == 1: linear (N, C, *S) input and output. VEC > 1: both in the channel-vectorized layout
+    (N, C / VEC, *S, VEC) (layouts.py); the channel block lies inside one vector, so every corner gather loads
+    BLOCK_C neighbouring bytes of one pixel and C counts the padded channels."""
     n = tl.program_id(2)
     pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     pmask = pix < NPIX
-    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    cmask = c < C
+    if VEC == 1:
+        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+        cmask = c < C
+        cin = ((n * C + c) * (D * H * W))[None, :]
+        cout = ((n * C + c) * NPIX)[None, :]
+    else:  # channel block c0 .. c0 + BLOCK_C - 1 inside vector c0 // VEC
+        c0 = tl.program_id(1) * BLOCK_C
+        k = (c0 % VEC) + tl.arange(0, BLOCK_C)
+        cin = ((n * (C // VEC) + c0 // VEC) * (D * H * W) * VEC + k)[None, :]
+        cout = ((n * (C // VEC) + c0 // VEC) * NPIX * VEC + k)[None, :]
     NDIM: tl.constexpr = 3 if IS3D else 2
     gbase = (n * NPIX + pix) * NDIM
     ix = _source_index(tl.load(grid_ptr + gbase, mask=pmask, other=0).to(tl.float32), W, ALIGN, PAD)
@@ -100,12 +116,14 @@ def _grid_sampler_kernel(
         iz = _source_index(tl.load(grid_ptr + gbase + 2, mask=pmask, other=0).to(tl.float32), D, ALIGN, PAD)
     else:
         iz = tl.zeros([BLOCK_P], dtype=tl.float32)
-    plane = (n * C + c) * (D * H * W)
-    lmask = cmask[None, :]
+    if VEC == 1:
+        lmask = cmask[None, :]
+    else:  # no channel mask: one that varies along the vector would split the vector load
+        lmask = tl.full([1, BLOCK_C], 1, tl.int1)
     if NEAREST:
         x, y, z = _rint(ix).to(tl.int32), _rint(iy).to(tl.int32), _rint(iz).to(tl.int32)
         ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H) & (z >= 0) & (z < D)
-        v = tl.load(in_ptr + plane[None, :] + ((z * H + y) * W + x)[:, None], mask=lmask & ok[:, None], other=0)
+        v = tl.load(in_ptr + cin + (((z * H + y) * W + x) * VEC)[:, None], mask=lmask & ok[:, None], other=0)
         res = to_f32(v) * out_scale
     else:
         x0f, y0f, z0f = tl.floor(ix), tl.floor(iy), tl.floor(iz)
@@ -124,15 +142,15 @@ def _grid_sampler_kernel(
             if IS3D:
                 w = w * (fz if dz == 1 else 1.0 - fz)
             ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H) & (z >= 0) & (z < D)
-            v = tl.load(in_ptr + plane[None, :] + ((z * H + y) * W + x)[:, None], mask=lmask & ok[:, None], other=0)
+            v = tl.load(in_ptr + cin + (((z * H + y) * W + x) * VEC)[:, None], mask=lmask & ok[:, None], other=0)
             if HALF_MATH:
                 acc += w.to(tl.float16)[:, None] * v
             else:
                 acc += w[:, None] * to_f32(v)
         res = acc.to(tl.float32) * out_scale
-    if ONE_PIX:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
+    if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
         pix = tl.max_contiguous(pix, 1)
-    optr = out_ptr + (n * C + c)[None, :] * NPIX + pix[:, None]
+    optr = out_ptr + cout + (pix * VEC)[:, None]
     tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None])
 
 
@@ -151,35 +169,45 @@ def grid_sampler_cuda(
     align_corners: bool = False,
     precision: str = "fp32",
     scales: Mapping[str, float] | None = None,
+    layout: str = "linear",
 ) -> torch.Tensor:
-    """Sample ``input`` at ``grid`` with the Triton kernel of one precision (2D for 4-D input, 3D for 5-D)."""
+    """Sample ``input`` at ``grid`` with the Triton kernel of one precision (2D for a 4-D grid, 3D for 5-D).
+
+    ``layout`` other than "linear": ``input`` is the physical tensor of that channel-vectorized layout
+    (N, groups, *S, vec) (layouts.to_layout) and the output comes in the same layout (N, groups, *So, vec).
+    """
     check_launch(OP, precision, [input, grid])
     mode = _code(interpolation_mode, _MODES, "interpolation_mode")
     pad = _code(padding_mode, _PADS, "padding_mode")
-    is3d = input.dim() == 5
-    if input.dim() not in (4, 5) or grid.dim() != input.dim() or grid.shape[-1] != input.dim() - 2:
-        raise BevDeployError(f"{OP}: expected input (N,C,H,W)+grid (N,Ho,Wo,2) or 5-D with 3 coords, "
-                             f"got {tuple(input.shape)} and {tuple(grid.shape)}.")
+    is3d = grid.dim() == 5
+    extra = 0 if layout == "linear" else 1
+    if input.dim() not in (4 + extra, 5 + extra) or grid.dim() != input.dim() - extra or grid.shape[-1] != grid.dim() - 2:
+        raise BevDeployError(f"{OP}: expected input (N,C,H,W)+grid (N,Ho,Wo,2) or 5-D with 3 coords (one more "
+                             f"trailing vector dim for layout {layout}), got {tuple(input.shape)} and {tuple(grid.shape)}.")
+    vec = 1 if layout == "linear" else physical_vector(OP, input, layout, input.dim())
     if precision == "int8":
         x, out_scale = int8_input(OP, input, "input", scales)
         g = grid.to(torch.float16).contiguous()
     else:
         x, g, out_scale = float_storage(input, precision), float_storage(grid, precision), 1.0
-    n, c = x.shape[:2]
-    d, h, w = (x.shape[2:] if is3d else (1, *x.shape[2:]))
+    n, c = x.shape[0], x.shape[1] * vec  # c: padded channels for a vectorized layout
+    d, h, w = (x.shape[2:5] if is3d else (1, *x.shape[2:4]))
     out_sp = tuple(grid.shape[1:-1])
     npix = 1
     for s in out_sp:
         npix *= int(s)
-    out = torch.empty((n, c, *out_sp), dtype=out_dtype(precision), device=input.device)
+    shape = (n, c, *out_sp) if vec == 1 else (n, c // vec, *out_sp, vec)
+    out = torch.empty(shape, dtype=out_dtype(precision), device=input.device)
     if out.numel() == 0:
         return out
     cfg = tuned(TUNING, precision)
     block_c, block_p = cfg["block_c"], cfg["block_p"]
+    if vec > 1:  # one vector load of at most 16 bytes per corner
+        block_c, block_p = vector_block(vec, x.element_size()), cfg["vec_block_p"]
     grid_dims = (triton.cdiv(npix, block_p), triton.cdiv(c, block_c), n)
     _grid_sampler_kernel[grid_dims](
         x, g, out, c, d, h, w, npix, out_scale,
         IS3D=is3d, NEAREST=mode == 1, ALIGN=bool(align_corners), PAD=pad, HALF_MATH=precision == "fp16x2",
-        BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], num_warps=cfg["num_warps"],
+        BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], VEC=vec, num_warps=cfg["num_warps"],
     )
     return out

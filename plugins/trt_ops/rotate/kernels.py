@@ -10,6 +10,9 @@ one-element tensor, read in the kernel so that a device angle needs no host sync
 torchvision.transforms.functional.rotate on tensors (inverse affine map, then grid_sample with
 align_corners=False), which BEVFormer uses to align prev_bev with the ego motion.
 
+Layouts: "linear", or a channel-vectorized layout of layouts.py (TensorRT's kCHW4, kCHW2, ...) for img and
+output alike, where each corner gather loads a vector of channels (grid_sampler/kernels.py says why).
+
 Variants: fp32; fp16 (fp16 storage, fp32 sum, fp16 out); fp16x2 (corner weights and sum in fp16);
 int8 (img int8 with scales["img"], fp32 sum, fp16 out). The rotation matrix is always computed in fp32.
 """
@@ -19,6 +22,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from bevdeploy import BevDeployError
+from bevdeploy.plugins.trt_ops.layouts import physical_vector, vector_block
 from bevdeploy.plugins.trt_ops.triton_util import (
     check_launch,
     float_storage,
@@ -32,7 +36,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
 
 OP = "rotate"
 # launch shape; benchmarks/ops.py --sweep varies it
-TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True}
+TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256}
 SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 8, "block_p": 256}, {"block_c": 16, "block_p": 128},
          {"block_c": 8, "block_p": 512, "num_warps": 8}]
 
@@ -49,14 +53,23 @@ def _rint(x):
 def _rotate_kernel(
     in_ptr, out_ptr, angle_ptr, center_ptr, H, W, out_scale,
     NEAREST: tl.constexpr, HALF_MATH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr,
-    NPLANES,
+    NPLANES, VEC: tl.constexpr,
 ):
     """[pixels, channels] tile: neighbouring output pixels (neighbouring source addresses) on neighbouring
-    lanes, the inverse-mapped position computed once per pixel for the channel block."""
+    lanes, the inverse-mapped position computed once per pixel for the channel block. VEC > 1: input and output
+    in the channel-vectorized layout (NPLANES / VEC, H, W, VEC) of layouts.py, the channel block inside one
+    vector (one vector load per corner), NPLANES counting the padded channels."""
     pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     pmask = pix < H * W
-    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    cmask = c < NPLANES
+    if VEC == 1:
+        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+        cmask = c < NPLANES
+        cbase = (c * (H * W))[None, :]
+        lmask = cmask[None, :]
+    else:
+        c0 = tl.program_id(1) * BLOCK_C
+        cbase = ((c0 // VEC) * (H * W) * VEC + (c0 % VEC) + tl.arange(0, BLOCK_C))[None, :]
+        lmask = tl.full([1, BLOCK_C], 1, tl.int1)  # no channel mask: it would split the vector load
     rot = -tl.load(angle_ptr).to(tl.float32) * 0.017453292519943295
     cs = tl.cos(rot)
     sn = tl.sin(rot)
@@ -71,13 +84,11 @@ def _rotate_kernel(
     ys = -sn * xo + cs * yo + (cy + sn * cx - cs * cy)
     ix = xs + hw - 0.5
     iy = ys + hh - 0.5
-    plane = c * (H * W)
-    lmask = cmask[None, :]
     if NEAREST:
         x = _rint(ix).to(tl.int32)
         y = _rint(iy).to(tl.int32)
         ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H)
-        v = tl.load(in_ptr + plane[None, :] + (y * W + x)[:, None], mask=lmask & ok[:, None], other=0)
+        v = tl.load(in_ptr + cbase + ((y * W + x) * VEC)[:, None], mask=lmask & ok[:, None], other=0)
         res = to_f32(v) * out_scale
     else:
         x0f = tl.floor(ix)
@@ -97,15 +108,15 @@ def _rotate_kernel(
             y = y0 + dy
             w = (fx if dx == 1 else 1.0 - fx) * (fy if dy == 1 else 1.0 - fy)
             ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H)
-            v = tl.load(in_ptr + plane[None, :] + (y * W + x)[:, None], mask=lmask & ok[:, None], other=0)
+            v = tl.load(in_ptr + cbase + ((y * W + x) * VEC)[:, None], mask=lmask & ok[:, None], other=0)
             if HALF_MATH:
                 acc += w.to(tl.float16)[:, None] * v
             else:
                 acc += w[:, None] * to_f32(v)
         res = acc.to(tl.float32) * out_scale
-    if ONE_PIX:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
+    if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
         pix = tl.max_contiguous(pix, 1)
-    optr = out_ptr + plane[None, :] + pix[:, None]
+    optr = out_ptr + cbase + (pix * VEC)[:, None]
     tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None])
 
 
@@ -124,8 +135,12 @@ def rotate_cuda(
     interpolation: int | str = 0,
     precision: str = "fp32",
     scales: Mapping[str, float] | None = None,
+    layout: str = "linear",
 ) -> torch.Tensor:
-    """Rotate every (H, W) plane of ``img`` by ``angle`` degrees about ``center`` with one precision's kernel."""
+    """Rotate every (H, W) plane of ``img`` by ``angle`` degrees about ``center`` with one precision's kernel.
+
+    ``layout`` other than "linear": ``img`` is the physical (groups, H, W, vec) tensor of that channel-vectorized
+    layout (layouts.to_layout of img[None], batch dim dropped); the output comes in the same layout."""
     check_launch(OP, precision, [img])
     modes = {"bilinear": 0, "nearest": 1}
     mode = modes.get(interpolation, interpolation) if isinstance(interpolation, str) else int(interpolation)
@@ -133,7 +148,8 @@ def rotate_cuda(
         raise BevDeployError(f"{OP}: interpolation must be 'bilinear'/0 or 'nearest'/1, got {interpolation!r}.")
     if img.dim() < 2:
         raise BevDeployError(f"{OP}: img must have at least 2 dims (..., H, W), got {tuple(img.shape)}.")
-    h, w = int(img.shape[-2]), int(img.shape[-1])
+    vec = 1 if layout == "linear" else physical_vector(OP, img[None], layout, 5)
+    h, w = (int(img.shape[-2]), int(img.shape[-1])) if vec == 1 else (int(img.shape[1]), int(img.shape[2]))
     if precision == "int8":
         x, out_scale = int8_input(OP, img, "img", scales)
     else:
@@ -141,15 +157,17 @@ def rotate_cuda(
     ang = _as_device_vector(angle, 1, img.device, "angle")
     ctr = _as_device_vector([w * 0.5, h * 0.5] if center is None else center, 2, img.device, "center")
     out = torch.empty(img.shape, dtype=out_dtype(precision), device=img.device)
-    planes = math.prod(img.shape[:-2])
+    planes = math.prod(img.shape[:-2]) if vec == 1 else img.shape[0] * vec
     if out.numel() == 0:
         return out
     cfg = tuned(TUNING, precision)
     block_c, block_p = cfg["block_c"], cfg["block_p"]  # [pixels, channels] tile, see _rotate_kernel
+    if vec > 1:  # one vector load of at most 16 bytes per corner
+        block_c, block_p = vector_block(vec, x.element_size()), cfg["vec_block_p"]
     grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
     _rotate_kernel[grid](
         x, out, ang, ctr, h, w, out_scale,
-        NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], NPLANES=planes,
+        NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], NPLANES=planes, VEC=vec,
         num_warps=cfg["num_warps"],
     )
     return out
