@@ -257,6 +257,13 @@ def _ms_deform_attn_pairs_kernel(
                                                      ROW, MODE, acc0, acc1, acc2, acc3, wsum)
             acc0, acc1, acc2, acc3, wsum = _pair_row(pairs_ptr, e, h, NH, wl, y0 + 1, hl, wx * fy, inside, c,
                                                      ROW, MODE, acc0, acc1, acc2, acc3, wsum)
+    _store_halves(out_ptr, acc0, acc1, acc2, acc3, wsum, C, ROWS, out_scale, MODE, BLOCK_R, SPLIT, ROW)
+
+
+@triton.jit
+def _store_halves(out_ptr, acc0, acc1, acc2, acc3, wsum, C, ROWS, out_scale, MODE: tl.constexpr,
+                  BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, ROW: tl.constexpr):
+    """Sum the two halves of each row's pair accumulators and store the rows of this program."""
     rr = tl.program_id(0) * (BLOCK_R // SPLIT) + tl.arange(0, BLOCK_R // SPLIT)
     cc = tl.arange(0, ROW)[None, :]
     m = (rr < ROWS)[:, None]
@@ -316,7 +323,7 @@ def _pair_launch(cfg: Mapping, precision: str, v: torch.Tensor) -> dict | None:
     per_lane = max(1, min(row, cfg["lane_bytes"] // elem))  # a lane never straddles the two rows of a pair
     vw = min(per_lane, 16 // elem)
     split = 2 * row // per_lane
-    if row != next_pow2(row) or split > block_r or 2 * v.numel() >= 2**31:
+    if row != next_pow2(row) or per_lane != next_pow2(per_lane) or split > block_r or 2 * v.numel() >= 2**31:
         return None
     return dict(MODE=2 if precision == "int8" else _MODE[precision], BLOCK_R=block_r, SPLIT=split,
                 NCH=per_lane // vw, VW=vw, ROW=row, num_warps=cfg["num_warps"])
