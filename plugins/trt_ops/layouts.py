@@ -18,8 +18,8 @@ name       vec                        TensorRT format (2D / 3D)
 =========  =========================  ==============================================
 linear     1                          kLINEAR
 chw2       2                          kCHW2 (fp16)
-chw4       4                          kCHW4 (int8; fp16 too in TensorRT >= 8.6)
-chw16      16                         kCHW16 (fp16)
+chw4       4                          kCHW4 (int8)
+chw16      16                         kCHW16 (fp16, DLA)
 chw32      32                         kCHW32 / kCDHW32 (int8)
 hwc8       C rounded up to 8          kHWC8 / kDHWC8 (fp16)
 hwc        C                          kHWC / kDHWC (fp32)
@@ -88,5 +88,7 @@ def physical_vector(op: str, x: torch.Tensor, layout: str, dims: int) -> int:
 
 def vector_block(vec: int, element_size: int) -> int:
     """Channels a kernel loads per corner from a vectorized layout: the largest power of two dividing the
-    vector (a block never straddles two vectors), at most 16 bytes."""
-    return max(1, min(vec & -vec, 16 // element_size))
+    vector (a block never straddles two vectors), at most 32 bytes (two 16-byte loads per lane). The sampling
+    kernels put one pixel per lane, so only vectors of up to 32 bytes are read coalesced; wider channels-last
+    vectors (hwc, hwc8 at C > 16) work but a warp's loads then touch one line per lane."""
+    return max(1, min(vec & -vec, 32 // element_size))

@@ -70,7 +70,7 @@ def test_kernel_in_vectorized_layout_matches_reference(op, build, variant, preci
     _check(op, build(variant), precision, layout)
 
 
-@pytest.mark.parametrize("layout", ["chw4", "hwc8"])
+@pytest.mark.parametrize("layout", ["chw4", "hwc8", "hwc"])
 @pytest.mark.parametrize("mode", [1])
 def test_grid_sampler_vectorized_nearest_and_border(layout, mode):
     _check("grid_sampler", ops_cases.grid_sampler_case("tiny2d", mode=mode, padding=1), "fp16", layout)

@@ -103,11 +103,11 @@ def _grid_sampler_kernel(
         cmask = c < C
         cin = ((n * C + c) * (D * H * W))[None, :]
         cout = ((n * C + c) * NPIX)[None, :]
-    else:  # channel block c0 .. c0 + BLOCK_C - 1 inside vector c0 // VEC
-        c0 = tl.program_id(1) * BLOCK_C
-        k = (c0 % VEC) + tl.arange(0, BLOCK_C)
-        cin = ((n * (C // VEC) + c0 // VEC) * (D * H * W) * VEC + k)[None, :]
-        cout = ((n * (C // VEC) + c0 // VEC) * NPIX * VEC + k)[None, :]
+    else:  # channel block k of vector g; written so that Triton sees the BLOCK_C alignment (vector loads)
+        g = n * (C // VEC) + tl.program_id(1) // (VEC // BLOCK_C)
+        k = (tl.program_id(1) % (VEC // BLOCK_C)) * BLOCK_C + tl.arange(0, BLOCK_C)
+        cin = (g * (D * H * W) * VEC + k)[None, :]
+        cout = (g * NPIX * VEC + k)[None, :]
     NDIM: tl.constexpr = 3 if IS3D else 2
     gbase = (n * NPIX + pix) * NDIM
     ix = _source_index(tl.load(grid_ptr + gbase, mask=pmask, other=0).to(tl.float32), W, ALIGN, PAD)

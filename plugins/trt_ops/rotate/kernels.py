@@ -67,8 +67,9 @@ def _rotate_kernel(
         cbase = (c * (H * W))[None, :]
         lmask = cmask[None, :]
     else:
-        c0 = tl.program_id(1) * BLOCK_C
-        cbase = ((c0 // VEC) * (H * W) * VEC + (c0 % VEC) + tl.arange(0, BLOCK_C))[None, :]
+        g = tl.program_id(1) // (VEC // BLOCK_C)  # written so that Triton sees the BLOCK_C alignment
+        k = (tl.program_id(1) % (VEC // BLOCK_C)) * BLOCK_C + tl.arange(0, BLOCK_C)
+        cbase = (g * (H * W) * VEC + k)[None, :]
         lmask = tl.full([1, BLOCK_C], 1, tl.int1)  # no channel mask: it would split the vector load
     rot = -tl.load(angle_ptr).to(tl.float32) * 0.017453292519943295
     cs = tl.cos(rot)
