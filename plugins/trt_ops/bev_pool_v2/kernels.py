@@ -9,9 +9,10 @@ depth (B, N, D, H, W), feat (B, N, H, W, C), ranks_* (R,) sorted by ranks_bev, i
 runs of equal ranks_bev, out_shape = (B, Z, Y, X, C) (arguments as reference.py). Each interval's sum of
 depth[ranks_depth] * feat[ranks_feat, c] is written to out[ranks_bev, c]; the frustum feature is never
 materialised and no atomics are needed. Cells without an interval stay zero. Default kernel
-(_bev_pool_rows_kernel): a few intervals per one-warp program, 16 lanes per interval; the earlier
-one-program-per-interval kernel (_bev_pool_v2_kernel) stays selectable with TUNING["strategy"] = "tile"
-(faster for fp32 by ~3%, much slower for 2- and 1-byte elements: benchmarks/NOTES-ops.md).
+(_bev_pool_hoist_kernel): one interval per one-warp program, 32 lanes walking its points, each point's ranks and
+depth loaded once for all its channel blocks. The earlier kernels stay selectable for the sweep: "rows"
+(_bev_pool_rows_kernel, one pass over the points per channel block) and "tile" (_bev_pool_v2_kernel, one
+program per interval); see benchmarks/NOTES-ops.md.
 
 Variants: fp32; fp16 (fp16 depth/feat, fp32 sum, fp16 out); fp16x2 (fp16 products and fp16 sum);
 int8 (depth and feat int8 with scales["depth"], scales["feat"]: the products and the sum are exact int32,
@@ -35,8 +36,9 @@ from bevdeploy.plugins.trt_ops.triton_util import (
 OP = "bev_pool_v2"
 _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 2}
 # launch shape; "tile" is the earlier one-program-per-interval kernel (benchmarks/ops.py --sweep compares)
-# run 4 sweep (H200): 2 intervals x 16 lanes per 1-warp program was the fastest rows shape for every precision
-TUNING = {"strategy": "hoist", "block_i": 2, "pp": 16, "num_warps": 1, "full_c": False}
+# run 7 sweep (H200, session 5): "hoist" with 1 interval x 32 lanes per 1-warp program was the fastest shape for
+# every precision and both anchors (BEVFusion fp32 0.099 ms vs 0.179 for the rows kernel at 2 x 16)
+TUNING = {"strategy": "hoist", "block_i": 1, "pp": 32, "num_warps": 1, "full_c": False}
 SWEEP = [{"strategy": "hoist"}, {"strategy": "hoist", "block_i": 4, "num_warps": 2},
          {"strategy": "hoist", "block_i": 1, "pp": 32}, {"strategy": "rows"}, {"strategy": "tile"}, {"block_i": 2, "pp": 16, "num_warps": 1}, {"block_i": 1, "pp": 32, "num_warps": 1},
          {"block_i": 2, "pp": 32, "num_warps": 2}, {"block_i": 2, "pp": 16, "num_warps": 4, "full_c": True},

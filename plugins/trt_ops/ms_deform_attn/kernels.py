@@ -18,7 +18,7 @@ fp32 accumulation, one multiply by the value scale at the end; fp16 out). With C
 read as int32 words (4 channels per word) and every byte becomes an fp32 operand without a conversion
 instruction (see _byte_as_denormal), so int8 costs about as many instructions per element as fp32.
 
-x-pairs (TUNING "pairs"; default on for int8, selectable for fp16 / fp16x2, never used for fp32): with random
+x-pairs (TUNING "pairs"; off by default, selectable for int8 / fp16 / fp16x2, never used for fp32): with random
 sampling locations every gathered corner row is its own L2 request, and for 32-byte int8 rows the request count,
 not bytes, bounds the kernel (Nsight Compute: L2 ~87% busy at 245 M corner requests on the anchor). A prep
 kernel (one pass over the value, part of the op's time) writes pairs[b, s, h] = (v[s], v[s + 1]) with zeros
@@ -28,7 +28,10 @@ Cost (SASS compiled offline for sm_90, int8 C=32, 16 B per lane): the point loop
 with 2 128-bit loads vs 252 with 4 in the four-corner kernel, but a row takes 4 lanes instead of 2, so a row's
 instructions per point rise 504 -> 604 (~1.1 ms of issue at the anchor if nothing else bounds it) while its
 L2 requests halve. Memory: the pairs buffer is twice the value tensor, allocated per call. Applies where a row is a power of two of
-int32 words (int8, C % 4 == 0) or fp16 elements; elsewhere the four-corner kernel runs.
+int32 words (int8, C % 4 == 0) or fp16 elements; elsewhere the four-corner kernel runs. Measured on the H200
+(session 5, run 7): int8 1.89 ms with pairs vs 1.87 ms without; Nsight Compute shows the L2 busy falling from 88%
+to 69% and the instructions rising from 1.01 G to 1.26 G, i.e. the bound moved from L2 requests to issue, as the
+count above predicted. Pairs pay only together with a cut in the per-lane point math.
 """
 
 from collections.abc import Mapping
@@ -50,8 +53,11 @@ OP = "ms_deform_attn"
 _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 0}  # int8 uses mode 2 (packed words) when C % 4 == 0
 # launch shape; benchmarks/ops.py --sweep varies it
 # lane_bytes: bytes of a row per lane (16: a warp load covers whole rows; 128: one lane per 32-channel fp32 row)
-# pairs: read the value as x-pairs (value_pairs, _ms_deform_attn_pairs_kernel) where it applies; on for int8
-TUNING = {"num_warps": 4, "lane_bytes": 16, "pairs": False, "per_precision": {"int8": {"pairs": True}}}
+# pairs: read the value as x-pairs (value_pairs, _ms_deform_attn_pairs_kernel) where it applies. Off: the run 7
+# sweep (H200, session 5) measured int8 1.89 ms with pairs vs 1.87 without (1.83 with 32 bytes per lane): the L2
+# requests halve (ncu: L2 throughput 88% -> 69%) but the kernel becomes issue-bound on the per-lane point math
+# (1.26 G vs 1.01 G instructions), so it is not worth twice the value's memory
+TUNING = {"num_warps": 4, "lane_bytes": 16, "pairs": False}
 # the "per_precision": {} entries override the int8 default, so both layouts are timed for every precision
 SWEEP = [{"lane_bytes": 16}, {"lane_bytes": 16, "num_warps": 8}, {"lane_bytes": 32}, {"lane_bytes": 64},
          {"lane_bytes": 128}, {"pairs": False, "per_precision": {}}, {"pairs": True, "per_precision": {}},
