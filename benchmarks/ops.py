@@ -211,14 +211,19 @@ def _variant(row: dict) -> str:
     return row["precision"] if layout == "linear" else f"{row['precision']} {layout}"
 
 
-def _sweep_row(op, case, precision, cfg, kernel, kargs, ref, rep_ms) -> dict:
-    row = {"op": op, "case": case.name, "precision": precision, "config": cfg}
+def _sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms) -> dict:
+    row = {"op": op, "case": case.name, "precision": precision, "layout": layout, "config": cfg}
+    extra = {} if layout == "linear" else {"layout": layout}
     try:
-        out = kernel(*kargs, precision=precision, scales=case.scales)
+        if extra:
+            kargs = ops_cases.to_case_layout(case, kargs, layout)
+        out = kernel(*kargs, precision=precision, scales=case.scales, **extra)
         torch.cuda.synchronize()
+        if extra:
+            out = ops_cases.from_case_layout(case, out, layout, ops_cases.case_channels(case))
         err = ops_cases.rel_error(out, ref)
         row.update(rel_err=err, passed=bool(err <= ops_cases.TOLERANCE[precision]))
-        row["ms"] = graph_ms(lambda: kernel(*kargs, precision=precision, scales=case.scales), rep_ms)
+        row["ms"] = graph_ms(lambda: kernel(*kargs, precision=precision, scales=case.scales, **extra), rep_ms)
     except Exception as exc:  # noqa: BLE001 - a configuration that fails to compile is a result too
         row.update(error=f"{type(exc).__name__}: {exc}"[:300], passed=False)
     return row
@@ -241,11 +246,14 @@ def run_sweep(op: str, rep_ms: int) -> list[dict]:
             for precision in precisions:
                 kargs, rargs = ops_cases.variant_inputs(case, precision)
                 ref = reference(*rargs)
-                for cfg in configs:
-                    module.TUNING.clear()
-                    module.TUNING.update({**default, **cfg})
-                    rows.append(_sweep_row(op, case, precision, cfg, kernel, kargs, ref, rep_ms))
-                    print(json.dumps(rows[-1]), flush=True)
+                for layout in ("linear", *case.layouts.get(precision, ())):
+                    for cfg in configs:  # "vec_*" keys tune the vectorized layouts only, the others linear only
+                        if any(k.startswith("vec_") for k in cfg) != (layout != "linear"):
+                            continue
+                        module.TUNING.clear()
+                        module.TUNING.update({**default, **cfg})
+                        rows.append(_sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms))
+                        print(json.dumps(rows[-1]), flush=True)
             del case
             torch.cuda.empty_cache()
     finally:
@@ -260,7 +268,7 @@ def sweep_markdown(rows: list[dict]) -> str:
     for r in rows:
         ms = f"{r['ms']:.4f}" if r.get("ms") else r.get("error", "")[:120]
         err = f"{r['rel_err']:.1e}" if "rel_err" in r else ""
-        lines.append(f"| {r['case']} | {r['precision']} | {json.dumps(r['config'])} | {ms} | {err} | "
+        lines.append(f"| {r['case']} | {_variant(r)} | {json.dumps(r['config'])} | {ms} | {err} | "
                      f"{'yes' if r.get('passed') else 'NO'} |")
     return "\n".join(lines) + "\n"
 

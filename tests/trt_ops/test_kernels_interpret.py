@@ -76,6 +76,21 @@ def test_grid_sampler_vectorized_nearest_and_border(layout, mode):
     _check("grid_sampler", ops_cases.grid_sampler_case("tiny2d", mode=mode, padding=1), "fp16", layout)
 
 
+@pytest.mark.parametrize("op,precision,layout", [("grid_sampler", "int8", "chw4"), ("grid_sampler", "fp16", "chw2"),
+                                                  ("rotate", "fp16x2", "chw2"), ("rotate", "int8", "chw4")])
+def test_vectorized_layout_whole_vector_groups(op, precision, layout):
+    """Channel counts whose vectors fill every program's group of vectors (no group mask) and one that does not."""
+    for channels in (16, 12):
+        base = ops_cases.OPS[op][0]("tiny2d" if op == "grid_sampler" else "tiny")
+        g = torch.Generator().manual_seed(channels)
+        x = torch.randn((*base.args[0].shape[:-3], channels, *base.args[0].shape[-2:]) if op == "grid_sampler"
+                        else (channels, *base.args[0].shape[-2:]), generator=g)
+        scales = {k: float(x.abs().max()) / 127 for k in base.scales}
+        case = ops_cases.Case(base.name, (x, *base.args[1:]), scales, base.half_args, base.int8_args,
+                              layouts=base.layouts, unbatched=base.unbatched)
+        _check(op, case, precision, layout)
+
+
 def test_vectorized_layout_rejects_a_linear_tensor():
     case = ops_cases.grid_sampler_case("tiny2d")
     kargs, _ = ops_cases.variant_inputs(case, "fp32")
