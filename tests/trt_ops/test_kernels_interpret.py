@@ -78,8 +78,8 @@ def test_grid_sampler_vectorized_nearest_and_border(layout, mode):
 
 @pytest.mark.parametrize("op,precision,layout", [("grid_sampler", "int8", "chw4"), ("grid_sampler", "fp16", "chw2"),
                                                   ("rotate", "fp16x2", "chw2"), ("rotate", "int8", "chw4")])
-def test_vectorized_layout_whole_vector_groups(op, precision, layout):
-    """Channel counts whose vectors fill every program's group of vectors (no group mask) and one that does not."""
+def test_vectorized_layout_several_vectors(op, precision, layout):
+    """Several vectors per pixel (16 and 12 channels, no padding), each its own program."""
     for channels in (16, 12):
         base = ops_cases.OPS[op][0]("tiny2d" if op == "grid_sampler" else "tiny")
         g = torch.Generator().manual_seed(channels)

@@ -40,13 +40,13 @@ from bevdeploy.plugins.trt_ops.triton_util import (
 OP = "grid_sampler"
 _MODES = {"bilinear": 0, "nearest": 1}
 _PADS = {"zeros": 0, "border": 1, "reflection": 2}
-# launch shape; benchmarks/ops.py --sweep varies it
+# launch shape; benchmarks/ops.py --sweep varies it ("vec_*" keys: the vectorized layouts' shape, one vector or a
+# VB-channel part of one per program; several short vectors per program measured slower, NOTES-ops.md run 8)
 # run 4 sweep (H200): 8 channels x 256 pixels was the fastest vectorised-store shape for every precision
-TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_channels": 8}
+TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256}
 SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128}, {"block_c": 4, "block_p": 256},
          {"block_c": 16, "block_p": 256, "num_warps": 8}, {"block_c": 8, "block_p": 128},
-         {"vec_channels": 8}, {"vec_channels": 4}, {"vec_channels": 16}, {"vec_block_p": 128},
-         {"vec_block_p": 512, "num_warps": 8}]
+         {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8}]
 
 
 @triton.jit
@@ -93,7 +93,6 @@ def _grid_sampler_kernel(
     in_ptr, grid_ptr, out_ptr, C, D, H, W, NPIX, out_scale,
     IS3D: tl.constexpr, NEAREST: tl.constexpr, ALIGN: tl.constexpr, PAD: tl.constexpr, HALF_MATH: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr, VEC: tl.constexpr,
-    VB: tl.constexpr = 1, EVEN_G: tl.constexpr = True,
 ):
     """VEC == 1: linear (N, C, *S) input and output. VEC > 1: both in the channel-vectorized layout
     (N, C / VEC, *S, VEC) (layouts.py); the channel block lies inside one vector, so every corner gather loads
@@ -106,12 +105,11 @@ def _grid_sampler_kernel(
         cmask = c < C
         cin = ((n * C + c) * (D * H * W))[None, :]
         cout = ((n * C + c) * NPIX)[None, :]
-    else:  # NG vectors g of VB channels k each; written so that Triton sees the VB alignment (vector loads)
-        j = tl.arange(0, BLOCK_C)
-        g = (tl.program_id(1) // (VEC // VB)) * (BLOCK_C // VB) + j // VB
-        k = (tl.program_id(1) % (VEC // VB)) * VB + j % VB
-        cin = ((n * (C // VEC) + g) * (D * H * W) * VEC + k)[None, :]
-        cout = ((n * (C // VEC) + g) * NPIX * VEC + k)[None, :]
+    else:  # channel block k of vector g; written so that Triton sees the BLOCK_C alignment (vector loads)
+        g = n * (C // VEC) + tl.program_id(1) // (VEC // BLOCK_C)
+        k = (tl.program_id(1) % (VEC // BLOCK_C)) * BLOCK_C + tl.arange(0, BLOCK_C)
+        cin = (g * (D * H * W) * VEC + k)[None, :]
+        cout = (g * NPIX * VEC + k)[None, :]
     NDIM: tl.constexpr = 3 if IS3D else 2
     gbase = (n * NPIX + pix) * NDIM
     ix = _source_index(tl.load(grid_ptr + gbase, mask=pmask, other=0).to(tl.float32), W, ALIGN, PAD)
@@ -122,10 +120,8 @@ def _grid_sampler_kernel(
         iz = tl.zeros([BLOCK_P], dtype=tl.float32)
     if VEC == 1:
         lmask = cmask[None, :]
-    elif EVEN_G:  # no channel mask: one that varies along the vector would split the vector load
+    else:  # no channel mask: one that varies along the vector would split the vector load
         lmask = tl.full([1, BLOCK_C], 1, tl.int1)
-    else:  # the last program's vectors past C / VEC (constant along each vector)
-        lmask = (g < C // VEC)[None, :]
     if NEAREST:
         x, y, z = _rint(ix).to(tl.int32), _rint(iy).to(tl.int32), _rint(iz).to(tl.int32)
         ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H) & (z >= 0) & (z < D)
@@ -208,17 +204,12 @@ def grid_sampler_cuda(
         return out
     cfg = tuned(TUNING, precision)
     block_c, block_p = cfg["block_c"], cfg["block_p"]
-    vb, groups_per_program, even_g = 1, 1, True
-    if vec > 1:  # VB channels per vector load; whole vectors of few channels are grouped per program
-        vb, block_p = vector_block(vec, x.element_size()), cfg["vec_block_p"]
-        groups_per_program = max(1, cfg["vec_channels"] // vb) if vb == vec else 1
-        block_c, even_g = vb * groups_per_program, (c // vec) % groups_per_program == 0
-    n_cblocks = triton.cdiv(c, block_c) if vec == 1 else triton.cdiv(c // vec, groups_per_program) * (vec // vb)
-    grid_dims = (triton.cdiv(npix, block_p), n_cblocks, n)
+    if vec > 1:  # one vector load of at most 16 bytes per corner
+        block_c, block_p = vector_block(vec, x.element_size()), cfg["vec_block_p"]
+    grid_dims = (triton.cdiv(npix, block_p), triton.cdiv(c, block_c), n)
     _grid_sampler_kernel[grid_dims](
         x, g, out, c, d, h, w, npix, out_scale,
         IS3D=is3d, NEAREST=mode == 1, ALIGN=bool(align_corners), PAD=pad, HALF_MATH=precision == "fp16x2",
-        BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], VEC=vec, VB=vb, EVEN_G=even_g,
-        num_warps=cfg["num_warps"],
+        BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], VEC=vec, num_warps=cfg["num_warps"],
     )
     return out

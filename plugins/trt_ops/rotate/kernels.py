@@ -35,12 +35,12 @@ from bevdeploy.plugins.trt_ops.triton_util import (
 )
 
 OP = "rotate"
-# launch shape; benchmarks/ops.py --sweep varies it
-TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_channels": 8}
+# launch shape; benchmarks/ops.py --sweep varies it ("vec_*" keys: the vectorized layouts' shape, one vector or a
+# VB-channel part of one per program; several short vectors per program measured slower, NOTES-ops.md run 8)
+TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256}
 SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 8, "block_p": 256}, {"block_c": 16, "block_p": 128},
          {"block_c": 8, "block_p": 512, "num_warps": 8},
-         {"vec_channels": 8}, {"vec_channels": 4}, {"vec_channels": 16}, {"vec_block_p": 128},
-         {"vec_block_p": 512, "num_warps": 8}]
+         {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8}]
 
 
 @triton.jit
@@ -55,12 +55,12 @@ def _rint(x):
 def _rotate_kernel(
     in_ptr, out_ptr, angle_ptr, center_ptr, H, W, out_scale,
     NEAREST: tl.constexpr, HALF_MATH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr,
-    NPLANES, VEC: tl.constexpr, VB: tl.constexpr = 1, EVEN_G: tl.constexpr = True,
+    NPLANES, VEC: tl.constexpr,
 ):
     """[pixels, channels] tile: neighbouring output pixels (neighbouring source addresses) on neighbouring
     lanes, the inverse-mapped position computed once per pixel for the channel block. VEC > 1: input and output
-    in the channel-vectorized layout (NPLANES / VEC, H, W, VEC) of layouts.py, NPLANES counting the padded
-    channels; a program takes BLOCK_C / VB vectors (or a VB-channel part of one), one VB-wide load per corner."""
+    in the channel-vectorized layout (NPLANES / VEC, H, W, VEC) of layouts.py, the channel block inside one
+    vector (one vector load per corner), NPLANES counting the padded channels."""
     pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     pmask = pix < H * W
     if VEC == 1:
@@ -69,14 +69,10 @@ def _rotate_kernel(
         cbase = (c * (H * W))[None, :]
         lmask = cmask[None, :]
     else:
-        j = tl.arange(0, BLOCK_C)  # BLOCK_C / VB vectors g (or a part of one); Triton sees the VB alignment
-        g = (tl.program_id(1) // (VEC // VB)) * (BLOCK_C // VB) + j // VB
-        k = (tl.program_id(1) % (VEC // VB)) * VB + j % VB
+        g = tl.program_id(1) // (VEC // BLOCK_C)  # written so that Triton sees the BLOCK_C alignment
+        k = (tl.program_id(1) % (VEC // BLOCK_C)) * BLOCK_C + tl.arange(0, BLOCK_C)
         cbase = (g * (H * W) * VEC + k)[None, :]
-        if EVEN_G:  # no channel mask: one that varies along a vector would split the vector load
-            lmask = tl.full([1, BLOCK_C], 1, tl.int1)
-        else:
-            lmask = (g < NPLANES // VEC)[None, :]
+        lmask = tl.full([1, BLOCK_C], 1, tl.int1)  # no channel mask: it would split the vector load
     rot = -tl.load(angle_ptr).to(tl.float32) * 0.017453292519943295
     cs = tl.cos(rot)
     sn = tl.sin(rot)
@@ -169,16 +165,12 @@ def rotate_cuda(
         return out
     cfg = tuned(TUNING, precision)
     block_c, block_p = cfg["block_c"], cfg["block_p"]  # [pixels, channels] tile, see _rotate_kernel
-    vb, groups_per_program, even_g = 1, 1, True
-    if vec > 1:  # VB channels per vector load; whole vectors of few channels are grouped per program
-        vb, block_p = vector_block(vec, x.element_size()), cfg["vec_block_p"]
-        groups_per_program = max(1, cfg["vec_channels"] // vb) if vb == vec else 1
-        block_c, even_g = vb * groups_per_program, (planes // vec) % groups_per_program == 0
-    n_cblocks = triton.cdiv(planes, block_c) if vec == 1 else triton.cdiv(planes // vec, groups_per_program) * (vec // vb)
-    grid = (triton.cdiv(h * w, block_p), n_cblocks)
+    if vec > 1:  # one vector load of at most 16 bytes per corner
+        block_c, block_p = vector_block(vec, x.element_size()), cfg["vec_block_p"]
+    grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
     _rotate_kernel[grid](
         x, out, ang, ctr, h, w, out_scale,
-        NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], NPLANES=planes, VEC=vec, VB=vb, EVEN_G=even_g,
+        NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], NPLANES=planes, VEC=vec,
         num_warps=cfg["num_warps"],
     )
     return out
