@@ -135,17 +135,6 @@ def test_bev_pool_several_channel_blocks(channels, precision):
                                          int8_args={0: "depth", 1: "feat"}), precision)
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
-def test_bev_pool_several_intervals_per_program(precision, monkeypatch):
-    """Programs walking 3 consecutive intervals each (the interval count is not a multiple of 3)."""
-    from bevdeploy.plugins.trt_ops.bev_pool_v2 import kernels
-
-    monkeypatch.setitem(kernels.TUNING, "ipp", 3)
-    case = ops_cases.bev_pool_case("tiny")
-    assert int(case.args[5].numel()) % 3 != 0
-    _check("bev_pool_v2", case, precision)
-
-
 def test_bev_pool_no_intervals_gives_zeros():
     kernel = ops_cases.kernel_for("bev_pool_v2")
     empty = torch.zeros(0, dtype=torch.int32)
