@@ -91,6 +91,22 @@ def test_vectorized_layout_several_vectors(op, precision, layout):
         _check(op, case, precision, layout)
 
 
+@pytest.mark.parametrize("tile", [(2, 1), (1, 2), (4, 2)])
+@pytest.mark.parametrize("dims", ["tiny2d", "tiny3d"])
+def test_grid_sampler_box_tiles(dims, tile, monkeypatch):
+    """Programs over boxes of output pixels (tile_y rows x tile_z slices) instead of runs of them, with boxes
+    that overhang the output on every side; also in a vectorized layout."""
+    from bevdeploy.plugins.trt_ops.grid_sampler import kernels
+
+    monkeypatch.setitem(kernels.TUNING, "tile_y", tile[0])
+    monkeypatch.setitem(kernels.TUNING, "tile_z", tile[1])
+    monkeypatch.setitem(kernels.TUNING, "block_p", 16)
+    monkeypatch.setitem(kernels.TUNING, "vec_block_p", 16)
+    case = ops_cases.grid_sampler_case(dims)
+    _check("grid_sampler", case, "fp32")
+    _check("grid_sampler", case, "int8", "chw4")
+
+
 def test_vectorized_layout_rejects_a_linear_tensor():
     case = ops_cases.grid_sampler_case("tiny2d")
     kargs, _ = ops_cases.variant_inputs(case, "fp32")

@@ -43,10 +43,11 @@ _PADS = {"zeros": 0, "border": 1, "reflection": 2}
 # launch shape; benchmarks/ops.py --sweep varies it ("vec_*" keys: the vectorized layouts' shape, one vector or a
 # VB-channel part of one per program; several short vectors per program measured slower, NOTES-ops.md run 8)
 # run 4 sweep (H200): 8 channels x 256 pixels was the fastest vectorised-store shape for every precision
-TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256}
+TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "tile_y": 0, "tile_z": 1}
 SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128}, {"block_c": 4, "block_p": 256},
          {"block_c": 16, "block_p": 256, "num_warps": 8}, {"block_c": 8, "block_p": 128},
-         {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8}]
+         {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8},
+         {"tile_y": 8}, {"tile_y": 4, "tile_z": 2}, {"tile_y": 8, "tile_z": 2}, {"tile_y": 2, "tile_z": 4}]
 
 
 @triton.jit
@@ -90,16 +91,31 @@ def _rint(x):
 
 @triton.jit
 def _grid_sampler_kernel(
-    in_ptr, grid_ptr, out_ptr, C, D, H, W, NPIX, out_scale,
+    in_ptr, grid_ptr, out_ptr, C, D, H, W, NPIX, HO, WO, out_scale,
     IS3D: tl.constexpr, NEAREST: tl.constexpr, ALIGN: tl.constexpr, PAD: tl.constexpr, HALF_MATH: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr, VEC: tl.constexpr,
+    TY: tl.constexpr = 0, TZ: tl.constexpr = 1,
 ):
     """VEC == 1: linear (N, C, *S) input and output. VEC > 1: both in the channel-vectorized layout
     (N, C / VEC, *S, VEC) (layouts.py); the channel block lies inside one vector, so every corner gather loads
-    BLOCK_C neighbouring bytes of one pixel and C counts the padded channels."""
+    BLOCK_C neighbouring bytes of one pixel and C counts the padded channels. TY == 0: a program's BLOCK_P
+    output pixels are consecutive in memory; TY > 0: they are a TZ x TY x (BLOCK_P / (TY * TZ)) box of the
+    output (depth, rows, columns), which for a smooth grid reads a more compact part of the input."""
     n = tl.program_id(2)
-    pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
-    pmask = pix < NPIX
+    if TY == 0:
+        pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+        pmask = pix < NPIX
+    else:
+        TX: tl.constexpr = BLOCK_P // (TY * TZ)
+        nx = tl.cdiv(WO, TX)
+        ny = tl.cdiv(HO, TY)
+        t = tl.program_id(0)
+        i = tl.arange(0, BLOCK_P)
+        ox = (t % nx) * TX + i % TX
+        oy = ((t // nx) % ny) * TY + (i // TX) % TY
+        oz = (t // (nx * ny)) * TZ + i // (TX * TY)
+        pmask = (ox < WO) & (oy < HO) & (oz < NPIX // (HO * WO))
+        pix = (oz * HO + oy) * WO + ox
     if VEC == 1:
         c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
         cmask = c < C
@@ -206,10 +222,18 @@ def grid_sampler_cuda(
     block_c, block_p = cfg["block_c"], cfg["block_p"]
     if vec > 1:  # one vector load of at most 16 bytes per corner
         block_c, block_p = vector_block(vec, x.element_size()), cfg["vec_block_p"]
-    grid_dims = (triton.cdiv(npix, block_p), triton.cdiv(c, block_c), n)
+    ho, wo = int(out_sp[-2]), int(out_sp[-1])
+    ty, tz = cfg["tile_y"], (cfg["tile_z"] if is3d else 1)
+    if ty:  # boxes of tz x ty x tx output pixels
+        tx = block_p // (ty * tz)
+        n_pblocks = triton.cdiv(wo, tx) * triton.cdiv(ho, ty) * triton.cdiv(npix // (ho * wo), tz)
+    else:
+        n_pblocks = triton.cdiv(npix, block_p)
+    grid_dims = (n_pblocks, triton.cdiv(c, block_c), n)
     _grid_sampler_kernel[grid_dims](
-        x, g, out, c, d, h, w, npix, out_scale,
+        x, g, out, c, d, h, w, npix, ho, wo, out_scale,
         IS3D=is3d, NEAREST=mode == 1, ALIGN=bool(align_corners), PAD=pad, HALF_MATH=precision == "fp16x2",
-        BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], VEC=vec, num_warps=cfg["num_warps"],
+        BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], VEC=vec, TY=ty, TZ=tz,
+        num_warps=cfg["num_warps"],
     )
     return out
