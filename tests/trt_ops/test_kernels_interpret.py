@@ -137,15 +137,10 @@ def test_bev_pool_empty_intervals_and_non_contiguous_feat():
     _check("bev_pool_v2", ops_cases.Case("bev_pool_v2[empty]", args), "fp32")
 
 
-@pytest.mark.parametrize("csplit", [1, 2])
 @pytest.mark.parametrize("channels,precision", [(36, "fp32"), (80, "int8"), (48, "fp16x2")])
-def test_bev_pool_several_channel_blocks(channels, precision, csplit, monkeypatch):
+def test_bev_pool_several_channel_blocks(channels, precision):
     """Channel counts that the default kernel walks in several blocks per point pass (36 fp32: a padded second
-    block of 32; 80: five blocks of 16; 48: three of 16), also split across two programs where they divide into
-    whole blocks (80: 2 x 5 blocks of 8; 48: 2 x 3 blocks of 8; 36 stays whole)."""
-    from bevdeploy.plugins.trt_ops.bev_pool_v2 import kernels
-
-    monkeypatch.setitem(kernels.TUNING, "csplit", csplit)
+    block of 32; 80: five blocks of 16; 48: three of 16)."""
     case = ops_cases.bev_pool_case("tiny")
     depth, feat, *rest = case.args
     feat = torch.randn((*feat.shape[:-1], channels), generator=torch.Generator().manual_seed(1))

@@ -38,10 +38,11 @@ _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 2}
 # launch shape; "tile" is the earlier one-program-per-interval kernel (benchmarks/ops.py --sweep compares)
 # run 7 sweep (H200, session 5): "hoist" with 1 interval x 32 lanes per 1-warp program was the fastest shape for
 # every precision and both anchors (BEVFusion fp32 0.099 ms vs 0.179 for the rows kernel at 2 x 16)
-TUNING = {"strategy": "hoist", "block_i": 1, "pp": 32, "num_warps": 1, "full_c": False, "csplit": 1}
-SWEEP = [{"strategy": "hoist"}, {"strategy": "hoist", "csplit": 2}, {"strategy": "hoist", "csplit": 4},
-         {"strategy": "hoist", "csplit": 2, "pp": 16, "block_i": 2}, {"strategy": "hoist", "block_i": 2, "pp": 32,
-         "num_warps": 2}, {"strategy": "rows", "block_i": 1, "pp": 32}, {"strategy": "tile"}]
+TUNING = {"strategy": "hoist", "block_i": 1, "pp": 32, "num_warps": 1, "full_c": False}
+SWEEP = [{"strategy": "hoist"}, {"strategy": "hoist", "block_i": 4, "num_warps": 2},
+         {"strategy": "hoist", "block_i": 1, "pp": 32}, {"strategy": "rows"}, {"strategy": "tile"}, {"block_i": 2, "pp": 16, "num_warps": 1}, {"block_i": 1, "pp": 32, "num_warps": 1},
+         {"block_i": 2, "pp": 32, "num_warps": 2}, {"block_i": 2, "pp": 16, "num_warps": 4, "full_c": True},
+         {"block_i": 1, "pp": 32, "num_warps": 4, "full_c": True}, {"block_i": 4, "pp": 16, "num_warps": 2}]
 
 
 @triton.jit
@@ -168,13 +169,11 @@ def _bev_pool_hoist_kernel(
     depth_ptr, feat_ptr, rd_ptr, rf_ptr, rb_ptr, starts_ptr, lens_ptr, out_ptr,
     N_INT, C, out_scale,
     MODE: tl.constexpr, BLOCK_I: tl.constexpr, PP: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr,
-    EVEN_C: tl.constexpr, CPART: tl.constexpr,
+    EVEN_C: tl.constexpr,
 ):
     """The rows kernel with every channel block in one pass over the points: a point's ranks and depth are
     loaded once for all NCB (<= 8) blocks of its feature row, instead of once per block (5 times for
-    BEVFusion's 80 channels in 16-channel blocks), so each dependent rank -> row chain feeds NCB loads.
-    Program (i, j) takes channels j * CPART ... + CPART - 1 (CPART = C unless the channels are split across
-    programs to halve the registers a lane holds: 128 registers at 80 fp32 channels limit occupancy to 22%)."""
+    BEVFusion's 80 channels in 16-channel blocks), so each dependent rank -> row chain feeds NCB loads."""
     q = tl.arange(0, BLOCK_I * PP)
     it = tl.program_id(0) * BLOCK_I + q // PP
     lane = q % PP
@@ -187,7 +186,7 @@ def _bev_pool_hoist_kernel(
     flen = tl.load(lens_ptr + first, mask=fmask, other=0)
     rb = tl.load(rb_ptr + tl.load(starts_ptr + first, mask=fmask, other=0), mask=fmask & (flen > 0), other=0)
     acc_dt = tl.float32 if MODE == 0 else (tl.float16 if MODE == 1 else tl.int32)
-    cb = tl.program_id(1) * CPART + tl.arange(0, BLOCK_C)
+    cb = tl.arange(0, BLOCK_C)
     acc0 = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
     acc1 = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
     acc2 = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
@@ -252,14 +251,6 @@ def _channel_block(c: int, elem: int) -> int:
     return min(p2, cap) if p2 >= 8 else min(next_pow2(c), cap)
 
 
-def _channel_split(c: int, split: int) -> int:
-    """``split`` when C divides into that many parts of whole power-of-two blocks (>= 8 channels), else 1."""
-    if split <= 1 or c % split:
-        return 1
-    part = c // split
-    return split if (part & -part) >= 8 else 1
-
-
 def bev_pool_v2_cuda(
     depth: torch.Tensor,
     feat: torch.Tensor,
@@ -292,13 +283,11 @@ def bev_pool_v2_cuda(
             MODE=_MODE[precision], BLOCK_P=16, BLOCK_C=block_c, EVEN_C=block_c == c, num_warps=4,
         )
     elif cfg["strategy"] == "hoist" and -(-c // _channel_block(c, f.element_size())) <= 8:
-        split = _channel_split(c, cfg["csplit"])
-        block_c = _channel_block(c // split, f.element_size())
-        _bev_pool_hoist_kernel[(triton.cdiv(n_int, cfg["block_i"]), split)](
+        block_c = _channel_block(c, f.element_size())
+        _bev_pool_hoist_kernel[(triton.cdiv(n_int, cfg["block_i"]),)](
             d, f, *ints, out, n_int, c, out_scale,
-            MODE=_MODE[precision], BLOCK_I=cfg["block_i"], PP=cfg["pp"], BLOCK_C=block_c,
-            NCB=-(-(c // split) // block_c), EVEN_C=(c // split) % block_c == 0, CPART=c // split,
-            num_warps=cfg["num_warps"],
+            MODE=_MODE[precision], BLOCK_I=cfg["block_i"], PP=cfg["pp"], BLOCK_C=block_c, NCB=-(-c // block_c),
+            EVEN_C=c % block_c == 0, num_warps=cfg["num_warps"],
         )
     else:
         block_c = next_pow2(c) if cfg["full_c"] else _channel_block(c, f.element_size())
