@@ -43,11 +43,15 @@ _PADS = {"zeros": 0, "border": 1, "reflection": 2}
 # launch shape; benchmarks/ops.py --sweep varies it ("vec_*" keys: the vectorized layouts' shape, one vector or a
 # VB-channel part of one per program; several short vectors per program measured slower, NOTES-ops.md run 8)
 # run 4 sweep (H200): 8 channels x 256 pixels was the fastest vectorised-store shape for every precision
-TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "tile_y": 0, "tile_z": 1}
+# run 10 sweep (H200): 4-row x 2-slice boxes (64 x 4 in 2D) cut fp32 by 9% (3D 0.0376 -> 0.0342 ms, 2D 0.0319 ->
+# 0.0290) but slowed the 2D fp16 / int8 rows, so boxes are the fp32 default only
+TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "tile_y": 0, "tile_z": 1,
+          "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2}}}
 SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128}, {"block_c": 4, "block_p": 256},
          {"block_c": 16, "block_p": 256, "num_warps": 8}, {"block_c": 8, "block_p": 128},
          {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8},
-         {"tile_y": 8}, {"tile_y": 4, "tile_z": 2}, {"tile_y": 8, "tile_z": 2}, {"tile_y": 2, "tile_z": 4}]
+         {"tile_y": 0, "per_precision": {}}, {"tile_y": 8, "per_precision": {}},
+         {"tile_y": 4, "tile_z": 2, "per_precision": {}}, {"tile_y": 2, "tile_z": 4, "per_precision": {}}]
 
 
 @triton.jit
@@ -100,7 +104,8 @@ def _grid_sampler_kernel(
     (N, C / VEC, *S, VEC) (layouts.py); the channel block lies inside one vector, so every corner gather loads
     BLOCK_C neighbouring bytes of one pixel and C counts the padded channels. TY == 0: a program's BLOCK_P
     output pixels are consecutive in memory; TY > 0: they are a TZ x TY x (BLOCK_P / (TY * TZ)) box of the
-    output (depth, rows, columns), which for a smooth grid reads a more compact part of the input."""
+    output (depth, rows, columns), which for a smooth grid reads a more compact part of the input (fewer L2
+    reads per output pixel: ncu showed the 3D fp32 kernel L2-bound)."""
     n = tl.program_id(2)
     if TY == 0:
         pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
