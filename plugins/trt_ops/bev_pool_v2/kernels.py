@@ -87,6 +87,22 @@ def _bev_pool_v2_kernel(
 
 
 @triton.jit
+def _intervals(rb_ptr, starts_ptr, lens_ptr, N_INT, BLOCK_I: tl.constexpr, PP: tl.constexpr):
+    """This program's BLOCK_I intervals, PP lanes each: per lane its interval's start and length and its lane
+    index (lane l takes points l, l + PP, ...), the longest length; per interval its mask, length and cell."""
+    q = tl.arange(0, BLOCK_I * PP)
+    it = tl.program_id(0) * BLOCK_I + q // PP
+    imask = it < N_INT
+    start = tl.load(starts_ptr + it, mask=imask, other=0)
+    length = tl.load(lens_ptr + it, mask=imask, other=0)
+    first = tl.program_id(0) * BLOCK_I + tl.arange(0, BLOCK_I)
+    fmask = first < N_INT
+    flen = tl.load(lens_ptr + first, mask=fmask, other=0)
+    rb = tl.load(rb_ptr + tl.load(starts_ptr + first, mask=fmask, other=0), mask=fmask & (flen > 0), other=0)
+    return start, length, q % PP, tl.max(length, axis=0), fmask, flen, rb
+
+
+@triton.jit
 def _bev_pool_rows_kernel(
     depth_ptr, feat_ptr, rd_ptr, rf_ptr, rb_ptr, starts_ptr, lens_ptr, out_ptr,
     N_INT, C, out_scale,
@@ -96,17 +112,7 @@ def _bev_pool_rows_kernel(
     [BLOCK_C] channel row accumulated in registers; one PP-way sum per channel block at the end. Many short
     intervals share a program instead of leaving most of a 16-point tile masked, and a long interval is
     walked PP points at a time."""
-    q = tl.arange(0, BLOCK_I * PP)
-    it = tl.program_id(0) * BLOCK_I + q // PP
-    lane = q % PP
-    imask = it < N_INT
-    start = tl.load(starts_ptr + it, mask=imask, other=0)
-    length = tl.load(lens_ptr + it, mask=imask, other=0)
-    steps = tl.max(length, axis=0)
-    first = tl.program_id(0) * BLOCK_I + tl.arange(0, BLOCK_I)
-    fmask = first < N_INT
-    flen = tl.load(lens_ptr + first, mask=fmask, other=0)
-    rb = tl.load(rb_ptr + tl.load(starts_ptr + first, mask=fmask, other=0), mask=fmask & (flen > 0), other=0)
+    start, length, lane, steps, fmask, flen, rb = _intervals(rb_ptr, starts_ptr, lens_ptr, N_INT, BLOCK_I, PP)
     acc_dt = tl.float32 if MODE == 0 else (tl.float16 if MODE == 1 else tl.int32)
     for c0 in range(0, C, BLOCK_C):
         c = c0 + tl.arange(0, BLOCK_C)
@@ -174,17 +180,7 @@ def _bev_pool_hoist_kernel(
     """The rows kernel with every channel block in one pass over the points: a point's ranks and depth are
     loaded once for all NCB (<= 8) blocks of its feature row, instead of once per block (5 times for
     BEVFusion's 80 channels in 16-channel blocks), so each dependent rank -> row chain feeds NCB loads."""
-    q = tl.arange(0, BLOCK_I * PP)
-    it = tl.program_id(0) * BLOCK_I + q // PP
-    lane = q % PP
-    imask = it < N_INT
-    start = tl.load(starts_ptr + it, mask=imask, other=0)
-    length = tl.load(lens_ptr + it, mask=imask, other=0)
-    steps = tl.max(length, axis=0)
-    first = tl.program_id(0) * BLOCK_I + tl.arange(0, BLOCK_I)
-    fmask = first < N_INT
-    flen = tl.load(lens_ptr + first, mask=fmask, other=0)
-    rb = tl.load(rb_ptr + tl.load(starts_ptr + first, mask=fmask, other=0), mask=fmask & (flen > 0), other=0)
+    start, length, lane, steps, fmask, flen, rb = _intervals(rb_ptr, starts_ptr, lens_ptr, N_INT, BLOCK_I, PP)
     acc_dt = tl.float32 if MODE == 0 else (tl.float16 if MODE == 1 else tl.int32)
     cb = tl.arange(0, BLOCK_C)
     acc0 = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)

@@ -108,6 +108,19 @@ def _accumulate(v, w, MODE: tl.constexpr, acc0, acc1, acc2, acc3, wsum):
 
 
 @triton.jit
+def _sample_point(loc_ptr, attn_ptr, base, rmask, wl, hl, attn_scale):
+    """Point ``base`` of every row: its top-left corner (x0, y0), the fractions (fx, fy), its attention weight and
+    whether any corner lies on the map (pixel = loc * size - 0.5)."""
+    x = tl.load(loc_ptr + base * 2, mask=rmask, other=0).to(tl.float32) * wl - 0.5
+    y = tl.load(loc_ptr + base * 2 + 1, mask=rmask, other=0).to(tl.float32) * hl - 0.5
+    aw = tl.load(attn_ptr + base, mask=rmask, other=0).to(tl.float32) * attn_scale
+    inside = rmask & (x > -1.0) & (y > -1.0) & (x < wl) & (y < hl)
+    x0f = tl.floor(x)
+    y0f = tl.floor(y)
+    return x0f.to(tl.int32), y0f.to(tl.int32), x - x0f, y - y0f, aw, inside
+
+
+@triton.jit
 def _ms_deform_attn_kernel(
     value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, out_ptr,
     S, NQ, NH, C, L, P, ROWS, attn_scale, out_scale,
@@ -139,17 +152,8 @@ def _ms_deform_attn_kernel(
         wl = tl.load(shapes_ptr + lvl * 2 + 1)
         row0 = b * S + tl.load(starts_ptr + lvl)
         for pt in range(P):
-            base = r * (L * P) + lvl * P + pt
-            x = tl.load(loc_ptr + base * 2, mask=rmask, other=0).to(tl.float32) * wl - 0.5
-            y = tl.load(loc_ptr + base * 2 + 1, mask=rmask, other=0).to(tl.float32) * hl - 0.5
-            aw = tl.load(attn_ptr + base, mask=rmask, other=0).to(tl.float32) * attn_scale
-            inside = rmask & (x > -1.0) & (y > -1.0) & (x < wl) & (y < hl)
-            x0f = tl.floor(x)
-            y0f = tl.floor(y)
-            fx = x - x0f
-            fy = y - y0f
-            x0 = x0f.to(tl.int32)
-            y0 = y0f.to(tl.int32)
+            x0, y0, fx, fy, aw, inside = _sample_point(loc_ptr, attn_ptr, r * (L * P) + lvl * P + pt, rmask, wl, hl,
+                                                       attn_scale)
             gx = 1.0 - fx
             wy0 = (1.0 - fy) * aw
             wy1 = fy * aw
@@ -248,17 +252,8 @@ def _ms_deform_attn_pairs_kernel(
         wl = tl.load(shapes_ptr + lvl * 2 + 1)
         row0 = b * S + tl.load(starts_ptr + lvl)
         for pt in range(P):
-            base = r * (L * P) + lvl * P + pt
-            x = tl.load(loc_ptr + base * 2, mask=rmask, other=0).to(tl.float32) * wl - 0.5
-            y = tl.load(loc_ptr + base * 2 + 1, mask=rmask, other=0).to(tl.float32) * hl - 0.5
-            aw = tl.load(attn_ptr + base, mask=rmask, other=0).to(tl.float32) * attn_scale
-            inside = rmask & (x > -1.0) & (y > -1.0) & (x < wl) & (y < hl)
-            x0f = tl.floor(x)
-            y0f = tl.floor(y)
-            fx = x - x0f
-            fy = y - y0f
-            x0 = x0f.to(tl.int32)
-            y0 = y0f.to(tl.int32)
+            x0, y0, fx, fy, aw, inside = _sample_point(loc_ptr, attn_ptr, r * (L * P) + lvl * P + pt, rmask, wl, hl,
+                                                       attn_scale)
             left = x0 < 0
             wx = tl.where(second, tl.where(left, 0.0, fx), tl.where(left, fx, 1.0 - fx)) * aw
             e = row0 + tl.maximum(x0, 0)
