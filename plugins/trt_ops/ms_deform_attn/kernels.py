@@ -58,7 +58,7 @@ _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 0}  # int8 uses mode 2 (pack
 # requests halve (ncu: L2 throughput 88% -> 69%) but the kernel becomes issue-bound on the per-lane point math
 # (1.26 G vs 1.01 G instructions), so it is not worth twice the value's memory
 TUNING = {"num_warps": 4, "lane_bytes": 16, "pairs": False}
-# the "per_precision": {} entries override the int8 default, so both layouts are timed for every precision
+# "per_precision": {} keeps a per-precision default from overriding what an entry names
 SWEEP = [{"lane_bytes": 16}, {"lane_bytes": 16, "num_warps": 8}, {"lane_bytes": 32}, {"lane_bytes": 64},
          {"lane_bytes": 128}, {"pairs": False, "per_precision": {}}, {"pairs": True, "per_precision": {}},
          {"pairs": True, "num_warps": 8, "per_precision": {}}]
@@ -177,7 +177,6 @@ def _ms_deform_attn_kernel(
     else:
         res = acc0.to(tl.float32) * out_scale
         tl.store(out_ptr + r[:, None, None] * C + c, res.to(out_ptr.dtype.element_ty), mask=m)
-
 
 
 @triton.jit
