@@ -14,8 +14,9 @@ puts neighbouring pixels (neighbouring source addresses) on neighbouring lanes: 
 gathers had no contiguity to go by and each warp load touched 16 channel planes (32 lines per load).
 
 Layouts: "linear" (N, C, *S), or a channel-vectorized layout of layouts.py (TensorRT's kCHW4, kCHW2, kHWC8, ...)
-for input and output alike: each corner gather then loads a whole vector of channels (up to 16 bytes) instead of
-one channel, which is what lets the 1- and 2-byte variants approach the bandwidth of fp32.
+for input and output alike: each corner gather then loads a vector of channels (up to 32 bytes) instead of one
+channel, so the 1- and 2-byte variants need fewer gather instructions (ncu: the linear int8 / fp16 kernels are
+bound by instruction issue).
 
 Variants: fp32; fp16 (fp16 input and grid, fp32 weights and sum, fp16 out); fp16x2 (the corner weights
 and the weighted sum in fp16); int8 (input int8 with scales["input"], grid fp16, fp32 sum, fp16 out).
@@ -225,7 +226,7 @@ def grid_sampler_cuda(
         return out
     cfg = tuned(TUNING, precision)
     block_c, block_p = cfg["block_c"], cfg["block_p"]
-    if vec > 1:  # one vector load of at most 16 bytes per corner
+    if vec > 1:  # one vector load of at most 32 bytes per corner
         block_c, block_p = vector_block(vec, x.element_size()), cfg["vec_block_p"]
     ho, wo = int(out_sp[-2]), int(out_sp[-1])
     ty, tz = cfg["tile_y"], (cfg["tile_z"] if is3d else 1)

@@ -165,7 +165,7 @@ def rotate_cuda(
         return out
     cfg = tuned(TUNING, precision)
     block_c, block_p = cfg["block_c"], cfg["block_p"]  # [pixels, channels] tile, see _rotate_kernel
-    if vec > 1:  # one vector load of at most 16 bytes per corner
+    if vec > 1:  # one vector load of at most 32 bytes per corner
         block_c, block_p = vector_block(vec, x.element_size()), cfg["vec_block_p"]
     grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
     _rotate_kernel[grid](
