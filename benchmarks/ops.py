@@ -10,7 +10,9 @@ the minimal bytes (each input read once, the output written once) and its percen
 measured in the same run: "% copy" against a 1 GiB device-to-device copy (the DRAM roofline), "% same-size
 copy" against a CUDA-graph-timed device-to-device copy that moves the same number of bytes as the variant's
 minimal count (read + write), i.e. what a plain copy of that size reaches, launch and ramp-up included. For fp16x2 it also counts the packed half2 instructions in the
-compiled code. Writes ops.json and ops.md under DIR and prints the table last. With --sweep it also times
+compiled code. Ops whose case lists TensorRT vectorized layouts (grid sampler, rotate) get one more row per
+layout (input and output in that format) with the cost of converting to and from linear beside it ("reformat
+ms", not in "ms"). Writes ops.json and ops.md under DIR and prints the table last. With --sweep it also times
 every launch configuration listed in a kernels module's SWEEP (each checked against the reference first)
 and writes sweep.json / sweep.md; the committed TUNING defaults are restored afterwards. Works from a plain checkout
 (no install needed): the package mapping of pyproject.toml is set up by hand when bevdeploy is not importable.
