@@ -107,19 +107,6 @@ def test_grid_sampler_box_tiles(dims, tile, monkeypatch):
     _check("grid_sampler", case, "int8", "chw4")
 
 
-@pytest.mark.parametrize("tile_y", [2, 4])
-def test_rotate_box_tiles(tile_y, monkeypatch):
-    """Programs over tile_y x (block_p / tile_y) boxes of the output, overhanging its edges; also vectorized."""
-    from bevdeploy.plugins.trt_ops.rotate import kernels
-
-    monkeypatch.setitem(kernels.TUNING, "tile_y", tile_y)
-    monkeypatch.setitem(kernels.TUNING, "block_p", 16)
-    monkeypatch.setitem(kernels.TUNING, "vec_block_p", 16)
-    case = ops_cases.rotate_case("tiny")
-    _check("rotate", case, "fp32")
-    _check("rotate", case, "int8", "chw4")
-
-
 def test_vectorized_layout_rejects_a_linear_tensor():
     case = ops_cases.grid_sampler_case("tiny2d")
     kargs, _ = ops_cases.variant_inputs(case, "fp32")

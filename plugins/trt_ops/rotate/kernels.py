@@ -37,11 +37,10 @@ from bevdeploy.plugins.trt_ops.triton_util import (
 OP = "rotate"
 # launch shape; benchmarks/ops.py --sweep varies it ("vec_*" keys: the vectorized layouts' shape, one vector or a
 # VB-channel part of one per program; several short vectors per program measured slower, NOTES-ops.md run 8)
-TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "tile_y": 0}
+TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256}
 SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 8, "block_p": 256}, {"block_c": 16, "block_p": 128},
          {"block_c": 8, "block_p": 512, "num_warps": 8},
-         {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8},
-         {"tile_y": 8}, {"tile_y": 4}, {"tile_y": 8, "vec_block_p": 256}, {"tile_y": 4, "vec_block_p": 256}]
+         {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8}]
 
 
 @triton.jit
@@ -56,25 +55,14 @@ def _rint(x):
 def _rotate_kernel(
     in_ptr, out_ptr, angle_ptr, center_ptr, H, W, out_scale,
     NEAREST: tl.constexpr, HALF_MATH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr,
-    NPLANES, VEC: tl.constexpr, TY: tl.constexpr = 0,
+    NPLANES, VEC: tl.constexpr,
 ):
     """[pixels, channels] tile: neighbouring output pixels (neighbouring source addresses) on neighbouring
     lanes, the inverse-mapped position computed once per pixel for the channel block. VEC > 1: input and output
     in the channel-vectorized layout (NPLANES / VEC, H, W, VEC) of layouts.py, the channel block inside one
-    vector (one vector load per corner), NPLANES counting the padded channels. TY > 0: a program's pixels are a
-    TY x (BLOCK_P / TY) box of the output instead of a run of BLOCK_P (a compact source footprint whatever
-    the angle; see the grid sampler)."""
-    if TY == 0:
-        pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
-        pmask = pix < H * W
-    else:
-        TX: tl.constexpr = BLOCK_P // TY
-        nx = tl.cdiv(W, TX)
-        i = tl.arange(0, BLOCK_P)
-        ox = (tl.program_id(0) % nx) * TX + i % TX
-        oy = (tl.program_id(0) // nx) * TY + i // TX
-        pmask = (ox < W) & (oy < H)
-        pix = oy * W + ox
+    vector (one vector load per corner), NPLANES counting the padded channels."""
+    pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+    pmask = pix < H * W
     if VEC == 1:
         c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
         cmask = c < NPLANES
@@ -179,12 +167,10 @@ def rotate_cuda(
     block_c, block_p = cfg["block_c"], cfg["block_p"]  # [pixels, channels] tile, see _rotate_kernel
     if vec > 1:  # one vector load of at most 32 bytes per corner
         block_c, block_p = vector_block(vec, x.element_size()), cfg["vec_block_p"]
-    ty = cfg["tile_y"]
-    n_pblocks = triton.cdiv(w, block_p // ty) * triton.cdiv(h, ty) if ty else triton.cdiv(h * w, block_p)
-    grid = (n_pblocks, triton.cdiv(planes, block_c))
+    grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
     _rotate_kernel[grid](
         x, out, ang, ctr, h, w, out_scale,
-        NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], NPLANES=planes, VEC=vec, TY=ty,
+        NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], NPLANES=planes, VEC=vec,
         num_warps=cfg["num_warps"],
     )
     return out
