@@ -37,7 +37,12 @@ from bevdeploy.plugins.trt_ops.triton_util import (
 OP = "rotate"
 # launch shape; benchmarks/ops.py --sweep varies it ("vec_*" keys: the vectorized layouts' shape, one vector or a
 # VB-channel part of one per program; several short vectors per program measured slower, NOTES-ops.md run 8)
-TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256}
+# per precision: shapes that won in both the run 5 and the run 12 sweeps (H200): int8 16 x 128 (0.023 vs 0.029
+# ms), fp16 8 x 512 on 8 warps (0.024 vs 0.025), fp32 8 x 512 on 8 warps (0.030 - 0.031 vs 0.031 - 0.032)
+TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256,
+          "per_precision": {"int8": {"block_c": 16, "block_p": 128},
+                            "fp16": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_block_p": 512},
+                            "fp32": {"block_c": 8, "block_p": 512, "num_warps": 8}}}
 SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 8, "block_p": 256}, {"block_c": 16, "block_p": 128},
          {"block_c": 8, "block_p": 512, "num_warps": 8},
          {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8}]
