@@ -43,9 +43,11 @@ TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
           "per_precision": {"int8": {"block_c": 16, "block_p": 128},
                             "fp16": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_block_p": 512},
                             "fp32": {"block_c": 8, "block_p": 512, "num_warps": 8}}}
-SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 8, "block_p": 256}, {"block_c": 16, "block_p": 128},
-         {"block_c": 8, "block_p": 512, "num_warps": 8},
-         {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8}]
+# every entry clears per_precision so that it measures the shape it names
+SWEEP = [{**cfg, "per_precision": {}} for cfg in (
+    {"one_pix": False}, {"one_pix": True}, {"block_c": 8, "block_p": 256}, {"block_c": 16, "block_p": 128},
+    {"block_c": 8, "block_p": 512, "num_warps": 8},
+    {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8})]
 
 
 @triton.jit
