@@ -33,9 +33,6 @@ from bevdeploy import BevDeployError
 
 _FIXED = {"linear": 1, "chw2": 2, "chw4": 4, "chw16": 16, "chw32": 32}
 LAYOUTS = (*_FIXED, "hwc8", "hwc")
-TRT_FORMATS = {"linear": ("LINEAR", "LINEAR"), "chw2": ("CHW2", None), "chw4": ("CHW4", None),
-               "chw16": ("CHW16", None), "chw32": ("CHW32", "CDHW32"), "hwc8": ("HWC8", "DHWC8"),
-               "hwc": ("HWC", "DHWC")}
 
 
 def vector_width(layout: str, channels: int) -> int:
