@@ -83,6 +83,7 @@ def from_case_layout(case: Case, out: torch.Tensor, layout: str, channels: int) 
 
 
 def case_channels(case: Case) -> int:
+    """Logical channel count of argument 0 (what from_case_layout strips the vector padding down to)."""
     return int(case.args[0].shape[0 if case.unbatched else 1])
 
 
