@@ -46,6 +46,44 @@ SWEEP = [{"strategy": "hoist"}, {"strategy": "hoist", "block_i": 4, "num_warps":
 
 
 @triton.jit
+def _point(depth_ptr, rd_ptr, rf_ptr, start, j, length):
+    """Points start + j of every lane (j < length): (mask, feature rank, depth); the depth and feature loads
+    depend on these rank loads."""
+    pm = j < length
+    rd = tl.load(rd_ptr + start + j, mask=pm, other=0)
+    rf = tl.load(rf_ptr + start + j, mask=pm, other=0)
+    return pm, rf, tl.load(depth_ptr + rd, mask=pm, other=0)
+
+
+@triton.jit
+def _pool_add(acc, d, feat_ptr, rf, C, c, pm, EVEN_C: tl.constexpr, MODE: tl.constexpr):
+    """acc += depth * feat[rank, c] for one channel block of every lane's point."""
+    fmask = pm[:, None] & ((c < C) | EVEN_C)[None, :]
+    f = tl.load(feat_ptr + rf[:, None] * C + c[None, :], mask=fmask, other=0)
+    if MODE == 0:
+        acc += d.to(tl.float32)[:, None] * f.to(tl.float32)
+    elif MODE == 1:
+        acc += d[:, None] * f
+    else:
+        acc += d.to(tl.int32)[:, None] * f.to(tl.int32)
+    return acc
+
+
+@triton.jit
+def _pool_store(acc, out_ptr, rb, C, c, imask, out_scale, BLOCK_I: tl.constexpr, PP: tl.constexpr,
+                BLOCK_C: tl.constexpr, EVEN_C: tl.constexpr, MODE: tl.constexpr):
+    """Sum a channel block's PP lanes per interval and store it at the intervals' cells."""
+    acc3 = tl.reshape(acc, [BLOCK_I, PP, BLOCK_C])
+    if MODE == 1:
+        total = tl.sum(acc3, axis=1, dtype=tl.float16)
+    else:
+        total = tl.sum(acc3, axis=1)
+    optr = out_ptr + rb[:, None] * C + c[None, :]
+    smask = imask[:, None] & ((c < C) | EVEN_C)[None, :]
+    tl.store(optr, (total.to(tl.float32) * out_scale).to(out_ptr.dtype.element_ty), mask=smask)
+
+
+@triton.jit
 def _bev_pool_v2_kernel(
     depth_ptr, feat_ptr, rd_ptr, rf_ptr, rb_ptr, starts_ptr, lens_ptr, out_ptr,
     C, out_scale,
@@ -57,25 +95,10 @@ def _bev_pool_v2_kernel(
     start = tl.load(starts_ptr + interval)
     length = tl.load(lens_ptr + interval)
     # element-wise accumulation over the interval, one cross-thread reduction at the end
-    if MODE == 0:
-        acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32)
-    elif MODE == 1:
-        acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float16)
-    else:
-        acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.int32)
+    acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32 if MODE == 0 else (tl.float16 if MODE == 1 else tl.int32))
     for p0 in range(0, length, BLOCK_P):
-        p = p0 + tl.arange(0, BLOCK_P)
-        pmask = p < length
-        rd = tl.load(rd_ptr + start + p, mask=pmask, other=0)
-        rf = tl.load(rf_ptr + start + p, mask=pmask, other=0)
-        d = tl.load(depth_ptr + rd, mask=pmask, other=0)
-        f = tl.load(feat_ptr + rf[:, None] * C + c[None, :], mask=pmask[:, None] & cmask[None, :], other=0)
-        if MODE == 0:
-            acc += d.to(tl.float32)[:, None] * f.to(tl.float32)
-        elif MODE == 1:
-            acc += d[:, None] * f
-        else:
-            acc += d.to(tl.int32)[:, None] * f.to(tl.int32)
+        pmask, rf, d = _point(depth_ptr, rd_ptr, rf_ptr, start, p0 + tl.arange(0, BLOCK_P), length)
+        acc = _pool_add(acc, d, feat_ptr, rf, C, c, pmask, EVEN_C, MODE)
     if MODE == 1:
         total = tl.sum(acc, axis=0, dtype=tl.float16)
     else:
@@ -116,58 +139,12 @@ def _bev_pool_rows_kernel(
     acc_dt = tl.float32 if MODE == 0 else (tl.float16 if MODE == 1 else tl.int32)
     for c0 in range(0, C, BLOCK_C):
         c = c0 + tl.arange(0, BLOCK_C)
-        cmask = (c < C) | EVEN_C
         acc = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
         for j0 in range(0, steps, PP):
-            j = j0 + lane
-            pm = j < length
-            rd = tl.load(rd_ptr + start + j, mask=pm, other=0)
-            rf = tl.load(rf_ptr + start + j, mask=pm, other=0)
-            d = tl.load(depth_ptr + rd, mask=pm, other=0)
-            f = tl.load(feat_ptr + rf[:, None] * C + c[None, :], mask=pm[:, None] & cmask[None, :], other=0)
-            if MODE == 0:
-                acc += d.to(tl.float32)[:, None] * f.to(tl.float32)
-            elif MODE == 1:
-                acc += d[:, None] * f
-            else:
-                acc += d.to(tl.int32)[:, None] * f.to(tl.int32)
-        acc3 = tl.reshape(acc, [BLOCK_I, PP, BLOCK_C])
-        if MODE == 1:
-            total = tl.sum(acc3, axis=1, dtype=tl.float16)
-        else:
-            total = tl.sum(acc3, axis=1)
-        res = total.to(tl.float32) * out_scale
+            pm, rf, d = _point(depth_ptr, rd_ptr, rf_ptr, start, j0 + lane, length)
+            acc = _pool_add(acc, d, feat_ptr, rf, C, c, pm, EVEN_C, MODE)
         # an empty interval writes nothing: its start may point into another interval's points
-        tl.store(out_ptr + rb[:, None] * C + c[None, :], res.to(out_ptr.dtype.element_ty),
-                 mask=(fmask & (flen > 0))[:, None] & cmask[None, :])
-
-
-@triton.jit
-def _pool_add(acc, d, feat_ptr, rf, C, c, pm, EVEN_C: tl.constexpr, MODE: tl.constexpr):
-    """acc += depth * feat[rank, c] for one channel block of every lane's point."""
-    fmask = pm[:, None] & ((c < C) | EVEN_C)[None, :]
-    f = tl.load(feat_ptr + rf[:, None] * C + c[None, :], mask=fmask, other=0)
-    if MODE == 0:
-        acc += d.to(tl.float32)[:, None] * f.to(tl.float32)
-    elif MODE == 1:
-        acc += d[:, None] * f
-    else:
-        acc += d.to(tl.int32)[:, None] * f.to(tl.int32)
-    return acc
-
-
-@triton.jit
-def _pool_store(acc, out_ptr, rb, C, c, imask, out_scale, BLOCK_I: tl.constexpr, PP: tl.constexpr,
-                BLOCK_C: tl.constexpr, EVEN_C: tl.constexpr, MODE: tl.constexpr):
-    """Sum a channel block's PP lanes per interval and store it at the intervals' cells."""
-    acc3 = tl.reshape(acc, [BLOCK_I, PP, BLOCK_C])
-    if MODE == 1:
-        total = tl.sum(acc3, axis=1, dtype=tl.float16)
-    else:
-        total = tl.sum(acc3, axis=1)
-    optr = out_ptr + rb[:, None] * C + c[None, :]
-    smask = imask[:, None] & ((c < C) | EVEN_C)[None, :]
-    tl.store(optr, (total.to(tl.float32) * out_scale).to(out_ptr.dtype.element_ty), mask=smask)
+        _pool_store(acc, out_ptr, rb, C, c, fmask & (flen > 0), out_scale, BLOCK_I, PP, BLOCK_C, EVEN_C, MODE)
 
 
 @triton.jit
@@ -192,11 +169,7 @@ def _bev_pool_hoist_kernel(
     acc6 = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
     acc7 = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
     for j0 in range(0, steps, PP):
-        j = j0 + lane
-        pm = j < length
-        rd = tl.load(rd_ptr + start + j, mask=pm, other=0)
-        rf = tl.load(rf_ptr + start + j, mask=pm, other=0)
-        d = tl.load(depth_ptr + rd, mask=pm, other=0)
+        pm, rf, d = _point(depth_ptr, rd_ptr, rf_ptr, start, j0 + lane, length)
         acc0 = _pool_add(acc0, d, feat_ptr, rf, C, cb, pm, EVEN_C, MODE)
         if NCB > 1:
             acc1 = _pool_add(acc1, d, feat_ptr, rf, C, cb + BLOCK_C, pm, EVEN_C, MODE)
