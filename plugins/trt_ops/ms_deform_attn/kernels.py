@@ -121,6 +121,32 @@ def _sample_point(loc_ptr, attn_ptr, base, rmask, wl, hl, attn_scale):
 
 
 @triton.jit
+def _row_lanes(ROWS, NH, NQ, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, NCH: tl.constexpr, VW: tl.constexpr):
+    """This program's lanes: SPLIT neighbouring lanes per (batch, query, head) row r; per lane its row, its
+    part of the row, the row mask, head, batch and its [lanes, NCH, VW] element offsets within the row."""
+    q = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    r = q // SPLIT
+    part = q % SPLIT
+    c = (part * (NCH * VW))[:, None, None] + tl.arange(0, NCH)[None, :, None] * VW + tl.arange(0, VW)[None, None, :]
+    return r, part, r < ROWS, r % NH, r // (NH * NQ), c
+
+
+@triton.jit
+def _zero_accumulators(BLOCK_R: tl.constexpr, NCH: tl.constexpr, VW: tl.constexpr, MODE: tl.constexpr):
+    """acc0..acc3 (int8: one per byte of a word; else only acc0 is used) and wsum, the corner weights' sum for
+    the int8 +128 offset."""
+    acc_dt = tl.float16 if MODE == 1 else tl.float32
+    zero = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
+    return zero, zero, zero, zero, tl.zeros([BLOCK_R], dtype=tl.float32)
+
+
+@triton.jit
+def _level(shapes_ptr, starts_ptr, lvl, b, S):
+    """Level lvl's height, width and first key of every row's batch."""
+    return tl.load(shapes_ptr + lvl * 2), tl.load(shapes_ptr + lvl * 2 + 1), b * S + tl.load(starts_ptr + lvl)
+
+
+@triton.jit
 def _ms_deform_attn_kernel(
     value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, out_ptr,
     S, NQ, NH, C, L, P, ROWS, attn_scale, out_scale,
@@ -133,24 +159,11 @@ def _ms_deform_attn_kernel(
     every lane of a row) against L1 wavefronts: one warp load covers whole rows when a lane holds 16 bytes
     (SPLIT = row bytes / 16), but a lane holding the whole row (SPLIT = 1) makes every load instruction touch
     32 different lines. The [lanes, NCH, VW] tile puts the lane dimension on the threads."""
-    q = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-    r = q // SPLIT
-    part = q % SPLIT
-    rmask = r < ROWS
-    h = r % NH
-    b = r // (NH * NQ)
-    c = (part * (NCH * VW))[:, None, None] + tl.arange(0, NCH)[None, :, None] * VW + tl.arange(0, VW)[None, None, :]
+    r, part, rmask, h, b, c = _row_lanes(ROWS, NH, NQ, BLOCK_R, SPLIT, NCH, VW)
     cmask = (c < ROW) | EVEN
-    acc_dt = tl.float16 if MODE == 1 else tl.float32
-    acc0 = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
-    acc1 = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
-    acc2 = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
-    acc3 = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
-    wsum = tl.zeros([BLOCK_R], dtype=tl.float32)  # int8: sum of the corner weights, for the +128 offset
+    acc0, acc1, acc2, acc3, wsum = _zero_accumulators(BLOCK_R, NCH, VW, MODE)
     for lvl in range(L):
-        hl = tl.load(shapes_ptr + lvl * 2)
-        wl = tl.load(shapes_ptr + lvl * 2 + 1)
-        row0 = b * S + tl.load(starts_ptr + lvl)
+        hl, wl, row0 = _level(shapes_ptr, starts_ptr, lvl, b, S)
         for pt in range(P):
             x0, y0, fx, fy, aw, inside = _sample_point(loc_ptr, attn_ptr, r * (L * P) + lvl * P + pt, rmask, wl, hl,
                                                        attn_scale)
@@ -232,24 +245,11 @@ def _ms_deform_attn_pairs_kernel(
     value_pairs), so one warp load fetches both x-corners of a map row: 2 loads per point instead of 4. The
     first SPLIT / 2 lanes hold v[x0] and weight it with 1 - fx, the others v[x0 + 1] with fx; x0 = -1 reads the
     pair of key 0 with the weights shifted (fx on v[0], 0 on v[1]). The halves are summed once per row."""
-    q = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-    r = q // SPLIT
-    part = q % SPLIT
-    rmask = r < ROWS
-    h = r % NH
-    b = r // (NH * NQ)
+    r, part, rmask, h, b, c = _row_lanes(ROWS, NH, NQ, BLOCK_R, SPLIT, NCH, VW)
     second = part >= SPLIT // 2
-    c = (part * (NCH * VW))[:, None, None] + tl.arange(0, NCH)[None, :, None] * VW + tl.arange(0, VW)[None, None, :]
-    acc_dt = tl.float16 if MODE == 1 else tl.float32
-    acc0 = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
-    acc1 = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
-    acc2 = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
-    acc3 = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
-    wsum = tl.zeros([BLOCK_R], dtype=tl.float32)
+    acc0, acc1, acc2, acc3, wsum = _zero_accumulators(BLOCK_R, NCH, VW, MODE)
     for lvl in range(L):
-        hl = tl.load(shapes_ptr + lvl * 2)
-        wl = tl.load(shapes_ptr + lvl * 2 + 1)
-        row0 = b * S + tl.load(starts_ptr + lvl)
+        hl, wl, row0 = _level(shapes_ptr, starts_ptr, lvl, b, S)
         for pt in range(P):
             x0, y0, fx, fy, aw, inside = _sample_point(loc_ptr, attn_ptr, r * (L * P) + lvl * P + pt, rmask, wl, hl,
                                                        attn_scale)
