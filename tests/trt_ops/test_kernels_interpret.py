@@ -5,24 +5,12 @@ The comparison is against the reference on the same fp16-rounded / dequantised i
 kernel's own arithmetic (tolerances in benchmarks/ops_cases.py: fp32 1e-5, fp16 3e-3, fp16x2 1e-2, int8 3e-3).
 """
 
-import os
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from triton_interpreter import enter
 
-# Triton decides interpreter mode when it is imported (its own standard library is jitted then), so the
-# variable must be set before the first `import triton` of the session; on a CPU machine nothing else imports it.
-if torch.cuda.is_available():  # interpreter mode would also capture the compiled kernels of tests/gpu
-    pytest.skip("a CUDA device is present: tests/gpu checks the compiled kernels instead", allow_module_level=True)
-if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
-    pytest.skip("Triton was imported before interpreter mode could be set", allow_module_level=True)
-os.environ["TRITON_INTERPRET"] = "1"
-pytest.importorskip("triton", reason="Triton is not installed (optional extra `gpu`); interpreter checks skipped")
+ops_cases = enter()  # before anything imports Triton
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import ops_cases  # noqa: E402
 from bevdeploy import BevDeployError  # noqa: E402
 
 

@@ -6,23 +6,12 @@ the map and points exactly on the left / right / top / bottom edges (x0 = -1, x0
 A spy on the two main kernels makes sure each test runs the path it names.
 """
 
-import os
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from triton_interpreter import enter
 
-# Triton decides interpreter mode when it is imported, so the variable must be set before the first import.
-if torch.cuda.is_available():  # interpreter mode would also capture the compiled kernels of tests/gpu
-    pytest.skip("a CUDA device is present: tests/gpu checks the compiled kernels instead", allow_module_level=True)
-if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
-    pytest.skip("Triton was imported before interpreter mode could be set", allow_module_level=True)
-os.environ["TRITON_INTERPRET"] = "1"
-pytest.importorskip("triton", reason="Triton is not installed (optional extra `gpu`); interpreter checks skipped")
+ops_cases = enter()  # before anything imports Triton
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import ops_cases  # noqa: E402
 from bevdeploy.plugins.trt_ops.ms_deform_attn import kernels  # noqa: E402
 from bevdeploy.plugins.trt_ops.ms_deform_attn.reference import ms_deform_attn_reference  # noqa: E402
 
