@@ -1,14 +1,16 @@
 """Run one op variant at its anchor shape inside a profiler range, for Nsight Compute (one command per variant).
 
     ncu --clock-control none --profile-from-start off --set detailed \\
-        python3 benchmarks/ops_ncu.py ms_deform_attn anchor int8
+        python3 benchmarks/ops_ncu.py ms_deform_attn anchor int8 ['{"pairs":true}']
 
 The kernel runs once outside the range (Triton compiles it), then once between cudaProfilerStart and Stop, so
 ncu sees exactly one call of the op (every kernel that call launches: e.g. bev_pool's output memset too).
 ``benchmarks/ops_ncu.sh`` profiles a list of variants and keeps one text report each. Works from a plain
-checkout, like benchmarks/ops.py.
+checkout, like benchmarks/ops.py. An optional fourth argument, a JSON object without spaces, overrides the
+kernels module's TUNING for this run (a launch configuration of its SWEEP).
 """
 
+import json
 import sys
 from pathlib import Path
 
@@ -22,10 +24,11 @@ import torch  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3:
-        print("usage: ops_ncu.py OP CASE PRECISION  (e.g. grid_sampler 3d fp32)", file=sys.stderr)
+    if len(argv) not in (3, 4):
+        print("usage: ops_ncu.py OP CASE PRECISION [TUNING-JSON]  (e.g. bev_pool_v2 bevfusion fp32 '{\"ipp\":4}')",
+              file=sys.stderr)
         return 2
-    op, variant, precision = argv
+    op, variant, precision = argv[:3]
     if op not in ops_cases.OPS:
         print(f"unknown op {op!r}; one of {', '.join(ops_cases.OPS)}", file=sys.stderr)
         return 2
@@ -34,6 +37,8 @@ def main(argv: list[str]) -> int:
         return 2
     case = ops_cases.OPS[op][0](variant, device="cuda")
     kernel = ops_cases.kernel_for(op)
+    if len(argv) == 4:
+        sys.modules[kernel.__module__].TUNING.update(json.loads(argv[3]))
     kargs, _ = ops_cases.variant_inputs(case, precision)
     kernel(*kargs, precision=precision, scales=case.scales)
     torch.cuda.synchronize()

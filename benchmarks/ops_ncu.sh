@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Nsight Compute reports of op variants at their anchor shapes, one text file each (GPU machine with ncu).
 #   bash benchmarks/ops_ncu.sh OUTDIR "ms_deform_attn anchor int8" "grid_sampler 3d fp32" ...
+#   (a fourth word, a TUNING override as JSON without spaces, profiles a launch configuration: see ops_ncu.py)
 # Clocks are left as found (--clock-control none). Each report: the "detailed" section set plus the raw
 # counters quoted in benchmarks/NOTES-ops.md (load instructions, L1 wavefronts, L2 and DRAM bytes).
 set -u
@@ -13,7 +14,7 @@ metrics=$metrics,l1tex__data_pipe_lsu_wavefronts_mem_lg_cmd_read.sum,l1tex__t_se
 metrics=$metrics,l1tex__t_sector_hit_rate.pct,lts__t_bytes.sum,dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum
 status=0
 for item in "$@"; do
-    name=$(echo "$item" | tr ' ' '_')
+    name=$(echo "$item" | tr ' ' '_' | tr -d '{}":,')
     # shellcheck disable=SC2086  # item is "OP CASE PRECISION", split on purpose
     if ! ncu --clock-control none --profile-from-start off --set detailed --metrics "$metrics" \
         python3 "$here/ops_ncu.py" $item > "$out/ncu_$name.txt" 2>&1; then
