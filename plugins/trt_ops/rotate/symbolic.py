@@ -4,6 +4,11 @@
   attribute ``interpolation`` (0 bilinear, 1 nearest).
 - ``RotateTRT`` / ``RotateTRT2`` (BEVFormer_tensorrt): the same inputs and attribute.
 - mmdeploy has no rotate op: exporting under that scheme is refused.
+
+TensorRT (:data:`TRT_FORMATS`, see ``..trt``): fp32 and fp16 LINEAR; int8 LINEAR, kCHW4 and kCHW32 (img and
+output; angle and center stay LINEAR fp32 / fp16; int8 writes fp16). fp16 kCHW2 is not offered: the rotate kernel
+measured slower in it than in LINEAR fp16 (H200). The int8 scale comes from TensorRT or the ``img_scale``
+attribute that ``trt.fold_dequantize`` writes (0 = none); our scheme's nodes carry it from export.
 """
 
 from __future__ import annotations
@@ -11,16 +16,27 @@ from __future__ import annotations
 import torch
 from torch.onnx import symbolic_helper
 
-from .. import ort
-from ..naming import OpNames, emit
+from .. import ort, trt
+from ..naming import OpNames, current_naming, emit
 from .reference import rotate_reference
 
 NAMES = OpNames("rotate", {"bevdeploy": "bevdeploy::Rotate", "bevformer_tensorrt": "RotateTRT"}, half2="RotateTRT2")
+_LINEAR = (("FLOAT", "LINEAR"), ("HALF", "LINEAR"), ("INT8", "LINEAR"))
+_VECTOR = (*_LINEAR, ("INT8", "CHW4"), ("INT8", "CHW32"))
+_BY_RANK = {2: _LINEAR, 3: _VECTOR, 4: _VECTOR}
+# every exported name -> the type/format combinations its TensorRT plugin offers (RotateTRT2: half arithmetic)
+TRT_FORMATS = {name: trt.PluginFormats(("img", "angle", "center"), "img", _BY_RANK,
+                                       half="fp16x2" if name == NAMES.half2 else "fp16")
+               for name in NAMES.all_qualified()}
+for _name, _f in TRT_FORMATS.items():
+    trt.declare(_name, _f)
 
 
 @symbolic_helper.parse_args("v", "v", "v", "i")
 def symbolic(g, img, angle, center, interpolation):
-    return emit(g, NAMES, img, angle, center, interpolation_i=interpolation)
+    # our plugin's int8 scale (0: none), see trt.fold_dequantize
+    extra = {"img_scale_f": 0.0} if current_naming().scheme == "bevdeploy" else {}
+    return emit(g, NAMES, img, angle, center, interpolation_i=interpolation, **extra)
 
 
 torch.onnx.register_custom_op_symbolic("bevdeploy::rotate", symbolic, 13)
@@ -32,13 +48,20 @@ def define_ort() -> None:
         ort.define(name, ["float", "float", "float"], ["float"], {"interpolation": "int"}, rotate_reference)
 
 
-def define_trt() -> None:
-    """Register every exported name of rotate as a TensorRT Python plugin."""
-    from .. import trt
+def run_kernel(t: dict[str, torch.Tensor], a: dict, launch: trt.Launch) -> torch.Tensor:
+    """What the TensorRT plugin runs: the Triton kernel of ``launch``; for a vectorized layout ``t["img"]`` is the
+    physical (*lead, groups, H, W, vec) buffer, whose planes all turn alike, so it runs as (lead * groups, H, W,
+    vec) and returns that (the plugin reshapes it to its output buffer)."""
+    from .kernels import rotate_cuda
 
-    for name in NAMES.all_qualified():
-        trt.register(
-            name, ["img", "angle", "center"], {"interpolation": int},
-            lambda d, a: (tuple(d["img"].shape_expr), d["img"].dtype),
-            lambda t, a: torch.ops.bevdeploy.rotate(t["img"], t["angle"], t["center"], a["interpolation"]),
-        )
+    img = t["img"] if launch.layout == "linear" else t["img"].reshape(-1, *t["img"].shape[-3:])
+    scales = None if launch.scale is None else {"img": launch.scale}
+    return rotate_cuda(img, t["angle"], t["center"], a["interpolation"], precision=launch.precision, scales=scales,
+                       layout=launch.layout)
+
+
+def define_trt() -> None:
+    """Register every exported name of rotate as a TensorRT Python plugin (formats: TRT_FORMATS)."""
+    for name, formats in TRT_FORMATS.items():
+        trt.register(name, ["img", "angle", "center"], {"interpolation": int, "img_scale": float},
+                     lambda d, a: (tuple(d["img"].shape_expr), d["img"].dtype), run_kernel, formats)
