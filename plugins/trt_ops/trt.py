@@ -37,6 +37,11 @@ TensorRT facts this module relies on (NVIDIA/TensorRT ``python/packaging/binding
   from the node's fields, so every node needs every declared attribute: our symbolics emit ``*_scale=0.0``
   and :func:`bind_namespace` adds it to foreign-scheme nodes.
 
+Build flow for int8: export with the op's input quantized (``x -> Q -> DQ -> op``), then
+``model, n = fold_dequantize(model)`` before TensorRT parses it (strongly typed, as the backend builds Q/DQ graphs):
+the plugin then receives INT8 and TensorRT autotunes LINEAR / kCHW4 / kCHW32 for it. Without the fold the plugin
+sees the DQ's float tensor and runs fp32 / fp16.
+
 ``tensorrt`` is optional: :func:`available` says why it cannot be used; :func:`register` raises
 ``BackendUnavailable`` with that reason. The format tables, the kernel choice, buffer shapes and the ONNX passes
 are pure functions, tested without TensorRT.
@@ -371,7 +376,11 @@ def register(
         declare(qualified, formats)
 
     def desc(*args, **kwargs):
-        values = dict(desc.__signature__.bind(*args, **kwargs).arguments)
+        values = dict(desc.__signature__.bind_partial(*args, **kwargs).arguments)
+        missing = [a for a in attrs if a not in values]
+        if missing:  # Python plugin attributes have no defaults; enqueue would fail on them later
+            raise BevDeployError(f"{qualified} node lacks attribute(s) {', '.join(missing)}; re-export it or pass the "
+                                 f"graph through trt.bind_namespace / trt.fold_dequantize before building.")
         shape, dtype = out_shape({n: values[n] for n in names}, {a: values[a] for a in attrs})
         if formats is not None:
             dtype = getattr(trt.DataType, output_type(enum_name(dtype)))
