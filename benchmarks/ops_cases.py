@@ -120,12 +120,10 @@ def frustum_coords(n_cam, depth_bins, feat_hw, img_hw, fx, cy, xy_range, xy_res,
 
 
 def bev_pool_case(variant: str, device="cpu", seed=0) -> Case:
-    """BEVDet 256x704 (C=64, 128x128), BEVFusion (118x32x88, C=80, 360x360) or a tiny rig; intervals in
-    camera-ray order (bev_pool_v2_prepare's default), or by cell as BEVDet lists them for "<rig>_cell"."""
+    """BEVDet 256x704 (C=64, 128x128), BEVFusion (118x32x88, C=80, 360x360) or a tiny rig."""
     from bevdeploy.plugins.trt_ops.bev_pool_v2.reference import bev_pool_v2_prepare
 
     g = torch.Generator(device="cpu").manual_seed(seed)
-    variant, _, order = variant.partition("_")
     if variant == "bevdet":
         geo = dict(n_cam=6, depth_bins=(1.0, 60.0, 1.0), feat_hw=(16, 44), img_hw=(256, 704), fx=557.0, cy=58.0,
                    xy_range=51.2, xy_res=0.8, z_range=(-5.0, 3.0), nz=1)
@@ -140,14 +138,14 @@ def bev_pool_case(variant: str, device="cpu", seed=0) -> Case:
         c, grid = 5, 16
     coords = frustum_coords(device="cpu", **geo)
     out_shape = [1, 1, grid, grid, c]
-    ranks = bev_pool_v2_prepare(coords, out_shape, order=order or "ray")
+    ranks = bev_pool_v2_prepare(coords, out_shape)
     _, n, dd, h, w, _ = coords.shape
     depth = torch.rand((1, n, dd, h, w), generator=g).softmax(2)
     feat = torch.randn((1, n, h, w, c), generator=g)
     args = tuple(t.to(device) for t in (depth, feat, *ranks)) + (out_shape,)
     out_bytes = grid * grid * c * 4
     return Case(
-        name=f"bev_pool_v2[{variant}{'_' + order if order else ''}]", args=args,
+        name=f"bev_pool_v2[{variant}]", args=args,
         scales={"depth": _amax_scale(depth), "feat": _amax_scale(feat)},
         half_args=(0, 1), int8_args={0: "depth", 1: "feat"},
         info=dict(ranks=int(ranks[0].numel()), intervals=int(ranks[3].numel()), channels=c,
@@ -267,7 +265,7 @@ def mdcn_case(variant: str, device="cpu", seed=0) -> Case:
 # --------------------------------------------------------------------------- variants
 # op -> (case builder, anchor variants, tiny variants, precisions)
 OPS = {
-    "bev_pool_v2": (bev_pool_case, ("bevdet", "bevfusion", "bevdet_cell", "bevfusion_cell"), ("tiny", "tiny_cell"), ("fp32", "fp16", "fp16x2", "int8")),
+    "bev_pool_v2": (bev_pool_case, ("bevdet", "bevfusion"), ("tiny",), ("fp32", "fp16", "fp16x2", "int8")),
     "ms_deform_attn": (ms_deform_attn_case, ("anchor",), ("tiny", "tiny_c8"), ("fp32", "fp16", "fp16x2", "int8")),
     "grid_sampler": (grid_sampler_case, ("2d", "3d"), ("tiny2d", "tiny3d"), ("fp32", "fp16", "fp16x2", "int8")),
     "rotate": (rotate_case, ("anchor",), ("tiny",), ("fp32", "fp16", "fp16x2", "int8")),

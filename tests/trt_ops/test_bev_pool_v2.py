@@ -51,31 +51,6 @@ def test_prepare_sorted_runs_and_dtypes():
     assert torch.unique(cells).numel() == cells.numel()
 
 
-def test_prepare_ray_order_is_a_permutation_of_cell_order():
-    """Ray order lists the same intervals as BEVDet's cell order, sorted by (camera, column, depth, row) of
-    their first point, and pools to the same result."""
-    coords, depth, feat, out_shape = _case(b=2, seed=10)
-    ray = bev_pool_v2_prepare(coords, out_shape)
-    cell = bev_pool_v2_prepare(coords, out_shape, order="cell")
-    for a, b in zip(ray[:3], cell[:3], strict=True):  # the points themselves stay sorted by cell
-        assert torch.equal(a, b)
-    assert torch.all(cell[2][cell[3].long()][1:] > cell[2][cell[3].long()][:-1])
-    assert sorted(zip(ray[3].tolist(), ray[4].tolist(), strict=True)) == sorted(zip(cell[3].tolist(), cell[4].tolist(), strict=True))
-    _, n, d, h, w, _ = coords.shape
-    first = ray[0][ray[3].long()].long()
-    cam, rest = first // (d * h * w), first % (d * h * w)
-    key = torch.stack([cam, rest % w, rest // (h * w), (rest // w) % h], 1).tolist()
-    assert key == sorted(key) and key != sorted(key, key=lambda k: (k[0], k[2], k[3], k[1]))
-    torch.testing.assert_close(bev_pool_v2_reference(depth, feat, *ray, out_shape),
-                               bev_pool_v2_reference(depth, feat, *cell, out_shape))
-
-
-def test_prepare_rejects_unknown_order():
-    coords, *_, out_shape = _case(seed=3)
-    with pytest.raises(ValueError, match="order must be one of"):
-        bev_pool_v2_prepare(coords, out_shape, order="depth")
-
-
 def test_custom_op_matches_reference_and_empty_cells_are_zero():
     coords, depth, feat, out_shape = _case(seed=4, y=9, x=11)
     ranks = bev_pool_v2_prepare(coords, out_shape)

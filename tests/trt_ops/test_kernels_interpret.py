@@ -139,22 +139,6 @@ def test_bev_pool_several_channel_blocks(channels, precision):
                                          int8_args={0: "depth", 1: "feat"}), precision)
 
 
-@pytest.mark.parametrize("cfg", [{"ipp": 3}, {"block_i": 2, "num_warps": 2}, {"block_i": 2, "ipp": 2}])
-@pytest.mark.parametrize("variant", ["tiny", "tiny_cell"])
-def test_bev_pool_several_intervals_per_program(variant, cfg, monkeypatch):
-    """Programs that walk several groups of intervals (ipp; the last group partly past the end) or several
-    intervals side by side (block_i), in ray and in cell order."""
-    from bevdeploy.plugins.trt_ops.bev_pool_v2 import kernels
-
-    for key, value in cfg.items():
-        monkeypatch.setitem(kernels.TUNING, key, value)
-    case = ops_cases.bev_pool_case(variant)
-    *head, starts, lengths, shape = case.args  # 55 intervals: the last program's group is partly past the end
-    args = (*head, starts[:-1], lengths[:-1], shape)
-    assert args[5].numel() % (cfg.get("ipp", 1) * cfg.get("block_i", 1)) != 0
-    _check("bev_pool_v2", ops_cases.Case(case.name, args), "fp32")
-
-
 def test_bev_pool_no_intervals_gives_zeros():
     kernel = ops_cases.kernel_for("bev_pool_v2")
     empty = torch.zeros(0, dtype=torch.int32)

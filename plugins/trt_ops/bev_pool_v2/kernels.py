@@ -38,10 +38,11 @@ _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 2}
 # launch shape; "tile" is the earlier one-program-per-interval kernel (benchmarks/ops.py --sweep compares)
 # run 7 sweep (H200, session 5): "hoist" with 1 interval x 32 lanes per 1-warp program was the fastest shape for
 # every precision and both anchors (BEVFusion fp32 0.099 ms vs 0.179 for the rows kernel at 2 x 16)
-TUNING = {"strategy": "hoist", "block_i": 1, "pp": 32, "num_warps": 1, "full_c": False, "ipp": 1}
-SWEEP = [{}, {"ipp": 2}, {"ipp": 4}, {"ipp": 8}, {"block_i": 2, "num_warps": 2}, {"block_i": 4, "num_warps": 4},
-         {"block_i": 8, "num_warps": 8}, {"block_i": 4, "num_warps": 4, "ipp": 2}, {"block_i": 2, "pp": 16},
-         {"strategy": "rows", "block_i": 2, "pp": 16}]
+TUNING = {"strategy": "hoist", "block_i": 1, "pp": 32, "num_warps": 1, "full_c": False}
+SWEEP = [{"strategy": "hoist"}, {"strategy": "hoist", "block_i": 4, "num_warps": 2},
+         {"strategy": "hoist", "block_i": 1, "pp": 32}, {"strategy": "rows"}, {"strategy": "tile"}, {"block_i": 2, "pp": 16, "num_warps": 1}, {"block_i": 1, "pp": 32, "num_warps": 1},
+         {"block_i": 2, "pp": 32, "num_warps": 2}, {"block_i": 2, "pp": 16, "num_warps": 4, "full_c": True},
+         {"block_i": 1, "pp": 32, "num_warps": 4, "full_c": True}, {"block_i": 4, "pp": 16, "num_warps": 2}]
 
 
 @triton.jit
@@ -109,16 +110,15 @@ def _bev_pool_v2_kernel(
 
 
 @triton.jit
-def _intervals(rb_ptr, starts_ptr, lens_ptr, N_INT, block, BLOCK_I: tl.constexpr, PP: tl.constexpr):
-    """Intervals block * BLOCK_I ... + BLOCK_I - 1, PP lanes each: per lane its interval's start and length and
-    its lane index (lane l takes points l, l + PP, ...), the longest length; per interval its mask, length and
-    cell."""
+def _intervals(rb_ptr, starts_ptr, lens_ptr, N_INT, BLOCK_I: tl.constexpr, PP: tl.constexpr):
+    """This program's BLOCK_I intervals, PP lanes each: per lane its interval's start and length and its lane
+    index (lane l takes points l, l + PP, ...), the longest length; per interval its mask, length and cell."""
     q = tl.arange(0, BLOCK_I * PP)
-    it = block * BLOCK_I + q // PP
+    it = tl.program_id(0) * BLOCK_I + q // PP
     imask = it < N_INT
     start = tl.load(starts_ptr + it, mask=imask, other=0)
     length = tl.load(lens_ptr + it, mask=imask, other=0)
-    first = block * BLOCK_I + tl.arange(0, BLOCK_I)
+    first = tl.program_id(0) * BLOCK_I + tl.arange(0, BLOCK_I)
     fmask = first < N_INT
     flen = tl.load(lens_ptr + first, mask=fmask, other=0)
     rb = tl.load(rb_ptr + tl.load(starts_ptr + first, mask=fmask, other=0), mask=fmask & (flen > 0), other=0)
@@ -135,8 +135,7 @@ def _bev_pool_rows_kernel(
     [BLOCK_C] channel row accumulated in registers; one PP-way sum per channel block at the end. Many short
     intervals share a program instead of leaving most of a 16-point tile masked, and a long interval is
     walked PP points at a time."""
-    start, length, lane, steps, fmask, flen, rb = _intervals(rb_ptr, starts_ptr, lens_ptr, N_INT, tl.program_id(0),
-                                                             BLOCK_I, PP)
+    start, length, lane, steps, fmask, flen, rb = _intervals(rb_ptr, starts_ptr, lens_ptr, N_INT, BLOCK_I, PP)
     acc_dt = tl.float32 if MODE == 0 else (tl.float16 if MODE == 1 else tl.int32)
     for c0 in range(0, C, BLOCK_C):
         c = c0 + tl.arange(0, BLOCK_C)
@@ -153,27 +152,12 @@ def _bev_pool_hoist_kernel(
     depth_ptr, feat_ptr, rd_ptr, rf_ptr, rb_ptr, starts_ptr, lens_ptr, out_ptr,
     N_INT, C, out_scale,
     MODE: tl.constexpr, BLOCK_I: tl.constexpr, PP: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr,
-    EVEN_C: tl.constexpr, IPP: tl.constexpr,
+    EVEN_C: tl.constexpr,
 ):
     """The rows kernel with every channel block in one pass over the points: a point's ranks and depth are
     loaded once for all NCB (<= 8) blocks of its feature row, instead of once per block (5 times for
-    BEVFusion's 80 channels in 16-channel blocks), so each dependent rank -> row chain feeds NCB loads.
-    A program walks IPP consecutive groups of BLOCK_I intervals one after the other: with the intervals in
-    camera-ray order (reference.bev_pool_v2_prepare), consecutive intervals read mostly the same feature rows
-    (one pixel's row serves every depth bin of its ray), which the SM's L1 then still holds."""
-    for t in range(IPP):
-        _hoist_block(tl.program_id(0) * IPP + t, depth_ptr, feat_ptr, rd_ptr, rf_ptr, rb_ptr, starts_ptr, lens_ptr,
-                     out_ptr, N_INT, C, out_scale, MODE, BLOCK_I, PP, BLOCK_C, NCB, EVEN_C)
-
-
-@triton.jit
-def _hoist_block(
-    block, depth_ptr, feat_ptr, rd_ptr, rf_ptr, rb_ptr, starts_ptr, lens_ptr, out_ptr, N_INT, C, out_scale,
-    MODE: tl.constexpr, BLOCK_I: tl.constexpr, PP: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr,
-    EVEN_C: tl.constexpr,
-):
-    """Intervals block * BLOCK_I ... + BLOCK_I - 1 of _bev_pool_hoist_kernel."""
-    start, length, lane, steps, fmask, flen, rb = _intervals(rb_ptr, starts_ptr, lens_ptr, N_INT, block, BLOCK_I, PP)
+    BEVFusion's 80 channels in 16-channel blocks), so each dependent rank -> row chain feeds NCB loads."""
+    start, length, lane, steps, fmask, flen, rb = _intervals(rb_ptr, starts_ptr, lens_ptr, N_INT, BLOCK_I, PP)
     acc_dt = tl.float32 if MODE == 0 else (tl.float16 if MODE == 1 else tl.int32)
     cb = tl.arange(0, BLOCK_C)
     acc0 = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
@@ -269,10 +253,10 @@ def bev_pool_v2_cuda(
         )
     elif cfg["strategy"] == "hoist" and -(-c // _channel_block(c, f.element_size())) <= 8:
         block_c = _channel_block(c, f.element_size())
-        _bev_pool_hoist_kernel[(triton.cdiv(n_int, cfg["block_i"] * cfg["ipp"]),)](
+        _bev_pool_hoist_kernel[(triton.cdiv(n_int, cfg["block_i"]),)](
             d, f, *ints, out, n_int, c, out_scale,
             MODE=_MODE[precision], BLOCK_I=cfg["block_i"], PP=cfg["pp"], BLOCK_C=block_c, NCB=-(-c // block_c),
-            EVEN_C=c % block_c == 0, IPP=cfg["ipp"], num_warps=cfg["num_warps"],
+            EVEN_C=c % block_c == 0, num_warps=cfg["num_warps"],
         )
     else:
         block_c = next_pow2(c) if cfg["full_c"] else _channel_block(c, f.element_size())

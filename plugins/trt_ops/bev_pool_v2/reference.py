@@ -6,8 +6,6 @@ indices: ``ranks_depth`` into depth.flatten(), ``ranks_feat`` into feat.reshape(
 ``interval_starts``/``interval_lengths`` mark the runs of equal ``ranks_bev``. Each interval
 writes ``sum depth[ranks_depth[j]] * feat[ranks_feat[j]]`` over its points to the cell
 ``ranks_bev[start]``; cells no interval touches stay 0; points outside every interval are ignored.
-Intervals may come in any order (each writes its own cell): BEVDet lists them by cell,
-:func:`bev_pool_v2_prepare` by camera ray, which the GPU kernel reads faster.
 """
 
 from __future__ import annotations
@@ -53,31 +51,19 @@ def bev_pool_v2_reference(
     return out.reshape(b, z, y, x, c).permute(0, 4, 1, 2, 3)  # channels-last memory, as the kernel writes
 
 
-INTERVAL_ORDERS = ("ray", "cell")
-
-
 def bev_pool_v2_prepare(
-    coords: torch.Tensor, out_shape: Sequence[int], order: str = "ray"
+    coords: torch.Tensor, out_shape: Sequence[int]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Rank arrays for :func:`bev_pool_v2_reference` from per-frustum-point voxel coordinates.
 
     ``coords`` is (B, N, D, H, W, 3) integer voxel coordinates (x, y, z) of every frustum point;
     points outside [0, X) x [0, Y) x [0, Z) are dropped. Returns int32 (ranks_depth, ranks_feat,
-    ranks_bev, interval_starts, interval_lengths), the points sorted by ranks_bev. Computed once per
+    ranks_bev, interval_starts, interval_lengths), sorted by ranks_bev. Computed once per
     calibration (camera geometry), not per frame.
-
-    ``order`` lists the intervals by cell ("cell", BEVDet's order) or by camera ray ("ray", the
-    default): by (camera, image column, depth bin, image row) of each interval's first point. A
-    pixel's feature row serves every depth bin of its ray, so intervals that follow each other
-    along a ray read mostly the same rows (at BEVFusion's geometry, 8 consecutive intervals read
-    20% as many distinct rows as points in ray order, 85% in cell order); the GPU kernel finds
-    them in cache. The pooled result is the same in either order.
     """
     b, z, y, x, _ = (int(v) for v in out_shape)
     if coords.dim() != 6 or coords.shape[-1] != 3 or coords.shape[0] != b:
         raise ValueError(f"coords must be (B={b}, N, D, H, W, 3), got {tuple(coords.shape)}")
-    if order not in INTERVAL_ORDERS:
-        raise ValueError(f"order must be one of {INTERVAL_ORDERS}, got {order!r}")
     bn, n, d, h, w = coords.shape[:5]
     device = coords.device
     coords = coords.long()
@@ -90,8 +76,8 @@ def bev_pool_v2_prepare(
     keep = (cx >= 0) & (cx < x) & (cy >= 0) & (cy < y) & (cz >= 0) & (cz < z)
     ranks_bev = ((batch * z + cz) * y + cy) * x + cx
     ranks_depth, ranks_feat, ranks_bev = ranks_depth[keep], ranks_feat[keep], ranks_bev[keep]
-    by_cell = torch.argsort(ranks_bev, stable=True)
-    ranks_depth, ranks_feat, ranks_bev = ranks_depth[by_cell], ranks_feat[by_cell], ranks_bev[by_cell]
+    order = torch.argsort(ranks_bev, stable=True)
+    ranks_depth, ranks_feat, ranks_bev = ranks_depth[order], ranks_feat[order], ranks_bev[order]
     if ranks_bev.numel() == 0:
         empty = torch.zeros(0, dtype=torch.int32, device=device)
         return empty, empty.clone(), empty.clone(), empty.clone(), empty.clone()
@@ -99,10 +85,4 @@ def bev_pool_v2_prepare(
     new_run[1:] = ranks_bev[1:] != ranks_bev[:-1]
     starts = torch.nonzero(new_run).reshape(-1)
     lengths = torch.diff(starts, append=torch.tensor([ranks_bev.numel()], device=device))
-    if order == "ray":
-        first = ranks_depth[starts]  # ((cam * D + d) * H + h) * W + w of each interval's first point
-        cam, rest = first // (d * h * w), first % (d * h * w)
-        key = ((cam * w + rest % w) * d + rest // (h * w)) * h + (rest // w) % h
-        by_ray = torch.argsort(key, stable=True)
-        starts, lengths = starts[by_ray], lengths[by_ray]
     return tuple(t.to(torch.int32).contiguous() for t in (ranks_depth, ranks_feat, ranks_bev, starts, lengths))
