@@ -48,8 +48,25 @@ def static_problems(model_path: str | Path) -> list[str]:
     return check_tensorrt(onnx.load(str(model_path), load_external_data=False), plugin_ops)
 
 
+def prepare_onnx(model: Any) -> tuple[Any, int]:
+    """The graph TensorRT should parse: ``model`` (onnx.ModelProto) after every registered op's ``trt_prepare``
+    rewrite (each distinct callable once), and the number of nodes they changed."""
+    from ..manager import registered_ops
+
+    rewrites = []
+    for op in registered_ops().values():
+        if op.trt_prepare is not None and op.trt_prepare not in rewrites:
+            rewrites.append(op.trt_prepare)
+    changed = 0
+    for rewrite in rewrites:
+        model, n = rewrite(model)
+        changed += n
+    return model, changed
+
+
 def build_plan(onnx_path: Path, precision: str, strongly_typed: bool) -> bytes:
-    """Parse the ONNX file and return the serialized engine (plan)."""
+    """Parse the ONNX file (after :func:`prepare_onnx`) and return the serialized engine (plan)."""
+    import onnx
     import tensorrt as trt
 
     from ..manager import registered_ops
@@ -63,7 +80,9 @@ def build_plan(onnx_path: Path, precision: str, strongly_typed: bool) -> bytes:
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
+    model, _ = prepare_onnx(onnx.load(str(onnx_path)))
+    # path: where the parser resolves external weight files named in the graph
+    if not parser.parse(model.SerializeToString(), str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise BevDeployError(f"TensorRT cannot parse {onnx_path}: {errors}")
     config = builder.create_builder_config()

@@ -77,6 +77,12 @@ class OpSpec(_Registered):
     trt_register: Callable[[], None] | None = Field(
         default=None, description="Registers the op's TensorRT plugin; called by the tensorrt backend before parsing."
     )
+    trt_prepare: Callable[[Any], tuple[Any, int]] | None = Field(
+        default=None,
+        description="ONNX rewrite the tensorrt backend applies before parsing (onnx.ModelProto -> (model, number of "
+        "nodes changed)), e.g. handing an int8-capable plugin the int8 tensor of a Q/DQ pair. Ops sharing one "
+        "callable have it applied once.",
+    )
     plugin: str = Field(default="")
 
 

@@ -24,6 +24,7 @@ from . import (  # noqa: F401
     ms_deform_attn,
     multi_head_attention,
     rotate,
+    trt,
 )
 from .naming import SCHEMES, onnx_naming
 
@@ -49,6 +50,7 @@ def _spec(folder: str, description: str, precisions: tuple[str, ...]) -> OpSpec:
         onnx_names=getattr(module, "ONNX_NAMES", None) or module.NAMES.scheme_names(),
         ort_define=module.define_ort,
         trt_register=module.define_trt,
+        trt_prepare=trt.fold_dequantize,  # binds the plugin namespace; folds Q/DQ into int8-capable plugins
     )
 
 

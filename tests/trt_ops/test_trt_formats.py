@@ -2,13 +2,11 @@
 each op advertises, TensorRT format + type -> (precision, layout), int8 scales, buffer shapes, the ONNX passes, and
 (in Triton's CPU interpreter) that what the plugin runs gives the linear reference's values in every format."""
 
-import os
-import sys
-
 import numpy as np
 import onnx
 import pytest
 import torch
+import triton_interpreter
 from bevdeploy import BevDeployError
 from bevdeploy.plugins.trt_ops import layouts, trt
 from bevdeploy.plugins.trt_ops.grid_sampler import grid_sampler_reference
@@ -21,21 +19,7 @@ from onnx import TensorProto, helper
 TRT_OK, TRT_REASON = trt.available()
 
 
-def _interpreter_reason() -> str:
-    """'' when Triton's CPU interpreter can run the kernels here (the variable must precede Triton's import)."""
-    if torch.cuda.is_available():
-        return "a CUDA device is present: tests/gpu checks the compiled kernels instead"
-    if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
-        return "Triton was imported before interpreter mode could be set"
-    os.environ["TRITON_INTERPRET"] = "1"
-    try:
-        import triton  # noqa: F401
-    except ImportError as exc:
-        return f"Triton is not installed (optional extra `gpu`): {exc}"
-    return ""
-
-
-INTERP_REASON = _interpreter_reason()
+INTERP_REASON = triton_interpreter.reason()  # before anything imports Triton
 needs_interpreter = pytest.mark.skipif(bool(INTERP_REASON), reason=INTERP_REASON or "interpreter available")
 GS = gs.TRT_FORMATS["bevdeploy::GridSampler"]
 ROT = rot.TRT_FORMATS["bevdeploy::Rotate"]
@@ -280,3 +264,25 @@ def test_trt_register_grid_sampler_and_rotate_with_autotune():
         op_type = name.rpartition("::")[2]
         assert registry.get_creator(op_type, "1", "bevdeploy") is not None, name
         assert QDP_REGISTRY[f"bevdeploy::{op_type}"].autotune_func is not None, name
+
+
+def test_tensorrt_backend_folds_an_exported_quantized_sampler_input():
+    """The tensorrt backend's prepare step (every registered op's trt_prepare) hands the grid sampler the int8
+    tensor and its calibrated scale of a Q/DQ pair our exporter wrote, and leaves a graph without Q/DQ alone."""
+    from bevdeploy.backends import tensorrt as trtb
+
+    x, grid = torch.randn(1, 4, 5, 5), torch.rand(1, 3, 3, 2) * 2 - 1
+
+    def quantized(a, b):
+        q = torch.fake_quantize_per_tensor_affine(a, 0.05, 0, -128, 127)
+        return torch.ops.bevdeploy.grid_sampler(q, b, 0, 0, False)
+
+    model, changed = trtb.prepare_onnx(export_one_op(quantized, (x, grid), "bevdeploy", opset=17))
+    assert changed == 1
+    (node,) = custom_nodes(model)
+    producer = {o: n.op_type for n in model.graph.node for o in n.output}
+    assert producer[node.input[0]] == "QuantizeLinear"
+    assert np.isclose({a.name: a.f for a in node.attribute}["input_scale"], 0.05)
+    plain, changed = trtb.prepare_onnx(export_one_op(lambda a, b: torch.ops.bevdeploy.grid_sampler(a, b, 0, 0, False),
+                                                     (x, grid), "bevdeploy"))
+    assert changed == 0 and [n.op_type for n in plain.graph.node][-1] == "GridSampler"
