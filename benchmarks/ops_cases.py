@@ -39,6 +39,7 @@ def ensure_package() -> None:
     _bare_package("bevdeploy", ROOT / "core")
     errors = importlib.import_module("bevdeploy.errors")
     sys.modules["bevdeploy"].BevDeployError = errors.BevDeployError
+    sys.modules["bevdeploy"].BackendUnavailable = errors.BackendUnavailable  # plugins/trt_ops/trt.py names it
     _bare_package("bevdeploy.plugins", ROOT / "plugins")
     _bare_package("bevdeploy.plugins.trt_ops", ROOT / "plugins" / "trt_ops")
     for folder in (ROOT / "plugins" / "trt_ops").iterdir():
