@@ -40,7 +40,8 @@ _QDQ = ("QuantizeLinear", "DequantizeLinear")
 _WEIGHT_AXIS = {"Conv": 0, "ConvTranspose": 1, "Gemm": None, "MatMul": None}
 
 
-def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+def graph_constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """Every initializer and Constant node output of ``graph`` by name, as numpy arrays."""
     values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     for node in graph.node:
         if node.op_type == "Constant":
@@ -98,7 +99,7 @@ def check_tensorrt(model: onnx.ModelProto, plugin_ops: Iterable[str] = ()) -> li
     """
     graph = model.graph
     plugins = {p.split("::")[-1] for p in plugin_ops}
-    consts = _constants(graph)
+    consts = graph_constants(graph)
     producers = {o: n for n in graph.node for o in n.output}
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for n in graph.node:

@@ -240,15 +240,9 @@ def bind_namespace(model):
 
 
 def _scalar_constants(graph) -> dict[str, Any]:
-    from onnx import numpy_helper
+    from bevdeploy.export.checks import graph_constants
 
-    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for a in node.attribute:
-                if a.name == "value":
-                    values[node.output[0]] = numpy_helper.to_array(a.t)
-    return {k: v for k, v in values.items() if v.size == 1}
+    return {k: v for k, v in graph_constants(graph).items() if v.size == 1}
 
 
 def _int8_dq_scale(dq, consts: dict) -> float | None:
