@@ -133,6 +133,10 @@ def bev_pool_case(variant: str, device="cpu", seed=0) -> Case:
         geo = dict(n_cam=6, depth_bins=(1.0, 60.0, 0.5), feat_hw=(32, 88), img_hw=(256, 704), fx=608.0, cy=40.0,
                    xy_range=54.0, xy_res=0.3, z_range=(-10.0, 10.0), nz=1)
         c, grid = 80, 360
+    elif variant == "tiny_tall":  # 40 pixel rows: two 32-row column slices in bev_pool_columns
+        geo = dict(n_cam=2, depth_bins=(1.0, 9.0, 1.0), feat_hw=(40, 3), img_hw=(80, 24), fx=30.0, cy=40.0,
+                   xy_range=8.0, xy_res=1.0, z_range=(-5.0, 3.0), nz=1)
+        c, grid = 5, 16
     else:
         geo = dict(n_cam=2, depth_bins=(1.0, 9.0, 1.0), feat_hw=(3, 5), img_hw=(24, 40), fx=30.0, cy=8.0,
                    xy_range=8.0, xy_res=1.0, z_range=(-5.0, 3.0), nz=1)
@@ -151,6 +155,24 @@ def bev_pool_case(variant: str, device="cpu", seed=0) -> Case:
         half_args=(0, 1), int8_args={0: "depth", 1: "feat"},
         info=dict(ranks=int(ranks[0].numel()), intervals=int(ranks[3].numel()), channels=c,
                   bytes_fp32=_tensor_bytes(depth, feat, *ranks) + out_bytes),
+    )
+
+
+def bev_pool_columns_case(variant: str, device="cpu", seed=0) -> Case:
+    """bev_pool_v2's case with its ranks turned into a column plan (bev_pool_columns_prepare); bytes count
+    what this op reads and writes (depth, feat, plan, output), not the ranks it replaces."""
+    from bevdeploy.plugins.trt_ops.bev_pool_columns.reference import bev_pool_columns_prepare
+
+    base = bev_pool_case(variant, device="cpu", seed=seed)
+    depth, feat, rd, rf, rb, _starts, _lengths, out_shape = base.args
+    runs, fill = bev_pool_columns_prepare(rd, rf, rb, depth.shape, out_shape)
+    b, z, y, x, c = out_shape
+    args = tuple(t.to(device) for t in (depth, feat, runs, fill)) + (out_shape,)
+    return Case(
+        name=f"bev_pool_columns[{variant}]", args=args, scales=base.scales, half_args=(0, 1),
+        int8_args={0: "depth", 1: "feat"},
+        info=dict(runs=int(runs.shape[1]), fill=int(fill.numel()), channels=c,
+                  bytes_fp32=_tensor_bytes(depth, feat, runs, fill) + b * z * y * x * c * 4),
     )
 
 
@@ -267,6 +289,8 @@ def mdcn_case(variant: str, device="cpu", seed=0) -> Case:
 # op -> (case builder, anchor variants, tiny variants, precisions)
 OPS = {
     "bev_pool_v2": (bev_pool_case, ("bevdet", "bevfusion"), ("tiny",), ("fp32", "fp16", "fp16x2", "int8")),
+    "bev_pool_columns": (bev_pool_columns_case, ("bevdet", "bevfusion"), ("tiny", "tiny_tall"),
+                         ("fp32", "fp16", "fp16x2", "int8")),
     "ms_deform_attn": (ms_deform_attn_case, ("anchor",), ("tiny", "tiny_c8"), ("fp32", "fp16", "fp16x2", "int8")),
     "grid_sampler": (grid_sampler_case, ("2d", "3d"), ("tiny2d", "tiny3d"), ("fp32", "fp16", "fp16x2", "int8")),
     "rotate": (rotate_case, ("anchor",), ("tiny",), ("fp32", "fp16", "fp16x2", "int8")),

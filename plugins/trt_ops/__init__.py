@@ -17,6 +17,7 @@ from bevdeploy.specs.registry import OpSpec
 # importing the op folders registers torch.ops.bevdeploy.* and their ONNX symbolics, so that
 # `import bevdeploy.plugins.trt_ops` is all a model needs before calling the ops
 from . import (  # noqa: F401
+    bev_pool_columns,
     bev_pool_v2,
     grid_sampler,
     inverse,
@@ -31,6 +32,7 @@ from .naming import SCHEMES, onnx_naming
 # op folder -> (one-line description, GPU precisions)
 _OPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "bev_pool_v2": ("BEVDet interval pooling of frustum features into the BEV grid", ("fp32", "fp16", "fp16x2", "int8")),
+    "bev_pool_columns": ("bev_pool_v2's pooling by camera column (one matrix product per column)", ("fp32", "fp16", "fp16x2", "int8")),
     "ms_deform_attn": ("Multi-scale deformable attention (BEVFormer, Deformable DETR)", ("fp32", "fp16", "fp16x2", "int8")),
     "grid_sampler": ("Grid sampler 2D/3D: bilinear/nearest, zeros/border/reflection, align_corners", ("fp32", "fp16", "fp16x2", "int8")),
     "modulated_deform_conv2d": ("Modulated deformable convolution v2 (mmcv semantics)", ("fp32", "fp16", "fp16x2", "int8")),

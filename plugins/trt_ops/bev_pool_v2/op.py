@@ -46,22 +46,29 @@ def _setup_context(ctx, inputs, output):
     ctx.save_for_backward(depth, feat, ranks_depth, ranks_feat, ranks_bev, starts, lengths)
 
 
+def point_grads(grad, depth, feat, depth_index, feat_row, cell, needs_depth: bool, needs_feat: bool):
+    """(grad_depth, grad_feat) of a pooling given per point its depth index, feature row and cell (int64);
+    ``grad`` is the (B, C, Z, Y, X) output gradient. Shared with bev_pool_columns, which pools the same sum."""
+    c = feat.shape[-1]
+    g = grad.permute(0, 2, 3, 4, 1).reshape(-1, c)[cell]
+    f = feat.reshape(-1, c)[feat_row]
+    d = depth.reshape(-1)[depth_index]
+    grad_depth = grad_feat = None
+    if needs_depth:
+        grad_depth = torch.zeros(depth.numel(), dtype=depth.dtype, device=depth.device)
+        grad_depth = grad_depth.index_add(0, depth_index, (g * f).sum(1).to(depth.dtype)).reshape(depth.shape)
+    if needs_feat:
+        grad_feat = torch.zeros(feat.numel() // c, c, dtype=feat.dtype, device=feat.device)
+        grad_feat = grad_feat.index_add(0, feat_row, g * d.unsqueeze(1).to(feat.dtype)).reshape(feat.shape)
+    return grad_depth, grad_feat
+
+
 def _backward(ctx, grad):
     depth, feat, ranks_depth, ranks_feat, ranks_bev, starts, lengths = ctx.saved_tensors
-    c = feat.shape[-1]
     idx = interval_point_index(starts, lengths)
     cell = torch.repeat_interleave(ranks_bev.long()[starts.long()], lengths.long(), output_size=idx.numel())
-    g = grad.permute(0, 2, 3, 4, 1).reshape(-1, c)[cell]
     rd, rf = ranks_depth.long()[idx], ranks_feat.long()[idx]
-    f = feat.reshape(-1, c)[rf]
-    d = depth.reshape(-1)[rd]
-    grad_depth = grad_feat = None
-    if ctx.needs_input_grad[0]:
-        grad_depth = torch.zeros(depth.numel(), dtype=depth.dtype, device=depth.device)
-        grad_depth = grad_depth.index_add(0, rd, (g * f).sum(1).to(depth.dtype)).reshape(depth.shape)
-    if ctx.needs_input_grad[1]:
-        grad_feat = torch.zeros(feat.numel() // c, c, dtype=feat.dtype, device=feat.device)
-        grad_feat = grad_feat.index_add(0, rf, g * d.unsqueeze(1).to(feat.dtype)).reshape(feat.shape)
+    grad_depth, grad_feat = point_grads(grad, depth, feat, rd, rf, cell, *ctx.needs_input_grad[:2])
     return grad_depth, grad_feat, None, None, None, None, None, None
 
 
