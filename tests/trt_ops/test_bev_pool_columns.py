@@ -10,6 +10,7 @@ from bevdeploy.plugins.trt_ops.bev_pool_columns import (
     bev_pool_columns_reference,
     plan_points,
 )
+from bevdeploy.plugins.trt_ops.bev_pool_columns.reference import RUN_ALIGN
 from bevdeploy.plugins.trt_ops.bev_pool_v2 import bev_pool_v2_prepare, bev_pool_v2_reference
 from bevdeploy.plugins.trt_ops.testing import custom_nodes, export_one_op, run_onnx
 
@@ -113,7 +114,12 @@ def test_plan_invariants(case):
     runs, fill = _plan(depth, out_shape, ranks)
     col, _, bits, code = runs.long()
     assert torch.all(col[1:] >= col[:-1])  # sorted by column
-    assert torch.all(bits != 0)  # every run has a row
+    starts = torch.nonzero(torch.diff(col, prepend=col[:1] - 1)).reshape(-1)
+    assert runs.shape[1] % RUN_ALIGN == 0 and torch.all(starts % RUN_ALIGN == 0)  # columns padded to RUN_ALIGN
+    real = bits != 0  # padding runs have no row; every other run has at least one
+    assert torch.all(bits[~real] == 0) and torch.all(code[~real] == 0)
+    assert torch.all(real[starts])  # a column begins with a real run
+    code = code[real]
     owned = code[code >= 0]
     shared = -code[code < 0] - 1
     assert torch.unique(owned).numel() == owned.numel()  # an owned cell has exactly one run

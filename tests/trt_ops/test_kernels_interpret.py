@@ -147,6 +147,32 @@ def test_bev_pool_no_intervals_gives_zeros():
     assert out.shape == (1, 3, 1, 4, 4) and not out.any()
 
 
+def _scattered_columns_case(channels: int, h: int = 5) -> ops_cases.Case:
+    """A bev_pool_columns plan from random voxel coordinates: most cells get several runs (atomic adds), columns
+    end mid-block (padding runs), channels not a power of two."""
+    from bevdeploy.plugins.trt_ops.bev_pool_columns import bev_pool_columns_prepare
+    from bevdeploy.plugins.trt_ops.bev_pool_v2 import bev_pool_v2_prepare
+
+    g = torch.Generator().manual_seed(3)
+    shape, out_shape = (2, 2, 6, h, 3), [2, 1, 5, 4, channels]
+    coords = torch.stack([torch.randint(-1, 5, shape, generator=g), torch.randint(-1, 6, shape, generator=g),
+                          torch.randint(0, 1, shape, generator=g)], -1)
+    ranks = bev_pool_v2_prepare(coords, out_shape)
+    depth, feat = torch.rand(shape, generator=g), torch.randn((*shape[:2], h, 3, channels), generator=g)
+    runs, fill = bev_pool_columns_prepare(*ranks[:3], depth.shape, out_shape)
+    assert (runs[3] < 0).any() and (runs[3] >= 0).any() and (runs[2] == 0).any()
+    scales = {"depth": float(depth.abs().max()) / 127, "feat": float(feat.abs().max()) / 127}
+    return ops_cases.Case("bev_pool_columns[scattered]", (depth, feat, runs, fill, out_shape), scales=scales,
+                          half_args=(0, 1), int8_args={0: "depth", 1: "feat"})
+
+
+@pytest.mark.parametrize("channels,h,precision", [(6, 5, "fp32"), (20, 5, "fp16"), (6, 36, "int8"), (150, 5, "fp32")])
+def test_bev_pool_columns_shared_cells_padding_and_channel_blocks(channels, h, precision):
+    """Cells that several runs add into (atomics), padding runs, two row slices (h 36), and 150 channels (two
+    channel blocks of 128)."""
+    _check("bev_pool_columns", _scattered_columns_case(channels, h), precision)
+
+
 def test_inverse_rejects_half_precisions():
     kernel = ops_cases.kernel_for("inverse")
     with pytest.raises(BevDeployError, match="fp32"):

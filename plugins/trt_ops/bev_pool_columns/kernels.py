@@ -5,9 +5,9 @@ Entry point (called by op.py on CUDA tensors)::
     bev_pool_columns_cuda(depth, feat, runs, fill, out_shape, precision="fp32", scales=None) -> (B, C, Z, Y, X)
 
 Two launches. ``_fill_kernel`` zeroes the plan's ``fill`` cells (empty cells and cells several runs add
-into). ``_columns_kernel`` takes BLOCK_R consecutive runs of the column-sorted plan; for each column among
-them (usually one, two at a column boundary) it loads the column's 32 pixel rows of features once (32 x C),
-builds the runs' depth matrix (BLOCK_R x 32: depth of the run's depth bin at each of its rows, zero
+into). ``_columns_kernel`` takes BLOCK_R consecutive runs of the column-sorted plan, all of one column (the
+plan pads columns to 32 runs); it loads the column's 32 pixel rows of features (32 x C), builds the runs' depth
+matrix (BLOCK_R x 32: depth of the run's depth bin at each of its rows, zero
 elsewhere) and multiplies the two. A run that alone owns its cell stores its row; the others add it with
 atomics (so the order of those additions, and their last bits, may vary from call to call).
 
@@ -33,14 +33,15 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     tuned,
 )
 
-from .reference import ROWS_PER_SLICE
+from .reference import ROWS_PER_SLICE, RUN_ALIGN
 
 OP = "bev_pool_columns"
 _MODE = {"fp32": 0, "fp16": 1, "fp16x2": 2, "int8": 3}
 # session 7 prototype sweep (H200, .scratch-era run 15): 32 runs on 4 warps best or within 3% for every
 # precision at both anchors; 16 cells x all channels per fill program
-TUNING = {"block_r": 32, "num_warps": 4, "fill_cells": 16}
-SWEEP = [{"block_r": 16}, {"block_r": 32}, {"block_r": 64}, {"block_r": 32, "num_warps": 8}, {"block_r": 16, "num_warps": 2}]
+TUNING = {"block_r": 32, "num_warps": 4, "fill_cells": 16, "block_c": 128}
+SWEEP = [{"block_r": 16}, {"block_r": 32}, {"block_r": 16, "num_warps": 2}, {"block_r": 32, "num_warps": 8},
+         {"block_c": 64}, {"block_c": 32}, {"block_c": 16}, {"block_r": 16, "block_c": 32, "num_warps": 2}]
 
 
 @triton.jit
@@ -55,43 +56,39 @@ def _fill_kernel(out_ptr, fill_ptr, N_FILL, C, BLOCK_N: tl.constexpr, BLOCK_C: t
 @triton.jit
 def _columns_kernel(depth_ptr, feat_ptr, runs_ptr, out_ptr, R, D, H, W, C, SLICES, out_scale,
                     BLOCK_R: tl.constexpr, HB: tl.constexpr, BLOCK_C: tl.constexpr, MODE: tl.constexpr):
-    r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    r0 = tl.program_id(0) * BLOCK_R
+    r = r0 + tl.arange(0, BLOCK_R)
     rm = r < R
-    col = tl.load(runs_ptr + r, mask=rm, other=-1)
+    col = tl.load(runs_ptr + r0)  # the plan pads columns to RUN_ALIGN, a multiple of BLOCK_R: one column
+    s = col % SLICES
+    cam = col // (SLICES * W)
+    w = (col // SLICES) % W
     rows = tl.load(runs_ptr + R + r, mask=rm, other=0)
     bits = tl.load(runs_ptr + 2 * R + r, mask=rm, other=0)
     code = tl.load(runs_ptr + 3 * R + r, mask=rm, other=0)
     k = tl.arange(0, HB)
+    h = s * HB + k  # HB is 32 (the slice height) whenever the plan has more than one slice
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     cm = c[None, :] < C
+    f = tl.load(feat_ptr + ((cam * H + h[:, None]) * W + w).to(tl.int64) * C + c[None, :],
+                mask=(h[:, None] < H) & cm, other=0)
     on = ((bits[:, None] >> k[None, :]) & 1) != 0
+    a = tl.load(depth_ptr + ((cam * D * H + rows[:, None] + k[None, :]) * W + w).to(tl.int64), mask=on, other=0)
+    if MODE == 0:
+        p = tl.dot(a, f, input_precision="ieee")
+    elif MODE == 1:
+        p = tl.dot(a, f)
+    elif MODE == 2:
+        p = tl.dot(a, f, out_dtype=tl.float16)
+    else:
+        p = tl.dot(a, f).to(tl.float32) * out_scale
+    p = p.to(out_ptr.dtype.element_ty)
     single = code >= 0
     cell = tl.where(single, code, -code - 1).to(tl.int64)
-    first = tl.min(tl.where(rm, col, 2147483647), 0)
-    last = tl.max(col, 0)
-    for cc in range(first, last + 1):  # the columns of this block, usually one
-        s = cc % SLICES
-        cam = cc // (SLICES * W)
-        w = (cc // SLICES) % W
-        h = s * HB + k
-        f = tl.load(feat_ptr + ((cam * H + h[:, None]) * W + w).to(tl.int64) * C + c[None, :],
-                    mask=(h[:, None] < H) & cm, other=0)
-        mine = col == cc
-        a = tl.load(depth_ptr + ((cam * D * H + rows[:, None] + k[None, :]) * W + w).to(tl.int64),
-                    mask=on & mine[:, None], other=0)
-        if MODE == 0:
-            p = tl.dot(a, f, input_precision="ieee")
-        elif MODE == 1:
-            p = tl.dot(a, f)
-        elif MODE == 2:
-            p = tl.dot(a, f, out_dtype=tl.float16)
-        else:
-            p = tl.dot(a, f).to(tl.float32) * out_scale
-        p = p.to(out_ptr.dtype.element_ty)
-        ptr = out_ptr + cell[:, None] * C + c[None, :]
-        ok = mine[:, None] & cm
-        tl.store(ptr, p, mask=ok & single[:, None])
-        tl.atomic_add(ptr, p, mask=ok & ~single[:, None], sem="relaxed")
+    ptr = out_ptr + cell[:, None] * C + c[None, :]
+    ok = (bits != 0)[:, None] & cm  # padding runs (mask 0) write nothing
+    tl.store(ptr, p, mask=ok & single[:, None])
+    tl.atomic_add(ptr, p, mask=ok & ~single[:, None], sem="relaxed")
 
 
 def _prepare(depth, feat, precision, scales):
@@ -119,7 +116,9 @@ def bev_pool_columns_cuda(
     dq, fq, out_scale = _prepare(depth, feat, precision, scales)
     out = torch.empty((b, z, y, x, c), dtype=out_dtype(precision), device=depth.device)
     cfg = tuned(TUNING, precision)
-    block_c = min(max(next_pow2(c), 16), 128)
+    block_c = min(max(next_pow2(c), 16), cfg["block_c"])
+    if RUN_ALIGN % cfg["block_r"]:
+        raise ValueError(f"block_r {cfg['block_r']} must divide the plan's column alignment {RUN_ALIGN}")
     n_fill, n_runs = int(fill.numel()), int(runs.shape[1])
     if n_fill:
         _fill_kernel[(triton.cdiv(n_fill, cfg["fill_cells"]), triton.cdiv(c, block_c))](

@@ -10,7 +10,8 @@ runs of a column form a small matrix product (runs x rows) @ (rows x C).
 
 Plan (int32, from :func:`bev_pool_columns_prepare`, once per camera calibration like BEVDet's ranks):
 
-- ``runs`` (4, R), sorted by column; per run:
+- ``runs`` (4, R), sorted by column, each column's runs padded with empty ones (mask 0, cell 0) to a multiple
+  of RUN_ALIGN = 32, so that a kernel's block of 16 or 32 runs never spans two columns; per run:
   0. its column ``((b * N + n) * W + w) * S + s``, with S = ceil(H / 32) slices of 32 pixel rows (s = h // 32);
   1. ``d * H + 32 * s``, the offset of its first depth row within camera n;
   2. the bit mask of its pixel rows h - 32 * s;
@@ -30,6 +31,7 @@ from collections.abc import Sequence
 import torch
 
 ROWS_PER_SLICE = 32  # pixel rows per column slice: one bit each in a run's int32 mask
+RUN_ALIGN = 32  # each column's runs start at a multiple of this (empty runs pad the column before)
 
 
 def _check_shapes(depth_shape: Sequence[int], out_shape: Sequence[int]) -> tuple[int, ...]:
@@ -79,7 +81,25 @@ def bev_pool_columns_prepare(
     per_cell = torch.bincount(run_cell, minlength=n_cells)
     code = torch.where(per_cell[run_cell] == 1, run_cell, -run_cell - 1)
     fill = torch.nonzero(per_cell != 1).reshape(-1)
-    return tuple(t.to(torch.int32).contiguous() for t in (torch.stack([run_col, run_row, bits, code]), fill))
+    runs = _pad_columns(torch.stack([run_col, run_row, bits, code]))
+    return runs.to(torch.int32).contiguous(), fill.to(torch.int32).contiguous()
+
+
+def _pad_columns(runs: torch.Tensor) -> torch.Tensor:
+    """Column-sorted runs (4, R) with each column's first run moved to a multiple of RUN_ALIGN; the gaps
+    are empty runs of the column before (mask 0, which every consumer skips)."""
+    if runs.shape[1] == 0:
+        return runs
+    cols, counts = torch.unique_consecutive(runs[0], return_counts=True)
+    padded = (counts + RUN_ALIGN - 1) // RUN_ALIGN * RUN_ALIGN
+    start = torch.cumsum(padded, 0) - padded
+    first = torch.cumsum(counts, 0) - counts
+    group = torch.repeat_interleave(torch.arange(cols.numel(), device=runs.device), counts)
+    pos = start[group] + torch.arange(runs.shape[1], device=runs.device) - first[group]
+    out = torch.zeros((4, int(padded.sum())), dtype=runs.dtype, device=runs.device)
+    out[0] = torch.repeat_interleave(cols, padded)
+    out[:, pos] = runs
+    return out
 
 
 def plan_points(runs: torch.Tensor, depth_shape: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
