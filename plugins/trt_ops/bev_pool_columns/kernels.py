@@ -22,24 +22,19 @@ scales["depth"], scales["feat"]: an exact int32 product, scaled once by depth_sc
 from collections.abc import Mapping, Sequence
 
 import torch
-from bevdeploy.plugins.trt_ops.triton_util import (
-    check_launch,
-    float_storage,
-    int8_input,
-    next_pow2,
-    out_dtype,
-    tl,
-    triton,
-    tuned,
-)
+from bevdeploy.plugins.trt_ops.bev_pool_v2.kernels import pool_inputs
+from bevdeploy.plugins.trt_ops.triton_util import check_launch, next_pow2, out_dtype, tl, triton, tuned
 
 from .reference import ROWS_PER_SLICE, RUN_ALIGN
 
 OP = "bev_pool_columns"
 _MODE = {"fp32": 0, "fp16": 1, "fp16x2": 2, "int8": 3}
-# session 7 prototype sweep (H200, .scratch-era run 15): 32 runs on 4 warps best or within 3% for every
-# precision at both anchors; 16 cells x all channels per fill program
-TUNING = {"block_r": 32, "num_warps": 4, "fill_cells": 16, "block_c": 128}
+# sweep of run 15 (H200, benchmarks/results/ops-sweep-run15.md): 32 runs on 4 warps fastest for fp32 (BEVFusion
+# 0.0364 ms vs 0.038-0.041 for 16 runs or 8 warps) and within 3% for fp16; int8 16 runs on 2 warps (0.0208 vs
+# 0.0220, BEVDet 0.0049 vs 0.0054). All channels in one block: splitting 80 channels repeats the depth gather
+# per block (64: 0.046, 32: 0.055 ms fp32). 16 cells x all channels per fill program.
+TUNING = {"block_r": 32, "num_warps": 4, "fill_cells": 16, "block_c": 128,
+          "per_precision": {"int8": {"block_r": 16, "num_warps": 2}}}
 SWEEP = [{"block_r": 16}, {"block_r": 32}, {"block_r": 16, "num_warps": 2}, {"block_r": 32, "num_warps": 8},
          {"block_c": 64}, {"block_c": 32}, {"block_c": 16}, {"block_r": 16, "block_c": 32, "num_warps": 2}]
 
@@ -91,14 +86,6 @@ def _columns_kernel(depth_ptr, feat_ptr, runs_ptr, out_ptr, R, D, H, W, C, SLICE
     tl.atomic_add(ptr, p, mask=ok & ~single[:, None], sem="relaxed")
 
 
-def _prepare(depth, feat, precision, scales):
-    if precision == "int8":
-        qd, sd = int8_input(OP, depth, "depth", scales)
-        qf, sf = int8_input(OP, feat, "feat", scales)
-        return qd, qf, sd * sf
-    return float_storage(depth, precision), float_storage(feat, precision), 1.0
-
-
 def bev_pool_columns_cuda(
     depth: torch.Tensor,
     feat: torch.Tensor,
@@ -113,7 +100,7 @@ def bev_pool_columns_cuda(
     check_launch(OP, precision, [depth, feat, runs, fill])
     b, z, y, x, c = (int(s) for s in out_shape)
     _, _, d_bins, h, w = depth.shape
-    dq, fq, out_scale = _prepare(depth, feat, precision, scales)
+    dq, fq, out_scale = pool_inputs(OP, depth, feat, precision, scales)
     out = torch.empty((b, z, y, x, c), dtype=out_dtype(precision), device=depth.device)
     cfg = tuned(TUNING, precision)
     block_c = min(max(next_pow2(c), 16), cfg["block_c"])

@@ -204,10 +204,12 @@ def _bev_pool_hoist_kernel(
         _pool_store(acc7, out_ptr, rb, C, cb + 7 * BLOCK_C, ok, out_scale, BLOCK_I, PP, BLOCK_C, EVEN_C, MODE)
 
 
-def _prepare(depth, feat, precision, scales):
+def pool_inputs(op: str, depth, feat, precision: str, scales):
+    """(depth, feat, output scale) in a variant's storage: int8 with the product of the two scales, else the
+    float storage and 1. Shared with bev_pool_columns, which takes the same two inputs."""
     if precision == "int8":
-        qd, sd = int8_input(OP, depth, "depth", scales)
-        qf, sf = int8_input(OP, feat, "feat", scales)
+        qd, sd = int8_input(op, depth, "depth", scales)
+        qf, sf = int8_input(op, feat, "feat", scales)
         return qd, qf, sd * sf
     return float_storage(depth, precision), float_storage(feat, precision), 1.0
 
@@ -238,7 +240,7 @@ def bev_pool_v2_cuda(
     """
     check_launch(OP, precision, [depth, feat, ranks_depth])
     b, z, y, x, c = (int(s) for s in out_shape)
-    d, f, out_scale = _prepare(depth, feat, precision, scales)
+    d, f, out_scale = pool_inputs(OP, depth, feat, precision, scales)
     out = torch.zeros((b, z, y, x, c), dtype=out_dtype(precision), device=depth.device)
     n_int = int(interval_starts.numel())
     if n_int == 0:
