@@ -37,7 +37,7 @@ import torch  # noqa: E402
 import triton  # noqa: E402
 from triton.testing import do_bench, do_bench_cudagraph  # noqa: E402
 
-MEMORY_BOUND = ("bev_pool_v2", "grid_sampler", "rotate")
+MEMORY_BOUND = ("bev_pool_v2", "bev_pool_columns", "grid_sampler", "rotate")
 
 
 def median_ms(fn, rep_ms: int) -> float:

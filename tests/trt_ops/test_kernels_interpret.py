@@ -166,10 +166,11 @@ def _scattered_columns_case(channels: int, h: int = 5) -> ops_cases.Case:
                           half_args=(0, 1), int8_args={0: "depth", 1: "feat"})
 
 
-@pytest.mark.parametrize("channels,h,precision", [(6, 5, "fp32"), (20, 5, "fp16"), (6, 36, "int8"), (150, 5, "fp32")])
+@pytest.mark.parametrize("channels,h,precision", [(20, 5, "fp32"), (80, 5, "fp32"), (20, 5, "fp16"), (6, 36, "int8"),
+                                                  (150, 5, "fp32")])
 def test_bev_pool_columns_shared_cells_padding_and_channel_blocks(channels, h, precision):
-    """Cells that several runs add into (atomics), padding runs, two row slices (h 36), and 150 channels (two
-    channel blocks of 128)."""
+    """Cells that several runs add into (atomics), padding runs, two row slices (h 36), fp32's split channel tiles
+    (20 = 16 + 16 with 4 padded, 80 = 64 + 16), fp16's one padded tile, and 150 channels (two blocks of 128)."""
     _check("bev_pool_columns", _scattered_columns_case(channels, h), precision)
 
 

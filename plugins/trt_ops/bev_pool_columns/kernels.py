@@ -30,13 +30,15 @@ from .reference import ROWS_PER_SLICE, RUN_ALIGN
 OP = "bev_pool_columns"
 _MODE = {"fp32": 0, "fp16": 1, "fp16x2": 2, "int8": 3}
 # sweep of run 15 (H200, benchmarks/results/ops-sweep-run15.md): 32 runs on 4 warps fastest for fp32 (BEVFusion
-# 0.0364 ms vs 0.038-0.041 for 16 runs or 8 warps) and within 3% for fp16; int8 16 runs on 2 warps (0.0208 vs
-# 0.0220, BEVDet 0.0049 vs 0.0054). All channels in one block: splitting 80 channels repeats the depth gather
-# per block (64: 0.046, 32: 0.055 ms fp32). 16 cells x all channels per fill program.
-TUNING = {"block_r": 32, "num_warps": 4, "fill_cells": 16, "block_c": 128,
-          "per_precision": {"int8": {"block_r": 16, "num_warps": 2}}}
+# 0.0345 ms vs 0.035-0.046 for 16 runs or 2 / 8 warps) and for fp16 (0.0229 vs 0.023-0.025); int8 16 runs on 2
+# warps (BEVDet 0.0049 vs 0.0053). All channels in one program: splitting them over programs repeats the depth
+# gather (block_c 64: 0.045, 32: 0.052 ms fp32). fp32 splits 80 channels into tiles of 64 + 16 (0.0345 vs
+# 0.0364 ms as one tile of 128); fp16 and int8 are faster as one tile (0.0212 vs 0.0223, 0.0205 vs 0.0221).
+# 16 cells x all channels per fill program.
+TUNING = {"block_r": 32, "num_warps": 4, "fill_cells": 16, "block_c": 128, "split_c": False,
+          "per_precision": {"fp32": {"split_c": True}, "int8": {"block_r": 16, "num_warps": 2}}}
 SWEEP = [{"block_r": 16}, {"block_r": 32}, {"block_r": 16, "num_warps": 2}, {"block_r": 32, "num_warps": 8},
-         {"block_c": 64}, {"block_c": 32}, {"block_c": 16}, {"block_r": 16, "block_c": 32, "num_warps": 2}]
+         {"block_r": 32, "num_warps": 2}, {"block_c": 64}, {"block_c": 32}, {"split_c": True}, {"split_c": False}]
 
 
 @triton.jit
@@ -49,8 +51,29 @@ def _fill_kernel(out_ptr, fill_ptr, N_FILL, C, BLOCK_N: tl.constexpr, BLOCK_C: t
 
 
 @triton.jit
+def _pool_tile(a, feat_row_ptr, row_ok, out_row_ptr, single, real, c, C, out_scale, MODE: tl.constexpr):
+    """The runs' rows for channels c: depth matrix a (runs x rows) @ feature tile (rows x c), stored where a run
+    owns its cell and added where several runs share it."""
+    cm = c[None, :] < C
+    f = tl.load(feat_row_ptr[:, None] + c[None, :], mask=row_ok[:, None] & cm, other=0)
+    if MODE == 0:
+        p = tl.dot(a, f, input_precision="ieee")
+    elif MODE == 1:
+        p = tl.dot(a, f)
+    elif MODE == 2:
+        p = tl.dot(a, f, out_dtype=tl.float16)
+    else:
+        p = tl.dot(a, f).to(tl.float32) * out_scale
+    p = p.to(out_row_ptr.dtype.element_ty)
+    ptr = out_row_ptr[:, None] + c[None, :]
+    ok = real[:, None] & cm
+    tl.store(ptr, p, mask=ok & single[:, None])
+    tl.atomic_add(ptr, p, mask=ok & ~single[:, None], sem="relaxed")
+
+
+@triton.jit
 def _columns_kernel(depth_ptr, feat_ptr, runs_ptr, out_ptr, R, D, H, W, C, SLICES, out_scale,
-                    BLOCK_R: tl.constexpr, HB: tl.constexpr, BLOCK_C: tl.constexpr, MODE: tl.constexpr):
+                    BLOCK_R: tl.constexpr, HB: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, MODE: tl.constexpr):
     r0 = tl.program_id(0) * BLOCK_R
     r = r0 + tl.arange(0, BLOCK_R)
     rm = r < R
@@ -63,27 +86,30 @@ def _columns_kernel(depth_ptr, feat_ptr, runs_ptr, out_ptr, R, D, H, W, C, SLICE
     code = tl.load(runs_ptr + 3 * R + r, mask=rm, other=0)
     k = tl.arange(0, HB)
     h = s * HB + k  # HB is 32 (the slice height) whenever the plan has more than one slice
-    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    cm = c[None, :] < C
-    f = tl.load(feat_ptr + ((cam * H + h[:, None]) * W + w).to(tl.int64) * C + c[None, :],
-                mask=(h[:, None] < H) & cm, other=0)
     on = ((bits[:, None] >> k[None, :]) & 1) != 0
     a = tl.load(depth_ptr + ((cam * D * H + rows[:, None] + k[None, :]) * W + w).to(tl.int64), mask=on, other=0)
-    if MODE == 0:
-        p = tl.dot(a, f, input_precision="ieee")
-    elif MODE == 1:
-        p = tl.dot(a, f)
-    elif MODE == 2:
-        p = tl.dot(a, f, out_dtype=tl.float16)
-    else:
-        p = tl.dot(a, f).to(tl.float32) * out_scale
-    p = p.to(out_ptr.dtype.element_ty)
+    feat_row_ptr = feat_ptr + ((cam * H + h) * W + w).to(tl.int64) * C
     single = code >= 0
-    cell = tl.where(single, code, -code - 1).to(tl.int64)
-    ptr = out_ptr + cell[:, None] * C + c[None, :]
-    ok = (bits != 0)[:, None] & cm  # padding runs (mask 0) write nothing
-    tl.store(ptr, p, mask=ok & single[:, None])
-    tl.atomic_add(ptr, p, mask=ok & ~single[:, None], sem="relaxed")
+    out_row_ptr = out_ptr + tl.where(single, code, -code - 1).to(tl.int64) * C
+    real = bits != 0  # padding runs (mask 0) write nothing
+    c0 = tl.program_id(1) * (C1 + C2)
+    # with C2 > 0, two power-of-two channel tiles (80 = 64 + 16) instead of one padded one; a is shared
+    _pool_tile(a, feat_row_ptr, h < H, out_row_ptr, single, real, c0 + tl.arange(0, C1), C, out_scale, MODE)
+    if C2 > 0:
+        _pool_tile(a, feat_row_ptr, h < H, out_row_ptr, single, real, c0 + C1 + tl.arange(0, C2), C, out_scale,
+                   MODE)
+
+
+def _channel_tiles(c: int, cap: int, split: bool) -> tuple[int, int]:
+    """(C1, C2) covering min(c, cap) channels: one padded power-of-two tile (C2 = 0), or with ``split`` the
+    largest power of two that fits plus a second tile for the rest (80 = 64 + 16). Wider inputs take several
+    such blocks (program axis 1)."""
+    width = min(c, cap)
+    if not split:
+        return max(16, next_pow2(width)), 0
+    c1 = max(16, 1 << (width.bit_length() - 1))
+    rest = width - c1
+    return c1, (0 if rest <= 0 else max(16, next_pow2(rest)))
 
 
 def bev_pool_columns_cuda(
@@ -103,17 +129,18 @@ def bev_pool_columns_cuda(
     dq, fq, out_scale = pool_inputs(OP, depth, feat, precision, scales)
     out = torch.empty((b, z, y, x, c), dtype=out_dtype(precision), device=depth.device)
     cfg = tuned(TUNING, precision)
-    block_c = min(max(next_pow2(c), 16), cfg["block_c"])
+    c1, c2 = _channel_tiles(c, cfg["block_c"], cfg["split_c"])
     if RUN_ALIGN % cfg["block_r"]:
         raise ValueError(f"block_r {cfg['block_r']} must divide the plan's column alignment {RUN_ALIGN}")
     n_fill, n_runs = int(fill.numel()), int(runs.shape[1])
     if n_fill:
-        _fill_kernel[(triton.cdiv(n_fill, cfg["fill_cells"]), triton.cdiv(c, block_c))](
-            out, fill.to(torch.int32).contiguous(), n_fill, c, BLOCK_N=cfg["fill_cells"], BLOCK_C=block_c, num_warps=4)
+        fill_c = min(max(next_pow2(c), 16), 128)
+        _fill_kernel[(triton.cdiv(n_fill, cfg["fill_cells"]), triton.cdiv(c, fill_c))](
+            out, fill.to(torch.int32).contiguous(), n_fill, c, BLOCK_N=cfg["fill_cells"], BLOCK_C=fill_c, num_warps=4)
     if n_runs:
         hb = ROWS_PER_SLICE if precision == "int8" or h > 16 else 16  # int8 products need K >= 32
-        _columns_kernel[(triton.cdiv(n_runs, cfg["block_r"]), triton.cdiv(c, block_c))](
+        _columns_kernel[(triton.cdiv(n_runs, cfg["block_r"]), triton.cdiv(c, c1 + c2))](
             dq, fq, runs.to(torch.int32).contiguous(), out, n_runs, d_bins, h, w, c, -(-h // ROWS_PER_SLICE),
-            out_scale, BLOCK_R=cfg["block_r"], HB=hb, BLOCK_C=block_c, MODE=_MODE[precision],
+            out_scale, BLOCK_R=cfg["block_r"], HB=hb, C1=c1, C2=c2, MODE=_MODE[precision],
             num_warps=cfg["num_warps"])
     return out.permute(0, 4, 1, 2, 3)
