@@ -29,12 +29,12 @@ from .reference import ROWS_PER_SLICE, RUN_ALIGN
 
 OP = "bev_pool_columns"
 _MODE = {"fp32": 0, "fp16": 1, "fp16x2": 2, "int8": 3}
-# sweep of run 15 (H200, benchmarks/results/ops-sweep-run15.md): 32 runs on 4 warps fastest for fp32 (BEVFusion
-# 0.0345 ms vs 0.035-0.046 for 16 runs or 2 / 8 warps) and for fp16 (0.0229 vs 0.023-0.025); int8 16 runs on 2
-# warps (BEVDet 0.0049 vs 0.0053). All channels in one program: splitting them over programs repeats the depth
-# gather (block_c 64: 0.045, 32: 0.052 ms fp32). fp32 splits 80 channels into tiles of 64 + 16 (0.0345 vs
-# 0.0364 ms as one tile of 128); fp16 and int8 are faster as one tile (0.0212 vs 0.0223, 0.0205 vs 0.0221).
-# 16 cells x all channels per fill program.
+# sweep of run 15 (H200, benchmarks/results/ops-sweep-run15.md, BEVFusion unless said): fp32 fastest on 32 runs x 4
+# warps (0.0345 ms; 16 runs 0.040, 2 warps 0.036, 8 warps 0.046); fp16 within 6% across shapes (0.0212 on 8 warps
+# to 0.0238), left at 4 warps; int8 on 16 runs (0.0211 vs 0.0232; BEVDet 0.0049 vs 0.0052). All channels in one
+# program: splitting them over programs repeats the depth gather (block_c 64: 0.045, 32: 0.052 ms fp32). fp32
+# splits 80 channels into tiles of 64 + 16 (0.0344 vs 0.0382 as one tile of 128); fp16 and int8 are faster as
+# one tile (0.0222 vs 0.0230, 0.0212 vs 0.0223). 16 cells x all channels per fill program.
 TUNING = {"block_r": 32, "num_warps": 4, "fill_cells": 16, "block_c": 128, "split_c": False,
           "per_precision": {"fp32": {"split_c": True}, "int8": {"block_r": 16, "num_warps": 2}}}
 SWEEP = [{"block_r": 16}, {"block_r": 32}, {"block_r": 16, "num_warps": 2}, {"block_r": 32, "num_warps": 8},
