@@ -238,8 +238,6 @@ def run_sweep(op: str, rep_ms: int) -> list[dict]:
     configs = getattr(module, "SWEEP", None)
     if not configs:
         return []
-    from bevdeploy.plugins.trt_ops.triton_util import tuned
-
     default = dict(module.TUNING)
     build, anchors, _tiny, precisions = ops_cases.OPS[op]
     reference, _ = ops_cases.reference_for(op)
@@ -254,8 +252,8 @@ def run_sweep(op: str, rep_ms: int) -> list[dict]:
                     for cfg in configs:  # "vec_*" keys tune the vectorized layouts only, the others linear only
                         if any(k.startswith("vec_") for k in cfg) != (layout != "linear"):
                             continue
-                        module.TUNING.clear()  # the precision's own defaults, then the swept keys on top
-                        module.TUNING.update({**tuned(default, precision), **cfg})
+                        module.TUNING.clear()
+                        module.TUNING.update({**default, **cfg})
                         rows.append(_sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms))
                         print(json.dumps(rows[-1]), flush=True)
             del case

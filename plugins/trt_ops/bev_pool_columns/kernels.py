@@ -30,15 +30,18 @@ from .reference import ROWS_PER_SLICE, RUN_ALIGN
 OP = "bev_pool_columns"
 _MODE = {"fp32": 0, "fp16": 1, "fp16x2": 2, "int8": 3}
 # sweep of run 15 (H200, benchmarks/results/ops-sweep-run15.md, BEVFusion unless said): fp32 fastest on 32 runs x 4
-# warps (0.0345 ms; 16 runs 0.040, 2 warps 0.036, 8 warps 0.046); fp16 within 6% across shapes (0.0212 on 8 warps
-# to 0.0238), left at 4 warps; int8 on 16 runs (0.0211 vs 0.0232; BEVDet 0.0049 vs 0.0052). All channels in one
-# program: splitting them over programs repeats the depth gather (block_c 64: 0.045, 32: 0.052 ms fp32). fp32
-# splits 80 channels into tiles of 64 + 16 (0.0344 vs 0.0382 as one tile of 128); fp16 and int8 are faster as
-# one tile (0.0222 vs 0.0230, 0.0212 vs 0.0223). 16 cells x all channels per fill program.
+# warps (0.0381 ms as one tile; 16 runs 0.040, 2 warps 0.043, 8 warps 0.039) and split into 64 + 16 channel
+# tiles (0.0345); fp16 within 6% across shapes (0.0211 on 8 warps to 0.0238), left at 4 warps and one tile (split
+# 0.0230 vs 0.0222); int8 on 16 runs x 2 warps (0.0210 vs 0.0219; BEVDet 0.0049 vs 0.0052), one tile (split
+# 0.0223). All channels in one program: splitting them over programs repeats the depth gather (block_c 64:
+# 0.045, 32: 0.052 ms fp32). 16 cells x all channels per fill program.
 TUNING = {"block_r": 32, "num_warps": 4, "fill_cells": 16, "block_c": 128, "split_c": False,
           "per_precision": {"fp32": {"split_c": True}, "int8": {"block_r": 16, "num_warps": 2}}}
-SWEEP = [{"block_r": 16}, {"block_r": 32}, {"block_r": 16, "num_warps": 2}, {"block_r": 32, "num_warps": 8},
-         {"block_r": 32, "num_warps": 2}, {"block_c": 64}, {"block_c": 32}, {"split_c": True}, {"split_c": False}]
+# every entry clears per_precision so that it measures the shape it names (from the global defaults above)
+SWEEP = [{**cfg, "per_precision": {}} for cfg in (
+    {"block_r": 16}, {"block_r": 32}, {"block_r": 16, "num_warps": 2}, {"block_r": 32, "num_warps": 8},
+    {"block_r": 32, "num_warps": 2}, {"block_c": 64}, {"block_c": 32}, {"split_c": True},
+    {"split_c": True, "block_r": 16, "num_warps": 2})]
 
 
 @triton.jit

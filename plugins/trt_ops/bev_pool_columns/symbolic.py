@@ -31,12 +31,8 @@ def symbolic(g, depth, feat, runs, fill, out_shape):
 torch.onnx.register_custom_op_symbolic("bevdeploy::bev_pool_columns", symbolic, 13)
 
 
-def _shape(t, a) -> list[int]:
-    return [t["depth"].shape[0], a["out_z"], a["out_height"], a["out_width"], t["feat"].shape[-1]]
-
-
 def _ours(depth, feat, runs, fill, *, out_z, out_height, out_width):
-    shape = _shape({"depth": depth, "feat": feat}, {"out_z": out_z, "out_height": out_height, "out_width": out_width})
+    shape = [depth.shape[0], out_z, out_height, out_width, feat.shape[-1]]
     return bev_pool_columns_reference(depth, feat, runs, fill, shape)
 
 
@@ -47,7 +43,8 @@ def define_ort() -> None:
 
 
 def _trt_run(t, a):
-    return torch.ops.bevdeploy.bev_pool_columns(*t.values(), _shape(t, a))
+    shape = [t["depth"].shape[0], a["out_z"], a["out_height"], a["out_width"], t["feat"].shape[-1]]
+    return torch.ops.bevdeploy.bev_pool_columns(*t.values(), shape)
 
 
 def define_trt() -> None:
