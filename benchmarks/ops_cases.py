@@ -64,7 +64,7 @@ class Case:
 # the vectorized layouts benchmarked and tested for the sampling ops: the TensorRT formats BEVFormer_tensorrt's
 # plugins take (int8 kCHW4, half2 kCHW2) and int8 kCHW32 (32 bytes per pixel); run 6 measured channels-last (hwc
 # fp32, hwc8 fp16) 3x slower than linear with one pixel per lane (uncoalesced), so they are not benchmarked
-SAMPLER_LAYOUTS = {"fp16": ("chw2",), "fp16x2": ("chw2",), "int8": ("chw4", "chw32")}
+SAMPLER_LAYOUTS = {"fp16": ("chw2", "chw32"), "fp16x2": ("chw2", "chw32"), "int8": ("chw4", "chw32")}
 
 
 def to_case_layout(case: Case, args: tuple, layout: str) -> tuple:

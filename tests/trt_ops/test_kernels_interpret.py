@@ -90,9 +90,11 @@ def test_grid_sampler_box_tiles(dims, tile, monkeypatch):
     monkeypatch.setitem(kernels.TUNING, "tile_z", tile[1])
     monkeypatch.setitem(kernels.TUNING, "block_p", 16)
     monkeypatch.setitem(kernels.TUNING, "vec_block_p", 16)
+    monkeypatch.setitem(kernels.TUNING, "vec_wide_block_p", 8)
     case = ops_cases.grid_sampler_case(dims)
     _check("grid_sampler", case, "fp32")
     _check("grid_sampler", case, "int8", "chw4")
+    _check("grid_sampler", case, "fp16", "chw32")  # 32-byte loads: vec_wide_block_p
 
 
 def test_vectorized_layout_rejects_a_linear_tensor():

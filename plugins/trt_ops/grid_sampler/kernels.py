@@ -26,7 +26,7 @@ from collections.abc import Mapping
 
 import torch
 from bevdeploy import BevDeployError
-from bevdeploy.plugins.trt_ops.layouts import physical_vector, vector_block
+from bevdeploy.plugins.trt_ops.layouts import physical_vector
 from bevdeploy.plugins.trt_ops.triton_util import (
     check_launch,
     float_storage,
@@ -36,6 +36,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     to_f32,
     triton,
     tuned,
+    vector_tile,
 )
 
 OP = "grid_sampler"
@@ -46,13 +47,21 @@ _PADS = {"zeros": 0, "border": 1, "reflection": 2}
 # run 4 sweep (H200): 8 channels x 256 pixels was the fastest vectorised-store shape for every precision
 # run 10 sweep (H200): 4-row x 2-slice boxes (64 x 4 in 2D) cut fp32 by 9% (3D 0.0376 -> 0.0342 ms, 2D 0.0319 ->
 # 0.0290) but slowed the 2D fp16 / int8 rows, so boxes are the fp32 default only
-TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "tile_y": 0, "tile_z": 1,
+# run 16 sweeps (H200, ops-sweep-run16): 32-byte vector loads (kCHW32 in int8 / fp16) fastest at two threads per
+# pixel, 64 pixels on 4 warps ("vec_wide_*": 2D fp16 0.0143 ms vs 0.0152 at one thread per pixel, 3D int8 0.0166 vs
+# 0.0180, 3D fp16x2 0.0189 vs 0.0224)
+TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 64,
+          "vec_wide_num_warps": 4, "tile_y": 0, "tile_z": 1,
           "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2}}}
 SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128}, {"block_c": 4, "block_p": 256},
          {"block_c": 16, "block_p": 256, "num_warps": 8}, {"block_c": 8, "block_p": 128},
          {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8},
          {"tile_y": 0, "per_precision": {}}, {"tile_y": 8, "per_precision": {}},
-         {"tile_y": 4, "tile_z": 2, "per_precision": {}}, {"tile_y": 2, "tile_z": 4, "per_precision": {}}]
+         {"tile_y": 4, "tile_z": 2, "per_precision": {}}, {"tile_y": 2, "tile_z": 4, "per_precision": {}},
+         {"vec_block_p": 128, "num_warps": 2}, {"vec_block_p": 256, "num_warps": 2}, {"vec_block_p": 256, "tile_y": 2},
+         {"vec_wide_block_p": 64, "vec_wide_num_warps": 2}, {"vec_wide_block_p": 128, "vec_wide_num_warps": 4},
+         {"vec_wide_block_p": 128, "vec_wide_num_warps": 8}, {"vec_wide_block_p": 256, "vec_wide_num_warps": 8},
+         {"vec_wide_block_p": 64, "vec_wide_num_warps": 4}, {"vec_wide_block_p": 128, "tile_y": 2, "tile_z": 2}]
 
 
 @triton.jit
@@ -225,9 +234,9 @@ def grid_sampler_cuda(
     if out.numel() == 0:
         return out
     cfg = tuned(TUNING, precision)
-    block_c, block_p = cfg["block_c"], cfg["block_p"]
+    block_c, block_p, warps = cfg["block_c"], cfg["block_p"], cfg["num_warps"]
     if vec > 1:  # one vector load of at most 32 bytes per corner
-        block_c, block_p = vector_block(vec, x.element_size()), cfg["vec_block_p"]
+        block_c, block_p, warps = vector_tile(cfg, vec, x.element_size())
     ho, wo = int(out_sp[-2]), int(out_sp[-1])
     ty, tz = cfg["tile_y"], (cfg["tile_z"] if is3d else 1)
     if ty:  # boxes of tz x ty x tx output pixels
@@ -240,6 +249,6 @@ def grid_sampler_cuda(
         x, g, out, c, d, h, w, npix, ho, wo, out_scale,
         IS3D=is3d, NEAREST=mode == 1, ALIGN=bool(align_corners), PAD=pad, HALF_MATH=precision == "fp16x2",
         BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], VEC=vec, TY=ty, TZ=tz,
-        num_warps=cfg["num_warps"],
+        num_warps=warps,
     )
     return out

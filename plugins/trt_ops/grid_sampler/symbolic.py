@@ -45,7 +45,8 @@ ONNX_NAMES = {
 _TRT_GRID_SCALE = 10.0
 _ATTRS = {"interpolation_mode": "int", "padding_mode": "int", "align_corners": "int"}
 _COMMON = (("FLOAT", "LINEAR"), ("HALF", "LINEAR"), ("INT8", "LINEAR"))
-_BY_RANK = {4: (*_COMMON, ("HALF", "CHW2"), ("INT8", "CHW4"), ("INT8", "CHW32")), 5: (*_COMMON, ("INT8", "CDHW32"))}
+_BY_RANK = {4: (*_COMMON, ("HALF", "CHW2"), ("HALF", "CHW32"), ("INT8", "CHW4"), ("INT8", "CHW32")),
+            5: (*_COMMON, ("HALF", "CDHW32"), ("INT8", "CDHW32"))}
 
 
 def _formats(half: str = "fp16") -> trt.PluginFormats:

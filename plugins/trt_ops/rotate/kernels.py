@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from bevdeploy import BevDeployError
-from bevdeploy.plugins.trt_ops.layouts import physical_vector, vector_block
+from bevdeploy.plugins.trt_ops.layouts import physical_vector
 from bevdeploy.plugins.trt_ops.triton_util import (
     check_launch,
     float_storage,
@@ -32,6 +32,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     to_f32,
     triton,
     tuned,
+    vector_tile,
 )
 
 OP = "rotate"
@@ -39,15 +40,24 @@ OP = "rotate"
 # VB-channel part of one per program; several short vectors per program measured slower, NOTES-ops.md run 8)
 # per precision: shapes that won in both the run 5 and the run 12 sweeps (H200): int8 16 x 128 (0.023 vs 0.029
 # ms), fp16 8 x 512 on 8 warps (0.024 vs 0.025), fp32 8 x 512 on 8 warps (0.030 - 0.031 vs 0.031 - 0.032)
-TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256,
+# run 16 sweeps (H200): 32-byte vector loads (kCHW32 in int8 / fp16) fastest at one pixel per thread ("vec_wide_*":
+# int8 0.0123 - 0.0124 ms at 64 - 128 pixels vs 0.0127 - 0.0131 at 256 or on 8 warps; fp16 / fp16x2 0.0134 /
+# 0.0127 at 256 pixels on 8 warps vs 0.0136 / 0.0131 at 128 on 4)
+TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
+          "vec_wide_num_warps": 4,
           "per_precision": {"int8": {"block_c": 16, "block_p": 128},
-                            "fp16": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_block_p": 512},
+                            "fp16": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_block_p": 512,
+                                     "vec_wide_block_p": 256, "vec_wide_num_warps": 8},
+                            "fp16x2": {"vec_wide_block_p": 256, "vec_wide_num_warps": 8},
                             "fp32": {"block_c": 8, "block_p": 512, "num_warps": 8}}}
 # every entry clears per_precision so that it measures the shape it names
 SWEEP = [{**cfg, "per_precision": {}} for cfg in (
     {"one_pix": False}, {"one_pix": True}, {"block_c": 8, "block_p": 256}, {"block_c": 16, "block_p": 128},
     {"block_c": 8, "block_p": 512, "num_warps": 8},
-    {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8})]
+    {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8},
+    {"vec_block_p": 128, "num_warps": 2}, {"vec_block_p": 256, "num_warps": 2},
+    {"vec_wide_block_p": 64, "vec_wide_num_warps": 2}, {"vec_wide_block_p": 128}, {"vec_wide_block_p": 256},
+    {"vec_wide_block_p": 256, "vec_wide_num_warps": 8}, {"vec_wide_block_p": 128, "vec_wide_num_warps": 8})]
 
 
 @triton.jit
@@ -171,13 +181,13 @@ def rotate_cuda(
     if out.numel() == 0:
         return out
     cfg = tuned(TUNING, precision)
-    block_c, block_p = cfg["block_c"], cfg["block_p"]  # [pixels, channels] tile, see _rotate_kernel
+    block_c, block_p, warps = cfg["block_c"], cfg["block_p"], cfg["num_warps"]  # [pixels, channels], see _rotate_kernel
     if vec > 1:  # one vector load of at most 32 bytes per corner
-        block_c, block_p = vector_block(vec, x.element_size()), cfg["vec_block_p"]
+        block_c, block_p, warps = vector_tile(cfg, vec, x.element_size())
     grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
     _rotate_kernel[grid](
         x, out, ang, ctr, h, w, out_scale,
         NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], NPLANES=planes, VEC=vec,
-        num_warps=cfg["num_warps"],
+        num_warps=warps,
     )
     return out

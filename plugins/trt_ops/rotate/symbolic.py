@@ -22,7 +22,7 @@ from .reference import rotate_reference
 
 NAMES = OpNames("rotate", {"bevdeploy": "bevdeploy::Rotate", "bevformer_tensorrt": "RotateTRT"}, half2="RotateTRT2")
 _LINEAR = (("FLOAT", "LINEAR"), ("HALF", "LINEAR"), ("INT8", "LINEAR"))
-_VECTOR = (*_LINEAR, ("INT8", "CHW4"), ("INT8", "CHW32"))
+_VECTOR = (*_LINEAR, ("HALF", "CHW32"), ("INT8", "CHW4"), ("INT8", "CHW32"))
 _BY_RANK = {2: _LINEAR, 3: _VECTOR, 4: _VECTOR}
 # every exported name -> the type/format combinations its TensorRT plugin offers (RotateTRT2: half arithmetic)
 TRT_FORMATS = {name: trt.PluginFormats(("img", "angle", "center"), "img", _BY_RANK,
