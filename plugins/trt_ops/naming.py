@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from bevdeploy import BevDeployError
@@ -24,6 +24,8 @@ from bevdeploy import BevDeployError
 SCHEMES: tuple[str, ...] = ("bevdeploy", "bevformer_tensorrt", "mmdeploy")
 DEFAULT_SCHEME = "bevdeploy"
 OUR_DOMAIN = "bevdeploy"
+# the ONNX domain each scheme's nodes live in ('' = the default domain, which needs no custom opset)
+SCHEME_DOMAINS: dict[str, str] = {"bevdeploy": OUR_DOMAIN, "bevformer_tensorrt": "", "mmdeploy": "mmdeploy"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,13 @@ def check_scheme(scheme: str) -> str:
     if scheme not in SCHEMES:
         raise BevDeployError(f"unknown ONNX naming scheme {scheme!r}; use one of {', '.join(SCHEMES)}")
     return scheme
+
+
+def custom_opsets(scheme: str) -> dict[str, int]:
+    """``torch.onnx.export``'s ``custom_opsets`` for a graph exported under ``scheme``: only the domain its
+    nodes use (naming an unused domain makes the exporter warn on every export)."""
+    domain = SCHEME_DOMAINS[check_scheme(scheme)]
+    return {domain: 1} if domain else {}
 
 
 @contextlib.contextmanager
@@ -103,14 +112,47 @@ def split_qualified(name: str) -> tuple[str, str]:
     return domain, op_type
 
 
-def emit(g, names: OpNames, *inputs, **attrs):
+def tensor_sizes(value, rank: int | None = None) -> list[int | None]:
+    """``value``'s sizes as the exporter knows them, None for a dynamic dim. When its rank is unknown or
+    not ``rank``: ``rank`` Nones (``[None]`` without a ``rank``), so callers can unpack and :func:`typed`
+    leaves the type unset."""
+    from torch.onnx import symbolic_helper
+
+    sizes = symbolic_helper._get_tensor_sizes(value)
+    if sizes is not None and rank in (None, len(sizes)):
+        return list(sizes)
+    return [None] * (rank or 1)
+
+
+def typed(value, like, sizes: Sequence[int | None]):
+    """Give the custom node's output ``value`` the dtype of ``like`` (an input Value) and ``sizes``.
+
+    The exporter cannot infer a custom node's output, so without this it warns on every export and the
+    graph carries only symbolic dims. Set only when every size is a known int and ``like``'s dtype is
+    known; otherwise the type stays unset (a wrong static shape would be worse than none).
+    """
+    import torch
+
+    like_type = like.type()
+    if not all(isinstance(s, int) for s in sizes):
+        return value
+    if not isinstance(like_type, torch._C.TensorType) or like_type.scalarType() is None:
+        return value
+    value.setType(like_type.with_sizes([int(s) for s in sizes]))
+    return value
+
+
+def emit(g, names: OpNames, *inputs, out_like, out_sizes: Sequence[int | None], **attrs):
     """Add the op's node to the TorchScript-ONNX graph ``g`` under the active naming.
 
     ``attrs`` use torch's suffix convention (``out_height_i=128``, ``mode_s="bilinear"``). Nodes in
     our domain also carry ``plugin_namespace="bevdeploy"`` (TensorRT's parser looks plugins up by
-    op type + that attribute; ONNX Runtime ignores undeclared attributes).
+    op type + that attribute; ONNX Runtime ignores undeclared attributes). ``out_like`` (the input
+    whose dtype the node writes) and ``out_sizes`` (the node's own output shape under the active
+    scheme) type the output, see :func:`typed`.
     """
     domain, op_type = split_qualified(names.qualified())
     if domain == OUR_DOMAIN:  # TensorRT's ONNX parser finds namespaced plugins through this attribute
         attrs = {"plugin_namespace_s": OUR_DOMAIN, **attrs}
-    return g.op(f"{domain}::{op_type}" if domain else op_type, *inputs, **attrs)
+    out = g.op(f"{domain}::{op_type}" if domain else op_type, *inputs, **attrs)
+    return typed(out, out_like, out_sizes)

@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 import torch
 
-from .naming import onnx_naming
+from .naming import custom_opsets, onnx_naming
 
 
 class _Wrap(torch.nn.Module):
@@ -43,7 +43,7 @@ def export_one_op(
     with onnx_naming(scheme, half2=half2):
         torch.onnx.export(
             _Wrap(fn), tuple(inputs), buffer, dynamo=False, opset_version=opset,
-            input_names=names, output_names=["out"], custom_opsets={"bevdeploy": 1, "mmdeploy": 1},
+            input_names=names, output_names=["out"], custom_opsets=custom_opsets(scheme),
         )
     model = onnx.load_from_string(buffer.getvalue())
     if scheme != "bevformer_tensorrt":

@@ -14,7 +14,7 @@ import torch
 from torch.onnx import symbolic_helper
 
 from .. import ort
-from ..naming import OpNames, emit
+from ..naming import OpNames, emit, tensor_sizes
 from .reference import bev_pool_columns_reference
 
 NAMES = OpNames("bev_pool_columns", {"bevdeploy": "bevdeploy::BEVPoolColumns"})
@@ -25,7 +25,9 @@ _ATTRS = {"out_z": int, "out_height": int, "out_width": int}
 @symbolic_helper.parse_args("v", "v", "v", "v", "is")
 def symbolic(g, depth, feat, runs, fill, out_shape):
     _, z, y, x, _ = out_shape
-    return emit(g, NAMES, depth, feat, runs, fill, out_z_i=z, out_height_i=y, out_width_i=x)
+    b, c = tensor_sizes(depth, 5)[0], tensor_sizes(feat, 5)[4]
+    return emit(g, NAMES, depth, feat, runs, fill, out_z_i=z, out_height_i=y, out_width_i=x,
+                out_like=feat, out_sizes=[b, c, z, y, x])
 
 
 torch.onnx.register_custom_op_symbolic("bevdeploy::bev_pool_columns", symbolic, 13)

@@ -21,7 +21,7 @@ from bevdeploy import BevDeployError
 from torch.onnx import symbolic_helper
 
 from .. import ort
-from ..naming import OpNames, current_naming, emit
+from ..naming import OpNames, current_naming, emit, tensor_sizes
 from .reference import bev_pool_v2_reference
 
 NAMES = OpNames(
@@ -40,15 +40,17 @@ def symbolic(g, depth, feat, ranks_depth, ranks_feat, ranks_bev, starts, lengths
     b, z, y, x, _ = out_shape
     ranks = (ranks_depth, ranks_feat, ranks_bev, starts, lengths)
     NAMES.qualified()  # refuses a scheme without this op before any shape check
+    c = tensor_sizes(feat, 5)[4]
     if current_naming().scheme == "bevdeploy":
-        return emit(g, NAMES, depth, feat, *ranks, out_z_i=z, out_height_i=y, out_width_i=x)
+        return emit(g, NAMES, depth, feat, *ranks, out_z_i=z, out_height_i=y, out_width_i=x,
+                    out_like=feat, out_sizes=[tensor_sizes(depth, 5)[0], c, z, y, x])
     if b != 1 or z != 1:
         raise BevDeployError(
             f"BEVPoolV2TRT supports batch 1 and one z slice only (got B={b}, Z={z}); export under 'bevdeploy'"
         )
     depth4 = g.op("Squeeze", depth, _axes(g, 0))
     feat4 = g.op("Squeeze", feat, _axes(g, 0))
-    nhwc = emit(g, NAMES, depth4, feat4, *ranks, out_height_i=y, out_width_i=x)
+    nhwc = emit(g, NAMES, depth4, feat4, *ranks, out_height_i=y, out_width_i=x, out_like=feat, out_sizes=[1, y, x, c])
     nchw = g.op("Transpose", nhwc, perm_i=[0, 3, 1, 2])
     return g.op("Unsqueeze", nchw, _axes(g, 2))
 

@@ -24,7 +24,7 @@ import torch
 from torch.onnx import symbolic_helper
 
 from .. import ort, trt
-from ..naming import OpNames, current_naming, emit
+from ..naming import OpNames, current_naming, emit, tensor_sizes
 from .reference import grid_sampler_reference
 
 NAMES = OpNames(
@@ -69,11 +69,13 @@ def symbolic(g, input, grid, interpolation_mode, padding_mode, align_corners):
     attrs = {"interpolation_mode_i": interpolation_mode, "padding_mode_i": padding_mode, "align_corners_i": int(align_corners)}
     if current_naming().scheme == "bevdeploy":  # our plugin's int8 scale (0: none), see trt.fold_dequantize
         attrs["input_scale_f"] = 0.0
+    n, c, *_ = tensor_sizes(input, dims + 2)
+    out_sizes = [n, c, *tensor_sizes(grid, dims + 2)[1:-1]]  # the grid's torch layout, before any Transpose
     if current_naming().scheme == "bevformer_tensorrt":
         perm = [0, 3, 1, 2] if dims == 2 else [0, 4, 1, 2, 3]
         scale = g.op("Constant", value_t=torch.tensor(_TRT_GRID_SCALE))
         grid = g.op("Mul", g.op("Transpose", grid, perm_i=perm), scale)
-    return emit(g, names, input, grid, **attrs)
+    return emit(g, names, input, grid, out_like=input, out_sizes=out_sizes, **attrs)
 
 
 torch.onnx.register_custom_op_symbolic("bevdeploy::grid_sampler", symbolic, 13)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import torch
 
 from .. import ort
-from ..naming import OpNames, emit
+from ..naming import OpNames, emit, tensor_sizes
 from .reference import inverse_reference
 
 NAMES = OpNames("inverse", {"bevdeploy": "bevdeploy::Inverse", "bevformer_tensorrt": "InverseTRT"})
 
 
 def symbolic(g, matrices):
-    return emit(g, NAMES, matrices)
+    return emit(g, NAMES, matrices, out_like=matrices, out_sizes=tensor_sizes(matrices))
 
 
 torch.onnx.register_custom_op_symbolic("bevdeploy::inverse", symbolic, 13)

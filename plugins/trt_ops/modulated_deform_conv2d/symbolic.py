@@ -17,7 +17,7 @@ import torch
 from torch.onnx import symbolic_helper
 
 from .. import ort
-from ..naming import OpNames, current_naming, emit
+from ..naming import OpNames, current_naming, emit, tensor_sizes
 from .reference import modulated_deform_conv2d_reference
 
 NAMES = OpNames(
@@ -32,6 +32,15 @@ NAMES = OpNames(
 _INPUTS = ["float"] * 5
 
 
+def _out_sizes(input, weight, stride, padding, dilation) -> list[int | None]:
+    """(N, C_out, Ho, Wo), Ho = (H + 2 pad - dil (k - 1) - 1) // stride + 1; None where an input dim is dynamic."""
+    n, _, h, w = tensor_sizes(input, 4)
+    cout, _, kh, kw = tensor_sizes(weight, 4)
+    spatial = [None if None in (size, k) else (size + 2 * p - d * (k - 1) - 1) // s + 1
+               for size, k, s, p, d in zip((h, w), (kh, kw), stride, padding, dilation, strict=True)]
+    return [n, cout, *spatial]
+
+
 @symbolic_helper.parse_args("v", "v", "v", "v", "v", "is", "is", "is", "i", "i")
 def symbolic(g, input, offset, mask, weight, bias, stride, padding, dilation, groups, deform_groups):
     NAMES.qualified()
@@ -39,11 +48,12 @@ def symbolic(g, input, offset, mask, weight, bias, stride, padding, dilation, gr
         cout = symbolic_helper._get_tensor_sizes(weight)[0]
         bias = g.op("Constant", value_t=torch.zeros(cout))
     tensors = (input, offset, mask, weight, bias)
+    typing = {"out_like": input, "out_sizes": _out_sizes(input, weight, stride, padding, dilation)}
     if current_naming().scheme == "bevdeploy":
-        return emit(g, NAMES, *tensors, stride_h_i=stride[0], stride_w_i=stride[1], pad_h_i=padding[0],
+        return emit(g, NAMES, *tensors, **typing, stride_h_i=stride[0], stride_w_i=stride[1], pad_h_i=padding[0],
                     pad_w_i=padding[1], dilation_h_i=dilation[0], dilation_w_i=dilation[1], groups_i=groups,
                     deform_groups_i=deform_groups)
-    return emit(g, NAMES, *tensors, stride_i=stride, padding_i=padding, dilation_i=dilation, groups_i=groups,
+    return emit(g, NAMES, *tensors, **typing, stride_i=stride, padding_i=padding, dilation_i=dilation, groups_i=groups,
                 deform_groups_i=deform_groups)
 
 

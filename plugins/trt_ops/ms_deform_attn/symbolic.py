@@ -17,7 +17,7 @@ import torch
 from torch.onnx import symbolic_helper
 
 from .. import ort
-from ..naming import OpNames, current_naming, emit
+from ..naming import OpNames, current_naming, emit, tensor_sizes
 from .reference import ms_deform_attn_reference
 
 NAMES = OpNames(
@@ -40,12 +40,14 @@ def symbolic(g, value, spatial_shapes, level_start_index, sampling_locations, at
     NAMES.qualified()
     shapes = g.op("Cast", spatial_shapes, to_i=_INT32)
     scheme = current_naming().scheme
-    if scheme == "bevdeploy":
+    vb, _, heads, c = tensor_sizes(value, 4)
+    q = tensor_sizes(sampling_locations, 6)[1]
+    if scheme in ("bevdeploy", "mmdeploy"):
         starts = g.op("Cast", level_start_index, to_i=_INT32)
-        return emit(g, NAMES, value, shapes, starts, sampling_locations, attention_weights)
-    if scheme == "mmdeploy":
-        starts = g.op("Cast", level_start_index, to_i=_INT32)
-        return emit(g, NAMES, value, shapes, starts, sampling_locations, attention_weights, im2col_step_i=64)
+        extra = {"im2col_step_i": 64} if scheme == "mmdeploy" else {}
+        out_sizes = [vb, q, None if None in (heads, c) else heads * c]
+        return emit(g, NAMES, value, shapes, starts, sampling_locations, attention_weights, out_like=value,
+                    out_sizes=out_sizes, **extra)
     b, q, *_ = symbolic_helper._get_tensor_sizes(sampling_locations)
     levels = symbolic_helper._get_tensor_sizes(spatial_shapes)[0]
     wh = g.op("Cast", g.op("Gather", spatial_shapes, _const(g, [1, 0]), axis_i=1), to_i=1)
@@ -53,7 +55,8 @@ def symbolic(g, value, spatial_shapes, level_start_index, sampling_locations, at
     offsets = g.op("Reshape", g.op("Mul", sampling_locations, wh), _const(g, [0, 0, 0, -1]))
     weights = g.op("Reshape", attention_weights, _const(g, [0, 0, 0, -1]))
     reference_points = g.op("Constant", value_t=torch.zeros(b, q, 2))
-    out = emit(g, NAMES, value, shapes, reference_points, offsets, weights)
+    out = emit(g, NAMES, value, shapes, reference_points, offsets, weights, out_like=value,
+               out_sizes=[vb, q, heads, c])
     return g.op("Reshape", out, _const(g, [0, 0, -1]))
 
 

@@ -13,7 +13,7 @@ import torch
 from torch.onnx import symbolic_helper
 
 from .. import ort
-from ..naming import OpNames, current_naming, emit
+from ..naming import OpNames, current_naming, emit, tensor_sizes
 from .reference import multi_head_attention_reference
 
 NAMES = OpNames(
@@ -27,14 +27,14 @@ def _shape(g, values):
 
 def symbolic(g, query, key, value):
     NAMES.qualified()
+    b, heads, lq, d = tensor_sizes(query, 4)
     if current_naming().scheme == "bevdeploy":
-        return emit(g, NAMES, query, key, value)
-    b, heads, lq, d = symbolic_helper._get_tensor_sizes(query)
+        return emit(g, NAMES, query, key, value, out_like=query, out_sizes=[b, heads, lq, d])
     q3 = g.op("Reshape", query, _shape(g, [b * heads, lq, d]))
     lk = symbolic_helper._get_tensor_sizes(key)[2]
     k3 = g.op("Transpose", g.op("Reshape", key, _shape(g, [b * heads, lk, d])), perm_i=[0, 2, 1])
     v3 = g.op("Reshape", value, _shape(g, [b * heads, lk, d]))
-    out = emit(g, NAMES, q3, k3, v3)
+    out = emit(g, NAMES, q3, k3, v3, out_like=query, out_sizes=[b * heads, lq, d])
     return g.op("Reshape", out, _shape(g, [b, heads, lq, d]))
 
 

@@ -17,7 +17,7 @@ import torch
 from torch.onnx import symbolic_helper
 
 from .. import ort, trt
-from ..naming import OpNames, current_naming, emit
+from ..naming import OpNames, current_naming, emit, tensor_sizes
 from .reference import rotate_reference
 
 NAMES = OpNames("rotate", {"bevdeploy": "bevdeploy::Rotate", "bevformer_tensorrt": "RotateTRT"}, half2="RotateTRT2")
@@ -36,7 +36,8 @@ for _name, _f in TRT_FORMATS.items():
 def symbolic(g, img, angle, center, interpolation):
     # our plugin's int8 scale (0: none), see trt.fold_dequantize
     extra = {"img_scale_f": 0.0} if current_naming().scheme == "bevdeploy" else {}
-    return emit(g, NAMES, img, angle, center, interpolation_i=interpolation, **extra)
+    return emit(g, NAMES, img, angle, center, interpolation_i=interpolation, out_like=img,
+                out_sizes=tensor_sizes(img), **extra)
 
 
 torch.onnx.register_custom_op_symbolic("bevdeploy::rotate", symbolic, 13)
