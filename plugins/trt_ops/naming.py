@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bevdeploy import BevDeployError
 
@@ -30,10 +30,16 @@ SCHEME_DOMAINS: dict[str, str] = {"bevdeploy": OUR_DOMAIN, "bevformer_tensorrt":
 
 @dataclass(frozen=True)
 class Naming:
-    """The active naming: scheme and whether half2 (``...TRT2``) names are wanted."""
+    """The active naming: scheme and whether half2 (``...TRT2``) names are wanted.
+
+    ``default_domain_types`` collects, in emission order, (op type, ONNX elem type, sizes) of the nodes
+    emitted into the default domain: the exporter drops their output types (see :func:`restore_types`).
+    """
 
     scheme: str = DEFAULT_SCHEME
     half2: bool = False
+    default_domain_types: list[tuple[str, int, tuple[int, ...]]] = field(
+        default_factory=list, compare=False, repr=False)
 
 
 _DEFAULT_NAMING = Naming()
@@ -154,5 +160,50 @@ def emit(g, names: OpNames, *inputs, out_like, out_sizes: Sequence[int | None], 
     domain, op_type = split_qualified(names.qualified())
     if domain == OUR_DOMAIN:  # TensorRT's ONNX parser finds namespaced plugins through this attribute
         attrs = {"plugin_namespace_s": OUR_DOMAIN, **attrs}
-    out = g.op(f"{domain}::{op_type}" if domain else op_type, *inputs, **attrs)
-    return typed(out, out_like, out_sizes)
+    out = typed(g.op(f"{domain}::{op_type}" if domain else op_type, *inputs, **attrs), out_like, out_sizes)
+    if not domain:
+        _record_default_domain(op_type, out)
+    return out
+
+
+def _record_default_domain(op_type: str, out) -> None:
+    """Keep the static type of a default-domain node's output for :func:`restore_types`: the TorchScript
+    exporter runs ONNX shape inference on every default-domain node, finds no schema for a plugin op and
+    replaces the sizes :func:`typed` set with symbols (only nodes in a custom domain keep them)."""
+    import numpy as np
+    import torch
+    from onnx import helper
+
+    naming = current_naming()
+    if naming is _DEFAULT_NAMING:  # only ``onnx_naming`` blocks carry a record (the default scheme has no such node)
+        return
+    sizes = out.type().sizes() if isinstance(out.type(), torch._C.TensorType) else None
+    dtype = out.type().dtype() if sizes is not None else None
+    if sizes is None or dtype is None or not all(isinstance(s, int) for s in sizes):
+        naming.default_domain_types.append((op_type, 0, ()))  # keeps the order; restore_types skips it
+        return
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(torch.empty((), dtype=dtype).numpy().dtype))
+    naming.default_domain_types.append((op_type, int(elem), tuple(int(s) for s in sizes)))
+
+
+def restore_types(model, naming: Naming) -> None:
+    """Write the static output types that ``emit`` recorded under ``naming`` into ``model``'s value_info (in place).
+
+    Call it on the ModelProto exported inside ``with onnx_naming(...) as naming``; only default-domain nodes
+    (``bevformer_tensorrt``) need it. Matched by order: when the graph's default-domain plugin nodes are not
+    exactly the recorded ones (the exporter removed one), nothing is written rather than guessing.
+    """
+    from onnx import defs, helper
+
+    nodes = [n for n in model.graph.node if n.domain in ("", "ai.onnx") and not defs.has(n.op_type)]
+    recorded = naming.default_domain_types
+    if [n.op_type for n in nodes] != [r[0] for r in recorded]:
+        return
+    outputs = {o.name: o for o in model.graph.output}
+    infos = {v.name: v for v in model.graph.value_info}
+    for node, (_, elem, sizes) in zip(nodes, recorded, strict=True):
+        if not elem:
+            continue
+        info = helper.make_tensor_value_info(node.output[0], elem, list(sizes))
+        target = outputs.get(node.output[0]) or infos.get(node.output[0]) or model.graph.value_info.add()
+        target.CopyFrom(info)
