@@ -170,28 +170,29 @@ def _record_default_domain(op_type: str, out) -> None:
     """Keep the static type of a default-domain node's output for :func:`restore_types`: the TorchScript
     exporter runs ONNX shape inference on every default-domain node, finds no schema for a plugin op and
     replaces the sizes :func:`typed` set with symbols (only nodes in a custom domain keep them)."""
-    import numpy as np
     import torch
-    from onnx import helper
+    from onnx import TensorProto
 
     naming = current_naming()
     if naming is _DEFAULT_NAMING:  # only ``onnx_naming`` blocks carry a record (the default scheme has no such node)
         return
+    elems = {torch.float32: TensorProto.FLOAT, torch.float16: TensorProto.FLOAT16, torch.float64: TensorProto.DOUBLE,
+             torch.bfloat16: TensorProto.BFLOAT16, torch.int32: TensorProto.INT32, torch.int64: TensorProto.INT64}
     sizes = out.type().sizes() if isinstance(out.type(), torch._C.TensorType) else None
-    dtype = out.type().dtype() if sizes is not None else None
-    if sizes is None or dtype is None or not all(isinstance(s, int) for s in sizes):
+    elem = elems.get(out.type().dtype(), 0) if sizes is not None else 0
+    if not elem or not all(isinstance(s, int) for s in sizes):
         naming.default_domain_types.append((op_type, 0, ()))  # keeps the order; restore_types skips it
         return
-    elem = helper.np_dtype_to_tensor_dtype(np.dtype(torch.empty((), dtype=dtype).numpy().dtype))
     naming.default_domain_types.append((op_type, int(elem), tuple(int(s) for s in sizes)))
 
 
 def restore_types(model, naming: Naming) -> None:
     """Write the static output types that ``emit`` recorded under ``naming`` into ``model``'s value_info (in place).
 
-    Call it on the ModelProto exported inside ``with onnx_naming(...) as naming``; only default-domain nodes
-    (``bevformer_tensorrt``) need it. Matched by order: when the graph's default-domain plugin nodes are not
-    exactly the recorded ones (the exporter removed one), nothing is written rather than guessing.
+    Call it on the ModelProto of the one export run inside ``with onnx_naming(...) as naming``; only
+    default-domain nodes (``bevformer_tensorrt``) need it. Matched by order: when the graph's default-domain
+    plugin nodes are not exactly the recorded ones (the exporter removed one, or the block exported twice),
+    nothing is written rather than guessing.
     """
     from onnx import defs, helper
 
@@ -199,11 +200,9 @@ def restore_types(model, naming: Naming) -> None:
     recorded = naming.default_domain_types
     if [n.op_type for n in nodes] != [r[0] for r in recorded]:
         return
-    outputs = {o.name: o for o in model.graph.output}
-    infos = {v.name: v for v in model.graph.value_info}
+    existing = {v.name: v for v in model.graph.value_info} | {o.name: o for o in model.graph.output}
     for node, (_, elem, sizes) in zip(nodes, recorded, strict=True):
-        if not elem:
-            continue
-        info = helper.make_tensor_value_info(node.output[0], elem, list(sizes))
-        target = outputs.get(node.output[0]) or infos.get(node.output[0]) or model.graph.value_info.add()
-        target.CopyFrom(info)
+        if elem:
+            target = existing.get(node.output[0])
+            target = model.graph.value_info.add() if target is None else target
+            target.CopyFrom(helper.make_tensor_value_info(node.output[0], elem, list(sizes)))

@@ -30,9 +30,10 @@ def _cases() -> list:
     specs = registered_ops()
     out = []
     for op, (build, _anchor, tiny, _precisions) in ops_cases.OPS.items():
-        schemes = [s for s in SCHEMES if s in specs[op].onnx_names]
-        out += [pytest.param(op, build, variant, scheme, id=f"{op}-{variant}-{scheme}")
-                for variant in tiny for scheme in schemes]
+        schemes = [(s, False) for s in SCHEMES if s in specs[op].onnx_names]
+        schemes += [("bevformer_tensorrt", True)] if "bevformer_tensorrt_half2" in specs[op].onnx_names else []
+        out += [pytest.param(op, build, variant, scheme, half2, id=f"{op}-{variant}-{scheme}{'-half2' * half2}")
+                for variant in tiny for scheme, half2 in schemes]
     return out
 
 
@@ -68,19 +69,20 @@ def _actual_node_output(model: onnx.ModelProto, info: onnx.ValueInfoProto, input
     return tuple(run_onnx(exposed, inputs)[names.index(info.name)].shape)
 
 
-@pytest.mark.parametrize(("op", "build", "variant", "scheme"), _cases())
-def test_custom_node_output_has_the_static_shape_it_produces(op, build, variant, scheme, capfd):
+@pytest.mark.parametrize(("op", "build", "variant", "scheme", "half2"), _cases())
+def test_custom_node_output_has_the_static_shape_it_produces(op, build, variant, scheme, half2, capfd):
     case = build(variant)
     tensors, call = _split(case.args)
     capfd.readouterr()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = export_one_op(call(op), tensors, scheme)
+        model = export_one_op(call(op), tensors, scheme, half2=half2)
     stderr = capfd.readouterr().err + "".join(str(w.message) for w in caught)
     assert "shape inference" not in stderr, stderr
     assert "not used in the model" not in stderr, stderr  # export_one_op names only the scheme's domain
 
     (node,) = custom_nodes(model)
+    assert node.op_type.endswith("TRT2") == half2
     info = _declared(model, node.output[0])
     dims = info.type.tensor_type.shape.dim
     assert all(d.HasField("dim_value") for d in dims), f"{node.op_type} output not static: {dims}"
