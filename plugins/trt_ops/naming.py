@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bevdeploy import BevDeployError
 
@@ -30,16 +30,10 @@ SCHEME_DOMAINS: dict[str, str] = {"bevdeploy": OUR_DOMAIN, "bevformer_tensorrt":
 
 @dataclass(frozen=True)
 class Naming:
-    """The active naming: scheme and whether half2 (``...TRT2``) names are wanted.
-
-    ``default_domain_types`` collects, in emission order, (op type, ONNX elem type, sizes) of the nodes
-    emitted into the default domain: the exporter drops their output types (see :func:`restore_types`).
-    """
+    """The active naming: scheme and whether half2 (``...TRT2``) names are wanted."""
 
     scheme: str = DEFAULT_SCHEME
     half2: bool = False
-    default_domain_types: list[tuple[str, int, tuple[int, ...]]] = field(
-        default_factory=list, compare=False, repr=False)
 
 
 _DEFAULT_NAMING = Naming()
@@ -135,7 +129,10 @@ def typed(value, like, sizes: Sequence[int | None]):
 
     The exporter cannot infer a custom node's output, so without this it warns on every export and the
     graph carries only symbolic dims. Set only when every size is a known int and ``like``'s dtype is
-    known; otherwise the type stays unset (a wrong static shape would be worse than none).
+    known; otherwise the type stays unset (a wrong static shape would be worse than none). Nodes in the
+    default domain (the bevformer_tensorrt scheme) lose the type again: the exporter runs ONNX shape
+    inference on them, finds no schema and drops what was set (TensorRT's parser takes the plugin's own
+    shapes, so those graphs lose nothing it uses).
     """
     import torch
 
@@ -160,49 +157,5 @@ def emit(g, names: OpNames, *inputs, out_like, out_sizes: Sequence[int | None], 
     domain, op_type = split_qualified(names.qualified())
     if domain == OUR_DOMAIN:  # TensorRT's ONNX parser finds namespaced plugins through this attribute
         attrs = {"plugin_namespace_s": OUR_DOMAIN, **attrs}
-    out = typed(g.op(f"{domain}::{op_type}" if domain else op_type, *inputs, **attrs), out_like, out_sizes)
-    if not domain:
-        _record_default_domain(op_type, out)
-    return out
+    return typed(g.op(f"{domain}::{op_type}" if domain else op_type, *inputs, **attrs), out_like, out_sizes)
 
-
-def _record_default_domain(op_type: str, out) -> None:
-    """Keep the static type of a default-domain node's output for :func:`restore_types`: the TorchScript
-    exporter runs ONNX shape inference on every default-domain node, finds no schema for a plugin op and
-    replaces the sizes :func:`typed` set with symbols (only nodes in a custom domain keep them)."""
-    import torch
-    from onnx import TensorProto
-
-    naming = current_naming()
-    if naming is _DEFAULT_NAMING:  # only ``onnx_naming`` blocks carry a record (the default scheme has no such node)
-        return
-    elems = {torch.float32: TensorProto.FLOAT, torch.float16: TensorProto.FLOAT16, torch.float64: TensorProto.DOUBLE,
-             torch.bfloat16: TensorProto.BFLOAT16, torch.int32: TensorProto.INT32, torch.int64: TensorProto.INT64}
-    sizes = out.type().sizes() if isinstance(out.type(), torch._C.TensorType) else None
-    elem = elems.get(out.type().dtype(), 0) if sizes is not None else 0
-    if not elem or not all(isinstance(s, int) for s in sizes):
-        naming.default_domain_types.append((op_type, 0, ()))  # keeps the order; restore_types skips it
-        return
-    naming.default_domain_types.append((op_type, int(elem), tuple(int(s) for s in sizes)))
-
-
-def restore_types(model, naming: Naming) -> None:
-    """Write the static output types that ``emit`` recorded under ``naming`` into ``model``'s value_info (in place).
-
-    Call it on the ModelProto of the one export run inside ``with onnx_naming(...) as naming``; only
-    default-domain nodes (``bevformer_tensorrt``) need it. Matched by order: when the graph's default-domain
-    plugin nodes are not exactly the recorded ones (the exporter removed one, or the block exported twice),
-    nothing is written rather than guessing.
-    """
-    from onnx import defs, helper
-
-    nodes = [n for n in model.graph.node if n.domain in ("", "ai.onnx") and not defs.has(n.op_type)]
-    recorded = naming.default_domain_types
-    if [n.op_type for n in nodes] != [r[0] for r in recorded]:
-        return
-    existing = {v.name: v for v in model.graph.value_info} | {o.name: o for o in model.graph.output}
-    for node, (_, elem, sizes) in zip(nodes, recorded, strict=True):
-        if elem:
-            target = existing.get(node.output[0])
-            target = model.graph.value_info.add() if target is None else target
-            target.CopyFrom(helper.make_tensor_value_info(node.output[0], elem, list(sizes)))

@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 import torch
 
-from .naming import custom_opsets, onnx_naming, restore_types
+from .naming import custom_opsets, onnx_naming
 
 
 class _Wrap(torch.nn.Module):
@@ -40,13 +40,12 @@ def export_one_op(
     """
     buffer = io.BytesIO()
     names = [f"in{i}" for i in range(len(inputs))]
-    with onnx_naming(scheme, half2=half2) as naming:
+    with onnx_naming(scheme, half2=half2):
         torch.onnx.export(
             _Wrap(fn), tuple(inputs), buffer, dynamo=False, opset_version=opset,
             input_names=names, output_names=["out"], custom_opsets=custom_opsets(scheme),
         )
     model = onnx.load_from_string(buffer.getvalue())
-    restore_types(model, naming)
     if scheme != "bevformer_tensorrt":
         onnx.checker.check_model(model, full_check=True)
     return model
