@@ -14,6 +14,7 @@ import triton
 import triton.language as tl
 
 sys.path.insert(0, "benchmarks")
+from bevdeploy.plugins.trt_ops.bev_pool_columns.kernels import product
 from bevdeploy.plugins.trt_ops.bev_pool_v2.kernels import bev_pool_v2_cuda
 from bevdeploy.plugins.trt_ops.bev_pool_v2.reference import bev_pool_v2_reference
 from ops_cases import bev_pool_case
@@ -74,6 +75,38 @@ def plan_from_ranks(ranks_depth, ranks_feat, ranks_bev, depth_shape, n_cells, hb
 
 
 @triton.jit
+def column_operands(depth, feat, col, r0, r1, run_dh, run_mask, D, H, W, C, NCHUNK,
+                    BLOCK_R: tl.constexpr, HB: tl.constexpr, CB: tl.constexpr, GATHER: tl.constexpr = 0):
+    """Runs r0..r1 (at most BLOCK_R) of column ``col``: (r, in-range mask, channels c, depth matrix a (runs x HB
+    rows), feature tile f (HB rows x CB channels)). GATHER 0: depth (N, D, H, W); 1: no depth gather (a holds
+    the runs' 0/1 masks); 2: depth transposed to (N, W, D, H), a run's rows contiguous."""
+    chunk = col % NCHUNK
+    cw = col // NCHUNK
+    cam = cw // W
+    w = cw % W
+    k = tl.arange(0, HB)
+    c = tl.arange(0, CB)
+    hrow = chunk * HB + k
+    f = tl.load(
+        feat + ((cam * H + hrow[:, None]) * W + w) * C + c[None, :],
+        mask=(hrow[:, None] < H) & (c[None, :] < C),
+        other=0,
+    )
+    r = r0 + tl.arange(0, BLOCK_R)
+    rm = r < r1
+    dh = tl.load(run_dh + r, mask=rm, other=0)
+    m = tl.load(run_mask + r, mask=rm, other=0)
+    on = (((m[:, None] >> k[None, :]) & 1) != 0) & rm[:, None]
+    if GATHER == 1:
+        a = on.to(feat.dtype.element_ty)
+    elif GATHER == 2:
+        a = tl.load(depth + (cam * W + w) * D * H + dh[:, None] + k[None, :], mask=on, other=0)
+    else:
+        a = tl.load(depth + (cam * D * H + dh[:, None] + k[None, :]) * W + w, mask=on, other=0)
+    return r, rm, c, a, f
+
+
+@triton.jit
 def cols_kernel(
     depth,
     feat,
@@ -98,33 +131,10 @@ def cols_kernel(
     r0 = tl.load(col_off + col) + tl.program_id(1) * BLOCK_R
     r1 = tl.load(col_off + col + 1)
     if r0 < r1:
-        chunk = col % NCHUNK
-        cw = col // NCHUNK
-        cam = cw // W
-        w = cw % W
-        k = tl.arange(0, HB)
-        c = tl.arange(0, CB)
-        hrow = chunk * HB + k
-        f = tl.load(
-            feat + ((cam * H + hrow[:, None]) * W + w) * C + c[None, :],
-            mask=(hrow[:, None] < H) & (c[None, :] < C),
-            other=0,
+        r, rm, c, a, f = column_operands(
+            depth, feat, col, r0, r1, run_dh, run_mask, D, H, W, C, NCHUNK, BLOCK_R, HB, CB
         )
-        r = r0 + tl.arange(0, BLOCK_R)
-        rm = r < r1
-        dh = tl.load(run_dh + r, mask=rm, other=0)
-        m = tl.load(run_mask + r, mask=rm, other=0)
-        bit = ((m[:, None] >> k[None, :]) & 1) != 0
-        a = tl.load(depth + (cam * D * H + dh[:, None] + k[None, :]) * W + w, mask=bit & rm[:, None], other=0)
-        if MODE == 0:
-            p = tl.dot(a, f, input_precision="ieee")
-        elif MODE == 1:
-            p = tl.dot(a, f)
-        elif MODE == 2:
-            p = tl.dot(a, f, out_dtype=tl.float16)
-        else:
-            p = tl.dot(a, f).to(tl.float32) * out_scale
-        p = p.to(out.dtype.element_ty)
+        p = product(a, f, out_scale, MODE).to(out.dtype.element_ty)
         dest = tl.load(run_dest + r, mask=rm, other=0)
         cm = c[None, :] < C
         tl.store(
@@ -179,24 +189,9 @@ def atomic_kernel(
     r0 = tl.load(col_off + col) + tl.program_id(1) * BLOCK_R
     r1 = tl.load(col_off + col + 1)
     if r0 < r1:
-        chunk = col % NCHUNK
-        cw = col // NCHUNK
-        cam = cw // W
-        w = cw % W
-        k = tl.arange(0, HB)
-        c = tl.arange(0, CB)
-        hrow = chunk * HB + k
-        f = tl.load(
-            feat + ((cam * H + hrow[:, None]) * W + w) * C + c[None, :],
-            mask=(hrow[:, None] < H) & (c[None, :] < C),
-            other=0,
+        r, rm, c, a, f = column_operands(
+            depth, feat, col, r0, r1, run_dh, run_mask, D, H, W, C, NCHUNK, BLOCK_R, HB, CB
         )
-        r = r0 + tl.arange(0, BLOCK_R)
-        rm = r < r1
-        dh = tl.load(run_dh + r, mask=rm, other=0)
-        m = tl.load(run_mask + r, mask=rm, other=0)
-        bit = ((m[:, None] >> k[None, :]) & 1) != 0
-        a = tl.load(depth + (cam * D * H + dh[:, None] + k[None, :]) * W + w, mask=bit & rm[:, None], other=0)
         p = tl.dot(a, f, input_precision="ieee")
         cell = tl.load(run_cell + r, mask=rm, other=0)
         tl.atomic_add(
@@ -289,6 +284,14 @@ def bench(fn):
     return triton.testing.do_bench_cudagraph(fn, rep=40)
 
 
+def quantized(depth, feat, ranks_and_shape):
+    """int8 depth and features with per-tensor scales, and bev_pool_v2's reference on their dequantized values."""
+    sd, sf = float(depth.abs().max() / 127), float(feat.abs().max() / 127)
+    d8 = (depth / sd).round().clamp(-127, 127).to(torch.int8)
+    f8 = (feat / sf).round().clamp(-127, 127).to(torch.int8)
+    return d8, f8, sd, sf, bev_pool_v2_reference(d8.float() * sd, f8.float() * sf, *ranks_and_shape)
+
+
 def main():
     res = {}
     x = torch.empty(2**28, dtype=torch.float32, device="cuda")
@@ -331,10 +334,7 @@ def main():
                 bench(lambda: run_cols(d16, f16, plan, shape, mode=mode, out_dtype=torch.float16)),
                 float((out.float() - ref16).abs().max() / ref16.abs().max()),
             )
-        sd, sf = float(depth.abs().max() / 127), float(feat.abs().max() / 127)
-        d8 = (depth / sd).round().clamp(-127, 127).to(torch.int8)
-        f8 = (feat / sf).round().clamp(-127, 127).to(torch.int8)
-        ref8 = bev_pool_v2_reference(d8.float() * sd, f8.float() * sf, *case.args[2:])
+        d8, f8, sd, sf, ref8 = quantized(depth, feat, case.args[2:])
         out = run_cols(d8, f8, plan, shape, mode=3, scale=sd * sf, out_dtype=torch.float16)
         row["mode3"] = (
             bench(lambda: run_cols(d8, f8, plan, shape, mode=3, scale=sd * sf, out_dtype=torch.float16)),

@@ -12,7 +12,8 @@ import triton
 import triton.language as tl
 
 sys.path.insert(0, "benchmarks")
-from bev_pool_columns_proto1 import plan_from_ranks, run_cols
+from bev_pool_columns_proto1 import bench, column_operands, plan_from_ranks, quantized, run_cols
+from bevdeploy.plugins.trt_ops.bev_pool_columns.kernels import product
 from bevdeploy.plugins.trt_ops.bev_pool_v2.kernels import bev_pool_v2_cuda
 from bevdeploy.plugins.trt_ops.bev_pool_v2.reference import bev_pool_v2_reference
 from ops_cases import bev_pool_case
@@ -55,34 +56,13 @@ def col_kernel(
     r0 = tl.load(col_off + col) + tl.program_id(1) * BLOCK_R
     r1 = tl.load(col_off + col + 1)
     if r0 < r1:
-        chunk = col % NCHUNK
-        cw = col // NCHUNK
-        cam = cw // W
-        w = cw % W
-        k = tl.arange(0, HB)
-        c = tl.arange(0, CB)
-        hrow = chunk * HB + k
-        f = tl.load(
-            feat + ((cam * H + hrow[:, None]) * W + w) * C + c[None, :],
-            mask=(hrow[:, None] < H) & (c[None, :] < C),
-            other=0,
+        r, rm, c, a, f = column_operands(
+            depth, feat, col, r0, r1, run_dh, run_mask, D, H, W, C, NCHUNK, BLOCK_R, HB, CB
         )
-        r = r0 + tl.arange(0, BLOCK_R)
-        rm = r < r1
-        dh = tl.load(run_dh + r, mask=rm, other=0)
-        m = tl.load(run_mask + r, mask=rm, other=0)
-        bit = ((m[:, None] >> k[None, :]) & 1) != 0
-        a = tl.load(depth + (cam * D * H + dh[:, None] + k[None, :]) * W + w, mask=bit & rm[:, None], other=0)
-        if MODE == 0:
-            p = tl.dot(a, f, input_precision="ieee")
-        elif MODE == 4:
+        if MODE == 4:
             p = tl.dot(a, f, input_precision="tf32x3")
-        elif MODE == 1:
-            p = tl.dot(a, f)
-        elif MODE == 2:
-            p = tl.dot(a, f, out_dtype=tl.float16)
         else:
-            p = tl.dot(a, f).to(tl.float32) * out_scale
+            p = product(a, f, out_scale, MODE)
         p = p.to(out.dtype.element_ty)
         cell = tl.load(run_cell + r, mask=rm, other=0)
         ptr = out + cell[:, None].to(tl.int64) * C + c[None, :]
@@ -150,10 +130,6 @@ def run(
     return out.permute(0, 4, 1, 2, 3)
 
 
-def bench(fn):
-    return triton.testing.do_bench_cudagraph(fn, rep=40)
-
-
 res = {}
 for variant in ("bevdet", "bevfusion"):
     case = bev_pool_case(variant, device="cuda")
@@ -166,10 +142,7 @@ for variant in ("bevdet", "bevfusion"):
     row["v2_fp32"] = (bench(lambda: bev_pool_v2_cuda(*case.args)), 0.0)
     d16, f16 = depth.half(), feat.half()
     ref16 = bev_pool_v2_reference(d16.float(), f16.float(), *case.args[2:])
-    sd, sf = float(depth.abs().max() / 127), float(feat.abs().max() / 127)
-    d8 = (depth / sd).round().clamp(-127, 127).to(torch.int8)
-    f8 = (feat / sf).round().clamp(-127, 127).to(torch.int8)
-    ref8 = bev_pool_v2_reference(d8.float() * sd, f8.float() * sf, *case.args[2:])
+    d8, f8, sd, sf, ref8 = quantized(depth, feat, case.args[2:])
     inputs = {
         0: (depth, feat, ref, torch.float32),
         4: (depth, feat, ref, torch.float32),

@@ -12,7 +12,8 @@ import triton
 import triton.language as tl
 
 sys.path.insert(0, "benchmarks")
-from bev_pool_columns_proto1 import plan_from_ranks
+from bev_pool_columns_proto1 import bench, column_operands, plan_from_ranks
+from bevdeploy.plugins.trt_ops.bev_pool_columns.kernels import product
 from ops_cases import bev_pool_case
 
 
@@ -36,42 +37,17 @@ def k(
     CB: tl.constexpr,
     MODE: tl.constexpr,
     VAR: tl.constexpr,
+    GATHER: tl.constexpr,
 ):
     col = tl.program_id(0)
     r0 = tl.load(col_off + col) + tl.program_id(1) * BLOCK_R
     r1 = tl.load(col_off + col + 1)
     if r0 < r1:
-        chunk = col % NCHUNK
-        cw = col // NCHUNK
-        cam = cw // W
-        w = cw % W
-        kk = tl.arange(0, HB)
-        c = tl.arange(0, CB)
-        hrow = chunk * HB + kk
-        f = tl.load(
-            feat + ((cam * H + hrow[:, None]) * W + w) * C + c[None, :],
-            mask=(hrow[:, None] < H) & (c[None, :] < C),
-            other=0,
+        # GATHER (= VAR for VAR 0-2) 1: no depth gather; 2: depth transposed to (N, W, D, H)
+        r, rm, c, a, f = column_operands(
+            depth, feat, col, r0, r1, run_dh, run_mask, D, H, W, C, NCHUNK, BLOCK_R, HB, CB, GATHER
         )
-        r = r0 + tl.arange(0, BLOCK_R)
-        rm = r < r1
-        dh = tl.load(run_dh + r, mask=rm, other=0)
-        m = tl.load(run_mask + r, mask=rm, other=0)
-        bit = ((m[:, None] >> kk[None, :]) & 1) != 0
-        if VAR == 1:  # no depth gather
-            a = (bit & rm[:, None]).to(feat.dtype.element_ty)
-        elif VAR == 2:  # depth transposed to (cam, w, d, h): a run's h values contiguous
-            a = tl.load(
-                depth + (cam * W + w) * D * H + dh[:, None] + kk[None, :], mask=bit & rm[:, None], other=0
-            )
-        else:
-            a = tl.load(
-                depth + (cam * D * H + dh[:, None] + kk[None, :]) * W + w, mask=bit & rm[:, None], other=0
-            )
-        if MODE == 0:
-            p = tl.dot(a, f, input_precision="ieee")
-        else:
-            p = tl.dot(a, f)
+        p = product(a, f, 1.0, MODE)
         p = p.to(out.dtype.element_ty)
         cell = tl.load(run_cell + r, mask=rm, other=0)
         ptr = out + cell[:, None].to(tl.int64) * C + c[None, :]
@@ -84,10 +60,6 @@ def k(
         else:
             tl.store(ptr, p, mask=ok & single[:, None])
             tl.atomic_add(ptr, p, mask=ok & ~single[:, None], sem="relaxed")
-
-
-def bench(fn):
-    return triton.testing.do_bench_cudagraph(fn, rep=40)
 
 
 res = {}
@@ -131,6 +103,7 @@ for variant in ("bevdet", "bevfusion"):
                         CB=cb,
                         MODE=mode,
                         VAR=var,
+                        GATHER=var if var <= 2 else 0,
                         num_warps=nw,
                     )
 

@@ -54,11 +54,10 @@ def _fill_kernel(out_ptr, fill_ptr, N_FILL, C, BLOCK_N: tl.constexpr, BLOCK_C: t
 
 
 @triton.jit
-def _pool_tile(a, feat_row_ptr, row_ok, out_row_ptr, single, real, c, C, out_scale, MODE: tl.constexpr):
-    """The runs' rows for channels c: depth matrix a (runs x rows) @ feature tile (rows x c), stored where a run
-    owns its cell and added where several runs share it."""
-    cm = c[None, :] < C
-    f = tl.load(feat_row_ptr[:, None] + c[None, :], mask=row_ok[:, None] & cm, other=0)
+def product(a, f, out_scale, MODE: tl.constexpr):
+    """a @ f per precision mode: 0 fp32 (IEEE, no TF32), 1 fp16 with fp32 accumulation, 2 fp16 accumulation
+    (the "fp16x2" contract), 3 int8 x int8 -> int32, scaled by out_scale. Also used by the session-7 prototypes
+    in benchmarks/."""
     if MODE == 0:
         p = tl.dot(a, f, input_precision="ieee")
     elif MODE == 1:
@@ -67,7 +66,16 @@ def _pool_tile(a, feat_row_ptr, row_ok, out_row_ptr, single, real, c, C, out_sca
         p = tl.dot(a, f, out_dtype=tl.float16)
     else:
         p = tl.dot(a, f).to(tl.float32) * out_scale
-    p = p.to(out_row_ptr.dtype.element_ty)
+    return p
+
+
+@triton.jit
+def _pool_tile(a, feat_row_ptr, row_ok, out_row_ptr, single, real, c, C, out_scale, MODE: tl.constexpr):
+    """The runs' rows for channels c: depth matrix a (runs x rows) @ feature tile (rows x c), stored where a run
+    owns its cell and added where several runs share it."""
+    cm = c[None, :] < C
+    f = tl.load(feat_row_ptr[:, None] + c[None, :], mask=row_ok[:, None] & cm, other=0)
+    p = product(a, f, out_scale, MODE).to(out_row_ptr.dtype.element_ty)
     ptr = out_row_ptr[:, None] + c[None, :]
     ok = real[:, None] & cm
     tl.store(ptr, p, mask=ok & single[:, None])
