@@ -56,6 +56,59 @@ def to_f32(v):
     return out
 
 
+# Packed int8: four int8 channels read as one int32 word and summed without a conversion instruction. Each word is
+# XORed with 0x80808080 once (byte k becomes q + 128 in [0, 255]); byte k is then the fp32 denormal
+# (q + 128) * 2^-149 after one shift-and-mask (byte_as_denormal), and the weight, pre-scaled by 2^126, makes every
+# product a normal number w * (q + 128) * 2^-23, exact to fp32 rounding. The sum of the weights (wsum) removes
+# the +128 at the end (packed_int8_result). A masked-off word reads 0, i.e. q = 0 for all four channels, so it is
+# counted in wsum like any other: 2.75 instructions per byte and corner instead of 4 - 5 through to_f32.
+
+
+@triton.jit
+def byte_as_denormal(words, k: tl.constexpr):
+    """Byte k of each (already XORed) int32 word as the fp32 denormal (q + 128) * 2^-149: one shift-and-mask."""
+    if k == 0:
+        bits = words & 0xFF
+    elif k == 3:  # a logical shift leaves only the byte
+        bits = words.to(tl.uint32, bitcast=True) >> 24
+    else:
+        bits = (words >> (8 * k)) & 0xFF
+    return bits.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def add_packed_int8(words, w, acc0, acc1, acc2, acc3):
+    """acc_k += w * byte k of ``words`` (int32, 4 int8 channels each; w broadcast to words' shape): the sum of
+    w * (q + 128) * 2^-23 per channel. The caller adds w to its weight sum too."""
+    v = words ^ -2139062144  # 0x80808080
+    ws = w * 8.507059173023462e37  # 2^126
+    acc0 += ws * byte_as_denormal(v, 0)
+    acc1 += ws * byte_as_denormal(v, 1)
+    acc2 += ws * byte_as_denormal(v, 2)
+    acc3 += ws * byte_as_denormal(v, 3)
+    return acc0, acc1, acc2, acc3
+
+
+@triton.jit
+def packed_int8_result(acc, wsum, scale):
+    """One accumulator of add_packed_int8 as the real sum: (sum w * q) * scale, with wsum = sum w."""
+    return (acc * 8388608.0 - 128.0 * wsum) * scale
+
+
+@triton.jit
+def interleave_bytes(r0, r1, r2, r3, ROWS: tl.constexpr, COLS: tl.constexpr):
+    """[ROWS, COLS / 4] results of the four bytes of each word -> [ROWS, COLS] in channel order (4w + k)."""
+    return tl.reshape(tl.join(tl.join(r0, r2), tl.join(r1, r3)), [ROWS, COLS])
+
+
+def packed_int8(precision: str, mode: int, block_c: int, x: torch.Tensor) -> bool:
+    """Whether a sampler's bilinear int8 gathers in a vectorized layout read whole int32 words (add_packed_int8):
+    channel blocks of 4+ bytes and a word-aligned, contiguous input. Nearest sampling has one corner and keeps
+    to_f32."""
+    return (precision == "int8" and mode == 0 and block_c % 4 == 0 and x.is_contiguous()
+            and x.shape[-1] % 4 == 0 and x.data_ptr() % 16 == 0)
+
+
 def tuned(tuning: Mapping, precision: str) -> dict:
     """A kernels module's launch TUNING with its per-precision overrides (``tuning["per_precision"][p]``)
     applied: the sweep in benchmarks/ops.py found different best shapes per element size."""

@@ -28,10 +28,14 @@ import torch
 from bevdeploy import BevDeployError
 from bevdeploy.plugins.trt_ops.layouts import physical_vector
 from bevdeploy.plugins.trt_ops.triton_util import (
+    add_packed_int8,
     check_launch,
     float_storage,
     int8_input,
+    interleave_bytes,
     out_dtype,
+    packed_int8,
+    packed_int8_result,
     tl,
     to_f32,
     triton,
@@ -108,14 +112,16 @@ def _grid_sampler_kernel(
     in_ptr, grid_ptr, out_ptr, C, D, H, W, NPIX, HO, WO, out_scale,
     IS3D: tl.constexpr, NEAREST: tl.constexpr, ALIGN: tl.constexpr, PAD: tl.constexpr, HALF_MATH: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr, VEC: tl.constexpr,
-    TY: tl.constexpr = 0, TZ: tl.constexpr = 1,
+    TY: tl.constexpr = 0, TZ: tl.constexpr = 1, PACKED: tl.constexpr = False,
 ):
     """VEC == 1: linear (N, C, *S) input and output. VEC > 1: both in the channel-vectorized layout
     (N, C / VEC, *S, VEC) (layouts.py); the channel block lies inside one vector, so every corner gather loads
     BLOCK_C neighbouring bytes of one pixel and C counts the padded channels. TY == 0: a program's BLOCK_P
     output pixels are consecutive in memory; TY > 0: they are a TZ x TY x (BLOCK_P / (TY * TZ)) box of the
     output (depth, rows, columns), which for a smooth grid reads a more compact part of the input (fewer L2
-    reads per output pixel: ncu showed the 3D fp32 kernel L2-bound)."""
+    reads per output pixel: ncu showed the 3D fp32 kernel L2-bound). PACKED (int8 bilinear in a layout of 4+
+    channels): in_ptr is the input as int32 words, each corner gather loads BLOCK_C / 4 words and sums their bytes
+    with triton_util.add_packed_int8 (no int-to-float conversion)."""
     n = tl.program_id(2)
     if TY == 0:
         pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
@@ -138,9 +144,12 @@ def _grid_sampler_kernel(
         cout = ((n * C + c) * NPIX)[None, :]
     else:  # channel block k of vector g; written so that Triton sees the BLOCK_C alignment (vector loads)
         g = n * (C // VEC) + tl.program_id(1) // (VEC // BLOCK_C)
-        k = (tl.program_id(1) % (VEC // BLOCK_C)) * BLOCK_C + tl.arange(0, BLOCK_C)
+        kb = tl.program_id(1) % (VEC // BLOCK_C)
+        k = kb * BLOCK_C + tl.arange(0, BLOCK_C)
         cin = (g * (D * H * W) * VEC + k)[None, :]
         cout = (g * NPIX * VEC + k)[None, :]
+        if PACKED:  # the same channel block in int32 words
+            cin = (g * (D * H * W) * (VEC // 4) + kb * (BLOCK_C // 4) + tl.arange(0, BLOCK_C // 4))[None, :]
     NDIM: tl.constexpr = 3 if IS3D else 2
     gbase = (n * NPIX + pix) * NDIM
     ix = _source_index(tl.load(grid_ptr + gbase, mask=pmask, other=0).to(tl.float32), W, ALIGN, PAD)
@@ -162,7 +171,10 @@ def _grid_sampler_kernel(
         x0f, y0f, z0f = tl.floor(ix), tl.floor(iy), tl.floor(iz)
         fx, fy, fz = ix - x0f, iy - y0f, iz - z0f
         x0, y0, z0 = x0f.to(tl.int32), y0f.to(tl.int32), z0f.to(tl.int32)
-        if HALF_MATH:
+        if PACKED:  # one accumulator per byte of a word, and the weights' sum (triton_util.add_packed_int8)
+            a0 = tl.zeros([BLOCK_P, BLOCK_C // 4], dtype=tl.float32)
+            a1, a2, a3, wsum = a0, a0, a0, tl.zeros([BLOCK_P], dtype=tl.float32)
+        elif HALF_MATH:
             acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float16)
         else:
             acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32)
@@ -175,12 +187,23 @@ def _grid_sampler_kernel(
             if IS3D:
                 w = w * (fz if dz == 1 else 1.0 - fz)
             ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H) & (z >= 0) & (z < D)
-            v = tl.load(in_ptr + cin + (((z * H + y) * W + x) * VEC)[:, None], mask=lmask & ok[:, None], other=0)
-            if HALF_MATH:
-                acc += w.to(tl.float16)[:, None] * v
+            if PACKED:
+                v = tl.load(in_ptr + cin + (((z * H + y) * W + x) * (VEC // 4))[:, None], mask=ok[:, None], other=0)
+                a0, a1, a2, a3 = add_packed_int8(v, w[:, None], a0, a1, a2, a3)
+                wsum += w
             else:
-                acc += w[:, None] * to_f32(v)
-        res = acc.to(tl.float32) * out_scale
+                v = tl.load(in_ptr + cin + (((z * H + y) * W + x) * VEC)[:, None], mask=lmask & ok[:, None], other=0)
+                if HALF_MATH:
+                    acc += w.to(tl.float16)[:, None] * v
+                else:
+                    acc += w[:, None] * to_f32(v)
+        if PACKED:
+            ws = wsum[:, None]
+            res = interleave_bytes(packed_int8_result(a0, ws, out_scale), packed_int8_result(a1, ws, out_scale),
+                                   packed_int8_result(a2, ws, out_scale), packed_int8_result(a3, ws, out_scale),
+                                   BLOCK_P, BLOCK_C)
+        else:
+            res = acc.to(tl.float32) * out_scale
     if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
         pix = tl.max_contiguous(pix, 1)
     optr = out_ptr + cout + (pix * VEC)[:, None]
@@ -235,8 +258,11 @@ def grid_sampler_cuda(
         return out
     cfg = tuned(TUNING, precision)
     block_c, block_p, warps = cfg["block_c"], cfg["block_p"], cfg["num_warps"]
+    packed = False
     if vec > 1:  # one vector load of at most 32 bytes per corner
         block_c, block_p, warps = vector_tile(cfg, vec, x.element_size())
+        packed = packed_int8(precision, mode, block_c, x)
+        x = x.view(torch.int32) if packed else x
     ho, wo = int(out_sp[-2]), int(out_sp[-1])
     ty, tz = cfg["tile_y"], (cfg["tile_z"] if is3d else 1)
     if ty:  # boxes of tz x ty x tx output pixels
@@ -248,7 +274,7 @@ def grid_sampler_cuda(
     _grid_sampler_kernel[grid_dims](
         x, g, out, c, d, h, w, npix, ho, wo, out_scale,
         IS3D=is3d, NEAREST=mode == 1, ALIGN=bool(align_corners), PAD=pad, HALF_MATH=precision == "fp16x2",
-        BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], VEC=vec, TY=ty, TZ=tz,
+        BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], VEC=vec, TY=ty, TZ=tz, PACKED=packed,
         num_warps=warps,
     )
     return out

@@ -16,7 +16,7 @@ weights and the weighted sum in fp16; coordinates in fp32); int8 (value int8 wit
 attention_weights int8 with scales["attention_weights"] when given, else fp16; sampling_locations fp16;
 fp32 accumulation, one multiply by the value scale at the end; fp16 out). With C % 4 == 0 the int8 value is
 read as int32 words (4 channels per word) and every byte becomes an fp32 operand without a conversion
-instruction (see _byte_as_denormal), so int8 costs about as many instructions per element as fp32.
+instruction (see triton_util.add_packed_int8), so int8 costs about as many instructions per element as fp32.
 
 x-pairs (TUNING "pairs"; off by default, selectable for int8 / fp16 / fp16x2, never used for fp32): with random
 sampling locations every gathered corner row is its own L2 request, and for 32-byte int8 rows the request count,
@@ -38,11 +38,13 @@ from collections.abc import Mapping
 
 import torch
 from bevdeploy.plugins.trt_ops.triton_util import (
+    add_packed_int8,
     check_launch,
     float_storage,
     int8_input,
     next_pow2,
     out_dtype,
+    packed_int8_result,
     tl,
     to_f32,
     triton,
@@ -65,18 +67,6 @@ SWEEP = [{"lane_bytes": 16}, {"lane_bytes": 16, "num_warps": 8}, {"lane_bytes": 
 
 
 @triton.jit
-def _byte_as_denormal(words, k: tl.constexpr):
-    """Byte k of each int32 word (already XORed with 0x80, so q + 128 in [0, 255]) as the fp32 denormal
-    (q + 128) * 2^-149: one shift-and-mask, no conversion instruction. The weights are pre-scaled by 2^126, so
-    the products are normal numbers (w * (q + 128) * 2^-23) and exact to fp32 rounding."""
-    if k == 0:
-        bits = words & 0xFF
-    else:
-        bits = (words >> (8 * k)) & 0xFF
-    return bits.to(tl.float32, bitcast=True)
-
-
-@triton.jit
 def _corner(value_ptr, row0, h, NH, x, y, dx: tl.constexpr, dy: tl.constexpr, wl, hl, w, inside, c, cmask,
             ROW: tl.constexpr, MODE: tl.constexpr, acc0, acc1, acc2, acc3, wsum):
     """Add one bilinear corner of every row (a (batch, query, head) pair) to the accumulators."""
@@ -92,13 +82,8 @@ def _corner(value_ptr, row0, h, NH, x, y, dx: tl.constexpr, dy: tl.constexpr, wl
 def _accumulate(v, w, MODE: tl.constexpr, acc0, acc1, acc2, acc3, wsum):
     """Add the loaded rows v, weighted by w (one weight per lane), to the accumulators of a MODE."""
     w3 = w[:, None, None]
-    if MODE == 2:  # int8 packed 4 channels per int32 word, XOR 0x80 once per word (masked words read q = 0)
-        v = v ^ -2139062144
-        w3 = w3 * 8.507059173023462e37  # 2^126
-        acc0 += w3 * _byte_as_denormal(v, 0)
-        acc1 += w3 * _byte_as_denormal(v, 1)
-        acc2 += w3 * _byte_as_denormal(v, 2)
-        acc3 += w3 * _byte_as_denormal(v, 3)
+    if MODE == 2:  # int8 packed 4 channels per int32 word (triton_util.add_packed_int8)
+        acc0, acc1, acc2, acc3 = add_packed_int8(v, w3, acc0, acc1, acc2, acc3)
         wsum += w
     elif MODE == 1:
         acc0 += w.to(tl.float16)[:, None, None] * v
@@ -182,11 +167,11 @@ def _ms_deform_attn_kernel(
     if MODE == 2:  # word w of a row holds channels 4w .. 4w+3
         optr = out_ptr + r[:, None, None] * C + 4 * c
         odt = out_ptr.dtype.element_ty
-        off = (128.0 * wsum)[:, None, None]  # sum w * q = 2^23 * acc - 128 * sum w
-        tl.store(optr, ((acc0 * 8388608.0 - off) * out_scale).to(odt), mask=m)
-        tl.store(optr + 1, ((acc1 * 8388608.0 - off) * out_scale).to(odt), mask=m)
-        tl.store(optr + 2, ((acc2 * 8388608.0 - off) * out_scale).to(odt), mask=m)
-        tl.store(optr + 3, ((acc3 * 8388608.0 - off) * out_scale).to(odt), mask=m)
+        ws = wsum[:, None, None]
+        tl.store(optr, packed_int8_result(acc0, ws, out_scale).to(odt), mask=m)
+        tl.store(optr + 1, packed_int8_result(acc1, ws, out_scale).to(odt), mask=m)
+        tl.store(optr + 2, packed_int8_result(acc2, ws, out_scale).to(odt), mask=m)
+        tl.store(optr + 3, packed_int8_result(acc3, ws, out_scale).to(odt), mask=m)
     else:
         res = acc0.to(tl.float32) * out_scale
         tl.store(out_ptr + r[:, None, None] * C + c, res.to(out_ptr.dtype.element_ty), mask=m)
@@ -272,12 +257,15 @@ def _store_halves(out_ptr, acc0, acc1, acc2, acc3, wsum, C, ROWS, out_scale, MOD
     m = (rr < ROWS)[:, None]
     odt = out_ptr.dtype.element_ty
     if MODE == 2:  # per lane: sum w * q = 2^23 * acc - 128 * sum w (the lane's own weights), then the halves
-        off = (128.0 * wsum)[:, None, None]
+        ws = wsum[:, None, None]
         optr = out_ptr + rr[:, None] * C + 4 * cc
-        tl.store(optr, (_half_sum(acc0 * 8388608.0 - off, BLOCK_R // SPLIT, ROW) * out_scale).to(odt), mask=m)
-        tl.store(optr + 1, (_half_sum(acc1 * 8388608.0 - off, BLOCK_R // SPLIT, ROW) * out_scale).to(odt), mask=m)
-        tl.store(optr + 2, (_half_sum(acc2 * 8388608.0 - off, BLOCK_R // SPLIT, ROW) * out_scale).to(odt), mask=m)
-        tl.store(optr + 3, (_half_sum(acc3 * 8388608.0 - off, BLOCK_R // SPLIT, ROW) * out_scale).to(odt), mask=m)
+        tl.store(optr, (_half_sum(packed_int8_result(acc0, ws, 1.0), BLOCK_R // SPLIT, ROW) * out_scale).to(odt), mask=m)
+        tl.store(optr + 1, (_half_sum(packed_int8_result(acc1, ws, 1.0), BLOCK_R // SPLIT, ROW) * out_scale).to(odt),
+                 mask=m)
+        tl.store(optr + 2, (_half_sum(packed_int8_result(acc2, ws, 1.0), BLOCK_R // SPLIT, ROW) * out_scale).to(odt),
+                 mask=m)
+        tl.store(optr + 3, (_half_sum(packed_int8_result(acc3, ws, 1.0), BLOCK_R // SPLIT, ROW) * out_scale).to(odt),
+                 mask=m)
     else:
         res = _half_sum(acc0.to(tl.float32), BLOCK_R // SPLIT, ROW) * out_scale
         tl.store(out_ptr + rr[:, None] * C + cc, res.to(odt), mask=m)

@@ -24,10 +24,14 @@ import torch
 from bevdeploy import BevDeployError
 from bevdeploy.plugins.trt_ops.layouts import physical_vector
 from bevdeploy.plugins.trt_ops.triton_util import (
+    add_packed_int8,
     check_launch,
     float_storage,
     int8_input,
+    interleave_bytes,
     out_dtype,
+    packed_int8,
+    packed_int8_result,
     tl,
     to_f32,
     triton,
@@ -72,12 +76,13 @@ def _rint(x):
 def _rotate_kernel(
     in_ptr, out_ptr, angle_ptr, center_ptr, H, W, out_scale,
     NEAREST: tl.constexpr, HALF_MATH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr,
-    NPLANES, VEC: tl.constexpr,
+    NPLANES, VEC: tl.constexpr, PACKED: tl.constexpr = False,
 ):
     """[pixels, channels] tile: neighbouring output pixels (neighbouring source addresses) on neighbouring
     lanes, the inverse-mapped position computed once per pixel for the channel block. VEC > 1: input and output
     in the channel-vectorized layout (NPLANES / VEC, H, W, VEC) of layouts.py, the channel block inside one
-    vector (one vector load per corner), NPLANES counting the padded channels."""
+    vector (one vector load per corner), NPLANES counting the padded channels. PACKED (int8 bilinear, vectors of 4+
+    channels): in_ptr holds int32 words and the corners' bytes are summed by triton_util.add_packed_int8."""
     pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     pmask = pix < H * W
     if VEC == 1:
@@ -87,8 +92,11 @@ def _rotate_kernel(
         lmask = cmask[None, :]
     else:
         g = tl.program_id(1) // (VEC // BLOCK_C)  # written so that Triton sees the BLOCK_C alignment
-        k = (tl.program_id(1) % (VEC // BLOCK_C)) * BLOCK_C + tl.arange(0, BLOCK_C)
+        kb = tl.program_id(1) % (VEC // BLOCK_C)
+        k = kb * BLOCK_C + tl.arange(0, BLOCK_C)
         cbase = (g * (H * W) * VEC + k)[None, :]
+        if PACKED:  # the same channel block in int32 words
+            wbase = (g * (H * W) * (VEC // 4) + kb * (BLOCK_C // 4) + tl.arange(0, BLOCK_C // 4))[None, :]
         lmask = tl.full([1, BLOCK_C], 1, tl.int1)  # no channel mask: it would split the vector load
     rot = -tl.load(angle_ptr).to(tl.float32) * 0.017453292519943295
     cs = tl.cos(rot)
@@ -117,7 +125,10 @@ def _rotate_kernel(
         fy = iy - y0f
         x0 = x0f.to(tl.int32)
         y0 = y0f.to(tl.int32)
-        if HALF_MATH:
+        if PACKED:  # one accumulator per byte of a word, and the weights' sum
+            a0 = tl.zeros([BLOCK_P, BLOCK_C // 4], dtype=tl.float32)
+            a1, a2, a3, wsum = a0, a0, a0, tl.zeros([BLOCK_P], dtype=tl.float32)
+        elif HALF_MATH:
             acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float16)
         else:
             acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32)
@@ -128,12 +139,23 @@ def _rotate_kernel(
             y = y0 + dy
             w = (fx if dx == 1 else 1.0 - fx) * (fy if dy == 1 else 1.0 - fy)
             ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H)
-            v = tl.load(in_ptr + cbase + ((y * W + x) * VEC)[:, None], mask=lmask & ok[:, None], other=0)
-            if HALF_MATH:
-                acc += w.to(tl.float16)[:, None] * v
+            if PACKED:
+                v = tl.load(in_ptr + wbase + ((y * W + x) * (VEC // 4))[:, None], mask=ok[:, None], other=0)
+                a0, a1, a2, a3 = add_packed_int8(v, w[:, None], a0, a1, a2, a3)
+                wsum += w
             else:
-                acc += w[:, None] * to_f32(v)
-        res = acc.to(tl.float32) * out_scale
+                v = tl.load(in_ptr + cbase + ((y * W + x) * VEC)[:, None], mask=lmask & ok[:, None], other=0)
+                if HALF_MATH:
+                    acc += w.to(tl.float16)[:, None] * v
+                else:
+                    acc += w[:, None] * to_f32(v)
+        if PACKED:
+            ws = wsum[:, None]
+            res = interleave_bytes(packed_int8_result(a0, ws, out_scale), packed_int8_result(a1, ws, out_scale),
+                                   packed_int8_result(a2, ws, out_scale), packed_int8_result(a3, ws, out_scale),
+                                   BLOCK_P, BLOCK_C)
+        else:
+            res = acc.to(tl.float32) * out_scale
     if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
         pix = tl.max_contiguous(pix, 1)
     optr = out_ptr + cbase + (pix * VEC)[:, None]
@@ -182,12 +204,15 @@ def rotate_cuda(
         return out
     cfg = tuned(TUNING, precision)
     block_c, block_p, warps = cfg["block_c"], cfg["block_p"], cfg["num_warps"]  # [pixels, channels], see _rotate_kernel
+    packed = False
     if vec > 1:  # one vector load of at most 32 bytes per corner
         block_c, block_p, warps = vector_tile(cfg, vec, x.element_size())
+        packed = packed_int8(precision, mode, block_c, x)
+        x = x.view(torch.int32) if packed else x
     grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
     _rotate_kernel[grid](
         x, out, ang, ctr, h, w, out_scale,
         NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], NPLANES=planes, VEC=vec,
-        num_warps=warps,
+        PACKED=packed, num_warps=warps,
     )
     return out
