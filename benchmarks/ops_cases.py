@@ -177,10 +177,23 @@ def bev_pool_columns_case(variant: str, device="cpu", seed=0) -> Case:
 
 
 # --------------------------------------------------------------------------- ms_deform_attn
+def _sca_locations(bs, nq, nh, shapes, npts, anchors, g) -> torch.Tensor:
+    """Sampling locations as BEVFormer's spatial cross-attention forms them and as BEVFormer_tensorrt's plugin test
+    draws them: ``anchors`` reference points per query (uniform on the map, shared by every head and level),
+    point p offset from reference point p % anchors by a standard-normal number of pixels of its level."""
+    ref = torch.rand((bs, nq, 1, 1, anchors, 2), generator=g)
+    off = torch.randn((bs, nq, nh, len(shapes), npts // anchors, anchors, 2), generator=g)
+    norm = torch.tensor([[w, h] for h, w in shapes], dtype=torch.float32).view(1, 1, 1, -1, 1, 1, 2)
+    return (ref[:, :, :, :, None] + off / norm).view(bs, nq, nh, len(shapes), npts, 2)
+
+
 def ms_deform_attn_case(variant: str, device="cpu", seed=0) -> Case:
-    """BEVFormer encoder spatial cross-attention (value 6x30825x8x32, 40000 queries, 4 levels x 8 points) or tiny."""
+    """BEVFormer encoder spatial cross-attention (value 6x30825x8x32, 40000 queries, 4 levels x 8 points) with
+    uniformly random sampling locations ("anchor": every gathered corner its own cache line, the worst case) or
+    with those of the anchor's own plugin test ("sca": 4 reference points per query, offsets of about a pixel, see
+    _sca_locations), or tiny."""
     g = torch.Generator(device="cpu").manual_seed(seed)
-    if variant == "anchor":
+    if variant in ("anchor", "sca"):
         shapes, bs, nq, nh, c, npts = [[116, 200], [58, 100], [29, 50], [15, 25]], 6, 40000, 8, 32, 8
     elif variant == "tiny_c8":  # a channel count that the int8 kernel reads as packed int32 words
         shapes, bs, nq, nh, c, npts = [[5, 7], [3, 3]], 2, 9, 2, 8, 2
@@ -191,7 +204,10 @@ def ms_deform_attn_case(variant: str, device="cpu", seed=0) -> Case:
     starts = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
     nl, s = len(shapes), int(sizes.sum())
     value = torch.randn((bs, s, nh, c), generator=g)
-    locs = torch.rand((bs, nq, nh, nl, npts, 2), generator=g) * 1.1 - 0.05  # some points off the map
+    if variant == "sca":
+        locs = _sca_locations(bs, nq, nh, shapes, npts, 4, g)  # some points off the map too
+    else:
+        locs = torch.rand((bs, nq, nh, nl, npts, 2), generator=g) * 1.1 - 0.05  # some points off the map
     weights = torch.rand((bs, nq, nh, nl * npts), generator=g).softmax(-1).view(bs, nq, nh, nl, npts)
     args = tuple(t.to(device) for t in (value, spatial, starts, locs, weights))
     return Case(
@@ -291,7 +307,7 @@ OPS = {
     "bev_pool_v2": (bev_pool_case, ("bevdet", "bevfusion"), ("tiny",), ("fp32", "fp16", "fp16x2", "int8")),
     "bev_pool_columns": (bev_pool_columns_case, ("bevdet", "bevfusion"), ("tiny", "tiny_tall"),
                          ("fp32", "fp16", "fp16x2", "int8")),
-    "ms_deform_attn": (ms_deform_attn_case, ("anchor",), ("tiny", "tiny_c8"), ("fp32", "fp16", "fp16x2", "int8")),
+    "ms_deform_attn": (ms_deform_attn_case, ("anchor", "sca"), ("tiny", "tiny_c8"), ("fp32", "fp16", "fp16x2", "int8")),
     "grid_sampler": (grid_sampler_case, ("2d", "3d"), ("tiny2d", "tiny3d"), ("fp32", "fp16", "fp16x2", "int8")),
     "rotate": (rotate_case, ("anchor",), ("tiny",), ("fp32", "fp16", "fp16x2", "int8")),
     "inverse": (inverse_case, ("anchor", "batch"), ("tiny",), ("fp32",)),
