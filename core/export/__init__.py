@@ -28,8 +28,10 @@ from ..graph import PRECISIONS, Artifact, Subgraph
 from .checks import check_tensorrt
 from .fp16 import to_fp16
 from .io import graph_meta, save_atomic
-from .ort_qdq import lower_ort
-from .trace import OPSET, fb_fake_quant, has_enabled_quantizers, quantizers_off, trace_onnx
+
+# .trace and .ort_qdq import pytorch-quantization; they are imported where an export needs them, so that the
+# ONNX passes and checks of this package (e.g. check_tensorrt, checks.graph_constants, which the TensorRT glue
+# uses) work on a machine without it
 
 FLAVOURS = ("trt", "ort")
 FP16_ON_ORT_CPU = "fp16 graph: ONNX Runtime's CPU provider upcasts FP16 to FP32 at load (no FP16 speedup)"
@@ -38,6 +40,8 @@ __all__ = ["FLAVOURS", "check_tensorrt", "export_onnx", "export_subgraph"]
 
 
 def _trt_int8(module, inputs, input_names, output_names, dynamic_axes, precision, notes):
+    from .trace import fb_fake_quant, trace_onnx
+
     with fb_fake_quant():
         model = trace_onnx(module, inputs, input_names, output_names, dynamic_axes)
     if precision == "int8":  # FP16 elsewhere: Q/DQ on float16 needs opset 19
@@ -48,6 +52,9 @@ def _trt_int8(module, inputs, input_names, output_names, dynamic_axes, precision
 
 
 def _build(module, inputs, input_names, output_names, dynamic_axes, precision, flavour, meta, calib):
+    from .ort_qdq import lower_ort
+    from .trace import has_enabled_quantizers, quantizers_off, trace_onnx
+
     notes: list[str] = meta.setdefault("notes", [])
     if precision in ("fp32", "fp16") or not has_enabled_quantizers(module):
         if precision.startswith("int8"):
@@ -91,6 +98,8 @@ def export_onnx(
         raise BevDeployError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     if flavour not in FLAVOURS:
         raise BevDeployError(f"unknown Q/DQ flavour {flavour!r}; use one of {', '.join(FLAVOURS)}")
+    from .trace import OPSET
+
     meta: dict[str, Any] = {"precision": precision, "qdq_flavour": flavour, "exporter": f"torch.onnx opset {OPSET}"}
     model = _build(module, list(example_inputs), input_names, output_names, dynamic_axes, precision, flavour, meta,
                    [list(c) for c in calib_inputs or [example_inputs]])

@@ -134,3 +134,31 @@ def test_export_subgraph_and_bad_arguments(nets, tmp_path):
         export_onnx(qmodel, (x,), ["img"], ["out"], tmp_path / "x.onnx", "int4", "trt")
     with pytest.raises(BevDeployError, match="flavour"):
         export_onnx(qmodel, (x,), ["img"], ["out"], tmp_path / "x.onnx", "int8", "tflite")
+
+
+def test_onnx_checks_import_without_pytorch_quantization():
+    """The TensorRT glue uses bevdeploy.export's checks (check_tensorrt, checks.graph_constants) on machines that
+    have onnx but not pytorch-quantization: importing them must not pull it in; an int8 export still needs it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['pytorch_quantization'] = None\n"  # any import of it now fails
+        "import onnx\n"
+        "from onnx import helper, TensorProto\n"
+        "from bevdeploy.export import check_tensorrt\n"
+        "from bevdeploy.export.checks import graph_constants\n"
+        "x = helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 2])\n"
+        "m = helper.make_model(helper.make_graph([helper.make_node('Relu', ['x'], ['y'])], 'g', [x],\n"
+        "    [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1, 2])]))\n"
+        "print(check_tensorrt(m), len(graph_constants(m.graph)))\n"
+        "import torch\n"
+        "from bevdeploy.export import export_onnx\n"
+        "try:\n"
+        "    export_onnx(torch.nn.ReLU(), [torch.zeros(1, 2)], ['x'], ['y'], 'never.onnx', 'fp32', 'trt')\n"
+        "except ImportError as exc:\n"
+        "    print('export needs it:', 'pytorch_quantization' in str(exc))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[] 0", "export needs it: True"]
