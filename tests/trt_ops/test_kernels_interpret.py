@@ -66,8 +66,14 @@ def test_grid_sampler_vectorized_nearest_and_border(layout, mode):
 
 @pytest.mark.parametrize("op,precision,layout", [("grid_sampler", "int8", "chw4"), ("grid_sampler", "fp16", "chw2"),
                                                   ("rotate", "fp16x2", "chw2"), ("rotate", "int8", "chw4")])
-def test_vectorized_layout_several_vectors(op, precision, layout):
-    """Several vectors per pixel (16 and 12 channels, no padding), each its own program."""
+@pytest.mark.parametrize("per_program", [1, 2, 4])
+def test_vectorized_layout_several_vectors(op, precision, layout, per_program, monkeypatch):
+    """Several vectors per pixel (16 and 12 channels, no padding), ``per_program`` of them per program (TUNING
+    "vec_vectors"; where it does not divide the vectors, e.g. 4 of 3, one per program)."""
+    import importlib
+
+    monkeypatch.setitem(importlib.import_module(f"bevdeploy.plugins.trt_ops.{op}.kernels").TUNING, "vec_vectors",
+                        per_program)
     for channels in (16, 12):
         base = ops_cases.OPS[op][0]("tiny2d" if op == "grid_sampler" else "tiny")
         g = torch.Generator().manual_seed(channels)

@@ -54,9 +54,12 @@ _PADS = {"zeros": 0, "border": 1, "reflection": 2}
 # run 16 sweeps (H200, ops-sweep-run16): 32-byte vector loads (kCHW32 in int8 / fp16) fastest at two threads per
 # pixel, 64 pixels on 4 warps ("vec_wide_*": 2D fp16 0.0143 ms vs 0.0152 at one thread per pixel, 3D int8 0.0166 vs
 # 0.0180, 3D fp16x2 0.0189 vs 0.0224)
+# run 18 sweep (H200, ops-sweep-run18): int8 kCHW4 with 4 vectors (16 channels) per program, so that a thread's
+# coordinate math serves 4 vectors ("vec_vectors", triton_util.vector_tile): 2D 0.0143 -> 0.0117 ms, 3D 0.0199 ->
+# 0.0157 (8 vectors: 0.0152 / 0.0182); fp16 / fp16x2 kCHW2 are slower with 2 (2D 0.0206 -> 0.0232), so they keep 1
 TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 64,
-          "vec_wide_num_warps": 4, "tile_y": 0, "tile_z": 1,
-          "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2}}}
+          "vec_wide_num_warps": 4, "tile_y": 0, "tile_z": 1, "vec_vectors": 1,
+          "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2}, "int8": {"vec_vectors": 4}}}
 SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128}, {"block_c": 4, "block_p": 256},
          {"block_c": 16, "block_p": 256, "num_warps": 8}, {"block_c": 8, "block_p": 128},
          {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8},
@@ -65,7 +68,9 @@ SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128},
          {"vec_block_p": 128, "num_warps": 2}, {"vec_block_p": 256, "num_warps": 2}, {"vec_block_p": 256, "tile_y": 2},
          {"vec_wide_block_p": 64, "vec_wide_num_warps": 2}, {"vec_wide_block_p": 128, "vec_wide_num_warps": 4},
          {"vec_wide_block_p": 128, "vec_wide_num_warps": 8}, {"vec_wide_block_p": 256, "vec_wide_num_warps": 8},
-         {"vec_wide_block_p": 64, "vec_wide_num_warps": 4}, {"vec_wide_block_p": 128, "tile_y": 2, "tile_z": 2}]
+         {"vec_wide_block_p": 64, "vec_wide_num_warps": 4}, {"vec_wide_block_p": 128, "tile_y": 2, "tile_z": 2},
+         {"vec_vectors": 2}, {"vec_vectors": 4}, {"vec_vectors": 8}, {"vec_vectors": 4, "vec_block_p": 128},
+         {"vec_vectors": 4, "vec_block_p": 128, "num_warps": 2}]
 
 
 @triton.jit
@@ -142,14 +147,14 @@ def _grid_sampler_kernel(
         cmask = c < C
         cin = ((n * C + c) * (D * H * W))[None, :]
         cout = ((n * C + c) * NPIX)[None, :]
-    else:  # channel block k of vector g; written so that Triton sees the BLOCK_C alignment (vector loads)
-        g = n * (C // VEC) + tl.program_id(1) // (VEC // BLOCK_C)
-        kb = tl.program_id(1) % (VEC // BLOCK_C)
-        k = kb * BLOCK_C + tl.arange(0, BLOCK_C)
-        cin = (g * (D * H * W) * VEC + k)[None, :]
-        cout = (g * NPIX * VEC + k)[None, :]
-        if PACKED:  # the same channel block in int32 words
-            cin = (g * (D * H * W) * (VEC // 4) + kb * (BLOCK_C // 4) + tl.arange(0, BLOCK_C // 4))[None, :]
+    else:  # channels c of vectors c // VEC (part of one, or several whole ones; C % BLOCK_C == 0)
+        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+        g = n * (C // VEC) + c // VEC
+        cin = (g * (D * H * W) * VEC + c % VEC)[None, :]
+        cout = (g * NPIX * VEC + c % VEC)[None, :]
+        if PACKED:  # the same channels in int32 words
+            j = tl.program_id(1) * (BLOCK_C // 4) + tl.arange(0, BLOCK_C // 4)
+            cin = ((n * (C // VEC) + j // (VEC // 4)) * (D * H * W) * (VEC // 4) + j % (VEC // 4))[None, :]
     NDIM: tl.constexpr = 3 if IS3D else 2
     gbase = (n * NPIX + pix) * NDIM
     ix = _source_index(tl.load(grid_ptr + gbase, mask=pmask, other=0).to(tl.float32), W, ALIGN, PAD)
@@ -260,7 +265,7 @@ def grid_sampler_cuda(
     block_c, block_p, warps = cfg["block_c"], cfg["block_p"], cfg["num_warps"]
     packed = False
     if vec > 1:  # one vector load of at most 32 bytes per corner
-        block_c, block_p, warps = vector_tile(cfg, vec, x.element_size())
+        block_c, block_p, warps = vector_tile(cfg, vec, x.element_size(), c // vec)
         packed = packed_int8(precision, mode, block_c, x)
         x = x.view(torch.int32) if packed else x
     ho, wo = int(out_sp[-2]), int(out_sp[-1])

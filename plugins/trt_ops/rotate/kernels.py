@@ -47,9 +47,12 @@ OP = "rotate"
 # run 16 sweeps (H200): 32-byte vector loads (kCHW32 in int8 / fp16) fastest at one pixel per thread ("vec_wide_*":
 # int8 0.0123 - 0.0124 ms at 64 - 128 pixels vs 0.0127 - 0.0131 at 256 or on 8 warps; fp16 / fp16x2 0.0134 /
 # 0.0127 at 256 pixels on 8 warps vs 0.0136 / 0.0131 at 128 on 4)
+# run 18 sweep (H200): int8 kCHW4 with 4 vectors per program ("vec_vectors", triton_util.vector_tile): 0.0183 ->
+# 0.0127 ms (2 vectors 0.0147, 8 vectors 0.0158). fp16 / fp16x2 kCHW2 gain 9 / 14% with 4 (0.0295 -> 0.0268,
+# 0.0288 -> 0.0247, per_precision cleared) but stay slower than linear fp16 and are not offered to TensorRT: keep 1
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
-          "vec_wide_num_warps": 4,
-          "per_precision": {"int8": {"block_c": 16, "block_p": 128},
+          "vec_wide_num_warps": 4, "vec_vectors": 1,
+          "per_precision": {"int8": {"block_c": 16, "block_p": 128, "vec_vectors": 4},
                             "fp16": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_block_p": 512,
                                      "vec_wide_block_p": 256, "vec_wide_num_warps": 8},
                             "fp16x2": {"vec_wide_block_p": 256, "vec_wide_num_warps": 8},
@@ -61,7 +64,9 @@ SWEEP = [{**cfg, "per_precision": {}} for cfg in (
     {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8},
     {"vec_block_p": 128, "num_warps": 2}, {"vec_block_p": 256, "num_warps": 2},
     {"vec_wide_block_p": 64, "vec_wide_num_warps": 2}, {"vec_wide_block_p": 128}, {"vec_wide_block_p": 256},
-    {"vec_wide_block_p": 256, "vec_wide_num_warps": 8}, {"vec_wide_block_p": 128, "vec_wide_num_warps": 8})]
+    {"vec_wide_block_p": 256, "vec_wide_num_warps": 8}, {"vec_wide_block_p": 128, "vec_wide_num_warps": 8},
+    {"vec_vectors": 2}, {"vec_vectors": 4}, {"vec_vectors": 8}, {"vec_vectors": 4, "vec_block_p": 128},
+    {"vec_vectors": 4, "vec_block_p": 128, "num_warps": 2})]
 
 
 @triton.jit
@@ -91,12 +96,11 @@ def _rotate_kernel(
         cbase = (c * (H * W))[None, :]
         lmask = cmask[None, :]
     else:
-        g = tl.program_id(1) // (VEC // BLOCK_C)  # written so that Triton sees the BLOCK_C alignment
-        kb = tl.program_id(1) % (VEC // BLOCK_C)
-        k = kb * BLOCK_C + tl.arange(0, BLOCK_C)
-        cbase = (g * (H * W) * VEC + k)[None, :]
-        if PACKED:  # the same channel block in int32 words
-            wbase = (g * (H * W) * (VEC // 4) + kb * (BLOCK_C // 4) + tl.arange(0, BLOCK_C // 4))[None, :]
+        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)  # part of a vector, or whole ones
+        cbase = ((c // VEC) * (H * W) * VEC + c % VEC)[None, :]
+        if PACKED:  # the same channels in int32 words
+            j = tl.program_id(1) * (BLOCK_C // 4) + tl.arange(0, BLOCK_C // 4)
+            wbase = ((j // (VEC // 4)) * (H * W) * (VEC // 4) + j % (VEC // 4))[None, :]
         lmask = tl.full([1, BLOCK_C], 1, tl.int1)  # no channel mask: it would split the vector load
     rot = -tl.load(angle_ptr).to(tl.float32) * 0.017453292519943295
     cs = tl.cos(rot)
@@ -206,7 +210,7 @@ def rotate_cuda(
     block_c, block_p, warps = cfg["block_c"], cfg["block_p"], cfg["num_warps"]  # [pixels, channels], see _rotate_kernel
     packed = False
     if vec > 1:  # one vector load of at most 32 bytes per corner
-        block_c, block_p, warps = vector_tile(cfg, vec, x.element_size())
+        block_c, block_p, warps = vector_tile(cfg, vec, x.element_size(), img.shape[0])
         packed = packed_int8(precision, mode, block_c, x)
         x = x.view(torch.int32) if packed else x
     grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
