@@ -101,6 +101,51 @@ def interleave_bytes(r0, r1, r2, r3, ROWS: tl.constexpr, COLS: tl.constexpr):
     return tl.reshape(tl.join(tl.join(r0, r2), tl.join(r1, r3)), [ROWS, COLS])
 
 
+@triton.jit
+def sampler_zeros(BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, PACKED: tl.constexpr, HALF_MATH: tl.constexpr):
+    """Accumulators (a0, a1, a2, a3, wsum) of a sampling kernel's [pixels, channels] tile. PACKED: a0..a3 are the
+    [pixels, channels / 4] sums of each word's four bytes and wsum the weights' sum (add_packed_int8); else a0
+    alone is used (fp16 for HALF_MATH, fp32 otherwise)."""
+    if PACKED:
+        z = tl.zeros([BLOCK_P, BLOCK_C // 4], dtype=tl.float32)
+    elif HALF_MATH:
+        z = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float16)
+    else:
+        z = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32)
+    return z, z, z, z, tl.zeros([BLOCK_P], dtype=tl.float32)
+
+
+@triton.jit
+def sampler_add(in_ptr, offs, w, ok, lmask, a0, a1, a2, a3, wsum, PACKED: tl.constexpr, HALF_MATH: tl.constexpr):
+    """Add one interpolation corner to the accumulators of sampler_zeros: ``offs`` are the corner's [pixels,
+    channels] element offsets (PACKED: [pixels, channels / 4] int32-word offsets), ``w`` its weight per pixel,
+    ``ok`` whether it lies on the map, ``lmask`` the channel mask."""
+    if PACKED:
+        v = tl.load(in_ptr + offs, mask=ok[:, None], other=0)
+        a0, a1, a2, a3 = add_packed_int8(v, w[:, None], a0, a1, a2, a3)
+        wsum += w
+    else:
+        v = tl.load(in_ptr + offs, mask=lmask & ok[:, None], other=0)
+        if HALF_MATH:
+            a0 += w.to(tl.float16)[:, None] * v
+        else:
+            a0 += w[:, None] * to_f32(v)
+    return a0, a1, a2, a3, wsum
+
+
+@triton.jit
+def sampler_result(a0, a1, a2, a3, wsum, scale, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+                   PACKED: tl.constexpr):
+    """The [pixels, channels] fp32 result of sampler_add's sums, times ``scale``."""
+    if PACKED:
+        ws = wsum[:, None]
+        res = interleave_bytes(packed_int8_result(a0, ws, scale), packed_int8_result(a1, ws, scale),
+                               packed_int8_result(a2, ws, scale), packed_int8_result(a3, ws, scale), BLOCK_P, BLOCK_C)
+    else:
+        res = a0.to(tl.float32) * scale
+    return res
+
+
 def packed_int8(precision: str, mode: int, block_c: int, x: torch.Tensor) -> bool:
     """Whether a sampler's bilinear int8 gathers in a vectorized layout read whole int32 words (add_packed_int8):
     channel blocks of 4+ bytes and a word-aligned, contiguous input. Nearest sampling has one corner and keeps

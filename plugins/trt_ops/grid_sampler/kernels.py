@@ -28,14 +28,14 @@ import torch
 from bevdeploy import BevDeployError
 from bevdeploy.plugins.trt_ops.layouts import physical_vector
 from bevdeploy.plugins.trt_ops.triton_util import (
-    add_packed_int8,
     check_launch,
     float_storage,
     int8_input,
-    interleave_bytes,
     out_dtype,
     packed_int8,
-    packed_int8_result,
+    sampler_add,
+    sampler_result,
+    sampler_zeros,
     tl,
     to_f32,
     triton,
@@ -176,13 +176,8 @@ def _grid_sampler_kernel(
         x0f, y0f, z0f = tl.floor(ix), tl.floor(iy), tl.floor(iz)
         fx, fy, fz = ix - x0f, iy - y0f, iz - z0f
         x0, y0, z0 = x0f.to(tl.int32), y0f.to(tl.int32), z0f.to(tl.int32)
-        if PACKED:  # one accumulator per byte of a word, and the weights' sum (triton_util.add_packed_int8)
-            a0 = tl.zeros([BLOCK_P, BLOCK_C // 4], dtype=tl.float32)
-            a1, a2, a3, wsum = a0, a0, a0, tl.zeros([BLOCK_P], dtype=tl.float32)
-        elif HALF_MATH:
-            acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float16)
-        else:
-            acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32)
+        a0, a1, a2, a3, wsum = sampler_zeros(BLOCK_P, BLOCK_C, PACKED, HALF_MATH)
+        STEP: tl.constexpr = VEC // 4 if PACKED else VEC  # elements (PACKED: words) per pixel
         for k in tl.static_range(8 if IS3D else 4):
             dx = k % 2
             dy = (k // 2) % 2
@@ -192,23 +187,9 @@ def _grid_sampler_kernel(
             if IS3D:
                 w = w * (fz if dz == 1 else 1.0 - fz)
             ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H) & (z >= 0) & (z < D)
-            if PACKED:
-                v = tl.load(in_ptr + cin + (((z * H + y) * W + x) * (VEC // 4))[:, None], mask=ok[:, None], other=0)
-                a0, a1, a2, a3 = add_packed_int8(v, w[:, None], a0, a1, a2, a3)
-                wsum += w
-            else:
-                v = tl.load(in_ptr + cin + (((z * H + y) * W + x) * VEC)[:, None], mask=lmask & ok[:, None], other=0)
-                if HALF_MATH:
-                    acc += w.to(tl.float16)[:, None] * v
-                else:
-                    acc += w[:, None] * to_f32(v)
-        if PACKED:
-            ws = wsum[:, None]
-            res = interleave_bytes(packed_int8_result(a0, ws, out_scale), packed_int8_result(a1, ws, out_scale),
-                                   packed_int8_result(a2, ws, out_scale), packed_int8_result(a3, ws, out_scale),
-                                   BLOCK_P, BLOCK_C)
-        else:
-            res = acc.to(tl.float32) * out_scale
+            a0, a1, a2, a3, wsum = sampler_add(in_ptr, cin + (((z * H + y) * W + x) * STEP)[:, None], w, ok, lmask,
+                                               a0, a1, a2, a3, wsum, PACKED, HALF_MATH)
+        res = sampler_result(a0, a1, a2, a3, wsum, out_scale, BLOCK_P, BLOCK_C, PACKED)
     if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
         pix = tl.max_contiguous(pix, 1)
     optr = out_ptr + cout + (pix * VEC)[:, None]

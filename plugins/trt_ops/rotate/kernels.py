@@ -24,14 +24,14 @@ import torch
 from bevdeploy import BevDeployError
 from bevdeploy.plugins.trt_ops.layouts import physical_vector
 from bevdeploy.plugins.trt_ops.triton_util import (
-    add_packed_int8,
     check_launch,
     float_storage,
     int8_input,
-    interleave_bytes,
     out_dtype,
     packed_int8,
-    packed_int8_result,
+    sampler_add,
+    sampler_result,
+    sampler_zeros,
     tl,
     to_f32,
     triton,
@@ -129,13 +129,7 @@ def _rotate_kernel(
         fy = iy - y0f
         x0 = x0f.to(tl.int32)
         y0 = y0f.to(tl.int32)
-        if PACKED:  # one accumulator per byte of a word, and the weights' sum
-            a0 = tl.zeros([BLOCK_P, BLOCK_C // 4], dtype=tl.float32)
-            a1, a2, a3, wsum = a0, a0, a0, tl.zeros([BLOCK_P], dtype=tl.float32)
-        elif HALF_MATH:
-            acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float16)
-        else:
-            acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32)
+        a0, a1, a2, a3, wsum = sampler_zeros(BLOCK_P, BLOCK_C, PACKED, HALF_MATH)
         for k in tl.static_range(4):
             dx = k % 2
             dy = k // 2
@@ -144,22 +138,11 @@ def _rotate_kernel(
             w = (fx if dx == 1 else 1.0 - fx) * (fy if dy == 1 else 1.0 - fy)
             ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H)
             if PACKED:
-                v = tl.load(in_ptr + wbase + ((y * W + x) * (VEC // 4))[:, None], mask=ok[:, None], other=0)
-                a0, a1, a2, a3 = add_packed_int8(v, w[:, None], a0, a1, a2, a3)
-                wsum += w
+                offs = wbase + ((y * W + x) * (VEC // 4))[:, None]
             else:
-                v = tl.load(in_ptr + cbase + ((y * W + x) * VEC)[:, None], mask=lmask & ok[:, None], other=0)
-                if HALF_MATH:
-                    acc += w.to(tl.float16)[:, None] * v
-                else:
-                    acc += w[:, None] * to_f32(v)
-        if PACKED:
-            ws = wsum[:, None]
-            res = interleave_bytes(packed_int8_result(a0, ws, out_scale), packed_int8_result(a1, ws, out_scale),
-                                   packed_int8_result(a2, ws, out_scale), packed_int8_result(a3, ws, out_scale),
-                                   BLOCK_P, BLOCK_C)
-        else:
-            res = acc.to(tl.float32) * out_scale
+                offs = cbase + ((y * W + x) * VEC)[:, None]
+            a0, a1, a2, a3, wsum = sampler_add(in_ptr, offs, w, ok, lmask, a0, a1, a2, a3, wsum, PACKED, HALF_MATH)
+        res = sampler_result(a0, a1, a2, a3, wsum, out_scale, BLOCK_P, BLOCK_C, PACKED)
     if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
         pix = tl.max_contiguous(pix, 1)
     optr = out_ptr + cbase + (pix * VEC)[:, None]
