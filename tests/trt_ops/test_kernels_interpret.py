@@ -69,12 +69,20 @@ def test_grid_sampler_vectorized_nearest_and_border(layout, mode):
 @pytest.mark.parametrize("per_program", [1, 2, 4])
 def test_vectorized_layout_several_vectors(op, precision, layout, per_program, monkeypatch):
     """Several vectors per pixel (16 and 12 channels, no padding), ``per_program`` of them per program (TUNING
-    "vec_vectors"; where it does not divide the vectors, e.g. 4 of 3, one per program)."""
+    "vec_vectors", set for every precision; where it does not divide the vectors, e.g. 4 of 3, one per program):
+    the launch must take that many vectors and match the reference."""
     import importlib
 
-    monkeypatch.setitem(importlib.import_module(f"bevdeploy.plugins.trt_ops.{op}.kernels").TUNING, "vec_vectors",
-                        per_program)
+    from bevdeploy.plugins.trt_ops.layouts import vector_width
+
+    mod = importlib.import_module(f"bevdeploy.plugins.trt_ops.{op}.kernels")
+    per_precision = {p: {**cfg, "vec_vectors": per_program} for p, cfg in mod.TUNING.get("per_precision", {}).items()}
+    monkeypatch.setattr(mod, "TUNING", {**mod.TUNING, "vec_vectors": per_program, "per_precision": per_precision})
+    tiles, vector_tile = [], mod.vector_tile
+    monkeypatch.setattr(mod, "vector_tile", lambda *a: tiles.append(vector_tile(*a)) or tiles[-1])
+    vec = vector_width(layout, 0)
     for channels in (16, 12):
+        tiles.clear()
         base = ops_cases.OPS[op][0]("tiny2d" if op == "grid_sampler" else "tiny")
         g = torch.Generator().manual_seed(channels)
         x = torch.randn((*base.args[0].shape[:-3], channels, *base.args[0].shape[-2:]) if op == "grid_sampler"
@@ -83,6 +91,8 @@ def test_vectorized_layout_several_vectors(op, precision, layout, per_program, m
         case = ops_cases.Case(base.name, (x, *base.args[1:]), scales, base.half_args, base.int8_args,
                               layouts=base.layouts, unbatched=base.unbatched)
         _check(op, case, precision, layout)
+        taken = per_program if (channels // vec) % per_program == 0 else 1
+        assert tiles and tiles[-1][0] == vec * taken, (channels, tiles)
 
 
 @pytest.mark.parametrize("tile", [(2, 1), (1, 2), (4, 2)])
