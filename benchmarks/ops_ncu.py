@@ -1,7 +1,7 @@
 """Run one op variant at its anchor shape inside a profiler range, for Nsight Compute (one command per variant).
 
     ncu --clock-control none --profile-from-start off --set detailed \\
-        python3 benchmarks/ops_ncu.py ms_deform_attn anchor int8 ['{"pairs":true}']
+        python3 benchmarks/ops_ncu.py ms_deform_attn anchor int8 ['{"corners":4,"lane_bytes":32}']
         python3 benchmarks/ops_ncu.py rotate anchor int8:chw32      (PRECISION:LAYOUT, a vectorized-layout row)
 
 The kernel runs once outside the range (Triton compiles it), then once between cudaProfilerStart and Stop, so

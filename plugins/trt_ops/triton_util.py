@@ -66,6 +66,12 @@ def to_f32(v):
 
 
 @triton.jit
+def bias_int8_words(words):
+    """Each int8 byte q of the int32 words as the unsigned byte q + 128 (XOR 0x80808080)."""
+    return words ^ -2139062144  # 0x80808080
+
+
+@triton.jit
 def byte_as_denormal(words, k: tl.constexpr):
     """Byte k of each (already XORed) int32 word as the fp32 denormal (q + 128) * 2^-149: one shift-and-mask."""
     if k == 0:
@@ -78,10 +84,14 @@ def byte_as_denormal(words, k: tl.constexpr):
 
 
 @triton.jit
-def add_packed_int8(words, w, acc0, acc1, acc2, acc3):
+def add_packed_int8(words, w, acc0, acc1, acc2, acc3, BIASED: tl.constexpr = False):
     """acc_k += w * byte k of ``words`` (int32, 4 int8 channels each; w broadcast to words' shape): the sum of
-    w * (q + 128) * 2^-23 per channel. The caller adds w to its weight sum too."""
-    v = words ^ -2139062144  # 0x80808080
+    w * (q + 128) * 2^-23 per channel. The caller adds w to its weight sum too. BIASED: the words already hold
+    q ^ 0x80 (= q + 128 as an unsigned byte; bias_int8_words), e.g. written so by a prep pass."""
+    if BIASED:
+        v = words
+    else:
+        v = bias_int8_words(words)
     ws = w * 8.507059173023462e37  # 2^126
     acc0 += ws * byte_as_denormal(v, 0)
     acc1 += ws * byte_as_denormal(v, 1)

@@ -18,20 +18,20 @@ fp32 accumulation, one multiply by the value scale at the end; fp16 out). With C
 read as int32 words (4 channels per word) and every byte becomes an fp32 operand without a conversion
 instruction (see triton_util.add_packed_int8), so int8 costs about as many instructions per element as fp32.
 
-x-pairs (TUNING "pairs"; off by default, selectable for int8 / fp16 / fp16x2, never used for fp32): with random
-sampling locations every gathered corner row is its own L2 request, and for 32-byte int8 rows the request count,
-not bytes, bounds the kernel (Nsight Compute: L2 ~87% busy at 245 M corner requests on the anchor). A prep
-kernel (one pass over the value, part of the op's time) writes pairs[b, s, h] = (v[s], v[s + 1]) with zeros
-after the last column of each map row (value_pairs); the pairs kernel then fetches both x-corners of a map row
-with one load: 2 requests per point instead of 4 (a 64-byte int8 C=32 pair never straddles a 128-byte line).
-Cost (SASS compiled offline for sm_90, int8 C=32, 16 B per lane): the point loop is 151 instructions per lane
-with 2 128-bit loads vs 252 with 4 in the four-corner kernel, but a row takes 4 lanes instead of 2, so a row's
-instructions per point rise 504 -> 604 (~1.1 ms of issue at the anchor if nothing else bounds it) while its
-L2 requests halve. Memory: the pairs buffer is twice the value tensor, allocated per call. Applies where a row is a power of two of
-int32 words (int8, C % 4 == 0) or fp16 elements; elsewhere the four-corner kernel runs. Measured on the H200
-(session 5, run 7): int8 1.89 ms with pairs vs 1.87 ms without; Nsight Compute shows the L2 busy falling from 88%
-to 69% and the instructions rising from 1.01 G to 1.26 G, i.e. the bound moved from L2 requests to issue, as the
-count above predicted. Pairs pay only together with a cut in the per-lane point math.
+Neighbour entries (TUNING "corners": 2 = x-pairs, 4 = quads, 1 = the four-corner kernel; for int8 / fp16 / fp16x2,
+never fp32; int8's default is x-pairs): with random sampling locations every gathered corner row is its own L2
+request, and for 32-byte int8 rows the request count, not bytes, bounds the four-corner kernel (Nsight Compute: L2
+~87% busy at 245 M corner requests on the anchor). A prep kernel (one pass over the value, part of the op's time)
+writes, per (key, head), the rows of the key's right neighbour (pairs) or of its right, lower and lower-right
+neighbours too (quads), zeros where they fall off the map (value_neighbours); the entry kernel then reads a point's
+corners as 2 (pairs) or 1 (quads: 128 bytes for int8 C=32, one line) entries instead of 4 rows. Memory: the entry
+buffer is 2x / 4x the value tensor, allocated per call (int8 anchor: 95 MB for pairs). Applies where a row is a power
+of two of int32 words (int8, C % 4 == 0) or of fp16 elements; elsewhere the four-corner kernel runs.
+Measured (H200, NOTES-ops runs 7 and 19): entries alone do not pay, every variant ran 1.61 - 1.74 ms against the
+four-corner kernel's 1.71, because the bound moves: to issue (pairs at 16 bytes per lane, session 5), to the L1
+wavefronts of the three scalar location / weight loads per point (quads: L1 82% busy) and, for quads, a 130 us prep.
+With each level's locations and weights in one vector load (level_loads) pairs at 32 bytes per lane run the
+anchor in 1.44 ms and "sca" in 1.47 (int8 / fp32 1.98x / 2.12x), bound by L2 again (84% busy, prep 38 us).
 """
 
 from collections.abc import Mapping
@@ -39,6 +39,7 @@ from collections.abc import Mapping
 import torch
 from bevdeploy.plugins.trt_ops.triton_util import (
     add_packed_int8,
+    bias_int8_words,
     check_launch,
     float_storage,
     int8_input,
@@ -55,15 +56,19 @@ OP = "ms_deform_attn"
 _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 0}  # int8 uses mode 2 (packed words) when C % 4 == 0
 # launch shape; benchmarks/ops.py --sweep varies it
 # lane_bytes: bytes of a row per lane (16: a warp load covers whole rows; 128: one lane per 32-channel fp32 row)
-# pairs: read the value as x-pairs (value_pairs, _ms_deform_attn_pairs_kernel) where it applies. Off: the run 7
-# sweep (H200, session 5) measured int8 1.89 ms with pairs vs 1.87 without (1.83 with 32 bytes per lane): the L2
-# requests halve (ncu: L2 throughput 88% -> 69%) but the kernel becomes issue-bound on the per-lane point math
-# (1.26 G vs 1.01 G instructions), so it is not worth twice the value's memory
-TUNING = {"num_warps": 4, "lane_bytes": 16, "pairs": False}
+# corners: 1 reads the value itself (four loads per point); 2 / 4 read x-pair / quad entries (value_neighbours,
+# _ms_deform_attn_neighbours_kernel) where they apply. level_loads: the entry kernel loads a level's P locations and
+# weights with one vector load each (P a power of two) instead of three scalar loads per point. int8 default:
+# x-pairs, 32 bytes per lane, level loads (session 10, H200: anchor 1.71 -> 1.44 ms, sca 1.76 -> 1.47; see the
+# module docstring). fp16 / fp16x2 keep the four-corner kernel (x-pairs 5% faster for fp16, slower for fp16x2,
+# not worth twice the value's memory).
+TUNING = {"num_warps": 4, "lane_bytes": 16, "corners": 1, "level_loads": False,
+          "per_precision": {"int8": {"corners": 2, "lane_bytes": 32, "level_loads": True}}}
 # "per_precision": {} keeps a per-precision default from overriding what an entry names
-SWEEP = [{"lane_bytes": 16}, {"lane_bytes": 16, "num_warps": 8}, {"lane_bytes": 32}, {"lane_bytes": 64},
-         {"lane_bytes": 128}, {"pairs": False, "per_precision": {}}, {"pairs": True, "per_precision": {}},
-         {"pairs": True, "num_warps": 8, "per_precision": {}}]
+SWEEP = [{"lane_bytes": 16, "per_precision": {}}, {"lane_bytes": 16, "num_warps": 8, "per_precision": {}},
+         {"lane_bytes": 32, "per_precision": {}},
+         *({"corners": k, "lane_bytes": lb, "num_warps": nw, "level_loads": ll, "per_precision": {}}
+           for k in (2, 4) for lb in (16, 32) for nw in (4, 8) for ll in (False, True))]
 
 
 @triton.jit
@@ -178,97 +183,176 @@ def _ms_deform_attn_kernel(
 
 
 @triton.jit
-def _pairs_prep_kernel(src_ptr, dst_ptr, shapes_ptr, starts_ptr, S, NH, L, N, RW: tl.constexpr,
-                       BLOCK: tl.constexpr):
-    """One pass over the value as int32 words: row i = (batch, key s, head) of RW words becomes the pair
-    (v[s], v[s + 1]), the second row zero where s is the last column of its map row (or of the value).
-    Reads and writes run along i, so both are coalesced."""
+def _neighbours_prep_kernel(src_ptr, dst_ptr, shapes_ptr, starts_ptr, S, NH, L, N, RW: tl.constexpr, KY: tl.constexpr,
+                            BIAS: tl.constexpr, BLOCK: tl.constexpr):
+    """One pass over the value as int32 words: row i = (batch, key s, head) of RW words becomes the entry of its
+    2 * KY corners (k = 2 dy + dx: v[s + dx + dy * W] of the key's level), each zero where it falls off the
+    map (s in the last column for dx = 1, in the last map row for dy = 1). BIAS: int8 bytes stored as q ^ 0x80
+    (a zero as 0x80), which the int8 kernel would otherwise compute per load. Reads and writes run along i, so
+    both are coalesced; the neighbours' reads hit L2."""
     i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     m = i < N
     s = (i // NH) % S
     start = tl.zeros([BLOCK], dtype=tl.int32)
     wl = tl.full([BLOCK], 1, tl.int32)
+    hl = tl.full([BLOCK], 1, tl.int32)
     for lvl in range(L):  # level_start_index ascends: the last start <= s is the key's level
         st = tl.load(starts_ptr + lvl)
         sel = s >= st
         start = tl.where(sel, st, start)
+        hl = tl.where(sel, tl.load(shapes_ptr + lvl * 2), hl)
         wl = tl.where(sel, tl.load(shapes_ptr + lvl * 2 + 1), wl)
-    nxt = m & ((s - start) % wl != wl - 1) & (s + 1 < S)
+    has_x = (s - start) % wl != wl - 1
+    has_y = (s - start) // wl != hl - 1
     col = tl.arange(0, RW)[None, :]
-    v0 = tl.load(src_ptr + i[:, None] * RW + col, mask=m[:, None], other=0)
-    v1 = tl.load(src_ptr + (i + NH)[:, None] * RW + col, mask=nxt[:, None], other=0)
-    dst = dst_ptr + i[:, None] * (2 * RW) + col
-    tl.store(dst, v0, mask=m[:, None])
-    tl.store(dst + RW, v1, mask=m[:, None])
+    dst = dst_ptr + i[:, None] * (2 * KY * RW) + col
+    for dy in tl.static_range(KY):
+        for dx in tl.static_range(2):
+            ok = m
+            if dx == 1:
+                ok = ok & has_x
+            if dy == 1:
+                ok = ok & has_y
+            v = tl.load(src_ptr + (i + (dx + dy * wl) * NH)[:, None] * RW + col, mask=ok[:, None], other=0)
+            if BIAS:
+                v = bias_int8_words(v)
+            tl.store(dst + (2 * dy + dx) * RW, v, mask=m[:, None])
 
 
 @triton.jit
-def _pair_row(pairs_ptr, e, h, NH, wl, yy, hl, w, inside, c, ROW: tl.constexpr, MODE: tl.constexpr,
-              acc0, acc1, acc2, acc3, wsum):
-    """Add both x-corners of map row yy (one pair: one L2 request) to the accumulators; w is the lane's
-    weight (its half of the pair). Only y needs a validity test: the pair holds zeros outside the map in x."""
-    valid = inside & (yy >= 0) & (yy < hl)
-    idx = ((e + yy * wl) * NH + h) * (2 * ROW)
-    v = tl.load(pairs_ptr + idx[:, None, None] + c, mask=valid[:, None, None], other=0)
-    return _accumulate(v, w, MODE, acc0, acc1, acc2, acc3, wsum)
+def _axis_weight(d, near, f):
+    """Bilinear weight along one axis of the entry slot d (0 or 1) for a point whose first corner is ``near``
+    the map's start (x0 = -1: the entry is that of key 0, so slot 0 holds the point's second corner)."""
+    return tl.where(d == 1, tl.where(near, 0.0, f), tl.where(near, f, 1.0 - f))
 
 
 @triton.jit
-def _half_sum(x, RB: tl.constexpr, ROW: tl.constexpr):
-    """[lanes, NCH, VW] in row-major lane order is [rows, 2 halves, ROW]: sum the two halves of every row."""
-    return tl.sum(tl.reshape(x, [RB, 2, ROW]), axis=1)
+def _column(tile, k: tl.constexpr, N: tl.constexpr):
+    """Column k of an integer [rows, N] tile that each thread holds whole: with k known, the select and the
+    sum fold to one register (integer adds of zero fold; float ones would not)."""
+    return tl.sum(tl.where(tl.arange(0, N)[None, :] == k, tile, 0), axis=1)
 
 
 @triton.jit
-def _ms_deform_attn_pairs_kernel(
-    pairs_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, out_ptr,
+def _level_point(locw, attw, k: tl.constexpr, N: tl.constexpr, rmask, wl, hl, attn_scale, ATTN_F16: tl.constexpr):
+    """As _sample_point, for point k of a level whose locations (int32 words: x, y fp16) and weights (int16
+    bits of fp16, or int8) were loaded for all N points at once (_ms_deform_attn_neighbours_kernel, LVL)."""
+    w = _column(locw, k, N)
+    x = (w & 0xFFFF).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32) * wl - 0.5
+    y = (w >> 16).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32) * hl - 0.5
+    a = _column(attw.to(tl.int32), k, N)
+    if ATTN_F16:
+        aw = a.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32) * attn_scale
+    else:
+        aw = a.to(tl.float32) * attn_scale
+    inside = rmask & (x > -1.0) & (y > -1.0) & (x < wl) & (y < hl)
+    x0f = tl.floor(x)
+    y0f = tl.floor(y)
+    return x0f.to(tl.int32), y0f.to(tl.int32), x - x0f, y - y0f, aw, inside
+
+
+@triton.jit
+def _neighbour_point(nb_ptr, x0, y0, fx, fy, aw, inside, row0, wl, hl, h, NH, dx, dy, c,
+                     acc0, acc1, acc2, acc3, wsum, MODE: tl.constexpr, ROW: tl.constexpr, KY: tl.constexpr):
+    """Add one point of every row (its corner x0, y0, fractions, weight, inside: _sample_point), read from its
+    neighbour entries (slot 2 dy + dx of each lane), to the accumulators. Entry indices are clamped onto the map
+    and the weights of corners off it are zero, so the loads need no mask; x0 = -1 (y0 = -1) reads the entry of
+    column (row) 0 with the weights shifted."""
+    wxa = _axis_weight(dx, x0 < 0, fx) * tl.where(inside, aw, 0.0)
+    e = row0 + tl.where(inside, tl.maximum(x0, 0), 0)
+    for ey in tl.static_range(2 // KY):  # pairs: one entry per map row y0, y0 + 1; quads: one entry
+        if KY == 2:
+            wy = _axis_weight(dy, y0 < 0, fy)
+            yy = tl.where(inside, tl.maximum(y0, 0), 0)
+        else:
+            yy = y0 + ey
+            ok = (yy >= 0) & (yy < hl)
+            if ey == 1:
+                wy = tl.where(ok, fy, 0.0)
+            else:
+                wy = tl.where(ok, 1.0 - fy, 0.0)
+            yy = tl.where(ok, yy, 0)
+        w = wxa * wy
+        v = tl.load(nb_ptr + (((e + yy * wl) * NH + h) * (2 * KY * ROW))[:, None, None] + c)
+        if MODE == 2:
+            acc0, acc1, acc2, acc3 = add_packed_int8(v, w[:, None, None], acc0, acc1, acc2, acc3, BIASED=True)
+            wsum += w
+        elif MODE == 1:
+            acc0 += w.to(tl.float16)[:, None, None] * v
+        else:
+            acc0 += w[:, None, None] * to_f32(v)
+    return acc0, acc1, acc2, acc3, wsum
+
+
+@triton.jit
+def _ms_deform_attn_neighbours_kernel(
+    nb_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, out_ptr,
     S, NQ, NH, C, L, P, ROWS, attn_scale, out_scale,
     MODE: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, NCH: tl.constexpr, VW: tl.constexpr,
-    ROW: tl.constexpr,
+    ROW: tl.constexpr, KY: tl.constexpr, LVL: tl.constexpr, NP: tl.constexpr, ATTN_F16: tl.constexpr,
 ):
-    """As _ms_deform_attn_kernel, but the SPLIT lanes of a row cover a whole x-pair (2 * ROW elements, see
-    value_pairs), so one warp load fetches both x-corners of a map row: 2 loads per point instead of 4. The
-    first SPLIT / 2 lanes hold v[x0] and weight it with 1 - fx, the others v[x0 + 1] with fx; x0 = -1 reads the
-    pair of key 0 with the weights shifted (fx on v[0], 0 on v[1]). The halves are summed once per row."""
-    r, part, rmask, h, b, c = _row_lanes(ROWS, NH, NQ, BLOCK_R, SPLIT, NCH, VW)
-    second = part >= SPLIT // 2
+    """As _ms_deform_attn_kernel, but the value comes as neighbour entries (value_neighbours): 2 * KY corner rows
+    of ROW elements per (key, head), slot k = 2 dy + dx. The SPLIT lanes of a (batch, query, head) row cover one
+    whole entry, each lane NCH * VW elements of one slot, so a point costs 2 / KY entry loads (pairs: map rows y0
+    and y0 + 1; quads: one) instead of 4 corner loads. LVL: each level's NP (= P) locations and weights come in one
+    vector load each (the points unrolled, _level_point) instead of three scalar loads per point, whose L1
+    wavefronts (a row's points lie 4 * L * P bytes apart from the next row's) bounded the kernel once the entries
+    had cut the L2 requests. The slots of a row are summed once at the end."""
+    r, part, rmask, _, _, c = _row_lanes(ROWS, NH, NQ, BLOCK_R, SPLIT, NCH, VW)
+    rc = tl.minimum(r, ROWS - 1)  # the tail program's spare lanes address row ROWS - 1 with zero weights
+    h = rc % NH
+    b = rc // (NH * NQ)
+    slot = (part * (NCH * VW)) // ROW
+    dx = slot % 2
+    dy = slot // 2
     acc0, acc1, acc2, acc3, wsum = _zero_accumulators(BLOCK_R, NCH, VW, MODE)
     for lvl in range(L):
         hl, wl, row0 = _level(shapes_ptr, starts_ptr, lvl, b, S)
-        for pt in range(P):
-            x0, y0, fx, fy, aw, inside = _sample_point(loc_ptr, attn_ptr, r * (L * P) + lvl * P + pt, rmask, wl, hl,
-                                                       attn_scale)
-            left = x0 < 0
-            wx = tl.where(second, tl.where(left, 0.0, fx), tl.where(left, fx, 1.0 - fx)) * aw
-            e = row0 + tl.maximum(x0, 0)
-            acc0, acc1, acc2, acc3, wsum = _pair_row(pairs_ptr, e, h, NH, wl, y0, hl, wx * (1.0 - fy), inside, c,
-                                                     ROW, MODE, acc0, acc1, acc2, acc3, wsum)
-            acc0, acc1, acc2, acc3, wsum = _pair_row(pairs_ptr, e, h, NH, wl, y0 + 1, hl, wx * fy, inside, c,
-                                                     ROW, MODE, acc0, acc1, acc2, acc3, wsum)
-    _store_halves(out_ptr, acc0, acc1, acc2, acc3, wsum, C, ROWS, out_scale, MODE, BLOCK_R, SPLIT, ROW)
+        if LVL:  # the level's NP (= P) locations and weights in one vector load each
+            pts = (rc * (L * NP) + lvl * NP)[:, None] + tl.arange(0, NP)[None, :]
+            locw = tl.load(loc_ptr + pts)
+            attw = tl.load(attn_ptr + pts)
+            for k in tl.static_range(NP):
+                x0, y0, fx, fy, aw, inside = _level_point(locw, attw, k, NP, rmask, wl, hl, attn_scale, ATTN_F16)
+                acc0, acc1, acc2, acc3, wsum = _neighbour_point(
+                    nb_ptr, x0, y0, fx, fy, aw, inside, row0, wl, hl, h, NH, dx, dy, c,
+                    acc0, acc1, acc2, acc3, wsum, MODE, ROW, KY)
+        else:
+            for pt in range(P):
+                x0, y0, fx, fy, aw, inside = _sample_point(loc_ptr, attn_ptr, r * (L * P) + lvl * P + pt, rmask, wl,
+                                                           hl, attn_scale)
+                acc0, acc1, acc2, acc3, wsum = _neighbour_point(
+                    nb_ptr, x0, y0, fx, fy, aw, inside, row0, wl, hl, h, NH, dx, dy, c,
+                    acc0, acc1, acc2, acc3, wsum, MODE, ROW, KY)
+    _store_slot_sums(out_ptr, acc0, acc1, acc2, acc3, wsum[:, None, None], C, ROWS, out_scale, MODE, BLOCK_R, SPLIT,
+                     ROW, 2 * KY)
 
 
 @triton.jit
-def _store_halves(out_ptr, acc0, acc1, acc2, acc3, wsum, C, ROWS, out_scale, MODE: tl.constexpr,
-                  BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, ROW: tl.constexpr):
-    """Sum the two halves of each row's pair accumulators and store the rows of this program."""
-    rr = tl.program_id(0) * (BLOCK_R // SPLIT) + tl.arange(0, BLOCK_R // SPLIT)
+def _slot_sum(x, RB: tl.constexpr, K: tl.constexpr, ROW: tl.constexpr):
+    """[lanes, NCH, VW] in row-major lane order is [rows, K slots, ROW]: sum the slots of every row."""
+    return tl.sum(tl.reshape(x, [RB, K, ROW]), axis=1)
+
+
+@triton.jit
+def _store_slot_sums(out_ptr, acc0, acc1, acc2, acc3, wsum, C, ROWS, out_scale, MODE: tl.constexpr,
+                     BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, ROW: tl.constexpr, K: tl.constexpr):
+    """Sum the K slot accumulators of each row and store the rows of this program."""
+    RB: tl.constexpr = BLOCK_R // SPLIT
+    rr = tl.program_id(0) * RB + tl.arange(0, RB)
     cc = tl.arange(0, ROW)[None, :]
     m = (rr < ROWS)[:, None]
     odt = out_ptr.dtype.element_ty
-    if MODE == 2:  # per lane: sum w * q = 2^23 * acc - 128 * sum w (the lane's own weights), then the halves
-        ws = wsum[:, None, None]
+    if MODE == 2:  # per chunk: sum w * q = 2^23 * acc - 128 * sum w (the chunk's own weights), then the slots
         optr = out_ptr + rr[:, None] * C + 4 * cc
-        tl.store(optr, (_half_sum(packed_int8_result(acc0, ws, 1.0), BLOCK_R // SPLIT, ROW) * out_scale).to(odt), mask=m)
-        tl.store(optr + 1, (_half_sum(packed_int8_result(acc1, ws, 1.0), BLOCK_R // SPLIT, ROW) * out_scale).to(odt),
-                 mask=m)
-        tl.store(optr + 2, (_half_sum(packed_int8_result(acc2, ws, 1.0), BLOCK_R // SPLIT, ROW) * out_scale).to(odt),
-                 mask=m)
-        tl.store(optr + 3, (_half_sum(packed_int8_result(acc3, ws, 1.0), BLOCK_R // SPLIT, ROW) * out_scale).to(odt),
-                 mask=m)
+        tl.store(optr, (_slot_sum(packed_int8_result(acc0, wsum, 1.0), RB, K, ROW) * out_scale).to(odt), mask=m)
+        tl.store(optr + 1, (_slot_sum(packed_int8_result(acc1, wsum, 1.0), RB, K, ROW) * out_scale).to(odt), mask=m)
+        tl.store(optr + 2, (_slot_sum(packed_int8_result(acc2, wsum, 1.0), RB, K, ROW) * out_scale).to(odt), mask=m)
+        tl.store(optr + 3, (_slot_sum(packed_int8_result(acc3, wsum, 1.0), RB, K, ROW) * out_scale).to(odt), mask=m)
     else:
-        res = _half_sum(acc0.to(tl.float32), BLOCK_R // SPLIT, ROW) * out_scale
+        res = _slot_sum(acc0.to(tl.float32), RB, K, ROW) * out_scale
         tl.store(out_ptr + rr[:, None] * C + cc, res.to(odt), mask=m)
+
 
 def _prepare(value, locs, weights, precision, scales):
     """Storage tensors and the scales of one variant: (value, locations, weights, attn_scale, out_scale)."""
@@ -282,42 +366,50 @@ def _prepare(value, locs, weights, precision, scales):
     return qv, locs.to(torch.float16).contiguous(), qw, sw, sv
 
 
-def value_pairs(value: torch.Tensor, spatial_shapes: torch.Tensor, level_start_index: torch.Tensor) -> torch.Tensor:
-    """The value as x-pairs (bs, S, heads, 2, C): pairs[:, s, :, 0] = value[:, s], pairs[:, s, :, 1] = value[:, s + 1]
-    or zeros where key s ends its map row. Indexed by the key itself (no per-level column of padding), so no
-    host-side shape arithmetic and no device sync: the op stays capturable in a CUDA graph. Needs a contiguous
-    value whose rows are whole int32 words (C * element size % 4 == 0) and a power-of-two number of words."""
+def value_neighbours(value: torch.Tensor, spatial_shapes: torch.Tensor, level_start_index: torch.Tensor,
+                     corners: int = 2, bias: bool = False) -> torch.Tensor:
+    """The value as neighbour entries (bs, S, heads, corners, C): entry[:, s, :, 2 dy + dx] = value[:, s + dx + dy * W]
+    (W: the width of key s's level; dy only for corners = 4), zeros where that neighbour is off the map (s in the
+    last column, or in the last map row). Pairs (2) and quads (4) cost 2x and 4x the value's memory. Indexed by the
+    key itself (no per-level padding), so no host-side shape arithmetic and no device sync: the op stays
+    capturable in a CUDA graph. Needs a contiguous value whose rows are whole int32 words (C * element size % 4
+    == 0). ``bias`` (int8): every byte stored as q ^ 0x80, zeros too (what the int8 kernel reads)."""
+    if corners not in (2, 4):
+        raise ValueError(f"value_neighbours: corners must be 2 or 4, not {corners}")
     bs, s, nh, c = value.shape
     rw = c * value.element_size() // 4
-    pairs = torch.empty((bs, s, nh, 2, rw), dtype=torch.int32, device=value.device)
+    out = torch.empty((bs, s, nh, corners, rw), dtype=torch.int32, device=value.device)
     n = bs * s * nh
     if n:
         block = max(1, 2048 // rw)
-        _pairs_prep_kernel[(triton.cdiv(n, block),)](
-            value.view(torch.int32), pairs, spatial_shapes.to(torch.int32).contiguous(),
-            level_start_index.to(torch.int32).contiguous(), s, nh, spatial_shapes.shape[0], n, RW=rw, BLOCK=block,
-            num_warps=4,
+        _neighbours_prep_kernel[(triton.cdiv(n, block),)](
+            value.view(torch.int32), out, spatial_shapes.to(torch.int32).contiguous(),
+            level_start_index.to(torch.int32).contiguous(), s, nh, spatial_shapes.shape[0], n, RW=rw,
+            KY=corners // 2, BIAS=bias, BLOCK=block, num_warps=4,
         )
-    return pairs.view(value.dtype)
+    return out.view(value.dtype)
 
 
-def _pair_launch(cfg: Mapping, precision: str, v: torch.Tensor) -> dict | None:
-    """Launch shape of the x-pair kernel, or None where it does not apply: TUNING "pairs" off, fp32 (a pair of
-    128-B rows is two lines anyway), int8 with C % 4 != 0, rows that are not a power of two of 4-byte int8 words
-    / fp16 elements, or tensors too large for 32-bit offsets once doubled."""
-    c = v.shape[-1]
-    if not cfg.get("pairs") or precision == "fp32" or (c * v.element_size()) % 4 or v.data_ptr() % 4:
+def _neighbour_launch(cfg: Mapping, precision: str, v: torch.Tensor, npts: int) -> dict | None:
+    """Launch shape of the neighbour-entry kernel, or None where it does not apply: TUNING "corners" 1, fp32 (a
+    128-B row is a line of its own anyway), int8 with C % 4 != 0, rows that are not a power of two of 4-byte int8
+    words / fp16 elements, or tensors too large for 32-bit offsets once copied."""
+    corners, c = cfg.get("corners", 1), v.shape[-1]
+    if corners == 1 or precision == "fp32" or (c * v.element_size()) % 4 or v.data_ptr() % 4:
         return None
     elem = 4 if precision == "int8" else 2  # int8: packed int32 words
     row = c * v.element_size() // elem
     block_r = 32 * cfg["num_warps"]
-    per_lane = max(1, min(row, cfg["lane_bytes"] // elem))  # a lane never straddles the two rows of a pair
+    per_lane = max(1, min(row, cfg["lane_bytes"] // elem))  # a lane holds part of one slot (wider: measured slower)
     vw = min(per_lane, 16 // elem)
-    split = 2 * row // per_lane
-    if row != next_pow2(row) or per_lane != next_pow2(per_lane) or split > block_r or 2 * v.numel() >= 2**31:
+    split = corners * row // per_lane
+    if (row != next_pow2(row) or per_lane != next_pow2(per_lane) or split > block_r
+            or corners * v.numel() >= 2**31):
         return None
+    lvl = bool(cfg.get("level_loads")) and npts == next_pow2(npts) and npts <= 32
     return dict(MODE=2 if precision == "int8" else _MODE[precision], BLOCK_R=block_r, SPLIT=split,
-                NCH=per_lane // vw, VW=vw, ROW=row, num_warps=cfg["num_warps"])
+                NCH=per_lane // vw, VW=vw, ROW=row, KY=corners // 2, LVL=lvl, NP=npts if lvl else 1,
+                ATTN_F16=True, num_warps=cfg["num_warps"])
 
 
 def ms_deform_attn_cuda(
@@ -340,13 +432,17 @@ def ms_deform_attn_cuda(
     shapes = spatial_shapes.to(torch.int32).contiguous()
     starts = level_start_index.to(torch.int32).contiguous()
     cfg = tuned(TUNING, precision)
-    launch = _pair_launch(cfg, precision, v)
+    launch = _neighbour_launch(cfg, precision, v, npts)
     if launch is not None:
-        pairs = value_pairs(v, shapes, starts)
-        pairs = pairs.view(torch.int32) if precision == "int8" else pairs
+        nb = value_neighbours(v, shapes, starts, 2 * launch["KY"], bias=launch["MODE"] == 2)
+        nb = nb.view(torch.int32) if precision == "int8" else nb
         grid = (triton.cdiv(bs * nq * nh * launch["SPLIT"], launch["BLOCK_R"]),)
-        _ms_deform_attn_pairs_kernel[grid](pairs, shapes, starts, loc, w, out, s, nq, nh, c, nl, npts,
-                                           bs * nq * nh, attn_scale, out_scale, **launch)
+        if launch["LVL"]:  # locations as int32 words (x, y), fp16 weights as their int16 bits (_level_point)
+            loc = loc.view(torch.int32)
+            launch["ATTN_F16"] = w.dtype == torch.float16
+            w = w.view(torch.int16) if launch["ATTN_F16"] else w
+        _ms_deform_attn_neighbours_kernel[grid](nb, shapes, starts, loc, w, out, s, nq, nh, c, nl, npts,
+                                                bs * nq * nh, attn_scale, out_scale, **launch)
         return out
     packed = precision == "int8" and c % 4 == 0 and v.data_ptr() % 16 == 0
     if packed:
