@@ -31,7 +31,7 @@ Measured (H200, NOTES-ops runs 7 and 19): entries alone do not pay, every varian
 four-corner kernel's 1.71, because the bound moves: to issue (pairs at 16 bytes per lane, session 5), to the L1
 wavefronts of the three scalar location / weight loads per point (quads: L1 82% busy) and, for quads, a 130 us prep.
 With each level's locations and weights in one vector load (level_loads) pairs at 32 bytes per lane run the
-anchor in 1.44 ms and "sca" in 1.47 (int8 / fp32 1.98x / 2.12x), bound by L2 again (84% busy, prep 38 us).
+anchor in 1.43 ms and "sca" in 1.44 (run 19; int8 / fp32 1.98x / 2.15x), bound by L2 again (84% busy, prep 38 us).
 """
 
 from collections.abc import Mapping
@@ -59,7 +59,7 @@ _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 0}  # int8 uses mode 2 (pack
 # corners: 1 reads the value itself (four loads per point); 2 / 4 read x-pair / quad entries (value_neighbours,
 # _ms_deform_attn_neighbours_kernel) where they apply. level_loads: the entry kernel loads a level's P locations and
 # weights with one vector load each (P a power of two) instead of three scalar loads per point. int8 default:
-# x-pairs, 32 bytes per lane, level loads (session 10, H200: anchor 1.71 -> 1.44 ms, sca 1.76 -> 1.47; see the
+# x-pairs, 32 bytes per lane, level loads (session 10, H200: anchor 1.71 -> 1.43 ms, sca 1.76 -> 1.44; see the
 # module docstring). fp16 / fp16x2 keep the four-corner kernel (x-pairs 5% faster for fp16, slower for fp16x2,
 # not worth twice the value's memory).
 TUNING = {"num_warps": 4, "lane_bytes": 16, "corners": 1, "level_loads": False,
