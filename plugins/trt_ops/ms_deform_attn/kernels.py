@@ -84,11 +84,12 @@ def _corner(value_ptr, row0, h, NH, x, y, dx: tl.constexpr, dy: tl.constexpr, wl
 
 
 @triton.jit
-def _accumulate(v, w, MODE: tl.constexpr, acc0, acc1, acc2, acc3, wsum):
-    """Add the loaded rows v, weighted by w (one weight per lane), to the accumulators of a MODE."""
+def _accumulate(v, w, MODE: tl.constexpr, acc0, acc1, acc2, acc3, wsum, BIASED: tl.constexpr = False):
+    """Add the loaded rows v, weighted by w (one weight per lane), to the accumulators of a MODE (BIASED: int8
+    words already XORed with 0x80, as value_neighbours stores them)."""
     w3 = w[:, None, None]
     if MODE == 2:  # int8 packed 4 channels per int32 word (triton_util.add_packed_int8)
-        acc0, acc1, acc2, acc3 = add_packed_int8(v, w3, acc0, acc1, acc2, acc3)
+        acc0, acc1, acc2, acc3 = add_packed_int8(v, w3, acc0, acc1, acc2, acc3, BIASED=BIASED)
         wsum += w
     elif MODE == 1:
         acc0 += w.to(tl.float16)[:, None, None] * v
@@ -101,9 +102,17 @@ def _accumulate(v, w, MODE: tl.constexpr, acc0, acc1, acc2, acc3, wsum):
 def _sample_point(loc_ptr, attn_ptr, base, rmask, wl, hl, attn_scale):
     """Point ``base`` of every row: its top-left corner (x0, y0), the fractions (fx, fy), its attention weight and
     whether any corner lies on the map (pixel = loc * size - 0.5)."""
-    x = tl.load(loc_ptr + base * 2, mask=rmask, other=0).to(tl.float32) * wl - 0.5
-    y = tl.load(loc_ptr + base * 2 + 1, mask=rmask, other=0).to(tl.float32) * hl - 0.5
+    x = tl.load(loc_ptr + base * 2, mask=rmask, other=0).to(tl.float32)
+    y = tl.load(loc_ptr + base * 2 + 1, mask=rmask, other=0).to(tl.float32)
     aw = tl.load(attn_ptr + base, mask=rmask, other=0).to(tl.float32) * attn_scale
+    return _point_corner(x, y, aw, rmask, wl, hl)
+
+
+@triton.jit
+def _point_corner(x, y, aw, rmask, wl, hl):
+    """(x0, y0, fx, fy, aw, inside) of normalised locations (x, y) on a wl x hl map: pixel = loc * size - 0.5."""
+    x = x * wl - 0.5
+    y = y * hl - 0.5
     inside = rmask & (x > -1.0) & (y > -1.0) & (x < wl) & (y < hl)
     x0f = tl.floor(x)
     y0f = tl.floor(y)
@@ -238,17 +247,14 @@ def _level_point(locw, attw, k: tl.constexpr, N: tl.constexpr, rmask, wl, hl, at
     """As _sample_point, for point k of a level whose locations (int32 words: x, y fp16) and weights (int16
     bits of fp16, or int8) were loaded for all N points at once (_ms_deform_attn_neighbours_kernel, LVL)."""
     w = _column(locw, k, N)
-    x = (w & 0xFFFF).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32) * wl - 0.5
-    y = (w >> 16).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32) * hl - 0.5
+    x = (w & 0xFFFF).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
+    y = (w >> 16).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
     a = _column(attw.to(tl.int32), k, N)
     if ATTN_F16:
         aw = a.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32) * attn_scale
     else:
         aw = a.to(tl.float32) * attn_scale
-    inside = rmask & (x > -1.0) & (y > -1.0) & (x < wl) & (y < hl)
-    x0f = tl.floor(x)
-    y0f = tl.floor(y)
-    return x0f.to(tl.int32), y0f.to(tl.int32), x - x0f, y - y0f, aw, inside
+    return _point_corner(x, y, aw, rmask, wl, hl)
 
 
 @triton.jit
@@ -272,15 +278,8 @@ def _neighbour_point(nb_ptr, x0, y0, fx, fy, aw, inside, row0, wl, hl, h, NH, dx
             else:
                 wy = tl.where(ok, 1.0 - fy, 0.0)
             yy = tl.where(ok, yy, 0)
-        w = wxa * wy
         v = tl.load(nb_ptr + (((e + yy * wl) * NH + h) * (2 * KY * ROW))[:, None, None] + c)
-        if MODE == 2:
-            acc0, acc1, acc2, acc3 = add_packed_int8(v, w[:, None, None], acc0, acc1, acc2, acc3, BIASED=True)
-            wsum += w
-        elif MODE == 1:
-            acc0 += w.to(tl.float16)[:, None, None] * v
-        else:
-            acc0 += w[:, None, None] * to_f32(v)
+        acc0, acc1, acc2, acc3, wsum = _accumulate(v, wxa * wy, MODE, acc0, acc1, acc2, acc3, wsum, BIASED=True)
     return acc0, acc1, acc2, acc3, wsum
 
 
