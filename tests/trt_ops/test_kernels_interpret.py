@@ -11,7 +11,10 @@ from triton_interpreter import enter
 
 ops_cases = enter()  # before anything imports Triton
 
+import triton  # noqa: E402
+import triton.language as tl  # noqa: E402
 from bevdeploy import BevDeployError  # noqa: E402
+from bevdeploy.plugins.trt_ops.rotate.kernels import _cos_sin_degrees  # noqa: E402
 
 
 def _variants():
@@ -130,6 +133,33 @@ def test_grid_sampler_modes(dims, mode, padding, align):
 
 def test_rotate_nearest():
     _check("rotate", ops_cases.rotate_case("tiny", interpolation=1), "fp32")
+
+
+@pytest.mark.parametrize("angle", [-450.0, -270.0, -135.5, -90.0, -0.7, 45.0, 89.9, 90.0, 180.0, 271.3, 720.0])
+def test_rotate_quarter_turns(angle):
+    """Every quadrant of the kernel's own cos / sin (whole quarter turns taken off first), at and between them."""
+    case = ops_cases.rotate_case("tiny")
+    img, _angle, *rest = case.args
+    _check("rotate", ops_cases.Case(f"rotate[{angle}]", (img, torch.tensor(angle), *rest), scales=case.scales,
+                                    half_args=case.half_args, int8_args=case.int8_args), "fp32")
+
+
+@triton.jit
+def _cos_sin_probe(deg_ptr, out_ptr, N: tl.constexpr):
+    i = tl.arange(0, N)
+    cs, sn = _cos_sin_degrees(tl.load(deg_ptr + i))
+    tl.store(out_ptr + i, cs)
+    tl.store(out_ptr + N + i, sn)
+
+
+def test_rotate_cos_sin_degrees_to_an_ulp():
+    deg = torch.cat([torch.linspace(-1000.0, 1000.0, 4001), torch.arange(-8, 9) * 45.0]).float()[:4096]
+    deg = torch.nn.functional.pad(deg, (0, 4096 - deg.numel()))
+    out = torch.empty(2 * 4096)
+    _cos_sin_probe[(1,)](deg, out, N=4096)
+    rad = deg.double() * (torch.pi / 180)
+    assert (out[:4096].double() - rad.cos()).abs().max() < 2.5e-7
+    assert (out[4096:].double() - rad.sin()).abs().max() < 2.5e-7
 
 
 def test_bev_pool_empty_intervals_and_non_contiguous_feat():
