@@ -107,22 +107,9 @@ def packed_int8_result(acc, wsum, scale):
 
 
 @triton.jit
-def half_pair_bits(lo, hi):
-    """fp32 tensors lo, hi rounded to fp16 and packed into one int32 each (lo in the low half: a half2 in memory)."""
-    a = lo.to(tl.float16).to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
-    return a | (hi.to(tl.float16).to(tl.int16, bitcast=True).to(tl.int32) << 16)
-
-
-@triton.jit
-def store_packed_int8_result(out_ptr, word_offs, acc0, acc1, acc2, acc3, wsum, scale, mask):
-    """Store the four add_packed_int8 accumulators of each word as fp16 channels 4w .. 4w + 3 of an fp16 output:
-    one 8-byte store per word at out_ptr + 4 * word_offs. Putting the four results in channel order as one tensor
-    instead (a join and reshape) made Triton move them through shared memory, with barriers (offline sm_90 SASS of
-    rotate int8 kCHW4: 4 shared stores, 4 shared loads and 7 barriers per program)."""
-    lo = half_pair_bits(packed_int8_result(acc0, wsum, scale), packed_int8_result(acc1, wsum, scale))
-    hi = half_pair_bits(packed_int8_result(acc2, wsum, scale), packed_int8_result(acc3, wsum, scale))
-    quad = (lo.to(tl.int64) & 0xFFFFFFFF) | (hi.to(tl.int64) << 32)
-    tl.store(out_ptr.to(tl.pointer_type(tl.int64)) + word_offs, quad, mask=mask)
+def interleave_bytes(r0, r1, r2, r3, ROWS: tl.constexpr, COLS: tl.constexpr):
+    """[ROWS, COLS / 4] results of the four bytes of each word -> [ROWS, COLS] in channel order (4w + k)."""
+    return tl.reshape(tl.join(tl.join(r0, r2), tl.join(r1, r3)), [ROWS, COLS])
 
 
 @triton.jit
@@ -158,13 +145,16 @@ def sampler_add(in_ptr, offs, w, ok, lmask, a0, a1, a2, a3, wsum, PACKED: tl.con
 
 
 @triton.jit
-def sampler_store(out_ptr, offs, a0, a1, a2, a3, wsum, scale, mask, PACKED: tl.constexpr):
-    """Store the sums of sampler_add, times ``scale``: ``offs`` are the output's [pixels, channels] element offsets,
-    or (PACKED, an fp16 output) its [pixels, channels / 4] offsets in units of 4 channels."""
+def sampler_result(a0, a1, a2, a3, wsum, scale, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+                   PACKED: tl.constexpr):
+    """The [pixels, channels] fp32 result of sampler_add's sums, times ``scale``."""
     if PACKED:
-        store_packed_int8_result(out_ptr, offs, a0, a1, a2, a3, wsum[:, None], scale, mask)
+        ws = wsum[:, None]
+        res = interleave_bytes(packed_int8_result(a0, ws, scale), packed_int8_result(a1, ws, scale),
+                               packed_int8_result(a2, ws, scale), packed_int8_result(a3, ws, scale), BLOCK_P, BLOCK_C)
     else:
-        tl.store(out_ptr + offs, (a0.to(tl.float32) * scale).to(out_ptr.dtype.element_ty), mask=mask)
+        res = a0.to(tl.float32) * scale
+    return res
 
 
 def packed_int8(precision: str, mode: int, block_c: int, x: torch.Tensor) -> bool:

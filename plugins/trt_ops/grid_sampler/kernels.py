@@ -34,7 +34,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     out_dtype,
     packed_int8,
     sampler_add,
-    sampler_store,
+    sampler_result,
     sampler_zeros,
     tl,
     to_f32,
@@ -189,18 +189,11 @@ def _grid_sampler_kernel(
             ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H) & (z >= 0) & (z < D)
             a0, a1, a2, a3, wsum = sampler_add(in_ptr, cin + (((z * H + y) * W + x) * STEP)[:, None], w, ok, lmask,
                                                a0, a1, a2, a3, wsum, PACKED, HALF_MATH)
+        res = sampler_result(a0, a1, a2, a3, wsum, out_scale, BLOCK_P, BLOCK_C, PACKED)
     if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
         pix = tl.max_contiguous(pix, 1)
-    if PACKED:  # the output's 4-channel groups (fp16), numbered like the input's words
-        offs = ((n * (C // VEC) + j // (VEC // 4)) * NPIX * (VEC // 4) + j % (VEC // 4))[None, :] + (pix * STEP)[:, None]
-        omask = pmask[:, None]
-    else:
-        offs = cout + (pix * VEC)[:, None]
-        omask = lmask & pmask[:, None]
-    if NEAREST:
-        tl.store(out_ptr + offs, res.to(out_ptr.dtype.element_ty), mask=omask)
-    else:
-        sampler_store(out_ptr, offs, a0, a1, a2, a3, wsum, out_scale, omask, PACKED)
+    optr = out_ptr + cout + (pix * VEC)[:, None]
+    tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None])
 
 
 def _code(value, table: dict, what: str) -> int:

@@ -30,7 +30,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     out_dtype,
     packed_int8,
     sampler_add,
-    sampler_store,
+    sampler_result,
     sampler_zeros,
     tl,
     to_f32,
@@ -159,18 +159,11 @@ def _rotate_kernel(
             else:
                 offs = cbase + ((y * W + x) * VEC)[:, None]
             a0, a1, a2, a3, wsum = sampler_add(in_ptr, offs, w, ok, lmask, a0, a1, a2, a3, wsum, PACKED, HALF_MATH)
+        res = sampler_result(a0, a1, a2, a3, wsum, out_scale, BLOCK_P, BLOCK_C, PACKED)
     if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
         pix = tl.max_contiguous(pix, 1)
-    if PACKED:  # the output's 4-channel groups (fp16), at the input's word offsets
-        offs = wbase + (pix * (VEC // 4))[:, None]
-        omask = pmask[:, None]
-    else:
-        offs = cbase + (pix * VEC)[:, None]
-        omask = lmask & pmask[:, None]
-    if NEAREST:
-        tl.store(out_ptr + offs, res.to(out_ptr.dtype.element_ty), mask=omask)
-    else:
-        sampler_store(out_ptr, offs, a0, a1, a2, a3, wsum, out_scale, omask, PACKED)
+    optr = out_ptr + cbase + (pix * VEC)[:, None]
+    tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None])
 
 
 def _as_device_vector(v, n: int, device, name: str) -> torch.Tensor:
