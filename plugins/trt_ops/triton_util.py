@@ -113,6 +113,26 @@ def interleave_bytes(r0, r1, r2, r3, ROWS: tl.constexpr, COLS: tl.constexpr):
 
 
 @triton.jit
+def half_pair_bits(lo, hi):
+    """fp32 tensors lo, hi rounded to fp16 and packed into one int32 each (lo in the low half: a half2 in memory)."""
+    a = lo.to(tl.float16).to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
+    return a | (hi.to(tl.float16).to(tl.int16, bitcast=True).to(tl.int32) << 16)
+
+
+@triton.jit
+def store_packed_int8_words(out_ptr, word_offs, acc0, acc1, acc2, acc3, wsum, scale, mask):
+    """Store the four add_packed_int8 sums of each word as fp16 channels 4w .. 4w + 3 of an fp16 output with one
+    8-byte store per word at out_ptr + 4 * word_offs, without interleave_bytes (whose join and reshape Triton
+    does through shared memory, with barriers). Pays where neighbouring lanes' words are neighbours in memory
+    (short vectors: kCHW4); where a pixel's words are (kCHW32) the interleave's 16-byte stores coalesce better
+    (TUNING "vec_word_store", NOTES-ops run 20)."""
+    lo = half_pair_bits(packed_int8_result(acc0, wsum, scale), packed_int8_result(acc1, wsum, scale))
+    hi = half_pair_bits(packed_int8_result(acc2, wsum, scale), packed_int8_result(acc3, wsum, scale))
+    quad = (lo.to(tl.int64) & 0xFFFFFFFF) | (hi.to(tl.int64) << 32)
+    tl.store(out_ptr.to(tl.pointer_type(tl.int64)) + word_offs, quad, mask=mask)
+
+
+@triton.jit
 def sampler_zeros(BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, PACKED: tl.constexpr, HALF_MATH: tl.constexpr):
     """Accumulators (a0, a1, a2, a3, wsum) of a sampling kernel's [pixels, channels] tile. PACKED: a0..a3 are the
     [pixels, channels / 4] sums of each word's four bytes and wsum the weights' sum (add_packed_int8); else a0
@@ -171,6 +191,12 @@ def tuned(tuning: Mapping, precision: str) -> dict:
     merged = {k: v for k, v in tuning.items() if k != "per_precision"}
     merged.update(tuning.get("per_precision", {}).get(precision, {}))
     return merged
+
+
+def word_store(cfg: Mapping, packed: bool, vec: int) -> bool:
+    """Whether a sampler writes its packed int8 sums (packed_int8) with store_packed_int8_words: vectors shorter
+    than 32 bytes (e.g. kCHW4) and ``cfg["vec_word_store"]``."""
+    return packed and vec < 32 and bool(cfg.get("vec_word_store", False))
 
 
 def vector_tile(cfg: Mapping, vec: int, element_size: int, groups: int = 1) -> tuple[int, int, int]:

@@ -123,6 +123,27 @@ def test_vectorized_layout_rejects_a_linear_tensor():
         ops_cases.kernel_for("grid_sampler")(*kargs, precision="fp32", layout="chw4")
 
 
+@pytest.mark.parametrize("op", ["grid_sampler", "rotate"])
+@pytest.mark.parametrize("layout", ["chw4", "chw32"])
+@pytest.mark.parametrize("on", [False, True])
+def test_packed_int8_word_store(op, layout, on, monkeypatch):
+    """TUNING "vec_word_store": int8 kCHW4 writes each word's four fp16 channels with one 8-byte store when it is
+    on; kCHW32 (32-byte vectors) never does. Either way the output matches the reference."""
+    import importlib
+
+    mod = importlib.import_module(f"bevdeploy.plugins.trt_ops.{op}.kernels")
+    per_precision = {p: {**cfg, "vec_word_store": on} for p, cfg in mod.TUNING.get("per_precision", {}).items()}
+    monkeypatch.setattr(mod, "TUNING", {**mod.TUNING, "vec_word_store": on, "per_precision": per_precision})
+    taken, word_store = [], mod.word_store
+    monkeypatch.setattr(mod, "word_store", lambda *a: taken.append(word_store(*a)) or taken[-1])
+    case = ops_cases.OPS[op][0]("tiny2d" if op == "grid_sampler" else "tiny")
+    x = torch.randn((*case.args[0].shape[:-3], 16, *case.args[0].shape[-2:]), generator=torch.Generator().manual_seed(2))
+    scales = {k: float(x.abs().max()) / 127 for k in case.scales}
+    _check(op, ops_cases.Case(case.name, (x, *case.args[1:]), scales, case.half_args, case.int8_args,
+                              layouts=case.layouts, unbatched=case.unbatched), "int8", layout)
+    assert taken == [on and layout == "chw4"]
+
+
 @pytest.mark.parametrize("mode", [0, 1])
 @pytest.mark.parametrize("padding", [0, 1, 2])
 @pytest.mark.parametrize("align", [False, True])

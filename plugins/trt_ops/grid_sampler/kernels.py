@@ -36,11 +36,13 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     sampler_add,
     sampler_result,
     sampler_zeros,
+    store_packed_int8_words,
     tl,
     to_f32,
     triton,
     tuned,
     vector_tile,
+    word_store,
 )
 
 OP = "grid_sampler"
@@ -57,8 +59,10 @@ _PADS = {"zeros": 0, "border": 1, "reflection": 2}
 # run 18 sweep (H200, ops-sweep-run18): int8 kCHW4 with 4 vectors (16 channels) per program, so that a thread's
 # coordinate math serves 4 vectors ("vec_vectors", triton_util.vector_tile): 2D 0.0143 -> 0.0117 ms, 3D 0.0199 ->
 # 0.0157 (8 vectors: 0.0152 / 0.0182); fp16 / fp16x2 kCHW2 are slower with 2 (2D 0.0206 -> 0.0232), so they keep 1
+# session 11 (H200): each kCHW4 word's four fp16 results in one 8-byte store ("vec_word_store") made int8 kCHW4 4.6%
+# (2D) and 17% (3D) slower here, while rotate's gained 7%: off
 TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 64,
-          "vec_wide_num_warps": 4, "tile_y": 0, "tile_z": 1, "vec_vectors": 1,
+          "vec_wide_num_warps": 4, "tile_y": 0, "tile_z": 1, "vec_vectors": 1, "vec_word_store": False,
           "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2}, "int8": {"vec_vectors": 4}}}
 SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128}, {"block_c": 4, "block_p": 256},
          {"block_c": 16, "block_p": 256, "num_warps": 8}, {"block_c": 8, "block_p": 128},
@@ -70,7 +74,7 @@ SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128},
          {"vec_wide_block_p": 128, "vec_wide_num_warps": 8}, {"vec_wide_block_p": 256, "vec_wide_num_warps": 8},
          {"vec_wide_block_p": 64, "vec_wide_num_warps": 4}, {"vec_wide_block_p": 128, "tile_y": 2, "tile_z": 2},
          {"vec_vectors": 2}, {"vec_vectors": 4}, {"vec_vectors": 8}, {"vec_vectors": 4, "vec_block_p": 128},
-         {"vec_vectors": 4, "vec_block_p": 128, "num_warps": 2}]
+         {"vec_vectors": 4, "vec_block_p": 128, "num_warps": 2}, {"vec_word_store": True}, {"vec_word_store": False}]
 
 
 @triton.jit
@@ -117,7 +121,7 @@ def _grid_sampler_kernel(
     in_ptr, grid_ptr, out_ptr, C, D, H, W, NPIX, HO, WO, out_scale,
     IS3D: tl.constexpr, NEAREST: tl.constexpr, ALIGN: tl.constexpr, PAD: tl.constexpr, HALF_MATH: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr, VEC: tl.constexpr,
-    TY: tl.constexpr = 0, TZ: tl.constexpr = 1, PACKED: tl.constexpr = False,
+    TY: tl.constexpr = 0, TZ: tl.constexpr = 1, PACKED: tl.constexpr = False, WORD_STORE: tl.constexpr = False,
 ):
     """VEC == 1: linear (N, C, *S) input and output. VEC > 1: both in the channel-vectorized layout
     (N, C / VEC, *S, VEC) (layouts.py); the channel block lies inside one vector, so every corner gather loads
@@ -126,7 +130,8 @@ def _grid_sampler_kernel(
     output (depth, rows, columns), which for a smooth grid reads a more compact part of the input (fewer L2
     reads per output pixel: ncu showed the 3D fp32 kernel L2-bound). PACKED (int8 bilinear in a layout of 4+
     channels): in_ptr is the input as int32 words, each corner gather loads BLOCK_C / 4 words and sums their bytes
-    with triton_util.add_packed_int8 (no int-to-float conversion)."""
+    with triton_util.add_packed_int8 (no int-to-float conversion); WORD_STORE (PACKED, short vectors) writes the
+    sums with triton_util.store_packed_int8_words."""
     n = tl.program_id(2)
     if TY == 0:
         pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
@@ -170,7 +175,7 @@ def _grid_sampler_kernel(
     if NEAREST:
         x, y, z = _rint(ix).to(tl.int32), _rint(iy).to(tl.int32), _rint(iz).to(tl.int32)
         ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H) & (z >= 0) & (z < D)
-        v = tl.load(in_ptr + cin + (((z * H + y) * W + x) * VEC)[:, None], mask=lmask & ok[:, None], other=0)
+        v = tl.load(in_ptr + (cin + (((z * H + y) * W + x) * VEC)[:, None]), mask=lmask & ok[:, None], other=0)
         res = to_f32(v) * out_scale
     else:
         x0f, y0f, z0f = tl.floor(ix), tl.floor(iy), tl.floor(iz)
@@ -189,11 +194,17 @@ def _grid_sampler_kernel(
             ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H) & (z >= 0) & (z < D)
             a0, a1, a2, a3, wsum = sampler_add(in_ptr, cin + (((z * H + y) * W + x) * STEP)[:, None], w, ok, lmask,
                                                a0, a1, a2, a3, wsum, PACKED, HALF_MATH)
-        res = sampler_result(a0, a1, a2, a3, wsum, out_scale, BLOCK_P, BLOCK_C, PACKED)
-    if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
-        pix = tl.max_contiguous(pix, 1)
-    optr = out_ptr + cout + (pix * VEC)[:, None]
-    tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None])
+        if not WORD_STORE:
+            res = sampler_result(a0, a1, a2, a3, wsum, out_scale, BLOCK_P, BLOCK_C, PACKED)
+    if WORD_STORE:  # the output's 4-channel groups (fp16), numbered like the input's words
+        wout = ((n * (C // VEC) + j // (VEC // 4)) * NPIX * (VEC // 4) + j % (VEC // 4))[None, :]
+        store_packed_int8_words(out_ptr, wout + (pix * STEP)[:, None], a0, a1, a2, a3, wsum[:, None], out_scale,
+                                pmask[:, None])
+    else:
+        if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
+            pix = tl.max_contiguous(pix, 1)
+        optr = out_ptr + (cout + (pix * VEC)[:, None])  # int32 offsets summed before the one 64-bit pointer add
+        tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None])
 
 
 def _code(value, table: dict, what: str) -> int:
@@ -261,6 +272,6 @@ def grid_sampler_cuda(
         x, g, out, c, d, h, w, npix, ho, wo, out_scale,
         IS3D=is3d, NEAREST=mode == 1, ALIGN=bool(align_corners), PAD=pad, HALF_MATH=precision == "fp16x2",
         BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], VEC=vec, TY=ty, TZ=tz, PACKED=packed,
-        num_warps=warps,
+        WORD_STORE=word_store(cfg, packed, vec), num_warps=warps,
     )
     return out

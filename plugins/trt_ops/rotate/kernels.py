@@ -32,11 +32,13 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     sampler_add,
     sampler_result,
     sampler_zeros,
+    store_packed_int8_words,
     tl,
     to_f32,
     triton,
     tuned,
     vector_tile,
+    word_store,
 )
 
 OP = "rotate"
@@ -50,9 +52,12 @@ OP = "rotate"
 # run 18 sweep (H200): int8 kCHW4 with 4 vectors per program ("vec_vectors", triton_util.vector_tile): 0.0183 ->
 # 0.0127 ms (2 vectors 0.0147, 8 vectors 0.0158). fp16 / fp16x2 kCHW2 gain 9 / 14% with 4 (0.0295 -> 0.0268,
 # 0.0288 -> 0.0247, per_precision cleared) but stay slower than linear fp16 and are not offered to TensorRT: keep 1
+# session 11 (H200, two runs each, same machine): int8 kCHW4 with each word's four fp16 results in one 8-byte store
+# ("vec_word_store", triton_util.store_packed_int8_words) 0.0124 -> 0.0115 ms (62.9% of copy); the grid sampler's
+# same row was 4.6% slower with it, so it is rotate's int8 default only
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
-          "vec_wide_num_warps": 4, "vec_vectors": 1,
-          "per_precision": {"int8": {"block_c": 16, "block_p": 128, "vec_vectors": 4},
+          "vec_wide_num_warps": 4, "vec_vectors": 1, "vec_word_store": False,
+          "per_precision": {"int8": {"block_c": 16, "block_p": 128, "vec_vectors": 4, "vec_word_store": True},
                             "fp16": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_block_p": 512,
                                      "vec_wide_block_p": 256, "vec_wide_num_warps": 8},
                             "fp16x2": {"vec_wide_block_p": 256, "vec_wide_num_warps": 8},
@@ -66,7 +71,8 @@ SWEEP = [{**cfg, "per_precision": {}} for cfg in (
     {"vec_wide_block_p": 64, "vec_wide_num_warps": 2}, {"vec_wide_block_p": 128}, {"vec_wide_block_p": 256},
     {"vec_wide_block_p": 256, "vec_wide_num_warps": 8}, {"vec_wide_block_p": 128, "vec_wide_num_warps": 8},
     {"vec_vectors": 2}, {"vec_vectors": 4}, {"vec_vectors": 8}, {"vec_vectors": 4, "vec_block_p": 128},
-    {"vec_vectors": 4, "vec_block_p": 128, "num_warps": 2})]
+    {"vec_vectors": 4, "vec_block_p": 128, "num_warps": 2},
+    {"vec_vectors": 4, "vec_word_store": True}, {"vec_vectors": 4, "vec_word_store": False})]
 
 
 @triton.jit
@@ -100,13 +106,14 @@ def _cos_sin_degrees(deg):
 def _rotate_kernel(
     in_ptr, out_ptr, angle_ptr, center_ptr, H, W, out_scale,
     NEAREST: tl.constexpr, HALF_MATH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr,
-    NPLANES, VEC: tl.constexpr, PACKED: tl.constexpr = False,
+    NPLANES, VEC: tl.constexpr, PACKED: tl.constexpr = False, WORD_STORE: tl.constexpr = False,
 ):
     """[pixels, channels] tile: neighbouring output pixels (neighbouring source addresses) on neighbouring
     lanes, the inverse-mapped position computed once per pixel for the channel block. VEC > 1: input and output
     in the channel-vectorized layout (NPLANES / VEC, H, W, VEC) of layouts.py, the channel block inside one
     vector (one vector load per corner), NPLANES counting the padded channels. PACKED (int8 bilinear, vectors of 4+
-    channels): in_ptr holds int32 words and the corners' bytes are summed by triton_util.add_packed_int8."""
+    channels): in_ptr holds int32 words and the corners' bytes are summed by triton_util.add_packed_int8; WORD_STORE
+    (PACKED, short vectors) writes them with triton_util.store_packed_int8_words."""
     pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     pmask = pix < H * W
     if VEC == 1:
@@ -137,7 +144,7 @@ def _rotate_kernel(
         x = _rint(ix).to(tl.int32)
         y = _rint(iy).to(tl.int32)
         ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H)
-        v = tl.load(in_ptr + cbase + ((y * W + x) * VEC)[:, None], mask=lmask & ok[:, None], other=0)
+        v = tl.load(in_ptr + (cbase + ((y * W + x) * VEC)[:, None]), mask=lmask & ok[:, None], other=0)
         res = to_f32(v) * out_scale
     else:
         x0f = tl.floor(ix)
@@ -159,11 +166,16 @@ def _rotate_kernel(
             else:
                 offs = cbase + ((y * W + x) * VEC)[:, None]
             a0, a1, a2, a3, wsum = sampler_add(in_ptr, offs, w, ok, lmask, a0, a1, a2, a3, wsum, PACKED, HALF_MATH)
-        res = sampler_result(a0, a1, a2, a3, wsum, out_scale, BLOCK_P, BLOCK_C, PACKED)
-    if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
-        pix = tl.max_contiguous(pix, 1)
-    optr = out_ptr + cbase + (pix * VEC)[:, None]
-    tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None])
+        if not WORD_STORE:
+            res = sampler_result(a0, a1, a2, a3, wsum, out_scale, BLOCK_P, BLOCK_C, PACKED)
+    if WORD_STORE:  # the output's 4-channel groups (fp16) at the input's word offsets
+        store_packed_int8_words(out_ptr, wbase + (pix * (VEC // 4))[:, None], a0, a1, a2, a3, wsum[:, None], out_scale,
+                                pmask[:, None])
+    else:
+        if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
+            pix = tl.max_contiguous(pix, 1)
+        optr = out_ptr + (cbase + (pix * VEC)[:, None])  # int32 offsets summed before the one 64-bit pointer add
+        tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None])
 
 
 def _as_device_vector(v, n: int, device, name: str) -> torch.Tensor:
@@ -213,10 +225,11 @@ def rotate_cuda(
         block_c, block_p, warps = vector_tile(cfg, vec, x.element_size(), img.shape[0])
         packed = packed_int8(precision, mode, block_c, x)
         x = x.view(torch.int32) if packed else x
+    words = word_store(cfg, packed, vec)
     grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
     _rotate_kernel[grid](
         x, out, ang, ctr, h, w, out_scale,
         NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], NPLANES=planes, VEC=vec,
-        PACKED=packed, num_warps=warps,
+        PACKED=packed, WORD_STORE=words, num_warps=warps,
     )
     return out
