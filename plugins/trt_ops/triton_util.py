@@ -133,12 +133,32 @@ def store_packed_int8_words(out_ptr, word_offs, acc0, acc1, acc2, acc3, wsum, sc
 
 
 @triton.jit
+def add_half_pairs(words, w, acc0, acc1, HALF_MATH: tl.constexpr):
+    """acc0 += w * the low fp16 of each int32 word, acc1 += w * the high one (a pixel's two channels of kCHW2):
+    fp16 products and sums (HALF_MATH, fp16 accumulators and w) or fp32 ones."""
+    lo = (words & 0xFFFF).to(tl.int16).to(tl.float16, bitcast=True)
+    hi = (words >> 16).to(tl.int16).to(tl.float16, bitcast=True)
+    if HALF_MATH:
+        wh = w.to(tl.float16)
+        acc0 += wh * lo
+        acc1 += wh * hi
+    else:
+        acc0 += w * lo.to(tl.float32)
+        acc1 += w * hi.to(tl.float32)
+    return acc0, acc1
+
+
+@triton.jit
 def sampler_zeros(BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, PACKED: tl.constexpr, HALF_MATH: tl.constexpr):
-    """Accumulators (a0, a1, a2, a3, wsum) of a sampling kernel's [pixels, channels] tile. PACKED: a0..a3 are the
-    [pixels, channels / 4] sums of each word's four bytes and wsum the weights' sum (add_packed_int8); else a0
-    alone is used (fp16 for HALF_MATH, fp32 otherwise)."""
+    """Accumulators (a0, a1, a2, a3, wsum) of a sampling kernel's [pixels, channels] tile. PACKED (channels per
+    int32 word, packed_words): a0 .. a(PACKED - 1) are the [pixels, channels / PACKED] sums of each word's channels
+    (int8: add_packed_int8, with wsum the weights' sum; fp16: add_half_pairs); else a0 alone is used. fp16
+    accumulators for HALF_MATH, fp32 otherwise."""
     if PACKED:
-        z = tl.zeros([BLOCK_P, BLOCK_C // 4], dtype=tl.float32)
+        if HALF_MATH:
+            z = tl.zeros([BLOCK_P, BLOCK_C // PACKED], dtype=tl.float16)
+        else:
+            z = tl.zeros([BLOCK_P, BLOCK_C // PACKED], dtype=tl.float32)
     elif HALF_MATH:
         z = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float16)
     else:
@@ -149,12 +169,15 @@ def sampler_zeros(BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, PACKED: tl.const
 @triton.jit
 def sampler_add(in_ptr, offs, w, ok, lmask, a0, a1, a2, a3, wsum, PACKED: tl.constexpr, HALF_MATH: tl.constexpr):
     """Add one interpolation corner to the accumulators of sampler_zeros: ``offs`` are the corner's [pixels,
-    channels] element offsets (PACKED: [pixels, channels / 4] int32-word offsets), ``w`` its weight per pixel,
+    channels] element offsets (PACKED: [pixels, channels / PACKED] int32-word offsets), ``w`` its weight per pixel,
     ``ok`` whether it lies on the map, ``lmask`` the channel mask."""
-    if PACKED:
+    if PACKED == 4:
         v = tl.load(in_ptr + offs, mask=ok[:, None], other=0)
         a0, a1, a2, a3 = add_packed_int8(v, w[:, None], a0, a1, a2, a3)
         wsum += w
+    elif PACKED == 2:
+        v = tl.load(in_ptr + offs, mask=ok[:, None], other=0)
+        a0, a1 = add_half_pairs(v, w[:, None], a0, a1, HALF_MATH)
     else:
         v = tl.load(in_ptr + offs, mask=lmask & ok[:, None], other=0)
         if HALF_MATH:
@@ -167,7 +190,8 @@ def sampler_add(in_ptr, offs, w, ok, lmask, a0, a1, a2, a3, wsum, PACKED: tl.con
 @triton.jit
 def sampler_result(a0, a1, a2, a3, wsum, scale, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
                    PACKED: tl.constexpr):
-    """The [pixels, channels] fp32 result of sampler_add's sums, times ``scale``."""
+    """The [pixels, channels] fp32 result of sampler_add's sums, times ``scale`` (PACKED: int8 only; fp16 words
+    are stored by sampler_store_words)."""
     if PACKED:
         ws = wsum[:, None]
         res = interleave_bytes(packed_int8_result(a0, ws, scale), packed_int8_result(a1, ws, scale),
@@ -177,12 +201,31 @@ def sampler_result(a0, a1, a2, a3, wsum, scale, BLOCK_P: tl.constexpr, BLOCK_C: 
     return res
 
 
-def packed_int8(precision: str, mode: int, block_c: int, x: torch.Tensor) -> bool:
-    """Whether a sampler's bilinear int8 gathers in a vectorized layout read whole int32 words (add_packed_int8):
-    channel blocks of 4+ bytes and a word-aligned, contiguous input. Nearest sampling has one corner and keeps
-    to_f32."""
-    return (precision == "int8" and mode == 0 and block_c % 4 == 0 and x.is_contiguous()
-            and x.shape[-1] % 4 == 0 and x.data_ptr() % 16 == 0)
+@triton.jit
+def sampler_store_words(out_ptr, word_offs, a0, a1, a2, a3, wsum, scale, mask, PACKED: tl.constexpr):
+    """Store packed sums word by word into an fp16 output, at its [pixels, channels / PACKED] word offsets (units
+    of PACKED channels): int8 with store_packed_int8_words, fp16 pairs as one 4-byte half2 per word."""
+    if PACKED == 4:
+        store_packed_int8_words(out_ptr, word_offs, a0, a1, a2, a3, wsum[:, None], scale, mask)
+    else:
+        words = half_pair_bits(a0.to(tl.float32) * scale, a1.to(tl.float32) * scale)
+        tl.store(out_ptr.to(tl.pointer_type(tl.int32)) + word_offs, words, mask=mask)
+
+
+def packed_words(precision: str, mode: int, block_c: int, x: torch.Tensor, vec: int, cfg: Mapping) -> int:
+    """Channels per int32 word that a sampler's bilinear gathers read in a vectorized layout of ``vec`` channels,
+    or 0 (element loads): 4 for int8 (add_packed_int8) with channel blocks of 4+ bytes; 2 for fp16 / fp16x2
+    (add_half_pairs) with vectors under 32 bytes (kCHW2) and ``cfg["vec_half_words"]``, so that a thread holds
+    whole words of several vectors (TUNING "vec_vectors") for one pixel. Both need a word-aligned, contiguous
+    input. Nearest sampling has one corner and keeps element loads."""
+    if mode != 0 or not x.is_contiguous() or x.data_ptr() % 16:
+        return 0
+    if precision == "int8" and block_c % 4 == 0 and x.shape[-1] % 4 == 0:
+        return 4
+    if (precision in ("fp16", "fp16x2") and cfg.get("vec_half_words") and vec * 2 < 32 and block_c % 2 == 0
+            and x.shape[-1] % 2 == 0):
+        return 2
+    return 0
 
 
 def tuned(tuning: Mapping, precision: str) -> dict:
@@ -193,10 +236,10 @@ def tuned(tuning: Mapping, precision: str) -> dict:
     return merged
 
 
-def word_store(cfg: Mapping, packed: bool, vec: int) -> bool:
-    """Whether a sampler writes its packed int8 sums (packed_int8) with store_packed_int8_words: vectors shorter
-    than 32 bytes (e.g. kCHW4) and ``cfg["vec_word_store"]``."""
-    return packed and vec < 32 and bool(cfg.get("vec_word_store", False))
+def word_store(cfg: Mapping, packed: int, vec: int) -> bool:
+    """Whether a sampler writes its packed sums (packed_words) word by word (sampler_store_words): always for fp16
+    pairs; for int8, vectors shorter than 32 bytes (e.g. kCHW4) with ``cfg["vec_word_store"]``."""
+    return packed == 2 or (packed == 4 and vec < 32 and bool(cfg.get("vec_word_store", False)))
 
 
 def vector_tile(cfg: Mapping, vec: int, element_size: int, groups: int = 1) -> tuple[int, int, int]:

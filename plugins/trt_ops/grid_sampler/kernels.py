@@ -32,11 +32,11 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     float_storage,
     int8_input,
     out_dtype,
-    packed_int8,
+    packed_words,
     sampler_add,
     sampler_result,
+    sampler_store_words,
     sampler_zeros,
-    store_packed_int8_words,
     tl,
     to_f32,
     triton,
@@ -63,6 +63,7 @@ _PADS = {"zeros": 0, "border": 1, "reflection": 2}
 # (2D) and 17% (3D) slower here, while rotate's gained 7%: off
 TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 64,
           "vec_wide_num_warps": 4, "tile_y": 0, "tile_z": 1, "vec_vectors": 1, "vec_word_store": False,
+          "vec_half_words": False,
           "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2}, "int8": {"vec_vectors": 4}}}
 SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128}, {"block_c": 4, "block_p": 256},
          {"block_c": 16, "block_p": 256, "num_warps": 8}, {"block_c": 8, "block_p": 128},
@@ -74,7 +75,8 @@ SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128},
          {"vec_wide_block_p": 128, "vec_wide_num_warps": 8}, {"vec_wide_block_p": 256, "vec_wide_num_warps": 8},
          {"vec_wide_block_p": 64, "vec_wide_num_warps": 4}, {"vec_wide_block_p": 128, "tile_y": 2, "tile_z": 2},
          {"vec_vectors": 2}, {"vec_vectors": 4}, {"vec_vectors": 8}, {"vec_vectors": 4, "vec_block_p": 128},
-         {"vec_vectors": 4, "vec_block_p": 128, "num_warps": 2}, {"vec_word_store": True}, {"vec_word_store": False}]
+         {"vec_vectors": 4, "vec_block_p": 128, "num_warps": 2}, {"vec_word_store": True}, {"vec_word_store": False},
+         *({"vec_half_words": True, "vec_vectors": v} for v in (1, 2, 4, 8))]
 
 
 @triton.jit
@@ -121,17 +123,17 @@ def _grid_sampler_kernel(
     in_ptr, grid_ptr, out_ptr, C, D, H, W, NPIX, HO, WO, out_scale,
     IS3D: tl.constexpr, NEAREST: tl.constexpr, ALIGN: tl.constexpr, PAD: tl.constexpr, HALF_MATH: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr, VEC: tl.constexpr,
-    TY: tl.constexpr = 0, TZ: tl.constexpr = 1, PACKED: tl.constexpr = False, WORD_STORE: tl.constexpr = False,
+    TY: tl.constexpr = 0, TZ: tl.constexpr = 1, PACKED: tl.constexpr = 0, WORD_STORE: tl.constexpr = False,
 ):
     """VEC == 1: linear (N, C, *S) input and output. VEC > 1: both in the channel-vectorized layout
     (N, C / VEC, *S, VEC) (layouts.py); the channel block lies inside one vector, so every corner gather loads
     BLOCK_C neighbouring bytes of one pixel and C counts the padded channels. TY == 0: a program's BLOCK_P
     output pixels are consecutive in memory; TY > 0: they are a TZ x TY x (BLOCK_P / (TY * TZ)) box of the
     output (depth, rows, columns), which for a smooth grid reads a more compact part of the input (fewer L2
-    reads per output pixel: ncu showed the 3D fp32 kernel L2-bound). PACKED (int8 bilinear in a layout of 4+
-    channels): in_ptr is the input as int32 words, each corner gather loads BLOCK_C / 4 words and sums their bytes
-    with triton_util.add_packed_int8 (no int-to-float conversion); WORD_STORE (PACKED, short vectors) writes the
-    sums with triton_util.store_packed_int8_words."""
+    reads per output pixel: ncu showed the 3D fp32 kernel L2-bound). PACKED (bilinear, channels per int32 word: 4
+    for int8, 2 for fp16 pairs; triton_util.packed_words): in_ptr is the input as int32 words, each corner gather
+    loads BLOCK_C / PACKED words and sums their channels with triton_util.add_packed_int8 (no int-to-float
+    conversion) / add_half_pairs; WORD_STORE writes the sums word by word (triton_util.sampler_store_words)."""
     n = tl.program_id(2)
     if TY == 0:
         pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
@@ -158,8 +160,8 @@ def _grid_sampler_kernel(
         cin = (g * (D * H * W) * VEC + c % VEC)[None, :]
         cout = (g * NPIX * VEC + c % VEC)[None, :]
         if PACKED:  # the same channels in int32 words
-            j = tl.program_id(1) * (BLOCK_C // 4) + tl.arange(0, BLOCK_C // 4)
-            cin = ((n * (C // VEC) + j // (VEC // 4)) * (D * H * W) * (VEC // 4) + j % (VEC // 4))[None, :]
+            j = tl.program_id(1) * (BLOCK_C // PACKED) + tl.arange(0, BLOCK_C // PACKED)
+            cin = ((n * (C // VEC) + j // (VEC // PACKED)) * (D * H * W) * (VEC // PACKED) + j % (VEC // PACKED))[None, :]
     NDIM: tl.constexpr = 3 if IS3D else 2
     gbase = (n * NPIX + pix) * NDIM
     ix = _source_index(tl.load(grid_ptr + gbase, mask=pmask, other=0).to(tl.float32), W, ALIGN, PAD)
@@ -182,7 +184,7 @@ def _grid_sampler_kernel(
         fx, fy, fz = ix - x0f, iy - y0f, iz - z0f
         x0, y0, z0 = x0f.to(tl.int32), y0f.to(tl.int32), z0f.to(tl.int32)
         a0, a1, a2, a3, wsum = sampler_zeros(BLOCK_P, BLOCK_C, PACKED, HALF_MATH)
-        STEP: tl.constexpr = VEC // 4 if PACKED else VEC  # elements (PACKED: words) per pixel
+        STEP: tl.constexpr = VEC // PACKED if PACKED else VEC  # elements (PACKED: words) per pixel
         for k in tl.static_range(8 if IS3D else 4):
             dx = k % 2
             dy = (k // 2) % 2
@@ -197,9 +199,10 @@ def _grid_sampler_kernel(
         if not WORD_STORE:
             res = sampler_result(a0, a1, a2, a3, wsum, out_scale, BLOCK_P, BLOCK_C, PACKED)
     if WORD_STORE:  # the output's 4-channel groups (fp16), numbered like the input's words
-        wout = ((n * (C // VEC) + j // (VEC // 4)) * NPIX * (VEC // 4) + j % (VEC // 4))[None, :]
-        store_packed_int8_words(out_ptr, wout + (pix * STEP)[:, None], a0, a1, a2, a3, wsum[:, None], out_scale,
-                                pmask[:, None])
+        pix = tl.max_contiguous(pix, 1)  # else a store vectorised along pixels gives a thread 4 pixels of one word
+        wout = ((n * (C // VEC) + j // (VEC // PACKED)) * NPIX * (VEC // PACKED) + j % (VEC // PACKED))[None, :]
+        sampler_store_words(out_ptr, wout + (pix * STEP)[:, None], a0, a1, a2, a3, wsum, out_scale, pmask[:, None],
+                            PACKED)
     else:
         if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
             pix = tl.max_contiguous(pix, 1)
@@ -255,10 +258,10 @@ def grid_sampler_cuda(
         return out
     cfg = tuned(TUNING, precision)
     block_c, block_p, warps = cfg["block_c"], cfg["block_p"], cfg["num_warps"]
-    packed = False
+    packed = 0
     if vec > 1:  # one vector load of at most 32 bytes per corner
         block_c, block_p, warps = vector_tile(cfg, vec, x.element_size(), c // vec)
-        packed = packed_int8(precision, mode, block_c, x)
+        packed = packed_words(precision, mode, block_c, x, vec, cfg)
         x = x.view(torch.int32) if packed else x
     ho, wo = int(out_sp[-2]), int(out_sp[-1])
     ty, tz = cfg["tile_y"], (cfg["tile_z"] if is3d else 1)

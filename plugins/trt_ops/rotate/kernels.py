@@ -28,11 +28,11 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     float_storage,
     int8_input,
     out_dtype,
-    packed_int8,
+    packed_words,
     sampler_add,
     sampler_result,
+    sampler_store_words,
     sampler_zeros,
-    store_packed_int8_words,
     tl,
     to_f32,
     triton,
@@ -53,10 +53,11 @@ OP = "rotate"
 # 0.0127 ms (2 vectors 0.0147, 8 vectors 0.0158). fp16 / fp16x2 kCHW2 gain 9 / 14% with 4 (0.0295 -> 0.0268,
 # 0.0288 -> 0.0247, per_precision cleared) but stay slower than linear fp16 and are not offered to TensorRT: keep 1
 # session 11 (H200, two runs each, same machine): int8 kCHW4 with each word's four fp16 results in one 8-byte store
-# ("vec_word_store", triton_util.store_packed_int8_words) 0.0124 -> 0.0115 ms (62.9% of copy); the grid sampler's
+# ("vec_word_store", triton_util.sampler_store_words) 0.0124 -> 0.0115 ms (62.9% of copy); the grid sampler's
 # same row was 4.6% slower with it, so it is rotate's int8 default only
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
           "vec_wide_num_warps": 4, "vec_vectors": 1, "vec_word_store": False,
+          "vec_half_words": False,
           "per_precision": {"int8": {"block_c": 16, "block_p": 128, "vec_vectors": 4, "vec_word_store": True},
                             "fp16": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_block_p": 512,
                                      "vec_wide_block_p": 256, "vec_wide_num_warps": 8},
@@ -72,7 +73,8 @@ SWEEP = [{**cfg, "per_precision": {}} for cfg in (
     {"vec_wide_block_p": 256, "vec_wide_num_warps": 8}, {"vec_wide_block_p": 128, "vec_wide_num_warps": 8},
     {"vec_vectors": 2}, {"vec_vectors": 4}, {"vec_vectors": 8}, {"vec_vectors": 4, "vec_block_p": 128},
     {"vec_vectors": 4, "vec_block_p": 128, "num_warps": 2},
-    {"vec_vectors": 4, "vec_word_store": True}, {"vec_vectors": 4, "vec_word_store": False})]
+    {"vec_vectors": 4, "vec_word_store": True}, {"vec_vectors": 4, "vec_word_store": False},
+    *({"vec_half_words": h, "vec_vectors": v} for h in (False, True) for v in (1, 2, 4, 8)))]
 
 
 @triton.jit
@@ -106,14 +108,15 @@ def _cos_sin_degrees(deg):
 def _rotate_kernel(
     in_ptr, out_ptr, angle_ptr, center_ptr, H, W, out_scale,
     NEAREST: tl.constexpr, HALF_MATH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr,
-    NPLANES, VEC: tl.constexpr, PACKED: tl.constexpr = False, WORD_STORE: tl.constexpr = False,
+    NPLANES, VEC: tl.constexpr, PACKED: tl.constexpr = 0, WORD_STORE: tl.constexpr = False,
 ):
     """[pixels, channels] tile: neighbouring output pixels (neighbouring source addresses) on neighbouring
     lanes, the inverse-mapped position computed once per pixel for the channel block. VEC > 1: input and output
     in the channel-vectorized layout (NPLANES / VEC, H, W, VEC) of layouts.py, the channel block inside one
-    vector (one vector load per corner), NPLANES counting the padded channels. PACKED (int8 bilinear, vectors of 4+
-    channels): in_ptr holds int32 words and the corners' bytes are summed by triton_util.add_packed_int8; WORD_STORE
-    (PACKED, short vectors) writes them with triton_util.store_packed_int8_words."""
+    vector (one vector load per corner), NPLANES counting the padded channels. PACKED (bilinear, channels per int32
+    word: 4 for int8, 2 for fp16 pairs; triton_util.packed_words): in_ptr holds int32 words, summed by
+    triton_util.add_packed_int8 / add_half_pairs; WORD_STORE writes the sums word by word
+    (triton_util.sampler_store_words) instead of through sampler_result."""
     pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     pmask = pix < H * W
     if VEC == 1:
@@ -125,8 +128,8 @@ def _rotate_kernel(
         c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)  # part of a vector, or whole ones
         cbase = ((c // VEC) * (H * W) * VEC + c % VEC)[None, :]
         if PACKED:  # the same channels in int32 words
-            j = tl.program_id(1) * (BLOCK_C // 4) + tl.arange(0, BLOCK_C // 4)
-            wbase = ((j // (VEC // 4)) * (H * W) * (VEC // 4) + j % (VEC // 4))[None, :]
+            j = tl.program_id(1) * (BLOCK_C // PACKED) + tl.arange(0, BLOCK_C // PACKED)
+            wbase = ((j // (VEC // PACKED)) * (H * W) * (VEC // PACKED) + j % (VEC // PACKED))[None, :]
         lmask = tl.full([1, BLOCK_C], 1, tl.int1)  # no channel mask: it would split the vector load
     cs, sn = _cos_sin_degrees(-tl.load(angle_ptr).to(tl.float32))
     hw = W * 0.5
@@ -162,15 +165,16 @@ def _rotate_kernel(
             w = (fx if dx == 1 else 1.0 - fx) * (fy if dy == 1 else 1.0 - fy)
             ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H)
             if PACKED:
-                offs = wbase + ((y * W + x) * (VEC // 4))[:, None]
+                offs = wbase + ((y * W + x) * (VEC // PACKED))[:, None]
             else:
                 offs = cbase + ((y * W + x) * VEC)[:, None]
             a0, a1, a2, a3, wsum = sampler_add(in_ptr, offs, w, ok, lmask, a0, a1, a2, a3, wsum, PACKED, HALF_MATH)
         if not WORD_STORE:
             res = sampler_result(a0, a1, a2, a3, wsum, out_scale, BLOCK_P, BLOCK_C, PACKED)
-    if WORD_STORE:  # the output's 4-channel groups (fp16) at the input's word offsets
-        store_packed_int8_words(out_ptr, wbase + (pix * (VEC // 4))[:, None], a0, a1, a2, a3, wsum[:, None], out_scale,
-                                pmask[:, None])
+    if WORD_STORE:  # the output's words at the input's word offsets; one pixel per lane, as in the gathers
+        pix = tl.max_contiguous(pix, 1)
+        sampler_store_words(out_ptr, wbase + (pix * (VEC // PACKED))[:, None], a0, a1, a2, a3, wsum, out_scale,
+                            pmask[:, None], PACKED)
     else:
         if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
             pix = tl.max_contiguous(pix, 1)
@@ -220,10 +224,10 @@ def rotate_cuda(
         return out
     cfg = tuned(TUNING, precision)
     block_c, block_p, warps = cfg["block_c"], cfg["block_p"], cfg["num_warps"]  # [pixels, channels], see _rotate_kernel
-    packed = False
+    packed = 0
     if vec > 1:  # one vector load of at most 32 bytes per corner
         block_c, block_p, warps = vector_tile(cfg, vec, x.element_size(), img.shape[0])
-        packed = packed_int8(precision, mode, block_c, x)
+        packed = packed_words(precision, mode, block_c, x, vec, cfg)
         x = x.view(torch.int32) if packed else x
     words = word_store(cfg, packed, vec)
     grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
