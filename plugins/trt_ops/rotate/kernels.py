@@ -53,15 +53,19 @@ OP = "rotate"
 # 0.0127 ms (2 vectors 0.0147, 8 vectors 0.0158). fp16 / fp16x2 kCHW2 gain 9 / 14% with 4 (0.0295 -> 0.0268,
 # 0.0288 -> 0.0247, per_precision cleared) but stay slower than linear fp16 and are not offered to TensorRT: keep 1
 # session 11 (H200, two runs each, same machine): int8 kCHW4 with each word's four fp16 results in one 8-byte store
-# ("vec_word_store", triton_util.sampler_store_words) 0.0124 -> 0.0115 ms (62.9% of copy); the grid sampler's
-# same row was 4.6% slower with it, so it is rotate's int8 default only
+# ("vec_word_store", triton_util.sampler_store_words) 0.0124 -> 0.0115 ms (62.9% of copy; the grid sampler's
+# gained once its store was held to one pixel per lane, grid_sampler/kernels.py). Sweep (ops-sweep-run21): fp16 / fp16x2 kCHW2
+# as int32 words ("vec_half_words", triton_util.add_half_pairs) with 4 vectors per program 0.0287 -> 0.0158 ms,
+# 0.0265 -> 0.0153 (256 pixels on 4 warps; fp16's default runs 512 on 8, the same per thread)
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
           "vec_wide_num_warps": 4, "vec_vectors": 1, "vec_word_store": False,
           "vec_half_words": False,
           "per_precision": {"int8": {"block_c": 16, "block_p": 128, "vec_vectors": 4, "vec_word_store": True},
                             "fp16": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_block_p": 512,
-                                     "vec_wide_block_p": 256, "vec_wide_num_warps": 8},
-                            "fp16x2": {"vec_wide_block_p": 256, "vec_wide_num_warps": 8},
+                                     "vec_wide_block_p": 256, "vec_wide_num_warps": 8, "vec_half_words": True,
+                                     "vec_vectors": 4},
+                            "fp16x2": {"vec_wide_block_p": 256, "vec_wide_num_warps": 8, "vec_half_words": True,
+                                       "vec_vectors": 4},
                             "fp32": {"block_c": 8, "block_p": 512, "num_warps": 8}}}
 # every entry clears per_precision so that it measures the shape it names
 SWEEP = [{**cfg, "per_precision": {}} for cfg in (
