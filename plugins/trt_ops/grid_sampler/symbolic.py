@@ -9,9 +9,9 @@ Attributes in every scheme: ``interpolation_mode`` (0 bilinear, 1 nearest), ``pa
   arrives channel-first, (N, 2|3, [Do,] Ho, Wo), and scaled by 10 (their plugin divides by 10), so
   the export adds a Transpose and a Mul before the node.
 
-TensorRT (:data:`TRT_FORMATS`, see ``..trt``): fp32 LINEAR; fp16 LINEAR and kCHW2 (2D, H200 run 13 in
-benchmarks/results/ops.md: fp16 0.0205 vs 0.0220 ms linear, fp16x2 0.0187 vs 0.0232); int8 LINEAR, kCHW4 and kCHW32
-(0.0124 vs 0.0217 ms linear), kCDHW32 in 3D; the grid stays a LINEAR fp32 /
+TensorRT (:data:`TRT_FORMATS`, see ``..trt``): fp32 LINEAR; fp16 LINEAR and kCHW2 (2D, H200 run 21 in
+benchmarks/results/ops.md: fp16 0.0150 vs 0.0217 ms linear, fp16x2 0.0143 vs 0.0220); int8 LINEAR, kCHW4 and kCHW32
+(0.0108 / 0.0101 vs 0.0226 ms linear), kCDHW32 in 3D; the grid stays a LINEAR fp32 /
 fp16 tensor; int8 writes fp16. kHWC8 is not offered: no measurement shows it faster, and its one vector of all
 (padded) channels per pixel is wider than the 32 bytes a lane loads coalesced once C > 16 (layouts.vector_block),
 as for BEV features (C 64-256). The int8 scale comes from TensorRT or the ``input_scale`` attribute that

@@ -51,7 +51,8 @@ OP = "rotate"
 # 0.0127 at 256 pixels on 8 warps vs 0.0136 / 0.0131 at 128 on 4)
 # run 18 sweep (H200): int8 kCHW4 with 4 vectors per program ("vec_vectors", triton_util.vector_tile): 0.0183 ->
 # 0.0127 ms (2 vectors 0.0147, 8 vectors 0.0158). fp16 / fp16x2 kCHW2 gain 9 / 14% with 4 (0.0295 -> 0.0268,
-# 0.0288 -> 0.0247, per_precision cleared) but stay slower than linear fp16 and are not offered to TensorRT: keep 1
+# 0.0288 -> 0.0247, per_precision cleared) but stay slower than linear fp16 (element loads; session 11's word
+# gathers below changed that)
 # session 11 (H200, two runs each, same machine): int8 kCHW4 with each word's four fp16 results in one 8-byte store
 # ("vec_word_store", triton_util.sampler_store_words) 0.0124 -> 0.0115 ms (62.9% of copy; the grid sampler's
 # gained once its store was held to one pixel per lane, grid_sampler/kernels.py). Sweep (ops-sweep-run21): fp16 / fp16x2 kCHW2

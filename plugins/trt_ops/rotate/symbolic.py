@@ -5,9 +5,10 @@
 - ``RotateTRT`` / ``RotateTRT2`` (BEVFormer_tensorrt): the same inputs and attribute.
 - mmdeploy has no rotate op: exporting under that scheme is refused.
 
-TensorRT (:data:`TRT_FORMATS`, see ``..trt``): fp32 and fp16 LINEAR; int8 LINEAR, kCHW4 and kCHW32 (img and
-output; angle and center stay LINEAR fp32 / fp16; int8 writes fp16). fp16 kCHW2 is not offered: the rotate kernel
-measured slower in it than in LINEAR fp16 (H200). The int8 scale comes from TensorRT or the ``img_scale``
+TensorRT (:data:`TRT_FORMATS`, see ``..trt``): fp32 LINEAR; fp16 LINEAR, kCHW2 and kCHW32; int8 LINEAR, kCHW4 and
+kCHW32 (img and output; angle and center stay LINEAR fp32 / fp16; int8 writes fp16). kCHW2 is offered since its
+gathers read int32 words of several vectors per pixel (H200 run 21 in benchmarks/results/ops.md: fp16 0.0158 vs
+0.0242 ms LINEAR, fp16x2 0.0153 vs 0.0262; before, element loads, it was slower than LINEAR). The int8 scale comes from TensorRT or the ``img_scale``
 attribute that ``trt.fold_dequantize`` writes (0 = none); our scheme's nodes carry it from export.
 """
 
@@ -22,7 +23,7 @@ from .reference import rotate_reference
 
 NAMES = OpNames("rotate", {"bevdeploy": "bevdeploy::Rotate", "bevformer_tensorrt": "RotateTRT"}, half2="RotateTRT2")
 _LINEAR = (("FLOAT", "LINEAR"), ("HALF", "LINEAR"), ("INT8", "LINEAR"))
-_VECTOR = (*_LINEAR, ("HALF", "CHW32"), ("INT8", "CHW4"), ("INT8", "CHW32"))
+_VECTOR = (*_LINEAR, ("HALF", "CHW2"), ("HALF", "CHW32"), ("INT8", "CHW4"), ("INT8", "CHW32"))
 _BY_RANK = {2: _LINEAR, 3: _VECTOR, 4: _VECTOR}
 # every exported name -> the type/format combinations its TensorRT plugin offers (RotateTRT2: half arithmetic)
 TRT_FORMATS = {name: trt.PluginFormats(("img", "angle", "center"), "img", _BY_RANK,
