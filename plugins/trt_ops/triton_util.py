@@ -124,8 +124,8 @@ def store_packed_int8_words(out_ptr, word_offs, acc0, acc1, acc2, acc3, wsum, sc
     """Store the four add_packed_int8 sums of each word as fp16 channels 4w .. 4w + 3 of an fp16 output with one
     8-byte store per word at out_ptr + 4 * word_offs, without interleave_bytes (whose join and reshape Triton
     does through shared memory, with barriers). Pays where neighbouring lanes' words are neighbours in memory
-    (short vectors: kCHW4); where a pixel's words are (kCHW32) the interleave's 16-byte stores coalesce better
-    (TUNING "vec_word_store", NOTES-ops run 20)."""
+    (short vectors: kCHW4); where a pixel's words are (kCHW32) the interleave's 16-byte stores measured faster
+    (TUNING "vec_word_store", NOTES-ops items 20 - 21)."""
     lo = half_pair_bits(packed_int8_result(acc0, wsum, scale), packed_int8_result(acc1, wsum, scale))
     hi = half_pair_bits(packed_int8_result(acc2, wsum, scale), packed_int8_result(acc3, wsum, scale))
     quad = (lo.to(tl.int64) & 0xFFFFFFFF) | (hi.to(tl.int64) << 32)

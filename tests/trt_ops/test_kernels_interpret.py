@@ -148,10 +148,12 @@ def test_packed_int8_word_store(op, layout, on, monkeypatch):
                                           ("rotate", "fp16x2")])
 @pytest.mark.parametrize("per_program", [1, 4])
 def test_kchw2_half_words(op, precision, per_program, monkeypatch):
-    """TUNING "vec_half_words": fp16 kCHW2 read and written as int32 words (one pixel's two channels each),
-    ``per_program`` vectors per program; the output matches the reference. 3D grids too, and kCHW32 (32-byte
-    vectors) keeps element loads."""
+    """TUNING "vec_half_words": fp16 vectors under 32 bytes (kCHW2; kHWC8 at 8 channels) read and written as int32
+    words (two channels each), ``per_program`` vectors per program; the output matches the reference. 3D grids
+    too; 32-byte vectors (kCHW32, kHWC8 at 16 channels) keep element loads."""
     import importlib
+
+    from bevdeploy.plugins.trt_ops.layouts import vector_width
 
     mod = importlib.import_module(f"bevdeploy.plugins.trt_ops.{op}.kernels")
     cfg = {"vec_half_words": True, "vec_vectors": per_program}
@@ -160,15 +162,18 @@ def test_kchw2_half_words(op, precision, per_program, monkeypatch):
     taken, packed_words = [], mod.packed_words
     monkeypatch.setattr(mod, "packed_words", lambda *a: taken.append(packed_words(*a)) or taken[-1])
     for variant in (("tiny2d", "tiny3d") if op == "grid_sampler" else ("tiny",)):
-        case = ops_cases.OPS[op][0](variant)
-        x = torch.randn((*case.args[0].shape[:-4 if variant == "tiny3d" else -3], 16, *case.args[0].shape[-3 if variant == "tiny3d" else -2:]),
-                        generator=torch.Generator().manual_seed(3))
-        case = ops_cases.Case(case.name, (x, *case.args[1:]), case.scales, case.half_args, case.int8_args,
-                              layouts=case.layouts, unbatched=case.unbatched)
-        for layout, words in (("chw2", 2), ("chw32", 0)):
-            taken.clear()
-            _check(op, case, precision, layout)
-            assert taken == [words], (variant, layout, taken)
+        for channels in (16, 8):
+            case = ops_cases.OPS[op][0](variant)
+            spatial = 3 if variant == "tiny3d" else 2
+            shape = case.args[0].shape
+            x = torch.randn((*shape[:-spatial - 1], channels, *shape[-spatial:]),
+                            generator=torch.Generator().manual_seed(channels))
+            case = ops_cases.Case(case.name, (x, *case.args[1:]), case.scales, case.half_args, case.int8_args,
+                                  layouts=case.layouts, unbatched=case.unbatched)
+            for layout in ("chw2", "hwc8", "chw32"):
+                taken.clear()
+                _check(op, case, precision, layout)
+                assert taken == [2 if vector_width(layout, channels) * 2 < 32 else 0], (variant, layout, taken)
 
 
 @pytest.mark.parametrize("mode", [0, 1])

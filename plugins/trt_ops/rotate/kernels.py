@@ -55,9 +55,9 @@ OP = "rotate"
 # gathers below changed that)
 # session 11 (H200, two runs each, same machine): int8 kCHW4 with each word's four fp16 results in one 8-byte store
 # ("vec_word_store", triton_util.sampler_store_words) 0.0124 -> 0.0115 ms (62.9% of copy; the grid sampler's
-# gained once its store was held to one pixel per lane, grid_sampler/kernels.py). Sweep (ops-sweep-run21): fp16 / fp16x2 kCHW2
-# as int32 words ("vec_half_words", triton_util.add_half_pairs) with 4 vectors per program 0.0287 -> 0.0158 ms,
-# 0.0265 -> 0.0153 (256 pixels on 4 warps; fp16's default runs 512 on 8, the same per thread)
+# gained too once its store was held to one pixel per lane). Sweep (ops-sweep-run21): fp16 / fp16x2 kCHW2 as int32
+# words ("vec_half_words", triton_util.add_half_pairs) with 4 vectors per program 0.0287 -> 0.0158 ms, 0.0265 ->
+# 0.0153 (256 pixels on 4 warps; fp16's default runs 512 on 8, the same per thread; run 21: 0.0158 / 0.0153)
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
           "vec_wide_num_warps": 4, "vec_vectors": 1, "vec_word_store": False,
           "vec_half_words": False,

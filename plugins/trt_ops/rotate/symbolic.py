@@ -8,8 +8,9 @@
 TensorRT (:data:`TRT_FORMATS`, see ``..trt``): fp32 LINEAR; fp16 LINEAR, kCHW2 and kCHW32; int8 LINEAR, kCHW4 and
 kCHW32 (img and output; angle and center stay LINEAR fp32 / fp16; int8 writes fp16). kCHW2 is offered since its
 gathers read int32 words of several vectors per pixel (H200 run 21 in benchmarks/results/ops.md: fp16 0.0158 vs
-0.0242 ms LINEAR, fp16x2 0.0153 vs 0.0262; before, element loads, it was slower than LINEAR). The int8 scale comes from TensorRT or the ``img_scale``
-attribute that ``trt.fold_dequantize`` writes (0 = none); our scheme's nodes carry it from export.
+0.0242 ms LINEAR, fp16x2 0.0153 vs 0.0262; with element loads it was slower than LINEAR). The int8 scale comes
+from TensorRT or the ``img_scale`` attribute that ``trt.fold_dequantize`` writes (0 = none); our scheme's nodes
+carry it from export.
 """
 
 from __future__ import annotations
