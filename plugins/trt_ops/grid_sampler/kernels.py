@@ -62,13 +62,15 @@ _PADS = {"zeros": 0, "border": 1, "reflection": 2}
 # session 11 sweep (H200, ops-sweep-run21): each kCHW4 word's four fp16 results in one 8-byte store ("vec_word_store",
 # one pixel per lane) int8 kCHW4 2D 0.0116 -> 0.0107 ms, 3D 0.0162 -> 0.0145 (before the one-pixel-per-lane hint it was
 # 5 / 17% slower); fp16 / fp16x2 kCHW2 as int32 words ("vec_half_words") with 4 vectors per program: 2D 0.0207 ->
-# 0.0147, 0.0187 -> 0.0144; 3D 0.0302 -> 0.0188, 0.0265 -> 0.0177 (element loads with several vectors: slower)
+# 0.0147, 0.0187 -> 0.0144; 3D 0.0302 -> 0.0188, 0.0265 -> 0.0177 (element loads with several vectors: slower);
+# linear fp16 / fp16x2 with 4 channels per program: 3D 0.0365 -> 0.0330, 0.0395 -> 0.0332, 2D -2% / +2% (16 on 8
+# warps was better in 2D and worse in 3D, and num_warps also sets the short-vector rows' warps)
 TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 64,
           "vec_wide_num_warps": 4, "tile_y": 0, "tile_z": 1, "vec_vectors": 1, "vec_word_store": False,
           "vec_half_words": False,
           "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2}, "int8": {"vec_vectors": 4, "vec_word_store": True},
-                            "fp16": {"vec_half_words": True, "vec_vectors": 4},
-                            "fp16x2": {"vec_half_words": True, "vec_vectors": 4}}}
+                            "fp16": {"block_c": 4, "vec_half_words": True, "vec_vectors": 4},
+                            "fp16x2": {"block_c": 4, "vec_half_words": True, "vec_vectors": 4}}}
 SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128}, {"block_c": 4, "block_p": 256},
          {"block_c": 16, "block_p": 256, "num_warps": 8}, {"block_c": 8, "block_p": 128},
          {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8},
