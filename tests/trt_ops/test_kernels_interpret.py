@@ -5,6 +5,8 @@ The comparison is against the reference on the same fp16-rounded / dequantised i
 kernel's own arithmetic (tolerances in benchmarks/ops_cases.py: fp32 1e-5, fp16 3e-3, fp16x2 1e-2, int8 3e-3).
 """
 
+import importlib
+
 import pytest
 import torch
 from triton_interpreter import enter
@@ -67,6 +69,31 @@ def test_grid_sampler_vectorized_nearest_and_border(layout, mode):
     _check("grid_sampler", ops_cases.grid_sampler_case("tiny2d", mode=mode, padding=1), "fp16", layout)
 
 
+def _kernels_with(monkeypatch, op: str, **cfg):
+    """The op's kernels module with the TUNING keys ``cfg`` set for every precision (over per-precision ones too)."""
+    mod = importlib.import_module(f"bevdeploy.plugins.trt_ops.{op}.kernels")
+    per_precision = {p: {**c, **cfg} for p, c in mod.TUNING.get("per_precision", {}).items()}
+    monkeypatch.setattr(mod, "TUNING", {**mod.TUNING, **cfg, "per_precision": per_precision})
+    return mod
+
+
+def _spy(monkeypatch, mod, name: str) -> list:
+    """What each call of the module's function ``name`` returns, in order."""
+    seen, fn = [], getattr(mod, name)
+    monkeypatch.setattr(mod, name, lambda *a: seen.append(fn(*a)) or seen[-1])
+    return seen
+
+
+def _with_channels(op: str, variant: str, channels: int) -> ops_cases.Case:
+    """The op's tiny case with ``channels`` input channels (random, seeded by the count; int8 scales to match)."""
+    base = ops_cases.OPS[op][0](variant)
+    shape, spatial = base.args[0].shape, 3 if variant == "tiny3d" else 2
+    x = torch.randn((*shape[:-spatial - 1], channels, *shape[-spatial:]), generator=torch.Generator().manual_seed(channels))
+    scales = {k: float(x.abs().max()) / 127 for k in base.scales}
+    return ops_cases.Case(base.name, (x, *base.args[1:]), scales, base.half_args, base.int8_args, layouts=base.layouts,
+                          unbatched=base.unbatched)
+
+
 @pytest.mark.parametrize("op,precision,layout", [("grid_sampler", "int8", "chw4"), ("grid_sampler", "fp16", "chw2"),
                                                   ("rotate", "fp16x2", "chw2"), ("rotate", "int8", "chw4")])
 @pytest.mark.parametrize("per_program", [1, 2, 4])
@@ -74,26 +101,14 @@ def test_vectorized_layout_several_vectors(op, precision, layout, per_program, m
     """Several vectors per pixel (16 and 12 channels, no padding), ``per_program`` of them per program (TUNING
     "vec_vectors", set for every precision; where it does not divide the vectors, e.g. 4 of 3, one per program):
     the launch must take that many vectors and match the reference."""
-    import importlib
-
     from bevdeploy.plugins.trt_ops.layouts import vector_width
 
-    mod = importlib.import_module(f"bevdeploy.plugins.trt_ops.{op}.kernels")
-    per_precision = {p: {**cfg, "vec_vectors": per_program} for p, cfg in mod.TUNING.get("per_precision", {}).items()}
-    monkeypatch.setattr(mod, "TUNING", {**mod.TUNING, "vec_vectors": per_program, "per_precision": per_precision})
-    tiles, vector_tile = [], mod.vector_tile
-    monkeypatch.setattr(mod, "vector_tile", lambda *a: tiles.append(vector_tile(*a)) or tiles[-1])
+    mod = _kernels_with(monkeypatch, op, vec_vectors=per_program)
+    tiles = _spy(monkeypatch, mod, "vector_tile")
     vec = vector_width(layout, 0)
     for channels in (16, 12):
         tiles.clear()
-        base = ops_cases.OPS[op][0]("tiny2d" if op == "grid_sampler" else "tiny")
-        g = torch.Generator().manual_seed(channels)
-        x = torch.randn((*base.args[0].shape[:-3], channels, *base.args[0].shape[-2:]) if op == "grid_sampler"
-                        else (channels, *base.args[0].shape[-2:]), generator=g)
-        scales = {k: float(x.abs().max()) / 127 for k in base.scales}
-        case = ops_cases.Case(base.name, (x, *base.args[1:]), scales, base.half_args, base.int8_args,
-                              layouts=base.layouts, unbatched=base.unbatched)
-        _check(op, case, precision, layout)
+        _check(op, _with_channels(op, "tiny2d" if op == "grid_sampler" else "tiny", channels), precision, layout)
         taken = per_program if (channels // vec) % per_program == 0 else 1
         assert tiles and tiles[-1][0] == vec * taken, (channels, tiles)
 
@@ -129,18 +144,9 @@ def test_vectorized_layout_rejects_a_linear_tensor():
 def test_packed_int8_word_store(op, layout, on, monkeypatch):
     """TUNING "vec_word_store": int8 kCHW4 writes each word's four fp16 channels with one 8-byte store when it is
     on; kCHW32 (32-byte vectors) never does. Either way the output matches the reference."""
-    import importlib
-
-    mod = importlib.import_module(f"bevdeploy.plugins.trt_ops.{op}.kernels")
-    per_precision = {p: {**cfg, "vec_word_store": on} for p, cfg in mod.TUNING.get("per_precision", {}).items()}
-    monkeypatch.setattr(mod, "TUNING", {**mod.TUNING, "vec_word_store": on, "per_precision": per_precision})
-    taken, word_store = [], mod.word_store
-    monkeypatch.setattr(mod, "word_store", lambda *a: taken.append(word_store(*a)) or taken[-1])
-    case = ops_cases.OPS[op][0]("tiny2d" if op == "grid_sampler" else "tiny")
-    x = torch.randn((*case.args[0].shape[:-3], 16, *case.args[0].shape[-2:]), generator=torch.Generator().manual_seed(2))
-    scales = {k: float(x.abs().max()) / 127 for k in case.scales}
-    _check(op, ops_cases.Case(case.name, (x, *case.args[1:]), scales, case.half_args, case.int8_args,
-                              layouts=case.layouts, unbatched=case.unbatched), "int8", layout)
+    mod = _kernels_with(monkeypatch, op, vec_word_store=on)
+    taken = _spy(monkeypatch, mod, "word_store")
+    _check(op, _with_channels(op, "tiny2d" if op == "grid_sampler" else "tiny", 16), "int8", layout)
     assert taken == [on and layout == "chw4"]
 
 
@@ -151,25 +157,13 @@ def test_kchw2_half_words(op, precision, per_program, monkeypatch):
     """TUNING "vec_half_words": fp16 vectors under 32 bytes (kCHW2; kHWC8 at 8 channels) read and written as int32
     words (two channels each), ``per_program`` vectors per program; the output matches the reference. 3D grids
     too; 32-byte vectors (kCHW32, kHWC8 at 16 channels) keep element loads."""
-    import importlib
-
     from bevdeploy.plugins.trt_ops.layouts import vector_width
 
-    mod = importlib.import_module(f"bevdeploy.plugins.trt_ops.{op}.kernels")
-    cfg = {"vec_half_words": True, "vec_vectors": per_program}
-    per_precision = {p: {**c, **cfg} for p, c in mod.TUNING.get("per_precision", {}).items()}
-    monkeypatch.setattr(mod, "TUNING", {**mod.TUNING, **cfg, "per_precision": per_precision})
-    taken, packed_words = [], mod.packed_words
-    monkeypatch.setattr(mod, "packed_words", lambda *a: taken.append(packed_words(*a)) or taken[-1])
+    mod = _kernels_with(monkeypatch, op, vec_half_words=True, vec_vectors=per_program)
+    taken = _spy(monkeypatch, mod, "packed_words")
     for variant in (("tiny2d", "tiny3d") if op == "grid_sampler" else ("tiny",)):
         for channels in (16, 8):
-            case = ops_cases.OPS[op][0](variant)
-            spatial = 3 if variant == "tiny3d" else 2
-            shape = case.args[0].shape
-            x = torch.randn((*shape[:-spatial - 1], channels, *shape[-spatial:]),
-                            generator=torch.Generator().manual_seed(channels))
-            case = ops_cases.Case(case.name, (x, *case.args[1:]), case.scales, case.half_args, case.int8_args,
-                                  layouts=case.layouts, unbatched=case.unbatched)
+            case = _with_channels(op, variant, channels)
             for layout in ("chw2", "hwc8", "chw32"):
                 taken.clear()
                 _check(op, case, precision, layout)
