@@ -154,15 +154,11 @@ def sampler_zeros(BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, PACKED: tl.const
     int32 word, packed_words): a0 .. a(PACKED - 1) are the [pixels, channels / PACKED] sums of each word's channels
     (int8: add_packed_int8, with wsum the weights' sum; fp16: add_half_pairs); else a0 alone is used. fp16
     accumulators for HALF_MATH, fp32 otherwise."""
-    if PACKED:
-        if HALF_MATH:
-            z = tl.zeros([BLOCK_P, BLOCK_C // PACKED], dtype=tl.float16)
-        else:
-            z = tl.zeros([BLOCK_P, BLOCK_C // PACKED], dtype=tl.float32)
-    elif HALF_MATH:
-        z = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float16)
+    COLS: tl.constexpr = BLOCK_C // PACKED if PACKED else BLOCK_C
+    if HALF_MATH:
+        z = tl.zeros([BLOCK_P, COLS], dtype=tl.float16)
     else:
-        z = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32)
+        z = tl.zeros([BLOCK_P, COLS], dtype=tl.float32)
     return z, z, z, z, tl.zeros([BLOCK_P], dtype=tl.float32)
 
 

@@ -155,19 +155,21 @@ def _grid_sampler_kernel(
         oz = (t // (nx * ny)) * TZ + i // (TX * TY)
         pmask = (ox < WO) & (oy < HO) & (oz < NPIX // (HO * WO))
         pix = (oz * HO + oy) * WO + ox
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     if VEC == 1:
-        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
         cmask = c < C
         cin = ((n * C + c) * (D * H * W))[None, :]
         cout = ((n * C + c) * NPIX)[None, :]
     else:  # channels c of vectors c // VEC (part of one, or several whole ones; C % BLOCK_C == 0)
-        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
         g = n * (C // VEC) + c // VEC
         cin = (g * (D * H * W) * VEC + c % VEC)[None, :]
         cout = (g * NPIX * VEC + c % VEC)[None, :]
-        if PACKED:  # the same channels in int32 words
-            j = tl.program_id(1) * (BLOCK_C // PACKED) + tl.arange(0, BLOCK_C // PACKED)
-            cin = ((n * (C // VEC) + j // (VEC // PACKED)) * (D * H * W) * (VEC // PACKED) + j % (VEC // PACKED))[None, :]
+    STEP: tl.constexpr = VEC // PACKED if PACKED else VEC  # elements (PACKED: words) per pixel
+    if PACKED:  # the same channels in int32 words, in input and output
+        j = tl.program_id(1) * (BLOCK_C // PACKED) + tl.arange(0, BLOCK_C // PACKED)
+        gw = n * (C // VEC) + j // STEP
+        cin = (gw * (D * H * W) * STEP + j % STEP)[None, :]
+        wout = (gw * NPIX * STEP + j % STEP)[None, :]
     NDIM: tl.constexpr = 3 if IS3D else 2
     gbase = (n * NPIX + pix) * NDIM
     ix = _source_index(tl.load(grid_ptr + gbase, mask=pmask, other=0).to(tl.float32), W, ALIGN, PAD)
@@ -190,7 +192,6 @@ def _grid_sampler_kernel(
         fx, fy, fz = ix - x0f, iy - y0f, iz - z0f
         x0, y0, z0 = x0f.to(tl.int32), y0f.to(tl.int32), z0f.to(tl.int32)
         a0, a1, a2, a3, wsum = sampler_zeros(BLOCK_P, BLOCK_C, PACKED, HALF_MATH)
-        STEP: tl.constexpr = VEC // PACKED if PACKED else VEC  # elements (PACKED: words) per pixel
         for k in tl.static_range(8 if IS3D else 4):
             dx = k % 2
             dy = (k // 2) % 2
@@ -204,9 +205,8 @@ def _grid_sampler_kernel(
                                                a0, a1, a2, a3, wsum, PACKED, HALF_MATH)
         if not WORD_STORE:
             res = sampler_result(a0, a1, a2, a3, wsum, out_scale, BLOCK_P, BLOCK_C, PACKED)
-    if WORD_STORE:  # the output's 4-channel groups (fp16), numbered like the input's words
+    if WORD_STORE:  # the output's words (PACKED channels each, fp16)
         pix = tl.max_contiguous(pix, 1)  # else a store vectorised along pixels gives a thread 4 pixels of one word
-        wout = ((n * (C // VEC) + j // (VEC // PACKED)) * NPIX * (VEC // PACKED) + j % (VEC // PACKED))[None, :]
         sampler_store_words(out_ptr, wout + (pix * STEP)[:, None], a0, a1, a2, a3, wsum, out_scale, pmask[:, None],
                             PACKED)
     else:

@@ -124,18 +124,18 @@ def _rotate_kernel(
     (triton_util.sampler_store_words) instead of through sampler_result."""
     pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     pmask = pix < H * W
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)  # VEC > 1: part of a vector, or whole ones
     if VEC == 1:
-        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-        cmask = c < NPLANES
         cbase = (c * (H * W))[None, :]
-        lmask = cmask[None, :]
+        lmask = (c < NPLANES)[None, :]
     else:
-        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)  # part of a vector, or whole ones
         cbase = ((c // VEC) * (H * W) * VEC + c % VEC)[None, :]
-        if PACKED:  # the same channels in int32 words
-            j = tl.program_id(1) * (BLOCK_C // PACKED) + tl.arange(0, BLOCK_C // PACKED)
-            wbase = ((j // (VEC // PACKED)) * (H * W) * (VEC // PACKED) + j % (VEC // PACKED))[None, :]
         lmask = tl.full([1, BLOCK_C], 1, tl.int1)  # no channel mask: it would split the vector load
+    STEP: tl.constexpr = VEC // PACKED if PACKED else VEC  # elements (PACKED: words) per pixel
+    ibase = cbase  # offsets of the program's channels (PACKED: words) in input and output, pixel 0
+    if PACKED:  # the same channels in int32 words
+        j = tl.program_id(1) * (BLOCK_C // PACKED) + tl.arange(0, BLOCK_C // PACKED)
+        ibase = ((j // STEP) * (H * W) * STEP + j % STEP)[None, :]
     cs, sn = _cos_sin_degrees(-tl.load(angle_ptr).to(tl.float32))
     hw = W * 0.5
     hh = H * 0.5
@@ -169,17 +169,14 @@ def _rotate_kernel(
             y = y0 + dy
             w = (fx if dx == 1 else 1.0 - fx) * (fy if dy == 1 else 1.0 - fy)
             ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H)
-            if PACKED:
-                offs = wbase + ((y * W + x) * (VEC // PACKED))[:, None]
-            else:
-                offs = cbase + ((y * W + x) * VEC)[:, None]
-            a0, a1, a2, a3, wsum = sampler_add(in_ptr, offs, w, ok, lmask, a0, a1, a2, a3, wsum, PACKED, HALF_MATH)
+            a0, a1, a2, a3, wsum = sampler_add(in_ptr, ibase + ((y * W + x) * STEP)[:, None], w, ok, lmask,
+                                               a0, a1, a2, a3, wsum, PACKED, HALF_MATH)
         if not WORD_STORE:
             res = sampler_result(a0, a1, a2, a3, wsum, out_scale, BLOCK_P, BLOCK_C, PACKED)
     if WORD_STORE:  # the output's words at the input's word offsets; one pixel per lane, as in the gathers
         pix = tl.max_contiguous(pix, 1)
-        sampler_store_words(out_ptr, wbase + (pix * (VEC // PACKED))[:, None], a0, a1, a2, a3, wsum, out_scale,
-                            pmask[:, None], PACKED)
+        sampler_store_words(out_ptr, ibase + (pix * STEP)[:, None], a0, a1, a2, a3, wsum, out_scale, pmask[:, None],
+                            PACKED)
     else:
         if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
             pix = tl.max_contiguous(pix, 1)
