@@ -27,8 +27,13 @@ def load(path: str) -> dict:
     return rows
 
 
+def variant_names(rows: dict) -> list[str]:
+    """The variants of load()'s rows, in the order they first appear."""
+    return list(dict.fromkeys(v for per in rows.values() for v in per))
+
+
 def table(rows: dict, base: str) -> list[str]:
-    variants = list(dict.fromkeys(v for per in rows.values() for v in per))
+    variants = variant_names(rows)
     others = [v for v in variants if v != base]
     head = ["row", *(f"{v} ms" for v in variants), *(f"{v} vs {base}" for v in others), *(f"{v} % copy" for v in variants)]
     out = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
@@ -54,9 +59,9 @@ def main(argv=None) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"ops_ab: cannot read {args.jsonl}: {exc}", file=sys.stderr)
         return 2
-    variants = {v for per in rows.values() for v in per}
+    variants = variant_names(rows)
     if args.base not in variants:
-        print(f"ops_ab: no variant {args.base!r} in {args.jsonl} (found {', '.join(sorted(variants))}); pass --base NAME.",
+        print(f"ops_ab: no variant {args.base!r} in {args.jsonl} (found {', '.join(variants)}); pass --base NAME.",
               file=sys.stderr)
         return 2
     print("\n".join(table(rows, args.base)))
