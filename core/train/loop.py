@@ -220,7 +220,7 @@ def _loop(run: _Run, step: int) -> tuple[int, dict[str, float], float | None]:
     cfg = run.cfg
     stop = min(run.total, cfg.max_steps) if cfg.max_steps is not None else run.total
     last: dict[str, float] = {}
-    start = time.time()
+    start = _now()
     t0, done0, t_warm = start - run.elapsed_s, step, None  # steady rate: timed from the WARMUP-th step on
     t_log, step_log = start, step
     keys = _run_batches(run, step, stop)
@@ -230,17 +230,17 @@ def _loop(run: _Run, step: int) -> tuple[int, dict[str, float], float | None]:
     for inputs, samples in loader(run.data, keys, cfg.workers, cfg.seed + step // run.per_epoch, pin):
         last = _step(run.net, run.opt, run.sched, cfg, [to_device(i, run.device) for i in inputs], samples, run.device)
         step += 1
-        t_warm = time.time() if step - done0 == WARMUP else t_warm
+        t_warm = _now() if step - done0 == WARMUP else t_warm
         if fit is not None and fit.pending:
-            stop = min(stop, fit.update(run, step, time.time() - t0))
-        if cfg.time_limit_s is not None and _over_time(time.time() - t0 > cfg.time_limit_s, run) and step < stop:
+            stop = min(stop, fit.update(run, step, _now() - t0))
+        if cfg.time_limit_s is not None and _over_time(_now() - t0 > cfg.time_limit_s, run) and step < stop:
             if run.rank == 0:
                 _log(f"time limit {cfg.time_limit_s:.0f} s reached at step {step}/{run.total}; finishing early")
             stop = step
-        if cfg.stop_after_s is not None and _over_time(time.time() - start > cfg.stop_after_s, run) and step < stop:
+        if cfg.stop_after_s is not None and _over_time(_now() - start > cfg.stop_after_s, run) and step < stop:
             run.paused, stop = True, step
         if run.rank == 0 and (step % cfg.log_every == 0 or step == stop):
-            now = time.time()
+            now = _now()
             rate = (step - step_log) * cfg.batch_size * run.world / max(now - t_log, 1e-9)
             t_log, step_log = now, step
             terms = " ".join(f"{k} {v:.4f}" for k, v in last.items())
@@ -250,14 +250,21 @@ def _loop(run: _Run, step: int) -> tuple[int, dict[str, float], float | None]:
         if run.rank == 0 and (boundary or (cfg.save_every and step % cfg.save_every == 0)):
             run.slices[-1]["steps"][1] = step
             save_state(run.out, run.model, run.opt, run.sched, step, {
-                "config": cfg.to_json(), "world_size": run.world, "elapsed_s": time.time() - t0,
+                "config": cfg.to_json(), "world_size": run.world, "elapsed_s": _now() - t0,
                 "schedule_fitted": run.fitted or (fit is not None and not fit.pending),
                 "init_from": run.lineage, "slices": run.slices,
             })
         if step >= stop:
             break
-    steady = (step - done0 - WARMUP) / max(time.time() - t_warm, 1e-9) if t_warm and step - done0 > WARMUP else None
+    steady = (step - done0 - WARMUP) / max(_now() - t_warm, 1e-9) if t_warm and step - done0 > WARMUP else None
     return step, last, steady
+
+
+
+def _now() -> float:
+    """Seconds on a monotonic clock; the loop only takes differences of it (time limits, rates). The tests
+    replace it with a clock that advances per step, so that fitted schedules are deterministic."""
+    return time.monotonic()
 
 
 class _ScheduleFit:

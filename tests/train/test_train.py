@@ -173,17 +173,44 @@ def test_targets_drawn_in_workers_give_the_same_loss(small_dataroot, name):
 
 
 @pytest.mark.slow
-def test_fit_schedule_ends_the_one_cycle_at_the_time_limit(small_dataroot, tmp_path):
+@pytest.fixture
+def step_clock(monkeypatch):
+    """The training loop's clock advanced by one second per training step and by nothing else, so that
+    rates, fitted schedules and time limits do not depend on how loaded the machine is."""
+    from bevdeploy.train import loop
+
+    now = [0.0]
+    real_step = loop._step
+
+    def step(*args, **kwargs):
+        out = real_step(*args, **kwargs)
+        now[0] += 1.0
+        return out
+
+    monkeypatch.setattr(loop, "_step", step)
+    monkeypatch.setattr(loop, "_now", lambda: now[0])
+    return now
+
+
+def test_fit_schedule_ends_the_one_cycle_at_the_time_limit(small_dataroot, tmp_path, step_clock):
     """With fit_schedule the one-cycle schedule is shortened, from the rate measured early in the
-    run, so that it ends at the time limit: fewer steps than the epochs planned, the run stops at
-    (about) the fitted end, and the saved scheduler state says the shorter length."""
+    run, so that it ends at the time limit: fewer steps than the epochs planned, the run ends at the
+    fitted end, and the saved scheduler state says the shorter length. At one step per second the rate
+    is marked at step 1 (5% of 8 s) and measured at step 2 (10%): 1 step/s, so 2 + int(0.97 * 6) = 7."""
     cfg = _cfg(small_dataroot, tmp_path / "fit", epochs=100, time_limit_s=8.0, fit_schedule=True, log_every=50)
-    planned = 100 * 2
     manifest = train(cfg, command="test")
-    total, step = manifest["total_steps"], manifest["step"]
-    assert total < planned and step >= 0.8 * total
+    assert manifest["total_steps"] == 7 < 100 * 2 and manifest["step"] == 7
     state = json.loads((tmp_path / "fit" / STATE_JSON).read_text())
-    assert state["scheduler"]["total_steps"] == total
+    assert state["scheduler"]["total_steps"] == 7
+
+
+def test_time_limit_without_fitting_stops_the_run_early(small_dataroot, tmp_path, step_clock):
+    """Without fit_schedule the schedule keeps its planned length and the run stops at the first step
+    past the time limit (step 4 at one step per second over 3.5 s), then exports and evaluates."""
+    cfg = _cfg(small_dataroot, tmp_path / "limit", epochs=100, time_limit_s=3.5, log_every=50)
+    manifest = train(cfg, command="test")
+    assert manifest["total_steps"] == 200 and manifest["step"] == 4
+    assert (tmp_path / "limit" / "tiny.safetensors").exists()
 
 
 def test_fit_schedule_needs_a_time_limit(small_dataroot, tmp_path):
@@ -206,9 +233,11 @@ def test_stop_after_pauses_resumably(full_run, small_dataroot, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_paused_fitted_schedule_resumes_with_its_length_and_clock(small_dataroot, tmp_path):
+def test_a_paused_fitted_schedule_resumes_with_its_length_and_clock(small_dataroot, tmp_path, step_clock):
     """A run paused after its schedule was fitted keeps the fitted length when resumed, and its
-    time limit counts the time trained before the pause (it is not fitted again)."""
+    time limit counts the time trained before the pause (it is not fitted again). At one step per second
+    over 16 s the schedule is fitted at step 2 to 2 + int(0.97 * 14) = 15 steps, the pause after 8 s comes
+    at step 9, and the resumed run ends at step 15 (15 s < 16)."""
     out = tmp_path / "sliced"
     kw = dict(epochs=200, time_limit_s=16.0, fit_schedule=True, log_every=50)
     start = tmp_path / "start" / "tiny.safetensors"
@@ -218,11 +247,10 @@ def test_a_paused_fitted_schedule_resumes_with_its_length_and_clock(small_dataro
     export_weights(build("tiny"), start.parent, "tiny", {"model": "bevfusion"})
     paused = train(_cfg(small_dataroot, out, stop_after_s=8.0, init_from=start, **kw), command="first")
     state = json.loads((out / STATE_JSON).read_text())
-    assert state["schedule_fitted"] and 8.0 <= state["elapsed_s"] < 16.0
-    fitted = state["scheduler"]["total_steps"]
-    assert fitted < 400 and paused["step"] < fitted and not (out / "tiny.safetensors").exists()
+    assert state["schedule_fitted"] and state["elapsed_s"] == 9.0 and state["scheduler"]["total_steps"] == 15
+    assert paused["step"] == 9 and not (out / "tiny.safetensors").exists()
     resumed = train(_cfg(small_dataroot, out, **kw), resume=True, command="second")
-    assert resumed["total_steps"] == fitted and resumed["step"] >= 0.8 * fitted
+    assert resumed["total_steps"] == 15 and resumed["step"] == 15
     assert (out / "tiny.safetensors").exists()
     # the weights' lineage survives the pause: the first slice's init_from, both commands
     assert resumed["init_from"]["sha256"] == file_sha256(start)
