@@ -178,6 +178,54 @@ def test_grid_sampler_modes(dims, mode, padding, align):
     _check("grid_sampler", ops_cases.grid_sampler_case(dims, mode=mode, padding=padding, align=align), "fp32")
 
 
+@pytest.mark.parametrize("op", ["grid_sampler", "rotate"])
+@pytest.mark.parametrize("pairs", [False, True])
+def test_sampler_corner_pairs_and_masked_corners(op, pairs, monkeypatch):
+    """Both ways of gathering the corners (TUNING "pairs" / "vec_pairs": in-bounds pairs without masks, or each corner
+    masked) in every precision and layout, with points off the map (and the grid sampler's border padding)."""
+    _kernels_with(monkeypatch, op, pairs=pairs, vec_pairs=pairs)
+    build = ops_cases.OPS[op][0]
+    cases = ([build(v, padding=pad) for v in ("tiny2d", "tiny3d") for pad in (0, 1)] if op == "grid_sampler"
+             else [build("tiny")])
+    for case in cases:
+        for precision in ("fp32", "fp16", "fp16x2", "int8"):
+            _check(op, case, precision)
+            for layout in case.layouts.get(precision, ()):
+                _check(op, case, precision, layout)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 1, 6), (2, 3, 5, 1), (1, 5, 1, 1), (2, 3, 1, 4, 5), (1, 4, 3, 1, 4),
+                                   (1, 3, 2, 5, 1)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("padding", [0, 1])
+def test_grid_sampler_axes_of_size_one(shape, padding):
+    """A size-1 axis has no second corner: its weight is 0 and the kernel does not read past the axis (the
+    in-bounds corner pairs need two samples per axis; masked loads cover one). Every precision and layout."""
+    g = torch.Generator().manual_seed(len(shape) * 10 + shape[2])
+    x = torch.randn(shape, generator=g)
+    spatial = len(shape) - 2
+    grid = torch.rand((shape[0], 3, 4, *([2] if spatial == 3 else []), spatial), generator=g) * 2.4 - 1.2
+    for align in (False, True):
+        case = ops_cases.Case(f"grid_sampler[{shape}]", (x, grid, 0, padding, align), scales={"input": float(x.abs().max()) / 127},
+                              half_args=(0, 1), int8_args={0: "input"}, layouts=ops_cases.SAMPLER_LAYOUTS)
+        for precision in ("fp32", "fp16", "fp16x2", "int8"):
+            _check("grid_sampler", case, precision)
+            for layout in case.layouts.get(precision, ()):
+                _check("grid_sampler", case, precision, layout)
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 6), (3, 5, 1), (5, 1, 1)], ids=lambda s: "x".join(map(str, s)))
+def test_rotate_axes_of_size_one(shape):
+    """As test_grid_sampler_axes_of_size_one, for rotate: every precision and layout of a 1-pixel-high or -wide map."""
+    img = torch.randn(shape, generator=torch.Generator().manual_seed(shape[1]))
+    args = (img, torch.tensor([33.0]), torch.tensor([0.3 * shape[2], 0.6 * shape[1]]), 0)
+    case = ops_cases.Case(f"rotate[{shape}]", args, scales={"img": float(img.abs().max()) / 127}, half_args=(0,),
+                          int8_args={0: "img"}, layouts=ops_cases.SAMPLER_LAYOUTS, unbatched=True)
+    for precision in ("fp32", "fp16", "fp16x2", "int8"):
+        _check("rotate", case, precision)
+        for layout in case.layouts.get(precision, ()):
+            _check("rotate", case, precision, layout)
+
+
 def test_rotate_nearest():
     _check("rotate", ops_cases.rotate_case("tiny", interpolation=1), "fp32")
 

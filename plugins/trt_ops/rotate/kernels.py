@@ -25,6 +25,7 @@ from bevdeploy import BevDeployError
 from bevdeploy.plugins.trt_ops.layouts import physical_vector
 from bevdeploy.plugins.trt_ops.triton_util import (
     check_launch,
+    corner_pair,
     float_storage,
     int8_input,
     out_dtype,
@@ -58,15 +59,19 @@ OP = "rotate"
 # gained too once its store was held to one pixel per lane). Sweep (ops-sweep-run21): fp16 / fp16x2 kCHW2 as int32
 # words ("vec_half_words", triton_util.add_half_pairs) with 4 vectors per program 0.0287 -> 0.0158 ms, 0.0265 ->
 # 0.0153 (256 pixels on 4 warps; fp16's default runs 512 on 8, the same per thread; run 21: 0.0158 / 0.0153)
+# session 12 A/B (H200, results/ab-s12-2.jsonl): in-bounds corner pairs without masks ("pairs" / "vec_pairs", as in
+# the grid sampler) faster for int8 (linear 0.0229 -> 0.0207 ms, kCHW4 0.0116 -> 0.0109) and the fp16 / fp16x2 vectors
+# (-1 .. -5%), slower for fp32 and fp16 linear (+8 / +7%; no launch shape of the sweep recovered them)
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
           "vec_wide_num_warps": 4, "vec_vectors": 1, "vec_word_store": False,
-          "vec_half_words": False,
-          "per_precision": {"int8": {"block_c": 16, "block_p": 128, "vec_vectors": 4, "vec_word_store": True},
+          "vec_half_words": False, "pairs": False, "vec_pairs": False,
+          "per_precision": {"int8": {"block_c": 16, "block_p": 128, "vec_vectors": 4, "vec_word_store": True,
+                                     "pairs": True, "vec_pairs": True},
                             "fp16": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_block_p": 512,
                                      "vec_wide_block_p": 256, "vec_wide_num_warps": 8, "vec_half_words": True,
-                                     "vec_vectors": 4},
+                                     "vec_vectors": 4, "vec_pairs": True},
                             "fp16x2": {"vec_wide_block_p": 256, "vec_wide_num_warps": 8, "vec_half_words": True,
-                                       "vec_vectors": 4},
+                                       "vec_vectors": 4, "vec_pairs": True},
                             "fp32": {"block_c": 8, "block_p": 512, "num_warps": 8}}}
 # every entry clears per_precision so that it measures the shape it names
 SWEEP = [{**cfg, "per_precision": {}} for cfg in (
@@ -79,7 +84,8 @@ SWEEP = [{**cfg, "per_precision": {}} for cfg in (
     {"vec_vectors": 2}, {"vec_vectors": 4}, {"vec_vectors": 8}, {"vec_vectors": 4, "vec_block_p": 128},
     {"vec_vectors": 4, "vec_block_p": 128, "num_warps": 2},
     {"vec_vectors": 4, "vec_word_store": True}, {"vec_vectors": 4, "vec_word_store": False},
-    *({"vec_half_words": h, "vec_vectors": v} for h in (False, True) for v in (1, 2, 4, 8)))]
+    *({"vec_half_words": h, "vec_vectors": v} for h in (False, True) for v in (1, 2, 4, 8)),
+    {"pairs": False, "vec_pairs": False}, {"pairs": True, "vec_pairs": True})]
 
 
 @triton.jit
@@ -114,6 +120,7 @@ def _rotate_kernel(
     in_ptr, out_ptr, angle_ptr, center_ptr, H, W, out_scale,
     NEAREST: tl.constexpr, HALF_MATH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr,
     NPLANES, VEC: tl.constexpr, PACKED: tl.constexpr = 0, WORD_STORE: tl.constexpr = False,
+    PAIRS: tl.constexpr = False, SIZE1: tl.constexpr = False,
 ):
     """[pixels, channels] tile: neighbouring output pixels (neighbouring source addresses) on neighbouring
     lanes, the inverse-mapped position computed once per pixel for the channel block. VEC > 1: input and output
@@ -157,20 +164,39 @@ def _rotate_kernel(
     else:
         x0f = tl.floor(ix)
         y0f = tl.floor(iy)
-        fx = ix - x0f
-        fy = iy - y0f
-        x0 = x0f.to(tl.int32)
-        y0 = y0f.to(tl.int32)
         a0, a1, a2, a3, wsum = sampler_zeros(BLOCK_P, BLOCK_C, PACKED, HALF_MATH)
-        for k in tl.static_range(4):
-            dx = k % 2
-            dy = k // 2
-            x = x0 + dx
-            y = y0 + dy
-            w = (fx if dx == 1 else 1.0 - fx) * (fy if dy == 1 else 1.0 - fy)
-            ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H)
-            a0, a1, a2, a3, wsum = sampler_add(in_ptr, ibase + ((y * W + x) * STEP)[:, None], w, ok, lmask,
-                                               a0, a1, a2, a3, wsum, PACKED, HALF_MATH)
+        if PAIRS:  # in-bounds corner pairs (triton_util.corner_pair), channels clamped to the last one: no masks
+            xb, wx0, wx1 = corner_pair(x0f.to(tl.int32), ix - x0f, W)
+            yb, wy0, wy1 = corner_pair(y0f.to(tl.int32), iy - y0f, H)
+            cl = ibase if VEC > 1 or PACKED else (tl.minimum(c, NPLANES - 1) * (H * W))[None, :]
+            row = in_ptr + (cl + ((yb * W + xb) * STEP)[:, None])
+            for dy in tl.static_range(2):  # the corner rows, each a pair along x
+                p = row + dy * W * STEP
+                m0 = None
+                m1 = None
+                if SIZE1:  # an axis of size 1: its b + 1 corner lies off the map; not read
+                    m0 = tl.full([BLOCK_P, 1], 1, tl.int1)
+                    if dy == 1:
+                        m0 = m0 & (H > 1)
+                    m1 = m0 & (W > 1)
+                wr = wy1 if dy == 1 else wy0
+                a0, a1, a2, a3, wsum = sampler_add(p, wr * wx0, m0, a0, a1, a2, a3, wsum, PACKED, HALF_MATH)
+                a0, a1, a2, a3, wsum = sampler_add(p + STEP, wr * wx1, m1, a0, a1, a2, a3, wsum, PACKED, HALF_MATH)
+        else:  # each corner masked where it lies off the map
+            fx = ix - x0f
+            fy = iy - y0f
+            x0 = x0f.to(tl.int32)
+            y0 = y0f.to(tl.int32)
+            for k in tl.static_range(4):
+                dx = k % 2
+                dy = k // 2
+                x = x0 + dx
+                y = y0 + dy
+                w = (fx if dx == 1 else 1.0 - fx) * (fy if dy == 1 else 1.0 - fy)
+                ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H)
+                a0, a1, a2, a3, wsum = sampler_add(in_ptr + (ibase + ((y * W + x) * STEP)[:, None]), w,
+                                                   ok[:, None] & (True if PACKED else lmask), a0, a1, a2, a3, wsum,
+                                                   PACKED, HALF_MATH)
         if not WORD_STORE:
             res = sampler_result(a0, a1, a2, a3, wsum, out_scale, BLOCK_P, BLOCK_C, PACKED)
     if WORD_STORE:  # the output's words at the input's word offsets; one pixel per lane, as in the gathers
@@ -230,12 +256,13 @@ def rotate_cuda(
     if vec > 1:  # one vector load of at most 32 bytes per corner
         block_c, block_p, warps = vector_tile(cfg, vec, x.element_size(), img.shape[0])
         packed = packed_words(precision, mode, block_c, x, vec, cfg)
-        x = x.view(torch.int32) if packed else x
+        x = x.reshape(-1).view(torch.int32) if packed else x  # flat: a size-1 dim may carry an odd stride
     words = word_store(cfg, packed, vec)
     grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
     _rotate_kernel[grid](
         x, out, ang, ctr, h, w, out_scale,
         NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], NPLANES=planes, VEC=vec,
-        PACKED=packed, WORD_STORE=words, num_warps=warps,
+        PACKED=packed, WORD_STORE=words, PAIRS=bool(cfg["vec_pairs" if vec > 1 else "pairs"]), SIZE1=min(h, w) < 2,
+        num_warps=warps,
     )
     return out
