@@ -200,6 +200,21 @@ def sampler_add(ptrs, w, mask, a0, a1, a2, a3, wsum, PACKED: tl.constexpr, HALF_
 
 
 @triton.jit
+def sampler_add_pair(p, STEP: tl.constexpr, w0, w1, row_ok, W, a0, a1, a2, a3, wsum, SIZE1: tl.constexpr,
+                     PACKED: tl.constexpr, HALF_MATH: tl.constexpr):
+    """Add one corner_pair pair along x: the corners at pointers ``p`` and ``p + STEP`` ([pixels, channels]) with
+    weights ``w0`` / ``w1`` per pixel. SIZE1 (some axis of the map has size 1): read only where ``row_ok`` (a scalar:
+    the pair's row and slice exist) and, for the second corner, where W > 1; otherwise every corner is read."""
+    m0 = None
+    m1 = None
+    if SIZE1:
+        m0 = tl.full([w0.shape[0], 1], 1, tl.int1) & row_ok
+        m1 = m0 & (W > 1)
+    a0, a1, a2, a3, wsum = sampler_add(p, w0, m0, a0, a1, a2, a3, wsum, PACKED, HALF_MATH)
+    return sampler_add(p + STEP, w1, m1, a0, a1, a2, a3, wsum, PACKED, HALF_MATH)
+
+
+@triton.jit
 def sampler_result(a0, a1, a2, a3, wsum, scale, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
                    PACKED: tl.constexpr):
     """The [pixels, channels] fp32 result of sampler_add's sums, times ``scale`` (PACKED: int8 only; fp16 words

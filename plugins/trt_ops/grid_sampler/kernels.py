@@ -35,6 +35,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     out_dtype,
     packed_words,
     sampler_add,
+    sampler_add_pair,
     sampler_result,
     sampler_store_words,
     sampler_zeros,
@@ -216,18 +217,9 @@ def _grid_sampler_kernel(
                 wr = wy1 if dy == 1 else wy0
                 if IS3D:
                     wr = wr * (wz1 if dz == 1 else wz0)
-                p = row + ((dz * H + dy) * W) * STEP
-                m0 = None
-                m1 = None
-                if SIZE1:  # an axis of size 1: its b + 1 corner lies off the map; not read
-                    m0 = tl.full([BLOCK_P, 1], 1, tl.int1)
-                    if dy == 1:
-                        m0 = m0 & (H > 1)
-                    if dz == 1:
-                        m0 = m0 & (D > 1)
-                    m1 = m0 & (W > 1)
-                a0, a1, a2, a3, wsum = sampler_add(p, wr * wx0, m0, a0, a1, a2, a3, wsum, PACKED, HALF_MATH)
-                a0, a1, a2, a3, wsum = sampler_add(p + STEP, wr * wx1, m1, a0, a1, a2, a3, wsum, PACKED, HALF_MATH)
+                row_ok = (H > 1 if dy == 1 else True) & (D > 1 if dz == 1 else True)  # read under SIZE1 only
+                a0, a1, a2, a3, wsum = sampler_add_pair(row + ((dz * H + dy) * W) * STEP, STEP, wr * wx0, wr * wx1,
+                                                        row_ok, W, a0, a1, a2, a3, wsum, SIZE1, PACKED, HALF_MATH)
         else:  # each corner masked where it lies off the map
             fx, fy, fz = ix - x0f, iy - y0f, iz - z0f
             x0, y0, z0 = x0f.to(tl.int32), y0f.to(tl.int32), z0f.to(tl.int32)

@@ -31,6 +31,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     out_dtype,
     packed_words,
     sampler_add,
+    sampler_add_pair,
     sampler_result,
     sampler_store_words,
     sampler_zeros,
@@ -171,17 +172,10 @@ def _rotate_kernel(
             cl = ibase if VEC > 1 or PACKED else (tl.minimum(c, NPLANES - 1) * (H * W))[None, :]
             row = in_ptr + (cl + ((yb * W + xb) * STEP)[:, None])
             for dy in tl.static_range(2):  # the corner rows, each a pair along x
-                p = row + dy * W * STEP
-                m0 = None
-                m1 = None
-                if SIZE1:  # an axis of size 1: its b + 1 corner lies off the map; not read
-                    m0 = tl.full([BLOCK_P, 1], 1, tl.int1)
-                    if dy == 1:
-                        m0 = m0 & (H > 1)
-                    m1 = m0 & (W > 1)
                 wr = wy1 if dy == 1 else wy0
-                a0, a1, a2, a3, wsum = sampler_add(p, wr * wx0, m0, a0, a1, a2, a3, wsum, PACKED, HALF_MATH)
-                a0, a1, a2, a3, wsum = sampler_add(p + STEP, wr * wx1, m1, a0, a1, a2, a3, wsum, PACKED, HALF_MATH)
+                a0, a1, a2, a3, wsum = sampler_add_pair(row + dy * W * STEP, STEP, wr * wx0, wr * wx1,
+                                                        H > 1 if dy == 1 else True, W, a0, a1, a2, a3, wsum, SIZE1,
+                                                        PACKED, HALF_MATH)
         else:  # each corner masked where it lies off the map
             fx = ix - x0f
             fy = iy - y0f
