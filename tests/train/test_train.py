@@ -172,7 +172,6 @@ def test_targets_drawn_in_workers_give_the_same_loss(small_dataroot, name):
         torch.testing.assert_close(drawn[k], own[k])
 
 
-@pytest.mark.slow
 @pytest.fixture
 def step_clock(monkeypatch):
     """The training loop's clock advanced by one second per training step and by nothing else, so that
@@ -192,6 +191,7 @@ def step_clock(monkeypatch):
     return now
 
 
+@pytest.mark.slow
 def test_fit_schedule_ends_the_one_cycle_at_the_time_limit(small_dataroot, tmp_path, step_clock):
     """With fit_schedule the one-cycle schedule is shortened, from the rate measured early in the
     run, so that it ends at the time limit: fewer steps than the epochs planned, the run ends at the
