@@ -151,7 +151,9 @@ def _grid_sampler_kernel(
     reads per output pixel: ncu showed the 3D fp32 kernel L2-bound). PACKED (bilinear, channels per int32 word: 4
     for int8, 2 for fp16 pairs; triton_util.packed_words): in_ptr is the input as int32 words, each corner gather
     loads BLOCK_C / PACKED words and sums their channels with triton_util.add_packed_int8 (no int-to-float
-    conversion) / add_half_pairs; WORD_STORE writes the sums word by word (triton_util.sampler_store_words)."""
+    conversion) / add_half_pairs; WORD_STORE writes the sums word by word (triton_util.sampler_store_words).
+    PAIRS (bilinear): the corners as in-bounds pairs along x without masks (triton_util.corner_pair); SIZE1: some
+    axis has size 1, so the pairs' second corners are masked there."""
     n = tl.program_id(2)
     if TY == 0:
         pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)

@@ -129,7 +129,8 @@ def _rotate_kernel(
     vector (one vector load per corner), NPLANES counting the padded channels. PACKED (bilinear, channels per int32
     word: 4 for int8, 2 for fp16 pairs; triton_util.packed_words): in_ptr holds int32 words, summed by
     triton_util.add_packed_int8 / add_half_pairs; WORD_STORE writes the sums word by word
-    (triton_util.sampler_store_words) instead of through sampler_result."""
+    (triton_util.sampler_store_words) instead of through sampler_result. PAIRS / SIZE1: as in the grid sampler's
+    kernel (in-bounds corner pairs without masks; triton_util.corner_pair)."""
     pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     pmask = pix < H * W
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)  # VEC > 1: part of a vector, or whole ones
