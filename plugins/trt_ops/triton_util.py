@@ -179,6 +179,17 @@ def corner_pair(i0, fr, size):
 
 
 @triton.jit
+def bilinear_corner(K: tl.constexpr, x0, y0, fx, fy, W, H, pmask):
+    """Corner K (0, 1: x0 and x0 + 1 on row y0; 2, 3: on row y0 + 1) of a bilinear sample at (x0 + fx, y0 + fy):
+    (x, y, weight, whether it is read: ``pmask`` and on the W x H map). The samplers' masked corners (TUNING "pairs"
+    off)."""
+    x = x0 + K % 2
+    y = y0 + K // 2
+    w = (fx if K % 2 == 1 else 1.0 - fx) * (fy if K // 2 == 1 else 1.0 - fy)
+    return x, y, w, pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H)
+
+
+@triton.jit
 def sampler_add(ptrs, w, mask, a0, a1, a2, a3, wsum, PACKED: tl.constexpr, HALF_MATH: tl.constexpr):
     """Add one interpolation corner to the accumulators of sampler_zeros: ``ptrs`` are the corner's [pixels,
     channels] element pointers (PACKED: [pixels, channels / PACKED] int32 words), ``w`` its weight per pixel (0 for

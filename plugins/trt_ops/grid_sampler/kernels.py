@@ -28,6 +28,7 @@ import torch
 from bevdeploy import BevDeployError
 from bevdeploy.plugins.trt_ops.layouts import physical_vector
 from bevdeploy.plugins.trt_ops.triton_util import (
+    bilinear_corner,
     check_launch,
     corner_pair,
     float_storage,
@@ -226,14 +227,11 @@ def _grid_sampler_kernel(
             fx, fy, fz = ix - x0f, iy - y0f, iz - z0f
             x0, y0, z0 = x0f.to(tl.int32), y0f.to(tl.int32), z0f.to(tl.int32)
             for k in tl.static_range(8 if IS3D else 4):
-                dx = k % 2
-                dy = (k // 2) % 2
-                dz = k // 4
-                x, y, z = x0 + dx, y0 + dy, z0 + dz
-                w = (fx if dx == 1 else 1.0 - fx) * (fy if dy == 1 else 1.0 - fy)
+                x, y, w, ok = bilinear_corner(k % 4, x0, y0, fx, fy, W, H, pmask)
+                z = z0 + k // 4
                 if IS3D:
-                    w = w * (fz if dz == 1 else 1.0 - fz)
-                ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H) & (z >= 0) & (z < D)
+                    w = w * (fz if k // 4 == 1 else 1.0 - fz)
+                ok = ok & (z >= 0) & (z < D)
                 a0, a1, a2, a3, wsum = sampler_add(in_ptr + (cin + (((z * H + y) * W + x) * STEP)[:, None]), w,
                                                    ok[:, None] & (True if PACKED else lmask), a0, a1, a2, a3, wsum,
                                                    PACKED, HALF_MATH)

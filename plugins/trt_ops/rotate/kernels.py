@@ -24,6 +24,7 @@ import torch
 from bevdeploy import BevDeployError
 from bevdeploy.plugins.trt_ops.layouts import physical_vector
 from bevdeploy.plugins.trt_ops.triton_util import (
+    bilinear_corner,
     check_launch,
     corner_pair,
     float_storage,
@@ -183,12 +184,7 @@ def _rotate_kernel(
             x0 = x0f.to(tl.int32)
             y0 = y0f.to(tl.int32)
             for k in tl.static_range(4):
-                dx = k % 2
-                dy = k // 2
-                x = x0 + dx
-                y = y0 + dy
-                w = (fx if dx == 1 else 1.0 - fx) * (fy if dy == 1 else 1.0 - fy)
-                ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H)
+                x, y, w, ok = bilinear_corner(k, x0, y0, fx, fy, W, H, pmask)
                 a0, a1, a2, a3, wsum = sampler_add(in_ptr + (ibase + ((y * W + x) * STEP)[:, None]), w,
                                                    ok[:, None] & (True if PACKED else lmask), a0, a1, a2, a3, wsum,
                                                    PACKED, HALF_MATH)
