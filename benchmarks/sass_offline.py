@@ -23,6 +23,8 @@ import tempfile
 
 
 def _value(text: str):
+    if text in ("True", "False"):  # a flag the JIT gets as a Python bool (an int would change the code)
+        return text == "True"
     try:
         return int(text)
     except ValueError:

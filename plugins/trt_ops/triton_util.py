@@ -126,8 +126,17 @@ def store_packed_int8_words(out_ptr, word_offs, acc0, acc1, acc2, acc3, wsum, sc
     does through shared memory, with barriers). Pays where neighbouring lanes' words are neighbours in memory
     (short vectors: kCHW4); where a pixel's words are (kCHW32) the interleave's 16-byte stores measured faster
     (TUNING "vec_word_store", NOTES-ops items 20 - 21)."""
-    lo = half_pair_bits(packed_int8_result(acc0, wsum, scale), packed_int8_result(acc1, wsum, scale))
-    hi = half_pair_bits(packed_int8_result(acc2, wsum, scale), packed_int8_result(acc3, wsum, scale))
+    store_half_quads(out_ptr, word_offs, packed_int8_result(acc0, wsum, scale), packed_int8_result(acc1, wsum, scale),
+                     packed_int8_result(acc2, wsum, scale), packed_int8_result(acc3, wsum, scale), mask)
+
+
+@triton.jit
+def store_half_quads(out_ptr, word_offs, r0, r1, r2, r3, mask):
+    """Store fp32 tensors r0 .. r3 as the fp16 elements 4w .. 4w + 3 of an fp16 output, w = word_offs: one 8-byte
+    store each, where four 2-byte stores of stride 8 bytes would each write part of a sector (the L2 takes every
+    such partial write on its own: NOTES-ops item 24)."""
+    lo = half_pair_bits(r0, r1)
+    hi = half_pair_bits(r2, r3)
     quad = (lo.to(tl.int64) & 0xFFFFFFFF) | (hi.to(tl.int64) << 32)
     tl.store(out_ptr.to(tl.pointer_type(tl.int64)) + word_offs, quad, mask=mask)
 

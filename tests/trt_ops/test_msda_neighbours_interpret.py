@@ -102,8 +102,12 @@ CASES = {
 }
 
 
+ORDERS = [{"head_major": True}, {"l1_bytes": 400}, {"head_major": True, "l1_bytes": 400}]  # 400: some levels stream
+
+
 @pytest.mark.parametrize("corners,steps", [(1, {}), (2, {}), (4, {}), (2, {"level_loads": True}),
-                                           (4, {"level_loads": True})])
+                                           (4, {"level_loads": True}),
+                                           *((k, {"level_loads": True, **o}) for k in (1, 2, 4) for o in ORDERS)])
 @pytest.mark.parametrize("precision", ENTRY_PRECISIONS)
 @pytest.mark.parametrize("name", list(CASES))
 def test_entries_match_reference(name, precision, corners, steps, spies, monkeypatch):
@@ -111,6 +115,9 @@ def test_entries_match_reference(name, precision, corners, steps, spies, monkeyp
     case = CASES[name]()
     _check(case, precision)
     assert (spies[0].calls, spies[1].calls) == ((0, 1) if corners == 1 else (1, 0))
+    spy = spies[1] if corners == 1 else spies[0]
+    assert spy.kwargs["HEAD_MAJOR"] == steps.get("head_major", False)
+    assert spy.kwargs["L1_BYTES"] == steps.get("l1_bytes", 0)
     if corners > 1:  # the path the test names ran: entries of that many corners, level loads where asked
         npts = case.args[3].shape[4]
         assert spies[0].kwargs["KY"] == corners // 2
@@ -138,13 +145,24 @@ def test_entry_tail_rows(spies, monkeypatch):
     assert spies[0].calls == 1
 
 
-def test_int8_default_reads_x_pairs_with_level_loads(spies):
-    """int8's default (kernels.TUNING): x-pair entries, a level's points loaded at once; fp16 keeps four corners."""
-    _check(ops_cases.ms_deform_attn_case("tiny_c8"), "int8")
+@pytest.mark.parametrize("precision", ENTRY_PRECISIONS)
+def test_default_reads_head_major_x_pairs_with_level_loads(precision, spies):
+    """fp16 / fp16x2 / int8 defaults (kernels.TUNING): x-pair entries in head-major order, a level's points loaded
+    at once, no level streamed past L1."""
+    _check(ops_cases.ms_deform_attn_case("tiny_c8"), precision)
     assert spies[0].calls == 1 and spies[1].calls == 0
-    assert spies[0].kwargs["KY"] == 1 and spies[0].kwargs["LVL"]
-    _check(ops_cases.ms_deform_attn_case("tiny_c8"), "fp16")
-    assert spies[0].calls == 1 and spies[1].calls == 1
+    kw = spies[0].kwargs
+    assert kw["KY"] == 1 and kw["LVL"] and kw["HEAD_MAJOR"] and kw["L1_BYTES"] == 0
+
+
+def test_fp32_default_reads_four_corners_head_major():
+    """fp32's default: the four-corner kernel on the value transposed to (batch, head, key), levels above 256 KiB
+    per head gathered through L2 only."""
+    spy = _Spy(kernels._ms_deform_attn_kernel)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kernels, "_ms_deform_attn_kernel", spy)
+        _check(CASES["c32"](), "fp32")
+    assert spy.calls == 1 and spy.kwargs["HEAD_MAJOR"] and spy.kwargs["L1_BYTES"] == 262144
 
 
 def test_level_loads_fall_back_for_other_point_counts(spies, monkeypatch):
@@ -156,19 +174,25 @@ def test_level_loads_fall_back_for_other_point_counts(spies, monkeypatch):
 
 @pytest.mark.parametrize("variant,precision", [("tiny", "int8"), ("tiny", "fp16"), ("tiny_c8", "fp32")])
 def test_entries_fall_back_where_they_do_not_apply(variant, precision, spies, monkeypatch):
-    """C = 5 (int8 unpacked, fp16 rows not whole words) and fp32 run the four-corner kernel, still correct."""
-    _tuning(monkeypatch, 4)
+    """C = 5 (int8 unpacked, fp16 rows not whole words) and fp32 run the four-corner kernel, still correct; the
+    head-major order and L1 limit asked of the entries do not carry over to it."""
+    _tuning(monkeypatch, 4, head_major=True, l1_bytes=64)
     _check(ops_cases.ms_deform_attn_case(variant), precision)
     assert spies[0].calls == 0 and spies[1].calls == 1
+    assert not spies[1].kwargs["HEAD_MAJOR"] and spies[1].kwargs["L1_BYTES"] == 0
 
 
+@pytest.mark.parametrize("head_major", [False, True])
 @pytest.mark.parametrize("corners", [2, 4])
 @pytest.mark.parametrize("dtype,bias", [(torch.int8, False), (torch.int8, True), (torch.float16, False)])
-def test_value_neighbours_layout(dtype, bias, corners):
+def test_value_neighbours_layout(dtype, bias, corners, head_major):
     shapes = torch.tensor([[3, 4], [2, 1], [1, 3]])
     starts = torch.tensor([0, 12, 14])
     value = (torch.arange(2 * 17 * 3 * 8) % 97 - 40).reshape(2, 17, 3, 8).to(dtype)
-    nb = kernels.value_neighbours(value, shapes, starts, corners, bias=bias)
+    nb = kernels.value_neighbours(value, shapes, starts, corners, bias=bias, head_major=head_major)
+    if head_major:  # (bs, heads, S, corners, C): the same entries, heads before keys
+        assert nb.shape == (2, 3, 17, corners, 8)
+        nb = nb.transpose(1, 2)
     assert nb.shape == (2, 17, 3, corners, 8) and nb.dtype == dtype
     want = torch.zeros_like(nb)
     for (h, w), s0 in zip(shapes.tolist(), starts.tolist(), strict=True):
@@ -187,3 +211,23 @@ def test_value_neighbours_layout(dtype, bias, corners):
 def test_value_neighbours_rejects_other_corner_counts():
     with pytest.raises(ValueError, match="corners must be 2 or 4"):
         kernels.value_neighbours(torch.zeros(1, 2, 1, 4, dtype=torch.int8), torch.tensor([[1, 2]]), torch.tensor([0]), 3)
+
+
+@pytest.mark.parametrize("head_major", [False, True])
+def test_program_order_of_rows(head_major):
+    """_memory_row: the k-th row in program order is row k, or, head-major, the k-th of (batch, head, query), so
+    that consecutive programs share a (batch, head). A permutation of the rows either way."""
+    triton, tl = kernels.triton, kernels.tl
+    bs, nq, nh = 2, 5, 3
+
+    @triton.jit
+    def rows_kernel(out_ptr, NH, NQ, N: tl.constexpr, HEAD_MAJOR: tl.constexpr):
+        k = tl.arange(0, N)
+        tl.store(out_ptr + k, kernels._memory_row(k, NH, NQ, HEAD_MAJOR))
+
+    out = torch.empty(32, dtype=torch.int32)
+    rows_kernel[(1,)](out, nh, nq, N=32, HEAD_MAJOR=head_major)
+    got = out[: bs * nq * nh].tolist()
+    rows = torch.arange(bs * nq * nh).view(bs, nq, nh)  # the (batch, query, head) row numbers
+    want = (rows.transpose(1, 2) if head_major else rows).flatten().tolist()
+    assert got == want

@@ -19,7 +19,7 @@ read as int32 words (4 channels per word) and every byte becomes an fp32 operand
 instruction (see triton_util.add_packed_int8), so int8 costs about as many instructions per element as fp32.
 
 Neighbour entries (TUNING "corners": 2 = x-pairs, 4 = quads, 1 = the four-corner kernel; for int8 / fp16 / fp16x2,
-never fp32; int8's default is x-pairs): with random sampling locations every gathered corner row is its own L2
+never fp32; their default is x-pairs): with random sampling locations every gathered corner row is its own L2
 request, and for 32-byte int8 rows the request count, not bytes, bounds the four-corner kernel (Nsight Compute: L2
 ~87% busy at 245 M corner requests on the anchor). A prep kernel (one pass over the value, part of the op's time)
 writes, per (key, head), the rows of the key's right neighbour (pairs) or of its right, lower and lower-right
@@ -32,6 +32,17 @@ four-corner kernel's 1.71, because the bound moves: to issue (pairs at 16 bytes 
 wavefronts of the three scalar location / weight loads per point (quads: L1 82% busy) and, for quads, a 130 us prep.
 With each level's locations and weights in one vector load (level_loads) pairs at 32 bytes per lane run the
 anchor in 1.43 ms and "sca" in 1.44 (run 19; int8 / fp32 1.98x / 2.15x), bound by L2 again (84% busy, prep 38 us).
+Part of that L2 work was the int8 output: four 2-byte stores of stride 8 bytes per word, each a partial-sector write
+that the L2 takes on its own (61 M sectors at the anchor for a 3.8 M-sector output); one 8-byte store per word
+(triton_util.store_half_quads) cut int8 to 1.13 ms (session 13).
+
+Head-major order (TUNING "head_major"): the programs resident at once cover a few thousand consecutive rows; in
+the value's own order those are every head of a few queries, which gather from every head's keys of the batch.
+Walked (batch, head, query) instead, with the value (or its entries) laid out (batch, head, key), they share one
+head's slab (the anchor's level 3: 12 KB of int8 rows; level 2: 46 KB), and the small levels hit in L1 (int8 entries:
+L2 traffic 8.1 -> 6.1 GB, L1 hits 53 -> 64%). The layout costs one pass (the entries' prep writes it; the four-corner
+kernel transposes the value first, inside the op's time). TUNING "l1_bytes" gathers levels whose slab is larger
+through L2 only (ld.global.cg) so that they do not evict the small ones (fp32: 2.49 -> 2.47 ms).
 """
 
 from collections.abc import Mapping
@@ -46,6 +57,8 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     next_pow2,
     out_dtype,
     packed_int8_result,
+    store_half_quads,
+    store_packed_int8_words,
     tl,
     to_f32,
     triton,
@@ -58,28 +71,56 @@ _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 0}  # int8 uses mode 2 (pack
 # lane_bytes: bytes of a row per lane (16: a warp load covers whole rows; 128: one lane per 32-channel fp32 row)
 # corners: 1 reads the value itself (four loads per point); 2 / 4 read x-pair / quad entries (value_neighbours,
 # _ms_deform_attn_neighbours_kernel) where they apply. level_loads: the entry kernel loads a level's P locations and
-# weights with one vector load each (P a power of two) instead of three scalar loads per point. int8 default:
-# x-pairs, 32 bytes per lane, level loads (session 10, H200: anchor 1.71 -> 1.43 ms, sca 1.76 -> 1.44; see the
-# module docstring). fp16 / fp16x2 keep the four-corner kernel (x-pairs 5% faster for fp16, slower for fp16x2,
-# not worth twice the value's memory).
-TUNING = {"num_warps": 4, "lane_bytes": 16, "corners": 1, "level_loads": False,
-          "per_precision": {"int8": {"corners": 2, "lane_bytes": 32, "level_loads": True}}}
+# weights with one vector load each (P a power of two) instead of three scalar loads per point.
+# head_major: the value (or its entries) laid out (batch, head, key) and the rows walked head by head, so that the
+# programs resident at once gather from one (batch, head)'s slab and its small levels stay in L1; l1_bytes: levels
+# whose slab exceeds it are gathered with ld.global.cg (0: none). Defaults (H200, session 13, NOTES-ops item 24):
+# fp32 the four-corner kernel head-major, levels above 256 KiB through L2 only (anchor 2.82 -> 2.47 ms); fp16,
+# fp16x2 and int8 x-pairs, 32 bytes per lane, level loads, head-major (anchor fp16 1.69 -> 1.45, fp16x2 1.52 ->
+# 1.32, int8 1.13 -> 1.10 ms after the int8 store fix). The four-corner kernel's fp16 / int8 rows were slower
+# head-major (1.69 -> 1.92, 1.76 -> 2.00), so a fallback to it from entries (rows that are not a power of two)
+# keeps the key order; ld.global.cg made every x-pair row slower (a lane's two 16-byte loads of one sector both go
+# to L2).
+_ENTRIES = {"corners": 2, "lane_bytes": 32, "level_loads": True, "head_major": True}
+TUNING = {"num_warps": 4, "lane_bytes": 16, "corners": 1, "level_loads": False, "head_major": False, "l1_bytes": 0,
+          "per_precision": {"fp32": {"head_major": True, "l1_bytes": 262144}, "fp16": _ENTRIES, "fp16x2": _ENTRIES,
+                            "int8": _ENTRIES}}
 # "per_precision": {} keeps a per-precision default from overriding what an entry names
-SWEEP = [{"lane_bytes": 16, "per_precision": {}}, {"lane_bytes": 16, "num_warps": 8, "per_precision": {}},
-         {"lane_bytes": 32, "per_precision": {}},
-         *({"corners": k, "lane_bytes": lb, "num_warps": nw, "level_loads": ll, "per_precision": {}}
-           for k in (2, 4) for lb in (16, 32) for nw in (4, 8) for ll in (False, True))]
+SWEEP = [{"per_precision": {}}, {"head_major": True, "per_precision": {}},
+         {"head_major": True, "l1_bytes": 262144, "per_precision": {}},
+         *({**_ENTRIES, "num_warps": nw, "per_precision": {}} for nw in (4, 8)),
+         {**_ENTRIES, "head_major": False, "per_precision": {}},
+         {**_ENTRIES, "l1_bytes": 131072, "per_precision": {}},
+         {**_ENTRIES, "corners": 4, "per_precision": {}}, {**_ENTRIES, "lane_bytes": 16, "per_precision": {}}]
 
 
 @triton.jit
-def _corner(value_ptr, row0, h, NH, x, y, dx: tl.constexpr, dy: tl.constexpr, wl, hl, w, inside, c, cmask,
-            ROW: tl.constexpr, MODE: tl.constexpr, acc0, acc1, acc2, acc3, wsum):
-    """Add one bilinear corner of every row (a (batch, query, head) pair) to the accumulators."""
+def _gather(ptrs, mask, STREAM: tl.constexpr):
+    """Load a gather; STREAM: through L2 only (ld.global.cg), so that a level too large for L1 does not evict the
+    levels that fit (_level)."""
+    if mask is None:
+        if STREAM:
+            v = tl.load(ptrs, cache_modifier=".cg")
+        else:
+            v = tl.load(ptrs)
+    else:
+        if STREAM:
+            v = tl.load(ptrs, mask=mask, other=0, cache_modifier=".cg")
+        else:
+            v = tl.load(ptrs, mask=mask, other=0)
+    return v
+
+
+@triton.jit
+def _corner(value_ptr, kb, ks, x, y, dx: tl.constexpr, dy: tl.constexpr, wl, hl, w, inside, c, cmask,
+            ROW: tl.constexpr, MODE: tl.constexpr, STREAM: tl.constexpr, acc0, acc1, acc2, acc3, wsum):
+    """Add one bilinear corner of every row (a (batch, query, head) pair) to the accumulators; the row of key
+    (x, y) of the level is kb + (y * wl + x) * ks (_level)."""
     xx = x + dx
     yy = y + dy
     valid = inside & (xx >= 0) & (xx < wl) & (yy >= 0) & (yy < hl)
-    idx = ((row0 + yy * wl + xx) * NH + h) * ROW
-    v = tl.load(value_ptr + idx[:, None, None] + c, mask=valid[:, None, None] & cmask, other=0)
+    idx = (kb + (yy * wl + xx) * ks) * ROW
+    v = _gather(value_ptr + idx[:, None, None] + c, valid[:, None, None] & cmask, STREAM)
     return _accumulate(v, w, MODE, acc0, acc1, acc2, acc3, wsum)
 
 
@@ -120,14 +161,27 @@ def _point_corner(x, y, aw, rmask, wl, hl):
 
 
 @triton.jit
-def _row_lanes(ROWS, NH, NQ, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, NCH: tl.constexpr, VW: tl.constexpr):
-    """This program's lanes: SPLIT neighbouring lanes per (batch, query, head) row r; per lane its row, its
-    part of the row, the row mask, head, batch and its [lanes, NCH, VW] element offsets within the row."""
+def _memory_row(k, NH, NQ, HEAD_MAJOR: tl.constexpr):
+    """The (batch, query, head) row of the locations, weights and output that the k-th row in program order is:
+    k itself, or with HEAD_MAJOR the k-th of the order (batch, head, query), so that the programs running at
+    once share one (batch, head) and its slab of the head-major value."""
+    if HEAD_MAJOR:
+        bh = k // NQ
+        return ((bh // NH) * NQ + k % NQ) * NH + bh % NH
+    return k
+
+
+@triton.jit
+def _row_lanes(ROWS, NH, NQ, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, NCH: tl.constexpr, VW: tl.constexpr,
+               HEAD_MAJOR: tl.constexpr):
+    """This program's lanes: SPLIT neighbouring lanes per (batch, query, head) row r (_memory_row); per lane its
+    row, its part of the row, the row mask, head, batch and its [lanes, NCH, VW] element offsets within the row."""
     q = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-    r = q // SPLIT
+    k = q // SPLIT
+    r = _memory_row(k, NH, NQ, HEAD_MAJOR)
     part = q % SPLIT
     c = (part * (NCH * VW))[:, None, None] + tl.arange(0, NCH)[None, :, None] * VW + tl.arange(0, VW)[None, None, :]
-    return r, part, r < ROWS, r % NH, r // (NH * NQ), c
+    return r, part, k < ROWS, r % NH, r // (NH * NQ), c
 
 
 @triton.jit
@@ -140,9 +194,49 @@ def _zero_accumulators(BLOCK_R: tl.constexpr, NCH: tl.constexpr, VW: tl.constexp
 
 
 @triton.jit
-def _level(shapes_ptr, starts_ptr, lvl, b, S):
-    """Level lvl's height, width and first key of every row's batch."""
-    return tl.load(shapes_ptr + lvl * 2), tl.load(shapes_ptr + lvl * 2 + 1), b * S + tl.load(starts_ptr + lvl)
+def _level(shapes_ptr, starts_ptr, lvl, b, h, S, NH, ROW_BYTES: tl.constexpr, HEAD_MAJOR: tl.constexpr,
+           L1_BYTES: tl.constexpr):
+    """Level lvl's height and width, and where each row's keys are: key (x, y) of the level is value row
+    kb + (y * W + x) * ks, in the value (batch, key, head) or, HEAD_MAJOR, (batch, head, key). Last, whether the
+    level streams (its slab, the bytes one (batch, head) reads with HEAD_MAJOR, else all heads', exceeds
+    L1_BYTES; 0: never)."""
+    hl = tl.load(shapes_ptr + lvl * 2)
+    wl = tl.load(shapes_ptr + lvl * 2 + 1)
+    start = tl.load(starts_ptr + lvl)
+    if HEAD_MAJOR:
+        kb = (b * NH + h) * S + start
+        ks = 1
+        slab = hl * wl * ROW_BYTES
+    else:
+        kb = (b * S + start) * NH + h
+        ks = NH
+        slab = hl * wl * ROW_BYTES * NH
+    if L1_BYTES > 0:
+        stream = slab > L1_BYTES
+    else:
+        stream = False
+    return hl, wl, kb, ks, stream
+
+
+@triton.jit
+def _level_corners(value_ptr, loc_ptr, attn_ptr, r, lvl, L, P, rmask, wl, hl, kb, ks, attn_scale, c, cmask,
+                   ROW: tl.constexpr, MODE: tl.constexpr, STREAM: tl.constexpr, acc0, acc1, acc2, acc3, wsum):
+    """Add the P points of level lvl of every row, four corner loads each, to the accumulators."""
+    for pt in range(P):
+        x0, y0, fx, fy, aw, inside = _sample_point(loc_ptr, attn_ptr, r * (L * P) + lvl * P + pt, rmask, wl, hl,
+                                                   attn_scale)
+        gx = 1.0 - fx
+        wy0 = (1.0 - fy) * aw
+        wy1 = fy * aw
+        acc0, acc1, acc2, acc3, wsum = _corner(value_ptr, kb, ks, x0, y0, 0, 0, wl, hl, gx * wy0, inside, c, cmask,
+                                               ROW, MODE, STREAM, acc0, acc1, acc2, acc3, wsum)
+        acc0, acc1, acc2, acc3, wsum = _corner(value_ptr, kb, ks, x0, y0, 1, 0, wl, hl, fx * wy0, inside, c, cmask,
+                                               ROW, MODE, STREAM, acc0, acc1, acc2, acc3, wsum)
+        acc0, acc1, acc2, acc3, wsum = _corner(value_ptr, kb, ks, x0, y0, 0, 1, wl, hl, gx * wy1, inside, c, cmask,
+                                               ROW, MODE, STREAM, acc0, acc1, acc2, acc3, wsum)
+        acc0, acc1, acc2, acc3, wsum = _corner(value_ptr, kb, ks, x0, y0, 1, 1, wl, hl, fx * wy1, inside, c, cmask,
+                                               ROW, MODE, STREAM, acc0, acc1, acc2, acc3, wsum)
+    return acc0, acc1, acc2, acc3, wsum
 
 
 @triton.jit
@@ -150,42 +244,34 @@ def _ms_deform_attn_kernel(
     value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, out_ptr,
     S, NQ, NH, C, L, P, ROWS, attn_scale, out_scale,
     MODE: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, NCH: tl.constexpr, VW: tl.constexpr,
-    ROW: tl.constexpr, EVEN: tl.constexpr,
+    ROW: tl.constexpr, EVEN: tl.constexpr, HEAD_MAJOR: tl.constexpr = False, L1_BYTES: tl.constexpr = 0,
 ):
     """One program per BLOCK_R lanes; SPLIT neighbouring lanes share one (batch, query, head) row, each lane
     keeping NCH * VW of its channels (16-byte chunks) in registers and walking the L * P points itself, so
     there is no cross-lane reduction. SPLIT trades per-lane point math (coordinates, weights, masks, done by
     every lane of a row) against L1 wavefronts: one warp load covers whole rows when a lane holds 16 bytes
     (SPLIT = row bytes / 16), but a lane holding the whole row (SPLIT = 1) makes every load instruction touch
-    32 different lines. The [lanes, NCH, VW] tile puts the lane dimension on the threads."""
-    r, part, rmask, h, b, c = _row_lanes(ROWS, NH, NQ, BLOCK_R, SPLIT, NCH, VW)
+    32 different lines. The [lanes, NCH, VW] tile puts the lane dimension on the threads. HEAD_MAJOR: the value
+    is (batch, head, key, C) and the programs walk the rows head by head (_memory_row); L1_BYTES: levels whose
+    slab exceeds it are gathered through L2 only (_level)."""
+    r, part, rmask, h, b, c = _row_lanes(ROWS, NH, NQ, BLOCK_R, SPLIT, NCH, VW, HEAD_MAJOR)
     cmask = (c < ROW) | EVEN
     acc0, acc1, acc2, acc3, wsum = _zero_accumulators(BLOCK_R, NCH, VW, MODE)
+    ebytes: tl.constexpr = value_ptr.dtype.element_ty.primitive_bitwidth // 8
     for lvl in range(L):
-        hl, wl, row0 = _level(shapes_ptr, starts_ptr, lvl, b, S)
-        for pt in range(P):
-            x0, y0, fx, fy, aw, inside = _sample_point(loc_ptr, attn_ptr, r * (L * P) + lvl * P + pt, rmask, wl, hl,
-                                                       attn_scale)
-            gx = 1.0 - fx
-            wy0 = (1.0 - fy) * aw
-            wy1 = fy * aw
-            acc0, acc1, acc2, acc3, wsum = _corner(value_ptr, row0, h, NH, x0, y0, 0, 0, wl, hl, gx * wy0, inside, c,
-                                             cmask, ROW, MODE, acc0, acc1, acc2, acc3, wsum)
-            acc0, acc1, acc2, acc3, wsum = _corner(value_ptr, row0, h, NH, x0, y0, 1, 0, wl, hl, fx * wy0, inside, c,
-                                             cmask, ROW, MODE, acc0, acc1, acc2, acc3, wsum)
-            acc0, acc1, acc2, acc3, wsum = _corner(value_ptr, row0, h, NH, x0, y0, 0, 1, wl, hl, gx * wy1, inside, c,
-                                             cmask, ROW, MODE, acc0, acc1, acc2, acc3, wsum)
-            acc0, acc1, acc2, acc3, wsum = _corner(value_ptr, row0, h, NH, x0, y0, 1, 1, wl, hl, fx * wy1, inside, c,
-                                             cmask, ROW, MODE, acc0, acc1, acc2, acc3, wsum)
+        hl, wl, kb, ks, stream = _level(shapes_ptr, starts_ptr, lvl, b, h, S, NH, ROW * ebytes, HEAD_MAJOR, L1_BYTES)
+        if stream:  # constexpr False without L1_BYTES
+            acc0, acc1, acc2, acc3, wsum = _level_corners(value_ptr, loc_ptr, attn_ptr, r, lvl, L, P, rmask, wl, hl,
+                                                          kb, ks, attn_scale, c, cmask, ROW, MODE, True,
+                                                          acc0, acc1, acc2, acc3, wsum)
+        else:
+            acc0, acc1, acc2, acc3, wsum = _level_corners(value_ptr, loc_ptr, attn_ptr, r, lvl, L, P, rmask, wl, hl,
+                                                          kb, ks, attn_scale, c, cmask, ROW, MODE, False,
+                                                          acc0, acc1, acc2, acc3, wsum)
     m = rmask[:, None, None] & cmask
-    if MODE == 2:  # word w of a row holds channels 4w .. 4w+3
-        optr = out_ptr + r[:, None, None] * C + 4 * c
-        odt = out_ptr.dtype.element_ty
-        ws = wsum[:, None, None]
-        tl.store(optr, packed_int8_result(acc0, ws, out_scale).to(odt), mask=m)
-        tl.store(optr + 1, packed_int8_result(acc1, ws, out_scale).to(odt), mask=m)
-        tl.store(optr + 2, packed_int8_result(acc2, ws, out_scale).to(odt), mask=m)
-        tl.store(optr + 3, packed_int8_result(acc3, ws, out_scale).to(odt), mask=m)
+    if MODE == 2:  # word w of a row holds channels 4w .. 4w+3 (fp16 out): one 8-byte store per word
+        store_packed_int8_words(out_ptr, r[:, None, None] * (C // 4) + c, acc0, acc1, acc2, acc3, wsum[:, None, None],
+                                out_scale, m)
     else:
         res = acc0.to(tl.float32) * out_scale
         tl.store(out_ptr + r[:, None, None] * C + c, res.to(out_ptr.dtype.element_ty), mask=m)
@@ -193,12 +279,12 @@ def _ms_deform_attn_kernel(
 
 @triton.jit
 def _neighbours_prep_kernel(src_ptr, dst_ptr, shapes_ptr, starts_ptr, S, NH, L, N, RW: tl.constexpr, KY: tl.constexpr,
-                            BIAS: tl.constexpr, BLOCK: tl.constexpr):
+                            BIAS: tl.constexpr, BLOCK: tl.constexpr, HEAD_MAJOR: tl.constexpr = False):
     """One pass over the value as int32 words: row i = (batch, key s, head) of RW words becomes the entry of its
     2 * KY corners (k = 2 dy + dx: v[s + dx + dy * W] of the key's level), each zero where it falls off the
     map (s in the last column for dx = 1, in the last map row for dy = 1). BIAS: int8 bytes stored as q ^ 0x80
     (a zero as 0x80), which the int8 kernel would otherwise compute per load. Reads and writes run along i, so
-    both are coalesced; the neighbours' reads hit L2."""
+    both are coalesced; the neighbours' reads hit L2. HEAD_MAJOR: the entries are written (batch, head, key)."""
     i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     m = i < N
     s = (i // NH) % S
@@ -214,7 +300,11 @@ def _neighbours_prep_kernel(src_ptr, dst_ptr, shapes_ptr, starts_ptr, S, NH, L, 
     has_x = (s - start) % wl != wl - 1
     has_y = (s - start) // wl != hl - 1
     col = tl.arange(0, RW)[None, :]
-    dst = dst_ptr + i[:, None] * (2 * KY * RW) + col
+    if HEAD_MAJOR:
+        e = ((i // (S * NH)) * NH + i % NH) * S + s
+    else:
+        e = i
+    dst = dst_ptr + e[:, None] * (2 * KY * RW) + col
     for dy in tl.static_range(KY):
         for dx in tl.static_range(2):
             ok = m
@@ -258,14 +348,15 @@ def _level_point(locw, attw, k: tl.constexpr, N: tl.constexpr, rmask, wl, hl, at
 
 
 @triton.jit
-def _neighbour_point(nb_ptr, x0, y0, fx, fy, aw, inside, row0, wl, hl, h, NH, dx, dy, c,
-                     acc0, acc1, acc2, acc3, wsum, MODE: tl.constexpr, ROW: tl.constexpr, KY: tl.constexpr):
+def _neighbour_point(nb_ptr, x0, y0, fx, fy, aw, inside, kb, ks, wl, hl, dx, dy, c,
+                     acc0, acc1, acc2, acc3, wsum, MODE: tl.constexpr, ROW: tl.constexpr, KY: tl.constexpr,
+                     STREAM: tl.constexpr):
     """Add one point of every row (its corner x0, y0, fractions, weight, inside: _sample_point), read from its
-    neighbour entries (slot 2 dy + dx of each lane), to the accumulators. Entry indices are clamped onto the map
-    and the weights of corners off it are zero, so the loads need no mask; x0 = -1 (y0 = -1) reads the entry of
-    column (row) 0 with the weights shifted."""
+    neighbour entries (slot 2 dy + dx of each lane; the entry of key (x, y) is kb + (y * wl + x) * ks: _level),
+    to the accumulators. Entry indices are clamped onto the map and the weights of corners off it are zero, so
+    the loads need no mask; x0 = -1 (y0 = -1) reads the entry of column (row) 0 with the weights shifted."""
     wxa = _axis_weight(dx, x0 < 0, fx) * tl.where(inside, aw, 0.0)
-    e = row0 + tl.where(inside, tl.maximum(x0, 0), 0)
+    e = tl.where(inside, tl.maximum(x0, 0), 0)
     for ey in tl.static_range(2 // KY):  # pairs: one entry per map row y0, y0 + 1; quads: one entry
         if KY == 2:
             wy = _axis_weight(dy, y0 < 0, fy)
@@ -278,8 +369,30 @@ def _neighbour_point(nb_ptr, x0, y0, fx, fy, aw, inside, row0, wl, hl, h, NH, dx
             else:
                 wy = tl.where(ok, 1.0 - fy, 0.0)
             yy = tl.where(ok, yy, 0)
-        v = tl.load(nb_ptr + (((e + yy * wl) * NH + h) * (2 * KY * ROW))[:, None, None] + c)
+        v = _gather(nb_ptr + ((kb + (e + yy * wl) * ks) * (2 * KY * ROW))[:, None, None] + c, None, STREAM)
         acc0, acc1, acc2, acc3, wsum = _accumulate(v, wxa * wy, MODE, acc0, acc1, acc2, acc3, wsum, BIASED=True)
+    return acc0, acc1, acc2, acc3, wsum
+
+
+@triton.jit
+def _level_entries(nb_ptr, loc_ptr, attn_ptr, r, rc, lvl, L, P, rmask, wl, hl, kb, ks, attn_scale, dx, dy, c,
+                   acc0, acc1, acc2, acc3, wsum, MODE: tl.constexpr, ROW: tl.constexpr, KY: tl.constexpr,
+                   LVL: tl.constexpr, NP: tl.constexpr, ATTN_F16: tl.constexpr, STREAM: tl.constexpr):
+    """Add the P points of level lvl of every row, read from neighbour entries, to the accumulators."""
+    if LVL:  # the level's NP (= P) locations and weights in one vector load each
+        pts = (rc * (L * NP) + lvl * NP)[:, None] + tl.arange(0, NP)[None, :]
+        locw = tl.load(loc_ptr + pts)
+        attw = tl.load(attn_ptr + pts)
+        for k in tl.static_range(NP):
+            x0, y0, fx, fy, aw, inside = _level_point(locw, attw, k, NP, rmask, wl, hl, attn_scale, ATTN_F16)
+            acc0, acc1, acc2, acc3, wsum = _neighbour_point(nb_ptr, x0, y0, fx, fy, aw, inside, kb, ks, wl, hl, dx,
+                                                            dy, c, acc0, acc1, acc2, acc3, wsum, MODE, ROW, KY, STREAM)
+    else:
+        for pt in range(P):
+            x0, y0, fx, fy, aw, inside = _sample_point(loc_ptr, attn_ptr, r * (L * P) + lvl * P + pt, rmask, wl, hl,
+                                                       attn_scale)
+            acc0, acc1, acc2, acc3, wsum = _neighbour_point(nb_ptr, x0, y0, fx, fy, aw, inside, kb, ks, wl, hl, dx,
+                                                            dy, c, acc0, acc1, acc2, acc3, wsum, MODE, ROW, KY, STREAM)
     return acc0, acc1, acc2, acc3, wsum
 
 
@@ -289,6 +402,7 @@ def _ms_deform_attn_neighbours_kernel(
     S, NQ, NH, C, L, P, ROWS, attn_scale, out_scale,
     MODE: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, NCH: tl.constexpr, VW: tl.constexpr,
     ROW: tl.constexpr, KY: tl.constexpr, LVL: tl.constexpr, NP: tl.constexpr, ATTN_F16: tl.constexpr,
+    HEAD_MAJOR: tl.constexpr = False, L1_BYTES: tl.constexpr = 0,
 ):
     """As _ms_deform_attn_kernel, but the value comes as neighbour entries (value_neighbours): 2 * KY corner rows
     of ROW elements per (key, head), slot k = 2 dy + dx. The SPLIT lanes of a (batch, query, head) row cover one
@@ -296,8 +410,9 @@ def _ms_deform_attn_neighbours_kernel(
     and y0 + 1; quads: one) instead of 4 corner loads. LVL: each level's NP (= P) locations and weights come in one
     vector load each (the points unrolled, _level_point) instead of three scalar loads per point, whose L1
     wavefronts (a row's points lie 4 * L * P bytes apart from the next row's) bounded the kernel once the entries
-    had cut the L2 requests. The slots of a row are summed once at the end."""
-    r, part, rmask, _, _, c = _row_lanes(ROWS, NH, NQ, BLOCK_R, SPLIT, NCH, VW)
+    had cut the L2 requests. The slots of a row are summed once at the end. HEAD_MAJOR, L1_BYTES: as
+    _ms_deform_attn_kernel (the entries then (batch, head, key, slot, ROW))."""
+    r, part, rmask, _, _, c = _row_lanes(ROWS, NH, NQ, BLOCK_R, SPLIT, NCH, VW, HEAD_MAJOR)
     rc = tl.minimum(r, ROWS - 1)  # the tail program's spare lanes address row ROWS - 1 with zero weights
     h = rc % NH
     b = rc // (NH * NQ)
@@ -305,26 +420,20 @@ def _ms_deform_attn_neighbours_kernel(
     dx = slot % 2
     dy = slot // 2
     acc0, acc1, acc2, acc3, wsum = _zero_accumulators(BLOCK_R, NCH, VW, MODE)
+    ebytes: tl.constexpr = nb_ptr.dtype.element_ty.primitive_bitwidth // 8
     for lvl in range(L):
-        hl, wl, row0 = _level(shapes_ptr, starts_ptr, lvl, b, S)
-        if LVL:  # the level's NP (= P) locations and weights in one vector load each
-            pts = (rc * (L * NP) + lvl * NP)[:, None] + tl.arange(0, NP)[None, :]
-            locw = tl.load(loc_ptr + pts)
-            attw = tl.load(attn_ptr + pts)
-            for k in tl.static_range(NP):
-                x0, y0, fx, fy, aw, inside = _level_point(locw, attw, k, NP, rmask, wl, hl, attn_scale, ATTN_F16)
-                acc0, acc1, acc2, acc3, wsum = _neighbour_point(
-                    nb_ptr, x0, y0, fx, fy, aw, inside, row0, wl, hl, h, NH, dx, dy, c,
-                    acc0, acc1, acc2, acc3, wsum, MODE, ROW, KY)
+        hl, wl, kb, ks, stream = _level(shapes_ptr, starts_ptr, lvl, b, h, S, NH, 2 * KY * ROW * ebytes, HEAD_MAJOR,
+                                        L1_BYTES)
+        if stream:  # constexpr False without L1_BYTES
+            acc0, acc1, acc2, acc3, wsum = _level_entries(nb_ptr, loc_ptr, attn_ptr, r, rc, lvl, L, P, rmask, wl, hl,
+                                                          kb, ks, attn_scale, dx, dy, c, acc0, acc1, acc2, acc3, wsum,
+                                                          MODE, ROW, KY, LVL, NP, ATTN_F16, True)
         else:
-            for pt in range(P):
-                x0, y0, fx, fy, aw, inside = _sample_point(loc_ptr, attn_ptr, r * (L * P) + lvl * P + pt, rmask, wl,
-                                                           hl, attn_scale)
-                acc0, acc1, acc2, acc3, wsum = _neighbour_point(
-                    nb_ptr, x0, y0, fx, fy, aw, inside, row0, wl, hl, h, NH, dx, dy, c,
-                    acc0, acc1, acc2, acc3, wsum, MODE, ROW, KY)
-    _store_slot_sums(out_ptr, acc0, acc1, acc2, acc3, wsum[:, None, None], C, ROWS, out_scale, MODE, BLOCK_R, SPLIT,
-                     ROW, 2 * KY)
+            acc0, acc1, acc2, acc3, wsum = _level_entries(nb_ptr, loc_ptr, attn_ptr, r, rc, lvl, L, P, rmask, wl, hl,
+                                                          kb, ks, attn_scale, dx, dy, c, acc0, acc1, acc2, acc3, wsum,
+                                                          MODE, ROW, KY, LVL, NP, ATTN_F16, False)
+    _store_slot_sums(out_ptr, acc0, acc1, acc2, acc3, wsum[:, None, None], C, NH, NQ, ROWS, out_scale, MODE, BLOCK_R,
+                     SPLIT, ROW, 2 * KY, HEAD_MAJOR)
 
 
 @triton.jit
@@ -334,23 +443,25 @@ def _slot_sum(x, RB: tl.constexpr, K: tl.constexpr, ROW: tl.constexpr):
 
 
 @triton.jit
-def _store_slot_sums(out_ptr, acc0, acc1, acc2, acc3, wsum, C, ROWS, out_scale, MODE: tl.constexpr,
-                     BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, ROW: tl.constexpr, K: tl.constexpr):
+def _store_slot_sums(out_ptr, acc0, acc1, acc2, acc3, wsum, C, NH, NQ, ROWS, out_scale, MODE: tl.constexpr,
+                     BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, ROW: tl.constexpr, K: tl.constexpr,
+                     HEAD_MAJOR: tl.constexpr):
     """Sum the K slot accumulators of each row and store the rows of this program."""
     RB: tl.constexpr = BLOCK_R // SPLIT
-    rr = tl.program_id(0) * RB + tl.arange(0, RB)
+    k = tl.program_id(0) * RB + tl.arange(0, RB)
+    rr = _memory_row(k, NH, NQ, HEAD_MAJOR)
     cc = tl.arange(0, ROW)[None, :]
-    m = (rr < ROWS)[:, None]
-    odt = out_ptr.dtype.element_ty
-    if MODE == 2:  # per chunk: sum w * q = 2^23 * acc - 128 * sum w (the chunk's own weights), then the slots
-        optr = out_ptr + rr[:, None] * C + 4 * cc
-        tl.store(optr, (_slot_sum(packed_int8_result(acc0, wsum, 1.0), RB, K, ROW) * out_scale).to(odt), mask=m)
-        tl.store(optr + 1, (_slot_sum(packed_int8_result(acc1, wsum, 1.0), RB, K, ROW) * out_scale).to(odt), mask=m)
-        tl.store(optr + 2, (_slot_sum(packed_int8_result(acc2, wsum, 1.0), RB, K, ROW) * out_scale).to(odt), mask=m)
-        tl.store(optr + 3, (_slot_sum(packed_int8_result(acc3, wsum, 1.0), RB, K, ROW) * out_scale).to(odt), mask=m)
+    m = (k < ROWS)[:, None]
+    if MODE == 2:  # per chunk: sum w * q = 2^23 * acc - 128 * sum w (the chunk's own weights), then the slots;
+        # word w of a row holds channels 4w .. 4w+3 (fp16 out): one 8-byte store per word
+        store_half_quads(out_ptr, rr[:, None] * (C // 4) + cc,
+                         _slot_sum(packed_int8_result(acc0, wsum, 1.0), RB, K, ROW) * out_scale,
+                         _slot_sum(packed_int8_result(acc1, wsum, 1.0), RB, K, ROW) * out_scale,
+                         _slot_sum(packed_int8_result(acc2, wsum, 1.0), RB, K, ROW) * out_scale,
+                         _slot_sum(packed_int8_result(acc3, wsum, 1.0), RB, K, ROW) * out_scale, m)
     else:
         res = _slot_sum(acc0.to(tl.float32), RB, K, ROW) * out_scale
-        tl.store(out_ptr + rr[:, None] * C + cc, res.to(odt), mask=m)
+        tl.store(out_ptr + rr[:, None] * C + cc, res.to(out_ptr.dtype.element_ty), mask=m)
 
 
 def _prepare(value, locs, weights, precision, scales):
@@ -366,8 +477,9 @@ def _prepare(value, locs, weights, precision, scales):
 
 
 def value_neighbours(value: torch.Tensor, spatial_shapes: torch.Tensor, level_start_index: torch.Tensor,
-                     corners: int = 2, bias: bool = False) -> torch.Tensor:
-    """The value as neighbour entries (bs, S, heads, corners, C): entry[:, s, :, 2 dy + dx] = value[:, s + dx + dy * W]
+                     corners: int = 2, bias: bool = False, head_major: bool = False) -> torch.Tensor:
+    """The value as neighbour entries (bs, S, heads, corners, C), or (bs, heads, S, corners, C) with
+    ``head_major``: entry[:, s, :, 2 dy + dx] = value[:, s + dx + dy * W]
     (W: the width of key s's level; dy only for corners = 4), zeros where that neighbour is off the map (s in the
     last column, or in the last map row). Pairs (2) and quads (4) cost 2x and 4x the value's memory. Indexed by the
     key itself (no per-level padding), so no host-side shape arithmetic and no device sync: the op stays
@@ -377,14 +489,15 @@ def value_neighbours(value: torch.Tensor, spatial_shapes: torch.Tensor, level_st
         raise ValueError(f"value_neighbours: corners must be 2 or 4, not {corners}")
     bs, s, nh, c = value.shape
     rw = c * value.element_size() // 4
-    out = torch.empty((bs, s, nh, corners, rw), dtype=torch.int32, device=value.device)
+    shape = (bs, nh, s, corners, rw) if head_major else (bs, s, nh, corners, rw)
+    out = torch.empty(shape, dtype=torch.int32, device=value.device)
     n = bs * s * nh
     if n:
         block = max(1, 2048 // rw)
         _neighbours_prep_kernel[(triton.cdiv(n, block),)](
             value.view(torch.int32), out, spatial_shapes.to(torch.int32).contiguous(),
             level_start_index.to(torch.int32).contiguous(), s, nh, spatial_shapes.shape[0], n, RW=rw,
-            KY=corners // 2, BIAS=bias, BLOCK=block, num_warps=4,
+            KY=corners // 2, BIAS=bias, BLOCK=block, HEAD_MAJOR=head_major, num_warps=4,
         )
     return out.view(value.dtype)
 
@@ -408,7 +521,12 @@ def _neighbour_launch(cfg: Mapping, precision: str, v: torch.Tensor, npts: int) 
     lvl = bool(cfg.get("level_loads")) and npts == next_pow2(npts) and npts <= 32
     return dict(MODE=2 if precision == "int8" else _MODE[precision], BLOCK_R=block_r, SPLIT=split,
                 NCH=per_lane // vw, VW=vw, ROW=row, KY=corners // 2, LVL=lvl, NP=npts if lvl else 1,
-                ATTN_F16=True, num_warps=cfg["num_warps"])
+                ATTN_F16=True, **_order(cfg), num_warps=cfg["num_warps"])
+
+
+def _order(cfg: Mapping) -> dict:
+    """The kernels' HEAD_MAJOR and L1_BYTES from TUNING "head_major" and "l1_bytes" (see TUNING)."""
+    return dict(HEAD_MAJOR=bool(cfg.get("head_major", False)), L1_BYTES=int(cfg.get("l1_bytes", 0)))
 
 
 def ms_deform_attn_cuda(
@@ -433,7 +551,8 @@ def ms_deform_attn_cuda(
     cfg = tuned(TUNING, precision)
     launch = _neighbour_launch(cfg, precision, v, npts)
     if launch is not None:
-        nb = value_neighbours(v, shapes, starts, 2 * launch["KY"], bias=launch["MODE"] == 2)
+        nb = value_neighbours(v, shapes, starts, 2 * launch["KY"], bias=launch["MODE"] == 2,
+                              head_major=launch["HEAD_MAJOR"])
         nb = nb.view(torch.int32) if precision == "int8" else nb
         grid = (triton.cdiv(bs * nq * nh * launch["SPLIT"], launch["BLOCK_R"]),)
         if launch["LVL"]:  # locations as int32 words (x, y), fp16 weights as their int16 bits (_level_point)
@@ -443,6 +562,11 @@ def ms_deform_attn_cuda(
         _ms_deform_attn_neighbours_kernel[grid](nb, shapes, starts, loc, w, out, s, nq, nh, c, nl, npts,
                                                 bs * nq * nh, attn_scale, out_scale, **launch)
         return out
+    # the key order and L1 limit tune the kernel they were chosen for: a fallback from entries (rows that are not a
+    # power of two) reads the value in key order (head-major measured slower for this kernel's fp16 / int8 rows)
+    order = _order(cfg if cfg.get("corners", 1) == 1 else {})
+    if order["HEAD_MAJOR"]:
+        v = v.transpose(1, 2).contiguous()  # (bs, heads, S, C)
     packed = precision == "int8" and c % 4 == 0 and v.data_ptr() % 16 == 0
     if packed:
         v = v.view(torch.int32)  # 4 channels per word, unpacked in registers
@@ -457,6 +581,6 @@ def ms_deform_attn_cuda(
     _ms_deform_attn_kernel[(triton.cdiv(lanes, block_r),)](
         v, shapes, starts, loc, w, out, s, nq, nh, c, nl, npts, rows, attn_scale, out_scale,
         MODE=2 if packed else _MODE[precision], BLOCK_R=block_r, SPLIT=row_p2 // per_lane, NCH=per_lane // vw,
-        VW=vw, ROW=row, EVEN=row == row_p2, num_warps=cfg["num_warps"],
+        VW=vw, ROW=row, EVEN=row == row_p2, **order, num_warps=cfg["num_warps"],
     )
     return out
