@@ -155,14 +155,12 @@ def test_default_reads_head_major_x_pairs_with_level_loads(precision, spies):
     assert kw["KY"] == 1 and kw["LVL"] and kw["HEAD_MAJOR"] and kw["L1_BYTES"] == 0
 
 
-def test_fp32_default_reads_four_corners_head_major():
+def test_fp32_default_reads_four_corners_head_major(spies):
     """fp32's default: the four-corner kernel on the value transposed to (batch, head, key), levels above 256 KiB
     per head gathered through L2 only."""
-    spy = _Spy(kernels._ms_deform_attn_kernel)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(kernels, "_ms_deform_attn_kernel", spy)
-        _check(CASES["c32"](), "fp32")
-    assert spy.calls == 1 and spy.kwargs["HEAD_MAJOR"] and spy.kwargs["L1_BYTES"] == 262144
+    _check(CASES["c32"](), "fp32")
+    assert spies[0].calls == 0 and spies[1].calls == 1
+    assert spies[1].kwargs["HEAD_MAJOR"] and spies[1].kwargs["L1_BYTES"] == 262144
 
 
 def test_level_loads_fall_back_for_other_point_counts(spies, monkeypatch):

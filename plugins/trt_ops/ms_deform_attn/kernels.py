@@ -79,8 +79,8 @@ _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 0}  # int8 uses mode 2 (pack
 # fp16x2 and int8 x-pairs, 32 bytes per lane, level loads, head-major (anchor fp16 1.69 -> 1.45, fp16x2 1.52 ->
 # 1.32, int8 1.13 -> 1.10 ms after the int8 store fix). The four-corner kernel's fp16 / int8 rows were slower
 # head-major (1.69 -> 1.92, 1.76 -> 2.00), so a fallback to it from entries (rows that are not a power of two)
-# keeps the key order; ld.global.cg made every x-pair row slower (a lane's two 16-byte loads of one sector both go
-# to L2).
+# keeps the key order; ld.global.cg made every x-pair row slower (int8 1.09 -> 1.48 ms; presumably because a lane's
+# two 16-byte loads of one sector then both go to L2: NOTES-ops item 24).
 _ENTRIES = {"corners": 2, "lane_bytes": 32, "level_loads": True, "head_major": True}
 TUNING = {"num_warps": 4, "lane_bytes": 16, "corners": 1, "level_loads": False, "head_major": False, "l1_bytes": 0,
           "per_precision": {"fp32": {"head_major": True, "l1_bytes": 262144}, "fp16": _ENTRIES, "fp16x2": _ENTRIES,
@@ -96,19 +96,9 @@ SWEEP = [{"per_precision": {}}, {"head_major": True, "per_precision": {}},
 
 @triton.jit
 def _gather(ptrs, mask, STREAM: tl.constexpr):
-    """Load a gather; STREAM: through L2 only (ld.global.cg), so that a level too large for L1 does not evict the
-    levels that fit (_level)."""
-    if mask is None:
-        if STREAM:
-            v = tl.load(ptrs, cache_modifier=".cg")
-        else:
-            v = tl.load(ptrs)
-    else:
-        if STREAM:
-            v = tl.load(ptrs, mask=mask, other=0, cache_modifier=".cg")
-        else:
-            v = tl.load(ptrs, mask=mask, other=0)
-    return v
+    """Load a gather (mask None: unmasked); STREAM: through L2 only (ld.global.cg), so that a level too large for L1
+    does not evict the levels that fit (_level)."""
+    return tl.load(ptrs, mask=mask, other=None if mask is None else 0, cache_modifier=".cg" if STREAM else "")
 
 
 @triton.jit
