@@ -101,6 +101,45 @@ def add_packed_int8(words, w, acc0, acc1, acc2, acc3, BIASED: tl.constexpr = Fal
 
 
 @triton.jit
+def fixed_pair(w_lo, w_hi):
+    """Two fp32 weights, already scaled to |w| <= 32767, rounded to the nearest integer and packed as the int16
+    halves of one int32 (w_lo in the low half): the 16-bit operand of dp2a (dot_byte_pairs). Adding 1.5 * 2^23
+    leaves round(w) in the low mantissa bits (two's complement in the low 16 bits) without a conversion."""
+    lo = (w_lo + 12582912.0).to(tl.int32, bitcast=True) & 0xFFFF
+    return lo | ((w_hi + 12582912.0).to(tl.int32, bitcast=True) << 16)
+
+
+@triton.jit
+def dot_byte_pairs(a, b, wp, acc0, acc1, acc2, acc3, ASM: tl.constexpr):
+    """acc_k += lo16(wp) * byte_k(a) + hi16(wp) * byte_k(b), k = 0 .. 3, for int32 words a, b holding four signed int8
+    channels each (the same channels of two rows) and wp = fixed_pair(weight of a, weight of b): int32 sums, exact.
+    ASM (the GPU): per word two byte permutes and four dp2a (two-way 16 x 8-bit dot products), where the float path
+    (add_packed_int8) spends a shift-and-mask and an FFMA per byte and row; else (Triton's interpreter, which runs no
+    inline assembly) the same sums in integer operations."""
+    if ASM:
+        acc0, acc1, acc2, acc3 = tl.inline_asm_elementwise(
+            asm="""{
+            .reg .b32 t0, t1;
+            prmt.b32 t0, $4, $5, 0x5140;
+            prmt.b32 t1, $4, $5, 0x7362;
+            dp2a.lo.s32.s32 $0, $6, t0, $7;
+            dp2a.hi.s32.s32 $1, $6, t0, $8;
+            dp2a.lo.s32.s32 $2, $6, t1, $9;
+            dp2a.hi.s32.s32 $3, $6, t1, $10;
+            }""",
+            constraints="=r,=r,=r,=r,r,r,r,r,r,r,r", args=[a, b, wp, acc0, acc1, acc2, acc3],
+            dtype=(tl.int32, tl.int32, tl.int32, tl.int32), is_pure=True, pack=1)
+    else:
+        wl = (wp << 16) >> 16
+        wh = wp >> 16
+        acc0 += wl * ((a << 24) >> 24) + wh * ((b << 24) >> 24)
+        acc1 += wl * ((a << 16) >> 24) + wh * ((b << 16) >> 24)
+        acc2 += wl * ((a << 8) >> 24) + wh * ((b << 8) >> 24)
+        acc3 += wl * (a >> 24) + wh * (b >> 24)
+    return acc0, acc1, acc2, acc3
+
+
+@triton.jit
 def packed_int8_result(acc, wsum, scale):
     """One accumulator of add_packed_int8 as the real sum: (sum w * q) * scale, with wsum = sum w."""
     return (acc * 8388608.0 - 128.0 * wsum) * scale

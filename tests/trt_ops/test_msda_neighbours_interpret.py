@@ -15,6 +15,7 @@ ops_cases = enter()  # before anything imports Triton
 
 from bevdeploy.plugins.trt_ops.ms_deform_attn import kernels  # noqa: E402
 from bevdeploy.plugins.trt_ops.ms_deform_attn.reference import ms_deform_attn_reference  # noqa: E402
+from bevdeploy.plugins.trt_ops.triton_util import dot_byte_pairs, fixed_pair, tl, triton  # noqa: E402
 
 ENTRY_PRECISIONS = ("int8", "fp16", "fp16x2")
 
@@ -103,11 +104,15 @@ CASES = {
 
 
 ORDERS = [{"head_major": True}, {"l1_bytes": 400}, {"head_major": True, "l1_bytes": 400}]  # 400: some levels stream
+# int8 x-pairs summed by integer dot products (ignored by fp16 / fp16x2 and by quads)
+INT_DOT = [(2, {"int_dot": True}), (2, {"int_dot": True, "level_loads": True, "head_major": True}),
+           (2, {"int_dot": True, "level_loads": True, "l1_bytes": 400}), (4, {"int_dot": True})]
 
 
 @pytest.mark.parametrize("corners,steps", [(1, {}), (2, {}), (4, {}), (2, {"level_loads": True}),
                                            (4, {"level_loads": True}),
-                                           *((k, {"level_loads": True, **o}) for k in (1, 2, 4) for o in ORDERS)])
+                                           *((k, {"level_loads": True, **o}) for k in (1, 2, 4) for o in ORDERS),
+                                           *INT_DOT])
 @pytest.mark.parametrize("precision", ENTRY_PRECISIONS)
 @pytest.mark.parametrize("name", list(CASES))
 def test_entries_match_reference(name, precision, corners, steps, spies, monkeypatch):
@@ -119,6 +124,7 @@ def test_entries_match_reference(name, precision, corners, steps, spies, monkeyp
     assert spy.kwargs["HEAD_MAJOR"] == steps.get("head_major", False)
     assert spy.kwargs["L1_BYTES"] == steps.get("l1_bytes", 0)
     if corners > 1:  # the path the test names ran: entries of that many corners, level loads where asked
+        assert spies[0].kwargs["IDOT"] == (steps.get("int_dot", False) and precision == "int8" and corners == 2)
         npts = case.args[3].shape[4]
         assert spies[0].kwargs["KY"] == corners // 2
         assert spies[0].kwargs["LVL"] == bool(steps.get("level_loads"))
@@ -126,33 +132,71 @@ def test_entries_match_reference(name, precision, corners, steps, spies, monkeyp
             assert spies[0].kwargs["NP"] == npts and spies[0].kwargs["ATTN_F16"] == (precision != "int8")
 
 
-@pytest.mark.parametrize("corners", [2, 4])
+@pytest.mark.parametrize("corners,int_dot", [(2, False), (4, False), (2, True)])
 @pytest.mark.parametrize("lane_bytes,num_warps", [(4, 1), (16, 4), (32, 2), (64, 1), (256, 2)])
-def test_entry_lane_splits(corners, lane_bytes, num_warps, spies, monkeypatch):
+def test_entry_lane_splits(corners, int_dot, lane_bytes, num_warps, spies, monkeypatch):
     """1 word per lane, 16 / 32 / 64 B per lane (a lane inside one corner row, or spanning two or four), and
     lane_bytes above an entry (capped at one)."""
-    _tuning(monkeypatch, corners, lane_bytes=lane_bytes, num_warps=num_warps)
+    _tuning(monkeypatch, corners, lane_bytes=lane_bytes, num_warps=num_warps, int_dot=int_dot)
     _check(_edge_case(), "int8")
     _check(CASES["c32"](), "int8")
     assert spies[0].calls == 2
 
 
-def test_entry_tail_rows(spies, monkeypatch):
+@pytest.mark.parametrize("corners,int_dot", [(4, False), (2, True)])
+def test_entry_tail_rows(corners, int_dot, spies, monkeypatch):
     """A row count that leaves spare lanes in the last program: their clamped addresses and zero weights must
     not disturb the stored rows."""
-    _tuning(monkeypatch, 4, lane_bytes=32, num_warps=4)
+    _tuning(monkeypatch, corners, lane_bytes=32, num_warps=4, int_dot=int_dot)
     _check(_case([[3, 5], [2, 3]], bs=1, nq=7, nh=3, c=32, npts=3, seed=5), "int8")
-    assert spies[0].calls == 1
+    assert spies[0].calls == 1 and spies[0].kwargs["IDOT"] == int_dot
+
+
+@pytest.mark.parametrize("level_loads", [False, True])
+def test_int_dot_scales_each_row_by_its_largest_weight(level_loads, spies, monkeypatch):
+    """Integer dot products: every row's weights are scaled to its own largest |weight|, so rows whose weights
+    differ by 10^4 (and signed weights) keep the same relative accuracy; a row of zero weights gives zeros."""
+    _tuning(monkeypatch, 2, int_dot=True, level_loads=level_loads)
+    case = _case([[3, 5], [2, 3]], bs=1, nq=5, nh=2, c=32, npts=2, seed=7)
+    weights = case.args[4].clone()
+    weights[0, 0] *= 1e4
+    weights[0, 1] *= -1
+    weights[0, 2, 1] = 0
+    case.args = (*case.args[:4], weights)
+    case.scales = {"value": case.scales["value"]}  # fp16 weights: a per-tensor int8 scale would flush the small rows
+    case.int8_args = {0: "value"}
+    kargs, rargs = ops_cases.variant_inputs(case, "int8")
+    out = kernels.ms_deform_attn_cuda(*kargs, precision="int8", scales=case.scales)
+    ref = ms_deform_attn_reference(*rargs)
+    assert spies[0].kwargs["IDOT"] and spies[0].kwargs["LVL"] == level_loads and spies[0].kwargs["ATTN_F16"]
+    for q in range(5):  # per query: its own scale, its own error
+        got, want = out[0, q].view(2, 32)[1 if q == 2 else 0], ref[0, q].view(2, 32)[1 if q == 2 else 0]
+        if q == 2:
+            assert torch.equal(got.float(), torch.zeros(32))
+        else:
+            assert ops_cases.rel_error(got, want) <= ops_cases.TOLERANCE["int8"], q
+
+
+def test_int_dot_weight_bound_keeps_int32_sums(monkeypatch):
+    """The fixed-point bound: 32767 for the anchor's 4 x 8 points; smaller where L * P points of that weight could
+    overflow an int32 sum of int8 values."""
+    value = torch.zeros(1, 4, 1, 32, dtype=torch.int8)
+    cfg = {**kernels._ENTRIES, "int_dot": True, "num_warps": 4}
+    assert kernels._neighbour_launch(cfg, "int8", value, 4, 8)["FIXED"] == 32767.0
+    fixed = kernels._neighbour_launch(cfg, "int8", value, 8, 128)["FIXED"]
+    assert 8 * 128 * (fixed + 2) * 128 < 2**31 and fixed > 16000
 
 
 @pytest.mark.parametrize("precision", ENTRY_PRECISIONS)
 def test_default_reads_head_major_x_pairs_with_level_loads(precision, spies):
     """fp16 / fp16x2 / int8 defaults (kernels.TUNING): x-pair entries in head-major order, a level's points loaded
-    at once, no level streamed past L1."""
-    _check(ops_cases.ms_deform_attn_case("tiny_c8"), precision)
+    at once, no level streamed past L1; int8 sums a point's two rows by integer dot products, 16 bytes per lane."""
+    _check(CASES["c32"](), precision)
     assert spies[0].calls == 1 and spies[1].calls == 0
     kw = spies[0].kwargs
     assert kw["KY"] == 1 and kw["LVL"] and kw["HEAD_MAJOR"] and kw["L1_BYTES"] == 0
+    assert kw["IDOT"] == (precision == "int8")
+    assert kw["NCH"] * kw["VW"] * (4 if precision == "int8" else 2) == (16 if precision == "int8" else 32)
 
 
 def test_fp32_default_reads_four_corners_head_major(spies):
@@ -229,3 +273,31 @@ def test_program_order_of_rows(head_major):
     rows = torch.arange(bs * nq * nh).view(bs, nq, nh)  # the (batch, query, head) row numbers
     want = (rows.transpose(1, 2) if head_major else rows).flatten().tolist()
     assert got == want
+
+
+
+@triton.jit
+def _pairs_kernel(a_ptr, b_ptr, w_ptr, acc_ptr, out_ptr, N: tl.constexpr):
+    i = tl.arange(0, N)
+    wp = fixed_pair(tl.load(w_ptr + 2 * i), tl.load(w_ptr + 2 * i + 1))
+    acc = tl.load(acc_ptr + i)
+    r = dot_byte_pairs(tl.load(a_ptr + i), tl.load(b_ptr + i), wp, acc, acc + 1, acc + 2, acc + 3, False)
+    for k in tl.static_range(4):
+        tl.store(out_ptr + 4 * i + k, r[k])
+
+
+def test_dot_byte_pairs_integer_form():
+    """triton_util.fixed_pair + dot_byte_pairs as the interpreter runs them (ASM off): acc_k + round(w_a) * byte_k(a)
+    + round(w_b) * byte_k(b) with signed bytes, ties to even; tests/gpu checks the dp2a form against this one."""
+    n = 64
+    g = torch.Generator().manual_seed(0)
+    words = torch.randint(-(2**31), 2**31, (2, n), generator=g, dtype=torch.int64).to(torch.int32)
+    weights = (torch.rand(n, 2, generator=g) * 2 - 1) * 32767
+    weights[:4] = torch.tensor([[32767.0, -32767.0], [0.49, -0.51], [-0.5, 1.5], [2.5, -2.5]])  # limits and ties
+    acc = torch.randint(-(2**24), 2**24, (n,), generator=g, dtype=torch.int32)
+    out = torch.empty(4 * n, dtype=torch.int32)
+    _pairs_kernel[(1,)](words[0], words[1], weights, acc, out, N=n)
+    a, b = (words[k].view(torch.int8).view(n, 4).long() for k in range(2))
+    w = torch.round(weights.double()).long()
+    want = acc.long()[:, None] + torch.arange(4) + w[:, :1] * a + w[:, 1:] * b
+    assert torch.equal(out.view(n, 4).long(), want)

@@ -17,6 +17,10 @@ attention_weights int8 with scales["attention_weights"] when given, else fp16; s
 fp32 accumulation, one multiply by the value scale at the end; fp16 out). With C % 4 == 0 the int8 value is
 read as int32 words (4 channels per word) and every byte becomes an fp32 operand without a conversion
 instruction (see triton_util.add_packed_int8), so int8 costs about as many instructions per element as fp32.
+int8's default x-pair path instead sums exactly in int32 (TUNING "int_dot", below): the corner weights are rounded
+to int16 fixed point in steps of 1/32767 of the row's largest |attention weight| (int8 weights: of 128 times their
+scale), at most half a step per corner, where the int8 value itself is rounded by half a step of 1/127 (anchor:
+relative error 2.1e-4 against the dequantised reference with and without it, the fp16 output's rounding).
 
 Neighbour entries (TUNING "corners": 2 = x-pairs, 4 = quads, 1 = the four-corner kernel; for int8 / fp16 / fp16x2,
 never fp32; their default is x-pairs): with random sampling locations every gathered corner row is its own L2
@@ -36,6 +40,16 @@ Part of that L2 work was the int8 output: four 2-byte stores of stride 8 bytes p
 that the L2 takes on its own (61 M sectors at the anchor for a 3.8 M-sector output); one 8-byte store per word
 (triton_util.store_half_quads) cut int8 to 1.13 ms (session 13).
 
+Integer dot products (TUNING "int_dot"; int8 x-pairs): after session 13 the int8 entry kernel was bound by L1's
+data-stage wavefronts (91%: one per distinct 128-byte line per load instruction, so 242 M for 61 M row-points,
+four per point with 2 lanes of 32 bytes per row) and by the ALU (73%: a shift-and-mask and an FFMA per byte and map
+row). Each lane holds the same channels of map rows y0 and y1, so with signed entries one byte permute pairs a
+channel's two rows and dp2a (two 16-bit weights x two int8 bytes, int32 sum) adds both: per word 2 PRMT + 4 IDP
+instead of 8 extractions and 8 FFMA (triton_util.dot_byte_pairs; instructions 809 M -> 516 M, 1.03 -> 0.99 ms, now
+97% L1-bound). That makes 16 bytes per lane (4 lanes per row, two wavefronts per point, twice the lanes doing the
+point math) pay: 146 M wavefronts, 0.85 ms (issue 82%), int8 anchor 1.10 -> 0.93 ms with the prep (run 25).
+Spreading a lane's two 16-byte loads over its row's lanes so that each load instruction reads whole sectors
+("interleaved" chunks, session 14) halved the L1 sectors but not the wavefronts, and was slower (1.09 -> 1.32 ms).
 Head-major order (TUNING "head_major"): the programs resident at once cover a few thousand consecutive rows; in
 the value's own order those are every head of a few queries, which gather from every head's keys of the batch.
 Walked (batch, head, query) instead, with the value (or its entries) laid out (batch, head, key), they share one
@@ -52,8 +66,11 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     add_packed_int8,
     bias_int8_words,
     check_launch,
+    dot_byte_pairs,
+    fixed_pair,
     float_storage,
     int8_input,
+    interpreting,
     next_pow2,
     out_dtype,
     packed_int8_result,
@@ -77,21 +94,22 @@ _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 0}  # int8 uses mode 2 (pack
 # whose slab exceeds it are gathered with ld.global.cg (0: none). Defaults (H200, session 13, NOTES-ops item 24):
 # fp32 the four-corner kernel head-major, levels above 256 KiB through L2 only (anchor 2.82 -> 2.47 ms); fp16,
 # fp16x2 and int8 x-pairs, 32 bytes per lane, level loads, head-major (anchor fp16 1.69 -> 1.45, fp16x2 1.52 ->
-# 1.32, int8 1.13 -> 1.10 ms after the int8 store fix). The four-corner kernel's fp16 / int8 rows were slower
-# head-major (1.69 -> 1.92, 1.76 -> 2.00), so a fallback to it from entries (rows that are not a power of two)
-# keeps the key order; ld.global.cg made every x-pair row slower (int8 1.09 -> 1.48 ms; presumably because a lane's
-# two 16-byte loads of one sector then both go to L2: NOTES-ops item 24).
+# 1.32, int8 1.13 -> 1.10 ms after the int8 store fix); int8 then with int_dot (int16 weights summed by dp2a; int8
+# x-pairs only) at 16 bytes per lane (session 14: 1.10 -> 0.94 ms; 1.02 at 32 bytes). int_dot: see the docstring.
+# The four-corner kernel's fp16 / int8 rows were slower head-major (1.69 -> 1.92, 1.76 -> 2.00), so a fallback
+# to it from entries (rows that are not a power of two) keeps the key order; ld.global.cg made every x-pair row
+# slower (int8 1.09 -> 1.48 ms; presumably because a lane's two 16-byte loads of one sector then both go to L2:
+# NOTES-ops item 24).
 _ENTRIES = {"corners": 2, "lane_bytes": 32, "level_loads": True, "head_major": True}
 TUNING = {"num_warps": 4, "lane_bytes": 16, "corners": 1, "level_loads": False, "head_major": False, "l1_bytes": 0,
           "per_precision": {"fp32": {"head_major": True, "l1_bytes": 262144}, "fp16": _ENTRIES, "fp16x2": _ENTRIES,
-                            "int8": _ENTRIES}}
+                            "int8": {**_ENTRIES, "int_dot": True, "lane_bytes": 16}}}
 # "per_precision": {} keeps a per-precision default from overriding what an entry names
-SWEEP = [{"per_precision": {}}, {"head_major": True, "per_precision": {}},
-         {"head_major": True, "l1_bytes": 262144, "per_precision": {}},
-         *({**_ENTRIES, "num_warps": nw, "per_precision": {}} for nw in (4, 8)),
-         {**_ENTRIES, "head_major": False, "per_precision": {}},
-         {**_ENTRIES, "l1_bytes": 131072, "per_precision": {}},
-         {**_ENTRIES, "corners": 4, "per_precision": {}}, {**_ENTRIES, "lane_bytes": 16, "per_precision": {}}]
+SWEEP = [{"per_precision": {}}, {"head_major": True, "l1_bytes": 262144, "per_precision": {}},
+         {**_ENTRIES, "per_precision": {}}, {**_ENTRIES, "lane_bytes": 16, "per_precision": {}},
+         *({**_ENTRIES, "int_dot": True, "lane_bytes": lb, "per_precision": {}} for lb in (32, 16)),
+         {**_ENTRIES, "int_dot": True, "lane_bytes": 16, "num_warps": 8, "per_precision": {}},
+         {**_ENTRIES, "int_dot": True, "lane_bytes": 16, "head_major": False, "per_precision": {}}]
 
 
 @triton.jit
@@ -329,45 +347,83 @@ def _level_point(locw, attw, k: tl.constexpr, N: tl.constexpr, rmask, wl, hl, at
     w = _column(locw, k, N)
     x = (w & 0xFFFF).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
     y = (w >> 16).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
-    a = _column(attw.to(tl.int32), k, N)
-    if ATTN_F16:
-        aw = a.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32) * attn_scale
-    else:
-        aw = a.to(tl.float32) * attn_scale
+    aw = _attn_value(_column(attw.to(tl.int32), k, N), ATTN_F16, attn_scale)
     return _point_corner(x, y, aw, rmask, wl, hl)
+
+
+@triton.jit
+def _attn_value(a, ATTN_F16: tl.constexpr, attn_scale):
+    """Attention weights from their loaded integers (fp16 bits as int16 / int32, or int8) as fp32."""
+    if ATTN_F16:
+        return a.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32) * attn_scale
+    return a.to(tl.float32) * attn_scale
+
+
+@triton.jit
+def _weight_max(attn_ptr, rc, L, P, LVL: tl.constexpr, NP: tl.constexpr, ATTN_F16: tl.constexpr, attn_scale):
+    """max |attention weight| over the L * P points of every row rc (IDOT's fixed-point scale): a level's NP
+    weights per vector load (LVL, loaded as _level_entries does), else point by point."""
+    m = tl.zeros(rc.shape, dtype=tl.float32)
+    if LVL:
+        for lvl in range(L):
+            pts = (rc * (L * NP) + lvl * NP)[:, None] + tl.arange(0, NP)[None, :]
+            m = tl.maximum(m, tl.max(tl.abs(_attn_value(tl.load(attn_ptr + pts), ATTN_F16, attn_scale)), axis=1))
+    else:
+        for i in range(L * P):
+            m = tl.maximum(m, tl.abs(tl.load(attn_ptr + rc * (L * P) + i).to(tl.float32) * attn_scale))
+    return m
+
+
+@triton.jit
+def _pair_row(ey: tl.constexpr, y0, fy, hl):
+    """Map row y0 + ey of an x-pair point and its bilinear weight along y (zero, and row 0, off the map)."""
+    yy = y0 + ey
+    ok = (yy >= 0) & (yy < hl)
+    if ey == 1:
+        wy = tl.where(ok, fy, 0.0)
+    else:
+        wy = tl.where(ok, 1.0 - fy, 0.0)
+    return tl.where(ok, yy, 0), wy
 
 
 @triton.jit
 def _neighbour_point(nb_ptr, x0, y0, fx, fy, aw, inside, kb, ks, wl, hl, dx, dy, c,
                      acc0, acc1, acc2, acc3, wsum, MODE: tl.constexpr, ROW: tl.constexpr, KY: tl.constexpr,
-                     STREAM: tl.constexpr):
+                     STREAM: tl.constexpr, IDOT: tl.constexpr = False, wscale=1.0, ASM: tl.constexpr = True):
     """Add one point of every row (its corner x0, y0, fractions, weight, inside: _sample_point), read from its
     neighbour entries (slot 2 dy + dx of each lane; the entry of key (x, y) is kb + (y * wl + x) * ks: _level),
     to the accumulators. Entry indices are clamped onto the map and the weights of corners off it are zero, so
-    the loads need no mask; x0 = -1 (y0 = -1) reads the entry of column (row) 0 with the weights shifted."""
+    the loads need no mask; x0 = -1 (y0 = -1) reads the entry of column (row) 0 with the weights shifted. IDOT
+    (int8 x-pairs): the lane's rows y0 and y1 are summed together by integer dot products (dot_byte_pairs) with
+    the weights scaled by wscale and rounded to int16; the entries then hold signed bytes (no 0x80 bias)."""
     wxa = _axis_weight(dx, x0 < 0, fx) * tl.where(inside, aw, 0.0)
     e = tl.where(inside, tl.maximum(x0, 0), 0)
-    for ey in tl.static_range(2 // KY):  # pairs: one entry per map row y0, y0 + 1; quads: one entry
-        if KY == 2:
-            wy = _axis_weight(dy, y0 < 0, fy)
-            yy = tl.where(inside, tl.maximum(y0, 0), 0)
-        else:
-            yy = y0 + ey
-            ok = (yy >= 0) & (yy < hl)
-            if ey == 1:
-                wy = tl.where(ok, fy, 0.0)
+    if IDOT:
+        tl.static_assert(KY == 1 and MODE == 2)
+        wf = wxa * wscale
+        ya, wya = _pair_row(0, y0, fy, hl)
+        yb, wyb = _pair_row(1, y0, fy, hl)
+        va = _gather(nb_ptr + ((kb + (e + ya * wl) * ks) * (2 * ROW))[:, None, None] + c, None, STREAM)
+        vb = _gather(nb_ptr + ((kb + (e + yb * wl) * ks) * (2 * ROW))[:, None, None] + c, None, STREAM)
+        acc0, acc1, acc2, acc3 = dot_byte_pairs(va, vb, fixed_pair(wf * wya, wf * wyb)[:, None, None],
+                                                acc0, acc1, acc2, acc3, ASM)
+    else:
+        for ey in tl.static_range(2 // KY):  # pairs: one entry per map row y0, y0 + 1; quads: one entry
+            if KY == 2:
+                wy = _axis_weight(dy, y0 < 0, fy)
+                yy = tl.where(inside, tl.maximum(y0, 0), 0)
             else:
-                wy = tl.where(ok, 1.0 - fy, 0.0)
-            yy = tl.where(ok, yy, 0)
-        v = _gather(nb_ptr + ((kb + (e + yy * wl) * ks) * (2 * KY * ROW))[:, None, None] + c, None, STREAM)
-        acc0, acc1, acc2, acc3, wsum = _accumulate(v, wxa * wy, MODE, acc0, acc1, acc2, acc3, wsum, BIASED=True)
+                yy, wy = _pair_row(ey, y0, fy, hl)
+            v = _gather(nb_ptr + ((kb + (e + yy * wl) * ks) * (2 * KY * ROW))[:, None, None] + c, None, STREAM)
+            acc0, acc1, acc2, acc3, wsum = _accumulate(v, wxa * wy, MODE, acc0, acc1, acc2, acc3, wsum, BIASED=True)
     return acc0, acc1, acc2, acc3, wsum
 
 
 @triton.jit
 def _level_entries(nb_ptr, loc_ptr, attn_ptr, r, rc, lvl, L, P, rmask, wl, hl, kb, ks, attn_scale, dx, dy, c,
                    acc0, acc1, acc2, acc3, wsum, MODE: tl.constexpr, ROW: tl.constexpr, KY: tl.constexpr,
-                   LVL: tl.constexpr, NP: tl.constexpr, ATTN_F16: tl.constexpr, STREAM: tl.constexpr):
+                   LVL: tl.constexpr, NP: tl.constexpr, ATTN_F16: tl.constexpr, STREAM: tl.constexpr,
+                   IDOT: tl.constexpr, wscale, ASM: tl.constexpr):
     """Add the P points of level lvl of every row, read from neighbour entries, to the accumulators."""
     if LVL:  # the level's NP (= P) locations and weights in one vector load each
         pts = (rc * (L * NP) + lvl * NP)[:, None] + tl.arange(0, NP)[None, :]
@@ -376,13 +432,15 @@ def _level_entries(nb_ptr, loc_ptr, attn_ptr, r, rc, lvl, L, P, rmask, wl, hl, k
         for k in tl.static_range(NP):
             x0, y0, fx, fy, aw, inside = _level_point(locw, attw, k, NP, rmask, wl, hl, attn_scale, ATTN_F16)
             acc0, acc1, acc2, acc3, wsum = _neighbour_point(nb_ptr, x0, y0, fx, fy, aw, inside, kb, ks, wl, hl, dx,
-                                                            dy, c, acc0, acc1, acc2, acc3, wsum, MODE, ROW, KY, STREAM)
+                                                            dy, c, acc0, acc1, acc2, acc3, wsum, MODE, ROW, KY, STREAM,
+                                                            IDOT, wscale, ASM)
     else:
         for pt in range(P):
             x0, y0, fx, fy, aw, inside = _sample_point(loc_ptr, attn_ptr, r * (L * P) + lvl * P + pt, rmask, wl, hl,
                                                        attn_scale)
             acc0, acc1, acc2, acc3, wsum = _neighbour_point(nb_ptr, x0, y0, fx, fy, aw, inside, kb, ks, wl, hl, dx,
-                                                            dy, c, acc0, acc1, acc2, acc3, wsum, MODE, ROW, KY, STREAM)
+                                                            dy, c, acc0, acc1, acc2, acc3, wsum, MODE, ROW, KY, STREAM,
+                                                            IDOT, wscale, ASM)
     return acc0, acc1, acc2, acc3, wsum
 
 
@@ -392,7 +450,8 @@ def _ms_deform_attn_neighbours_kernel(
     S, NQ, NH, C, L, P, ROWS, attn_scale, out_scale,
     MODE: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, NCH: tl.constexpr, VW: tl.constexpr,
     ROW: tl.constexpr, KY: tl.constexpr, LVL: tl.constexpr, NP: tl.constexpr, ATTN_F16: tl.constexpr,
-    HEAD_MAJOR: tl.constexpr = False, L1_BYTES: tl.constexpr = 0,
+    HEAD_MAJOR: tl.constexpr = False, L1_BYTES: tl.constexpr = 0, IDOT: tl.constexpr = False,
+    FIXED: tl.constexpr = 32767.0, ASM: tl.constexpr = True,
 ):
     """As _ms_deform_attn_kernel, but the value comes as neighbour entries (value_neighbours): 2 * KY corner rows
     of ROW elements per (key, head), slot k = 2 dy + dx. The SPLIT lanes of a (batch, query, head) row cover one
@@ -401,7 +460,11 @@ def _ms_deform_attn_neighbours_kernel(
     vector load each (the points unrolled, _level_point) instead of three scalar loads per point, whose L1
     wavefronts (a row's points lie 4 * L * P bytes apart from the next row's) bounded the kernel once the entries
     had cut the L2 requests. The slots of a row are summed once at the end. HEAD_MAJOR, L1_BYTES: as
-    _ms_deform_attn_kernel (the entries then (batch, head, key, slot, ROW))."""
+    _ms_deform_attn_kernel (the entries then (batch, head, key, slot, ROW)). IDOT (int8 x-pairs, signed entries):
+    each row's weights are scaled so that its largest |attention weight| (fp16 weights; int8 ones: their bound
+    128 * attn_scale) becomes FIXED (<= 32767, and small enough that the int32 sums cannot overflow) and rounded to
+    int16; the two map rows of a point are summed exactly in int32 by dot_byte_pairs (ASM: inline dp2a), and the
+    sums scaled back once at the end."""
     r, part, rmask, _, _, c = _row_lanes(ROWS, NH, NQ, BLOCK_R, SPLIT, NCH, VW, HEAD_MAJOR)
     rc = tl.minimum(r, ROWS - 1)  # the tail program's spare lanes address row ROWS - 1 with zero weights
     h = rc % NH
@@ -410,6 +473,17 @@ def _ms_deform_attn_neighbours_kernel(
     dx = slot % 2
     dy = slot // 2
     acc0, acc1, acc2, acc3, wsum = _zero_accumulators(BLOCK_R, NCH, VW, MODE)
+    if IDOT:  # int32 sums of int16 weights (the float accumulators' dtype changed; wsum stays zero)
+        if ATTN_F16:  # each row scaled to its own largest weight
+            wscale = FIXED / tl.maximum(_weight_max(attn_ptr, rc, L, P, LVL, NP, ATTN_F16, attn_scale), 1e-30)
+        else:  # int8 weights: |w| <= 128 * attn_scale in every row, no pass over them needed
+            wscale = tl.full([BLOCK_R], FIXED, tl.float32) / tl.maximum(128.0 * attn_scale, 1e-30)
+        acc0 = acc0.to(tl.int32)
+        acc1 = acc0
+        acc2 = acc0
+        acc3 = acc0
+    else:
+        wscale = 1.0
     ebytes: tl.constexpr = nb_ptr.dtype.element_ty.primitive_bitwidth // 8
     for lvl in range(L):
         hl, wl, kb, ks, stream = _level(shapes_ptr, starts_ptr, lvl, b, h, S, NH, 2 * KY * ROW * ebytes, HEAD_MAJOR,
@@ -417,11 +491,17 @@ def _ms_deform_attn_neighbours_kernel(
         if stream:  # constexpr False without L1_BYTES
             acc0, acc1, acc2, acc3, wsum = _level_entries(nb_ptr, loc_ptr, attn_ptr, r, rc, lvl, L, P, rmask, wl, hl,
                                                           kb, ks, attn_scale, dx, dy, c, acc0, acc1, acc2, acc3, wsum,
-                                                          MODE, ROW, KY, LVL, NP, ATTN_F16, True)
+                                                          MODE, ROW, KY, LVL, NP, ATTN_F16, True, IDOT, wscale, ASM)
         else:
             acc0, acc1, acc2, acc3, wsum = _level_entries(nb_ptr, loc_ptr, attn_ptr, r, rc, lvl, L, P, rmask, wl, hl,
                                                           kb, ks, attn_scale, dx, dy, c, acc0, acc1, acc2, acc3, wsum,
-                                                          MODE, ROW, KY, LVL, NP, ATTN_F16, False)
+                                                          MODE, ROW, KY, LVL, NP, ATTN_F16, False, IDOT, wscale, ASM)
+    if IDOT:  # back to real sums, in the form the packed path stores (2^23 * acc - 128 * wsum, wsum = 0)
+        back = (1.1920928955078125e-07 / wscale)[:, None, None]  # 2^-23 / scale
+        acc0 = acc0.to(tl.float32) * back
+        acc1 = acc1.to(tl.float32) * back
+        acc2 = acc2.to(tl.float32) * back
+        acc3 = acc3.to(tl.float32) * back
     _store_slot_sums(out_ptr, acc0, acc1, acc2, acc3, wsum[:, None, None], C, NH, NQ, ROWS, out_scale, MODE, BLOCK_R,
                      SPLIT, ROW, 2 * KY, HEAD_MAJOR)
 
@@ -492,7 +572,7 @@ def value_neighbours(value: torch.Tensor, spatial_shapes: torch.Tensor, level_st
     return out.view(value.dtype)
 
 
-def _neighbour_launch(cfg: Mapping, precision: str, v: torch.Tensor, npts: int) -> dict | None:
+def _neighbour_launch(cfg: Mapping, precision: str, v: torch.Tensor, nlevels: int, npts: int) -> dict | None:
     """Launch shape of the neighbour-entry kernel, or None where it does not apply: TUNING "corners" 1, fp32 (a
     128-B row is a line of its own anyway), int8 with C % 4 != 0, rows that are not a power of two of 4-byte int8
     words / fp16 elements, or tensors too large for 32-bit offsets once copied."""
@@ -509,9 +589,14 @@ def _neighbour_launch(cfg: Mapping, precision: str, v: torch.Tensor, npts: int) 
             or corners * v.numel() >= 2**31):
         return None
     lvl = bool(cfg.get("level_loads")) and npts == next_pow2(npts) and npts <= 32
+    idot = bool(cfg.get("int_dot")) and precision == "int8" and corners == 2
+    # IDOT's weight scale: a point's rounded corner weights sum to at most FIXED + 2 (|bytes| <= 128), so that a
+    # row's int32 sum stays within L * P * (FIXED + 2) * 128 < 2^31
+    fixed = float(min(32767, (2**31 - 1) // (128 * nlevels * npts) - 2))
     return dict(MODE=2 if precision == "int8" else _MODE[precision], BLOCK_R=block_r, SPLIT=split,
                 NCH=per_lane // vw, VW=vw, ROW=row, KY=corners // 2, LVL=lvl, NP=npts if lvl else 1,
-                ATTN_F16=True, **_order(cfg), num_warps=cfg["num_warps"])
+                **_order(cfg), IDOT=idot, FIXED=fixed, ASM=not interpreting(),
+                num_warps=cfg["num_warps"])
 
 
 def _order(cfg: Mapping) -> dict:
@@ -539,15 +624,15 @@ def ms_deform_attn_cuda(
     shapes = spatial_shapes.to(torch.int32).contiguous()
     starts = level_start_index.to(torch.int32).contiguous()
     cfg = tuned(TUNING, precision)
-    launch = _neighbour_launch(cfg, precision, v, npts)
+    launch = _neighbour_launch(cfg, precision, v, nl, npts)
     if launch is not None:
-        nb = value_neighbours(v, shapes, starts, 2 * launch["KY"], bias=launch["MODE"] == 2,
+        nb = value_neighbours(v, shapes, starts, 2 * launch["KY"], bias=launch["MODE"] == 2 and not launch["IDOT"],
                               head_major=launch["HEAD_MAJOR"])
         nb = nb.view(torch.int32) if precision == "int8" else nb
         grid = (triton.cdiv(bs * nq * nh * launch["SPLIT"], launch["BLOCK_R"]),)
+        launch["ATTN_F16"] = w.dtype == torch.float16  # else int8 (with its scale)
         if launch["LVL"]:  # locations as int32 words (x, y), fp16 weights as their int16 bits (_level_point)
             loc = loc.view(torch.int32)
-            launch["ATTN_F16"] = w.dtype == torch.float16
             w = w.view(torch.int16) if launch["ATTN_F16"] else w
         _ms_deform_attn_neighbours_kernel[grid](nb, shapes, starts, loc, w, out, s, nq, nh, c, nl, npts,
                                                 bs * nq * nh, attn_scale, out_scale, **launch)
