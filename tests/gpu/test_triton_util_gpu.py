@@ -13,38 +13,20 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (inline PTX)"),
 ]
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "tests" / "trt_ops"))
 import ops_cases  # noqa: E402
 
 ops_cases.ensure_package()  # a plain checkout on the GPU machine has no install
 
-from bevdeploy.plugins.trt_ops.triton_util import dot_byte_pairs, fixed_pair, tl, triton  # noqa: E402
-
-
-@triton.jit
-def _pairs_kernel(a_ptr, b_ptr, w_ptr, acc_ptr, out_ptr, N: tl.constexpr, ASM: tl.constexpr):
-    i = tl.arange(0, N)
-    wp = fixed_pair(tl.load(w_ptr + 2 * i), tl.load(w_ptr + 2 * i + 1))
-    acc = tl.load(acc_ptr + i)
-    r = dot_byte_pairs(tl.load(a_ptr + i), tl.load(b_ptr + i), wp, acc, acc + 1, acc + 2, acc + 3, ASM)
-    for k in tl.static_range(4):
-        tl.store(out_ptr + 4 * i + k, r[k])
-
 
 def test_dot_byte_pairs_asm_matches_integer_ops():
+    """Two PRMT and four dp2a per word give the integer form's sums, and both the sums the docstring promises."""
     pytest.importorskip("triton")
-    n = 4096
-    g = torch.Generator().manual_seed(0)
-    words = torch.randint(-(2**31), 2**31, (2, n), generator=g, dtype=torch.int64).to(torch.int32).cuda()
-    weights = ((torch.rand(n, 2, generator=g) * 2 - 1) * 32767).cuda()
-    acc = torch.randint(-(2**24), 2**24, (n,), generator=g, dtype=torch.int32).cuda()
-    outs = []
-    for asm in (True, False):  # two PRMT + four dp2a per word, and the interpreter's integer form
-        out = torch.full((4 * n,), -1, dtype=torch.int32, device="cuda")
-        _pairs_kernel[(1,)](words[0], words[1], weights, acc, out, N=n, ASM=asm)
-        outs.append(out)
-    a, b = (words[k].cpu().view(torch.int8).view(n, 4).long() for k in range(2))
-    w = torch.round(weights.cpu().double()).long()
-    want = acc.cpu().long()[:, None] + torch.arange(4) + w[:, :1] * a + w[:, 1:] * b
-    assert torch.equal(outs[0], outs[1])
-    assert torch.equal(outs[0].cpu().view(n, 4).long(), want)
+    import dot_pairs_case
+
+    words, weights, acc = dot_pairs_case.inputs(4096, device="cuda")
+    asm = dot_pairs_case.run(words, weights, acc, asm=True)
+    assert torch.equal(asm, dot_pairs_case.run(words, weights, acc, asm=False))
+    assert torch.equal(asm.cpu().long(), dot_pairs_case.expected(words, weights, acc))

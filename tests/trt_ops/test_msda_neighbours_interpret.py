@@ -13,9 +13,9 @@ from triton_interpreter import enter
 
 ops_cases = enter()  # before anything imports Triton
 
+import dot_pairs_case  # noqa: E402
 from bevdeploy.plugins.trt_ops.ms_deform_attn import kernels  # noqa: E402
 from bevdeploy.plugins.trt_ops.ms_deform_attn.reference import ms_deform_attn_reference  # noqa: E402
-from bevdeploy.plugins.trt_ops.triton_util import dot_byte_pairs, fixed_pair, tl, triton  # noqa: E402
 
 ENTRY_PRECISIONS = ("int8", "fp16", "fp16x2")
 
@@ -276,28 +276,10 @@ def test_program_order_of_rows(head_major):
 
 
 
-@triton.jit
-def _pairs_kernel(a_ptr, b_ptr, w_ptr, acc_ptr, out_ptr, N: tl.constexpr):
-    i = tl.arange(0, N)
-    wp = fixed_pair(tl.load(w_ptr + 2 * i), tl.load(w_ptr + 2 * i + 1))
-    acc = tl.load(acc_ptr + i)
-    r = dot_byte_pairs(tl.load(a_ptr + i), tl.load(b_ptr + i), wp, acc, acc + 1, acc + 2, acc + 3, False)
-    for k in tl.static_range(4):
-        tl.store(out_ptr + 4 * i + k, r[k])
-
 
 def test_dot_byte_pairs_integer_form():
     """triton_util.fixed_pair + dot_byte_pairs as the interpreter runs them (ASM off): acc_k + round(w_a) * byte_k(a)
     + round(w_b) * byte_k(b) with signed bytes, ties to even; tests/gpu checks the dp2a form against this one."""
-    n = 64
-    g = torch.Generator().manual_seed(0)
-    words = torch.randint(-(2**31), 2**31, (2, n), generator=g, dtype=torch.int64).to(torch.int32)
-    weights = (torch.rand(n, 2, generator=g) * 2 - 1) * 32767
-    weights[:4] = torch.tensor([[32767.0, -32767.0], [0.49, -0.51], [-0.5, 1.5], [2.5, -2.5]])  # limits and ties
-    acc = torch.randint(-(2**24), 2**24, (n,), generator=g, dtype=torch.int32)
-    out = torch.empty(4 * n, dtype=torch.int32)
-    _pairs_kernel[(1,)](words[0], words[1], weights, acc, out, N=n)
-    a, b = (words[k].view(torch.int8).view(n, 4).long() for k in range(2))
-    w = torch.round(weights.double()).long()
-    want = acc.long()[:, None] + torch.arange(4) + w[:, :1] * a + w[:, 1:] * b
-    assert torch.equal(out.view(n, 4).long(), want)
+    words, weights, acc = dot_pairs_case.inputs(64)
+    got = dot_pairs_case.run(words, weights, acc, asm=False)
+    assert torch.equal(got.long(), dot_pairs_case.expected(words, weights, acc))
