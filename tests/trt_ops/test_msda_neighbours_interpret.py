@@ -177,7 +177,7 @@ def test_int_dot_scales_each_row_by_its_largest_weight(level_loads, spies, monke
             assert ops_cases.rel_error(got, want) <= ops_cases.TOLERANCE["int8"], q
 
 
-def test_int_dot_weight_bound_keeps_int32_sums(monkeypatch):
+def test_int_dot_weight_bound_keeps_int32_sums():
     """The fixed-point bound: 32767 for the anchor's 4 x 8 points; smaller where L * P points of that weight could
     overflow an int32 sum of int8 values."""
     value = torch.zeros(1, 4, 1, 32, dtype=torch.int8)
@@ -273,8 +273,6 @@ def test_program_order_of_rows(head_major):
     rows = torch.arange(bs * nq * nh).view(bs, nq, nh)  # the (batch, query, head) row numbers
     want = (rows.transpose(1, 2) if head_major else rows).flatten().tolist()
     assert got == want
-
-
 
 
 def test_dot_byte_pairs_integer_form():

@@ -554,7 +554,8 @@ def value_neighbours(value: torch.Tensor, spatial_shapes: torch.Tensor, level_st
     last column, or in the last map row). Pairs (2) and quads (4) cost 2x and 4x the value's memory. Indexed by the
     key itself (no per-level padding), so no host-side shape arithmetic and no device sync: the op stays
     capturable in a CUDA graph. Needs a contiguous value whose rows are whole int32 words (C * element size % 4
-    == 0). ``bias`` (int8): every byte stored as q ^ 0x80, zeros too (what the int8 kernel reads)."""
+    == 0). ``bias`` (int8): every byte stored as q ^ 0x80, zeros too (what the int8 float path reads; int_dot
+    reads the signed bytes)."""
     if corners not in (2, 4):
         raise ValueError(f"value_neighbours: corners must be 2 or 4, not {corners}")
     bs, s, nh, c = value.shape
