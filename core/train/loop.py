@@ -260,7 +260,6 @@ def _loop(run: _Run, step: int) -> tuple[int, dict[str, float], float | None]:
     return step, last, steady
 
 
-
 def _now() -> float:
     """Seconds on a monotonic clock; the loop only takes differences of it (time limits, rates). The tests
     replace it with a clock that advances per step, so that fitted schedules are deterministic."""

@@ -193,10 +193,11 @@ def _row_lanes(ROWS, NH, NQ, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, NCH: tl
 
 
 @triton.jit
-def _zero_accumulators(BLOCK_R: tl.constexpr, NCH: tl.constexpr, VW: tl.constexpr, MODE: tl.constexpr):
-    """acc0..acc3 (int8: one per byte of a word; else only acc0 is used) and wsum, the corner weights' sum for
-    the int8 +128 offset."""
-    acc_dt = tl.float16 if MODE == 1 else tl.float32
+def _zero_accumulators(BLOCK_R: tl.constexpr, NCH: tl.constexpr, VW: tl.constexpr, MODE: tl.constexpr,
+                       INT: tl.constexpr = False):
+    """acc0..acc3 (int8: one per byte of a word; else only acc0 is used; INT: int32 sums, dot_byte_pairs) and wsum,
+    the corner weights' sum for the int8 +128 offset."""
+    acc_dt = tl.int32 if INT else (tl.float16 if MODE == 1 else tl.float32)
     zero = tl.zeros([BLOCK_R, NCH, VW], dtype=acc_dt)
     return zero, zero, zero, zero, tl.zeros([BLOCK_R], dtype=tl.float32)
 
@@ -389,7 +390,7 @@ def _pair_row(ey: tl.constexpr, y0, fy, hl):
 @triton.jit
 def _neighbour_point(nb_ptr, x0, y0, fx, fy, aw, inside, kb, ks, wl, hl, dx, dy, c,
                      acc0, acc1, acc2, acc3, wsum, MODE: tl.constexpr, ROW: tl.constexpr, KY: tl.constexpr,
-                     STREAM: tl.constexpr, IDOT: tl.constexpr = False, wscale=1.0, ASM: tl.constexpr = True):
+                     STREAM: tl.constexpr, IDOT: tl.constexpr, wscale, ASM: tl.constexpr):
     """Add one point of every row (its corner x0, y0, fractions, weight, inside: _sample_point), read from its
     neighbour entries (slot 2 dy + dx of each lane; the entry of key (x, y) is kb + (y * wl + x) * ks: _level),
     to the accumulators. Entry indices are clamped onto the map and the weights of corners off it are zero, so
@@ -472,16 +473,12 @@ def _ms_deform_attn_neighbours_kernel(
     slot = (part * (NCH * VW)) // ROW
     dx = slot % 2
     dy = slot // 2
-    acc0, acc1, acc2, acc3, wsum = _zero_accumulators(BLOCK_R, NCH, VW, MODE)
-    if IDOT:  # int32 sums of int16 weights (the float accumulators' dtype changed; wsum stays zero)
+    acc0, acc1, acc2, acc3, wsum = _zero_accumulators(BLOCK_R, NCH, VW, MODE, IDOT)
+    if IDOT:  # int32 sums of int16 weights (wsum stays unused)
         if ATTN_F16:  # each row scaled to its own largest weight
             wscale = FIXED / tl.maximum(_weight_max(attn_ptr, rc, L, P, LVL, NP, ATTN_F16, attn_scale), 1e-30)
         else:  # int8 weights: |w| <= 128 * attn_scale in every row, no pass over them needed
             wscale = tl.full([BLOCK_R], FIXED, tl.float32) / tl.maximum(128.0 * attn_scale, 1e-30)
-        acc0 = acc0.to(tl.int32)
-        acc1 = acc0
-        acc2 = acc0
-        acc3 = acc0
     else:
         wscale = 1.0
     ebytes: tl.constexpr = nb_ptr.dtype.element_ty.primitive_bitwidth // 8
@@ -496,14 +493,14 @@ def _ms_deform_attn_neighbours_kernel(
             acc0, acc1, acc2, acc3, wsum = _level_entries(nb_ptr, loc_ptr, attn_ptr, r, rc, lvl, L, P, rmask, wl, hl,
                                                           kb, ks, attn_scale, dx, dy, c, acc0, acc1, acc2, acc3, wsum,
                                                           MODE, ROW, KY, LVL, NP, ATTN_F16, False, IDOT, wscale, ASM)
-    if IDOT:  # back to real sums, in the form the packed path stores (2^23 * acc - 128 * wsum, wsum = 0)
-        back = (1.1920928955078125e-07 / wscale)[:, None, None]  # 2^-23 / scale
+    if IDOT:  # back to real sums
+        back = (1.0 / wscale)[:, None, None]
         acc0 = acc0.to(tl.float32) * back
         acc1 = acc1.to(tl.float32) * back
         acc2 = acc2.to(tl.float32) * back
         acc3 = acc3.to(tl.float32) * back
     _store_slot_sums(out_ptr, acc0, acc1, acc2, acc3, wsum[:, None, None], C, NH, NQ, ROWS, out_scale, MODE, BLOCK_R,
-                     SPLIT, ROW, 2 * KY, HEAD_MAJOR)
+                     SPLIT, ROW, 2 * KY, HEAD_MAJOR, IDOT)
 
 
 @triton.jit
@@ -515,8 +512,9 @@ def _slot_sum(x, RB: tl.constexpr, K: tl.constexpr, ROW: tl.constexpr):
 @triton.jit
 def _store_slot_sums(out_ptr, acc0, acc1, acc2, acc3, wsum, C, NH, NQ, ROWS, out_scale, MODE: tl.constexpr,
                      BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, ROW: tl.constexpr, K: tl.constexpr,
-                     HEAD_MAJOR: tl.constexpr):
-    """Sum the K slot accumulators of each row and store the rows of this program."""
+                     HEAD_MAJOR: tl.constexpr, REAL: tl.constexpr):
+    """Sum the K slot accumulators of each row and store the rows of this program. REAL (int8): the accumulators
+    already hold the sums w * q (int_dot), not add_packed_int8's biased ones."""
     RB: tl.constexpr = BLOCK_R // SPLIT
     k = tl.program_id(0) * RB + tl.arange(0, RB)
     rr = _memory_row(k, NH, NQ, HEAD_MAJOR)
@@ -524,11 +522,14 @@ def _store_slot_sums(out_ptr, acc0, acc1, acc2, acc3, wsum, C, NH, NQ, ROWS, out
     m = (k < ROWS)[:, None]
     if MODE == 2:  # per chunk: sum w * q = 2^23 * acc - 128 * sum w (the chunk's own weights), then the slots;
         # word w of a row holds channels 4w .. 4w+3 (fp16 out): one 8-byte store per word
-        store_half_quads(out_ptr, rr[:, None] * (C // 4) + cc,
-                         _slot_sum(packed_int8_result(acc0, wsum, 1.0), RB, K, ROW) * out_scale,
-                         _slot_sum(packed_int8_result(acc1, wsum, 1.0), RB, K, ROW) * out_scale,
-                         _slot_sum(packed_int8_result(acc2, wsum, 1.0), RB, K, ROW) * out_scale,
-                         _slot_sum(packed_int8_result(acc3, wsum, 1.0), RB, K, ROW) * out_scale, m)
+        if not REAL:
+            acc0 = packed_int8_result(acc0, wsum, 1.0)
+            acc1 = packed_int8_result(acc1, wsum, 1.0)
+            acc2 = packed_int8_result(acc2, wsum, 1.0)
+            acc3 = packed_int8_result(acc3, wsum, 1.0)
+        store_half_quads(out_ptr, rr[:, None] * (C // 4) + cc, _slot_sum(acc0, RB, K, ROW) * out_scale,
+                         _slot_sum(acc1, RB, K, ROW) * out_scale, _slot_sum(acc2, RB, K, ROW) * out_scale,
+                         _slot_sum(acc3, RB, K, ROW) * out_scale, m)
     else:
         res = _slot_sum(acc0.to(tl.float32), RB, K, ROW) * out_scale
         tl.store(out_ptr + rr[:, None] * C + cc, res.to(out_ptr.dtype.element_ty), mask=m)
