@@ -227,6 +227,38 @@ def corner_pair(i0, fr, size):
 
 
 @triton.jit
+def tile_ptrs(base, chan, off, PTR_FIRST: tl.constexpr):
+    """A sampler's [pixels, channels] pointers base + chan ([1, channels] offsets) + off ([pixels] offsets). Else
+    the int32 offsets are summed before one 64-bit pointer add per element (the samplers' run-20 form); PTR_FIRST
+    makes a pointer per pixel first and adds the channel offsets to it, which the memory instruction takes as an
+    immediate where they are compile-time constants (the channel stride as a constexpr: offline sm_90 SASS of the
+    linear grid sampler 25 - 35% fewer instructions)."""
+    if PTR_FIRST:
+        return (base + off)[:, None] + chan
+    else:
+        return base + (chan + off[:, None])
+
+
+@triton.jit
+def near_far(coord, size):
+    """One axis of a trilinear sample under zeros padding, the nearer corner first: (near, weight, far, weight) for
+    the source coordinate ``coord``, with near = round(coord), far its neighbour on coord's side, both clamped into
+    [0, size) and a corner off the map weighing 0, so that no gather needs a mask. The same sum as floor's pair
+    (i0, i0 + 1), ordered so that a warp's near gathers stay in one slice where samples sit near slice centres
+    (a warp that keeps z, as BEV temporal alignment does): with floor, rounding noise around the centres splits
+    every gather of such a warp over two slices."""
+    r = tl.floor(coord + 0.5)
+    d = coord - r
+    near = r.to(tl.int32)
+    far = tl.where(d >= 0, near + 1, near - 1)
+    ad = tl.abs(d)
+    w_near = tl.where((near >= 0) & (near < size), 1.0 - ad, 0.0)
+    w_far = tl.where((far >= 0) & (far < size), ad, 0.0)
+    hi = tl.maximum(size - 1, 0)
+    return tl.minimum(tl.maximum(near, 0), hi), w_near, tl.minimum(tl.maximum(far, 0), hi), w_far
+
+
+@triton.jit
 def bilinear_corner(K: tl.constexpr, x0, y0, fx, fy, W, H, pmask):
     """Corner K (0, 1: x0 and x0 + 1 on row y0; 2, 3: on row y0 + 1) of a bilinear sample at (x0 + fx, y0 + fy):
     (x, y, weight, whether it is read: ``pmask`` and on the W x H map). The samplers' masked corners (TUNING "pairs"

@@ -194,6 +194,60 @@ def test_sampler_corner_pairs_and_masked_corners(op, pairs, monkeypatch):
                 _check(op, case, precision, layout)
 
 
+@pytest.mark.parametrize("op", ["grid_sampler", "rotate"])
+@pytest.mark.parametrize("cfg", [{"ptr_first": True}, {"static_strides": True}], ids=["ptr_first", "static"])
+@pytest.mark.parametrize("pairs", [False, True])
+def test_sampler_pointer_first_and_static_strides(op, cfg, pairs, monkeypatch):
+    """TUNING "ptr_first" / "static_strides" (triton_util.tile_ptrs; linear layout): per-pixel pointers plus each
+    channel's plane offset, the plane size a compile-time constant where the channel blocks divide the channels
+    (16 channels) and not otherwise (3: the last block is masked). Bilinear both ways and nearest, every precision."""
+    _kernels_with(monkeypatch, op, pairs=pairs, vec_pairs=pairs, **cfg)
+    variants = ("tiny2d", "tiny3d") if op == "grid_sampler" else ("tiny",)
+    for variant in variants:
+        for case in (ops_cases.OPS[op][0](variant), _with_channels(op, variant, 16)):
+            for precision in ("fp32", "fp16", "fp16x2", "int8"):
+                _check(op, case, precision)
+        nearest = (ops_cases.grid_sampler_case(variant, mode=1) if op == "grid_sampler"
+                   else ops_cases.rotate_case(variant, interpolation=1))
+        _check(op, nearest, "fp16")
+
+
+def _z_grid(n: int, depth: int, z: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """A (n, len(z), 3, 4, 3) 3D grid: x, y random with a margin off the map, z the given normalised values."""
+    xy = torch.rand((n, len(z), 3, 4, 2), generator=g) * 2.4 - 1.2
+    return torch.cat([xy, z.reshape(1, -1, 1, 1, 1).expand(n, -1, 3, 4, 1)], -1)
+
+
+@pytest.mark.parametrize("pairs", [False, True])
+@pytest.mark.parametrize("depth", [1, 2, 4])
+def test_grid_sampler_near_z(pairs, depth, monkeypatch):
+    """TUNING "near_z": the z corners as the nearer and the farther slice (triton_util.near_far), in both ways of
+    gathering, give the sums of floor's pair: slice centres with rounding noise of both signs, exact half-way points,
+    slices just off either end and random points; volumes 1, 2 and 4 slices deep; every precision and layout."""
+    _kernels_with(monkeypatch, "grid_sampler", pairs=pairs, vec_pairs=pairs, near_z=True, vec_near_z=True)
+    g = torch.Generator().manual_seed(depth)
+    x = torch.randn((2, 3, depth, 5, 6), generator=g)
+    k = torch.arange(depth, dtype=torch.float32)
+    centres = (2 * k + 1) / depth - 1  # align_corners=False
+    z = torch.cat([centres + 1e-4, centres - 1e-4, centres + 1 / depth, torch.tensor([-1 - 0.6 / depth, 1 + 0.6 / depth]),
+                   torch.rand(4, generator=g) * 2.4 - 1.2])
+    for padding in (0, 1, 2):
+        case = ops_cases.Case("grid_sampler[near_z]", (x, _z_grid(2, depth, z, g), 0, padding, False),
+                              scales={"input": float(x.abs().max()) / 127}, half_args=(0, 1), int8_args={0: "input"},
+                              layouts=ops_cases.SAMPLER_LAYOUTS)
+        for precision in ("fp32", "fp16", "fp16x2", "int8"):
+            _check("grid_sampler", case, precision)
+            for layout in case.layouts.get(precision, ()):
+                _check("grid_sampler", case, precision, layout)
+
+
+def test_grid_sampler_register_cap_is_a_launch_option(monkeypatch):
+    """TUNING "maxnreg" reaches the launch (ptxas' register cap; the interpreter ignores it) without changing sums."""
+    _kernels_with(monkeypatch, "grid_sampler", maxnreg=40, vec_maxnreg=40)
+    _check("grid_sampler", ops_cases.grid_sampler_case("tiny3d"), "fp32")
+    _check("grid_sampler", ops_cases.grid_sampler_case("tiny3d"), "int8", "chw4")
+
+
 @pytest.mark.parametrize("shape", [(2, 3, 1, 6), (2, 3, 5, 1), (1, 5, 1, 1), (2, 3, 1, 4, 5), (1, 4, 3, 1, 4),
                                    (1, 3, 2, 5, 1)], ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("padding", [0, 1])

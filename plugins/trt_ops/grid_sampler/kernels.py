@@ -33,6 +33,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     corner_pair,
     float_storage,
     int8_input,
+    near_far,
     out_dtype,
     packed_words,
     sampler_add,
@@ -40,6 +41,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     sampler_result,
     sampler_store_words,
     sampler_zeros,
+    tile_ptrs,
     tl,
     to_f32,
     triton,
@@ -74,14 +76,29 @@ _PADS = {"zeros": 0, "border": 1, "reflection": 2}
 # fp16 / fp16x2 vectors (kCHW2 -6 / -2%, fp16x2 kCHW32 0.0204 -> 0.0176), slower for fp32 (2D with boxes +17%),
 # linear fp16 (+4 .. +10%) and the 2D fp16 vectors (+6 .. +12%): on where it measured faster ("fp16:3d" etc. are
 # per-dimension overrides, tuned())
+# session 15 sweep (H200, ops-sweep-s15a; defaults of that call in ops-s15a-samplers.md): the channel stride as a
+# compile-time constant ("static_strides", triton_util.tile_ptrs: 25 - 35% fewer instructions offline) 2D int8 linear
+# 0.0184 -> 0.0153 ms, fp16x2 0.0228 -> 0.0209, fp32 0.0288 -> 0.0276 (2D fp16 0.0212 -> 0.0217: off); 3D z corners
+# nearer slice first ("near_z" / "vec_near_z", triton_util.near_far) with it: 3D fp32 0.0349 -> 0.0299, fp16 0.0335
+# -> 0.0302 (near_z alone), fp16x2 0.0328 -> 0.0290, int8 0.0350 -> 0.0305 (4 channels per program); vectors: fp16
+# kCHW32 0.0186 -> 0.0176, fp16x2 kCHW2 0.0173 -> 0.0157, kCHW32 0.0175 -> 0.0167 (int8 kCHW4 / kCHW32 +2%: off).
+# Register caps ("maxnreg" / "vec_maxnreg", 32 - 64) were slower everywhere but one row (3D fp16 kCHW32 with near_z
+# at 40: 0.0162), which shares its key with kCHW2 (0.0210 there), and within 2% elsewhere (3D fp32 at 72, the one cap
+# that spills nothing: 0.0296 -> 0.0291, ops-sweep-s15c): not set. 3D fp16x2 linear in 2-row x 4-slice boxes: 0.0288
+# -> 0.0276 (-s15b, -s15c; fp32 / fp16 / int8 within 1% or slower)
 TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 64,
           "vec_wide_num_warps": 4, "tile_y": 0, "tile_z": 1, "vec_vectors": 1, "vec_word_store": False,
-          "vec_half_words": False, "pairs": False, "vec_pairs": False,
-          "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2},
-                            "int8": {"vec_vectors": 4, "vec_word_store": True, "pairs": True, "vec_pairs": True},
+          "vec_half_words": False, "pairs": False, "vec_pairs": False, "near_z": False, "vec_near_z": False,
+          "maxnreg": None, "vec_maxnreg": None, "ptr_first": False, "static_strides": False,
+          "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2, "static_strides": True},
+                            "int8": {"vec_vectors": 4, "vec_word_store": True, "pairs": True, "vec_pairs": True,
+                                     "static_strides": True},
                             "fp16": {"block_c": 4, "vec_half_words": True, "vec_vectors": 4},
-                            "fp16x2": {"block_c": 4, "vec_half_words": True, "vec_vectors": 4},
-                            "fp16:3d": {"vec_pairs": True}, "fp16x2:3d": {"vec_pairs": True}}}
+                            "fp16x2": {"block_c": 4, "vec_half_words": True, "vec_vectors": 4, "static_strides": True},
+                            "fp32:3d": {"near_z": True}, "int8:3d": {"near_z": True, "block_c": 4},
+                            "fp16:3d": {"vec_pairs": True, "near_z": True, "vec_near_z": True},
+                            "fp16x2:3d": {"vec_pairs": True, "near_z": True, "vec_near_z": True, "tile_y": 2,
+                                          "tile_z": 4}}}
 SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128}, {"block_c": 4, "block_p": 256},
          {"block_c": 16, "block_p": 256, "num_warps": 8}, {"block_c": 8, "block_p": 128},
          {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8},
@@ -94,7 +111,16 @@ SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128},
          {"vec_vectors": 2}, {"vec_vectors": 4}, {"vec_vectors": 8}, {"vec_vectors": 4, "vec_block_p": 128},
          {"vec_vectors": 4, "vec_block_p": 128, "num_warps": 2}, {"vec_word_store": True}, {"vec_word_store": False},
          *({"vec_half_words": True, "vec_vectors": v} for v in (1, 2, 4, 8)),
-         *({"pairs": p, "vec_pairs": p, "per_precision": {}} for p in (False, True))]
+         *({"pairs": p, "vec_pairs": p, "per_precision": {}} for p in (False, True)),
+         # session 15: near-first z corners (triton_util.near_far), register caps, 4 channels in 3D fp32
+         {"near_z": True}, *({"maxnreg": r} for r in (40, 48, 56, 64)), *({"near_z": True, "maxnreg": r} for r in (48, 64)),
+         {"vec_near_z": True}, *({"vec_maxnreg": r} for r in (32, 40, 48)), {"vec_near_z": True, "vec_maxnreg": 40},
+         {"block_c": 4}, {"block_c": 4, "near_z": True}, {"ptr_first": True}, {"static_strides": True},
+         {"static_strides": True, "near_z": True}, {"static_strides": True, "near_z": True, "block_c": 4},
+         # then over those defaults (ops-sweep-s15b / -s15c)
+         {"tile_y": 2, "tile_z": 4}, {"tile_y": 8, "tile_z": 1}, {"tile_y": 4, "tile_z": 2, "block_p": 512, "num_warps": 8},
+         {"block_c": 16}, {"block_p": 128}, {"maxnreg": 72}, {"maxnreg": 72, "tile_y": 2, "tile_z": 4},
+         {"maxnreg": 56, "block_c": 4}]
 
 
 @triton.jit
@@ -142,7 +168,8 @@ def _grid_sampler_kernel(
     IS3D: tl.constexpr, NEAREST: tl.constexpr, ALIGN: tl.constexpr, PAD: tl.constexpr, HALF_MATH: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr, VEC: tl.constexpr,
     TY: tl.constexpr = 0, TZ: tl.constexpr = 1, PACKED: tl.constexpr = 0, WORD_STORE: tl.constexpr = False,
-    PAIRS: tl.constexpr = False, SIZE1: tl.constexpr = False,
+    PAIRS: tl.constexpr = False, SIZE1: tl.constexpr = False, NEAR_Z: tl.constexpr = False,
+    PTR_FIRST: tl.constexpr = False, SPLANE: tl.constexpr = 0, SNPIX: tl.constexpr = 0,
 ):
     """VEC == 1: linear (N, C, *S) input and output. VEC > 1: both in the channel-vectorized layout
     (N, C / VEC, *S, VEC) (layouts.py); the channel block lies inside one vector, so every corner gather loads
@@ -154,7 +181,11 @@ def _grid_sampler_kernel(
     loads BLOCK_C / PACKED words and sums their channels with triton_util.add_packed_int8 (no int-to-float
     conversion) / add_half_pairs; WORD_STORE writes the sums word by word (triton_util.sampler_store_words).
     PAIRS (bilinear): the corners as in-bounds pairs along x without masks (triton_util.corner_pair); SIZE1: some
-    axis has size 1, so the pairs' second corners are masked there."""
+    axis has size 1, so the pairs' second corners are masked there. NEAR_Z (3D bilinear): the two z corners as
+    triton_util.near_far's nearer and farther slice instead of floor's pair. PTR_FIRST (linear layout): a pixel's
+    pointer first, then each channel's plane offset (_at); SPLANE / SNPIX > 0: the input's and output's channel
+    strides (D * H * W, NPIX) as compile-time constants, which the loads and stores take as immediate offsets
+    (one kernel per shape; C % BLOCK_C == 0)."""
     n = tl.program_id(2)
     if TY == 0:
         pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
@@ -171,7 +202,19 @@ def _grid_sampler_kernel(
         pmask = (ox < WO) & (oy < HO) & (oz < NPIX // (HO * WO))
         pix = (oz * HO + oy) * WO + ox
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    if VEC == 1:
+    src = in_ptr
+    dst = out_ptr
+    if VEC == 1 and PTR_FIRST:  # the program's first plane as the base; channels relative to it
+        cmask = c < C
+        plane = SPLANE if SPLANE else D * H * W
+        oplane = SNPIX if SNPIX else NPIX
+        c0 = n * C + tl.program_id(1) * BLOCK_C
+        src = in_ptr + c0 * plane
+        dst = out_ptr + c0 * oplane
+        rel = tl.arange(0, BLOCK_C) if SPLANE else tl.minimum(c, C - 1) - tl.program_id(1) * BLOCK_C
+        cin = (rel * plane)[None, :]  # clamped to the last channel: masked, or read by the pairs and unused
+        cout = (tl.arange(0, BLOCK_C) * oplane)[None, :]
+    elif VEC == 1:
         cmask = c < C
         cin = ((n * C + c) * (D * H * W))[None, :]
         cout = ((n * C + c) * NPIX)[None, :]
@@ -200,7 +243,7 @@ def _grid_sampler_kernel(
     if NEAREST:
         x, y, z = _rint(ix).to(tl.int32), _rint(iy).to(tl.int32), _rint(iz).to(tl.int32)
         ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H) & (z >= 0) & (z < D)
-        v = tl.load(in_ptr + (cin + (((z * H + y) * W + x) * VEC)[:, None]), mask=lmask & ok[:, None], other=0)
+        v = tl.load(tile_ptrs(src, cin, ((z * H + y) * W + x) * VEC, PTR_FIRST), mask=lmask & ok[:, None], other=0)
         res = to_f32(v) * out_scale
     else:
         x0f, y0f, z0f = tl.floor(ix), tl.floor(iy), tl.floor(iz)
@@ -208,31 +251,45 @@ def _grid_sampler_kernel(
         if PAIRS:  # in-bounds corner pairs (triton_util.corner_pair), channels clamped to the last one: no masks
             xb, wx0, wx1 = corner_pair(x0f.to(tl.int32), ix - x0f, W)
             yb, wy0, wy1 = corner_pair(y0f.to(tl.int32), iy - y0f, H)
-            if IS3D:
+            if NEAR_Z:
+                zb, wz0, zf, wz1 = near_far(iz, D)
+                dzoff = ((zf - zb) * (H * W) * STEP)[:, None]
+            elif IS3D:
                 zb, wz0, wz1 = corner_pair(z0f.to(tl.int32), iz - z0f, D)
             else:
                 zb, wz0, wz1 = 0, 1.0, 0.0
-            cl = cin if VEC > 1 else ((n * C + tl.minimum(c, C - 1)) * (D * H * W))[None, :]
-            row = in_ptr + (cl + (((zb * H + yb) * W + xb) * STEP)[:, None])
+            cl = cin if VEC > 1 or PTR_FIRST else ((n * C + tl.minimum(c, C - 1)) * (D * H * W))[None, :]
+            row = tile_ptrs(src, cl, ((zb * H + yb) * W + xb) * STEP, PTR_FIRST)
             for k in tl.static_range(4 if IS3D else 2):  # the corner rows (dz, dy), each a pair along x
                 dy = k % 2
                 dz = k // 2
                 wr = wy1 if dy == 1 else wy0
                 if IS3D:
                     wr = wr * (wz1 if dz == 1 else wz0)
-                row_ok = (H > 1 if dy == 1 else True) & (D > 1 if dz == 1 else True)  # read under SIZE1 only
-                a0, a1, a2, a3, wsum = sampler_add_pair(row + ((dz * H + dy) * W) * STEP, STEP, wr * wx0, wr * wx1,
-                                                        row_ok, W, a0, a1, a2, a3, wsum, SIZE1, PACKED, HALF_MATH)
+                if NEAR_Z and dz == 1:  # the far slice: its own offset per pixel, clamped in bounds
+                    row_ok = H > 1 if dy == 1 else True
+                    p = row + dzoff + (dy * W) * STEP
+                else:
+                    row_ok = (H > 1 if dy == 1 else True) & (D > 1 if dz == 1 else True)  # read under SIZE1 only
+                    p = row + ((dz * H + dy) * W) * STEP
+                a0, a1, a2, a3, wsum = sampler_add_pair(p, STEP, wr * wx0, wr * wx1, row_ok, W, a0, a1, a2, a3, wsum,
+                                                        SIZE1, PACKED, HALF_MATH)
         else:  # each corner masked where it lies off the map
             fx, fy, fz = ix - x0f, iy - y0f, iz - z0f
             x0, y0, z0 = x0f.to(tl.int32), y0f.to(tl.int32), z0f.to(tl.int32)
+            if NEAR_Z:
+                zn, wzn, zf, wzf = near_far(iz, D)
             for k in tl.static_range(8 if IS3D else 4):
                 x, y, w, ok = bilinear_corner(k % 4, x0, y0, fx, fy, W, H, pmask)
-                z = z0 + k // 4
-                if IS3D:
-                    w = w * (fz if k // 4 == 1 else 1.0 - fz)
-                ok = ok & (z >= 0) & (z < D)
-                a0, a1, a2, a3, wsum = sampler_add(in_ptr + (cin + (((z * H + y) * W + x) * STEP)[:, None]), w,
+                if NEAR_Z:  # both slices in bounds (clamped; an off-map one weighs 0)
+                    z = zn if k // 4 == 0 else zf
+                    w = w * (wzn if k // 4 == 0 else wzf)
+                else:
+                    z = z0 + k // 4
+                    if IS3D:
+                        w = w * (fz if k // 4 == 1 else 1.0 - fz)
+                    ok = ok & (z >= 0) & (z < D)
+                a0, a1, a2, a3, wsum = sampler_add(tile_ptrs(src, cin, ((z * H + y) * W + x) * STEP, PTR_FIRST), w,
                                                    ok[:, None] & (True if PACKED else lmask), a0, a1, a2, a3, wsum,
                                                    PACKED, HALF_MATH)
         if not WORD_STORE:
@@ -244,7 +301,7 @@ def _grid_sampler_kernel(
     else:
         if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
             pix = tl.max_contiguous(pix, 1)
-        optr = out_ptr + (cout + (pix * VEC)[:, None])  # int32 offsets summed before the one 64-bit pointer add
+        optr = tile_ptrs(dst, cout, pix * VEC, PTR_FIRST)
         tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None])
 
 
@@ -309,11 +366,16 @@ def grid_sampler_cuda(
     else:
         n_pblocks = triton.cdiv(npix, block_p)
     grid_dims = (n_pblocks, triton.cdiv(c, block_c), n)
+    lay = "" if vec == 1 else "vec_"  # TUNING keys of the linear / the vectorized layouts
+    ptr_first = vec == 1 and bool(cfg["ptr_first"] or cfg["static_strides"])
+    static = ptr_first and bool(cfg["static_strides"]) and c % block_c == 0
     _grid_sampler_kernel[grid_dims](
         x, g, out, c, d, h, w, npix, ho, wo, out_scale,
         IS3D=is3d, NEAREST=mode == 1, ALIGN=bool(align_corners), PAD=pad, HALF_MATH=precision == "fp16x2",
         BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], VEC=vec, TY=ty, TZ=tz, PACKED=packed,
         WORD_STORE=word_store(cfg, packed, vec), PAIRS=bool(cfg["vec_pairs" if vec > 1 else "pairs"]),
-        SIZE1=min(d if is3d else 2, h, w) < 2, num_warps=warps,
+        SIZE1=min(d if is3d else 2, h, w) < 2, NEAR_Z=is3d and mode == 0 and bool(cfg[f"{lay}near_z"]),
+        PTR_FIRST=ptr_first, SPLANE=d * h * w if static else 0, SNPIX=npix if static else 0, num_warps=warps,
+        maxnreg=cfg[f"{lay}maxnreg"],
     )
     return out

@@ -36,6 +36,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     sampler_result,
     sampler_store_words,
     sampler_zeros,
+    tile_ptrs,
     tl,
     to_f32,
     triton,
@@ -64,18 +65,21 @@ OP = "rotate"
 # session 12 A/B (H200, results/ab-s12-2.jsonl): in-bounds corner pairs without masks ("pairs" / "vec_pairs", as in
 # the grid sampler) faster for int8 (linear 0.0229 -> 0.0207 ms, kCHW4 0.0116 -> 0.0109) and the fp16 / fp16x2 vectors
 # (-1 .. -5%), slower for fp32 and fp16 linear (+8 / +7%; no launch shape of the sweep recovered them)
+# session 15 sweep (H200, ops-sweep-s15a): the plane size as a compile-time constant ("static_strides",
+# triton_util.tile_ptrs) fp32 0.0307 -> 0.0289 ms, fp16 0.0241 -> 0.0218, fp16x2 0.0258 -> 0.0247; int8 0.0207 ->
+# 0.0345 (off; not looked into)
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
           "vec_wide_num_warps": 4, "vec_vectors": 1, "vec_word_store": False,
-          "vec_half_words": False, "pairs": False, "vec_pairs": False,
+          "vec_half_words": False, "pairs": False, "vec_pairs": False, "ptr_first": False, "static_strides": False,
           "per_precision": {"int8": {"block_c": 16, "block_p": 128, "vec_vectors": 4, "vec_word_store": True,
                                      "pairs": True, "vec_pairs": True},
                             "fp16": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_block_p": 512,
                                      "vec_wide_block_p": 256, "vec_wide_num_warps": 8, "vec_half_words": True,
-                                     "vec_vectors": 4, "vec_pairs": True},
+                                     "vec_vectors": 4, "vec_pairs": True, "static_strides": True},
                             "fp16x2": {"vec_wide_block_p": 256, "vec_wide_num_warps": 8, "vec_half_words": True,
-                                       "vec_vectors": 4, "vec_pairs": True},
-                            "fp32": {"block_c": 8, "block_p": 512, "num_warps": 8}}}
-# every entry clears per_precision so that it measures the shape it names
+                                       "vec_vectors": 4, "vec_pairs": True, "static_strides": True},
+                            "fp32": {"block_c": 8, "block_p": 512, "num_warps": 8, "static_strides": True}}}
+# every entry up to session 14's clears per_precision so that it measures the shape it names
 SWEEP = [{**cfg, "per_precision": {}} for cfg in (
     {"one_pix": False}, {"one_pix": True}, {"block_c": 8, "block_p": 256}, {"block_c": 16, "block_p": 128},
     {"block_c": 8, "block_p": 512, "num_warps": 8},
@@ -87,7 +91,9 @@ SWEEP = [{**cfg, "per_precision": {}} for cfg in (
     {"vec_vectors": 4, "vec_block_p": 128, "num_warps": 2},
     {"vec_vectors": 4, "vec_word_store": True}, {"vec_vectors": 4, "vec_word_store": False},
     *({"vec_half_words": h, "vec_vectors": v} for h in (False, True) for v in (1, 2, 4, 8)),
-    {"pairs": False, "vec_pairs": False}, {"pairs": True, "vec_pairs": True})]
+    {"pairs": False, "vec_pairs": False}, {"pairs": True, "vec_pairs": True})] + [
+    # session 15, over the per-precision defaults: per-pixel pointers, the plane size as a constant (tile_ptrs)
+    {"ptr_first": True}, {"static_strides": True}]
 
 
 @triton.jit
@@ -122,7 +128,8 @@ def _rotate_kernel(
     in_ptr, out_ptr, angle_ptr, center_ptr, H, W, out_scale,
     NEAREST: tl.constexpr, HALF_MATH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr,
     NPLANES, VEC: tl.constexpr, PACKED: tl.constexpr = 0, WORD_STORE: tl.constexpr = False,
-    PAIRS: tl.constexpr = False, SIZE1: tl.constexpr = False,
+    PAIRS: tl.constexpr = False, SIZE1: tl.constexpr = False, PTR_FIRST: tl.constexpr = False,
+    SPLANE: tl.constexpr = 0,
 ):
     """[pixels, channels] tile: neighbouring output pixels (neighbouring source addresses) on neighbouring
     lanes, the inverse-mapped position computed once per pixel for the channel block. VEC > 1: input and output
@@ -131,11 +138,23 @@ def _rotate_kernel(
     word: 4 for int8, 2 for fp16 pairs; triton_util.packed_words): in_ptr holds int32 words, summed by
     triton_util.add_packed_int8 / add_half_pairs; WORD_STORE writes the sums word by word
     (triton_util.sampler_store_words) instead of through sampler_result. PAIRS / SIZE1: as in the grid sampler's
-    kernel (in-bounds corner pairs without masks; triton_util.corner_pair)."""
+    kernel (in-bounds corner pairs without masks; triton_util.corner_pair). PTR_FIRST / SPLANE (linear layout): as
+    there, pointers per pixel plus each plane's offset (triton_util.tile_ptrs), SPLANE > 0 the plane size H * W as a
+    compile-time constant (NPLANES % BLOCK_C == 0)."""
     pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     pmask = pix < H * W
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)  # VEC > 1: part of a vector, or whole ones
-    if VEC == 1:
+    src = in_ptr
+    dst = out_ptr
+    if VEC == 1 and PTR_FIRST:  # the program's first plane as the base; planes relative to it
+        plane = SPLANE if SPLANE else H * W
+        c0 = tl.program_id(1) * BLOCK_C
+        src = in_ptr + c0 * plane
+        dst = out_ptr + c0 * plane
+        rel = tl.arange(0, BLOCK_C) if SPLANE else tl.minimum(c, NPLANES - 1) - c0  # masked past the last plane
+        cbase = (rel * plane)[None, :]
+        lmask = (c < NPLANES)[None, :]
+    elif VEC == 1:
         cbase = (c * (H * W))[None, :]
         lmask = (c < NPLANES)[None, :]
     else:
@@ -162,7 +181,7 @@ def _rotate_kernel(
         x = _rint(ix).to(tl.int32)
         y = _rint(iy).to(tl.int32)
         ok = pmask & (x >= 0) & (x < W) & (y >= 0) & (y < H)
-        v = tl.load(in_ptr + (cbase + ((y * W + x) * VEC)[:, None]), mask=lmask & ok[:, None], other=0)
+        v = tl.load(tile_ptrs(src, cbase, (y * W + x) * VEC, PTR_FIRST), mask=lmask & ok[:, None], other=0)
         res = to_f32(v) * out_scale
     else:
         x0f = tl.floor(ix)
@@ -171,8 +190,8 @@ def _rotate_kernel(
         if PAIRS:  # in-bounds corner pairs (triton_util.corner_pair), channels clamped to the last one: no masks
             xb, wx0, wx1 = corner_pair(x0f.to(tl.int32), ix - x0f, W)
             yb, wy0, wy1 = corner_pair(y0f.to(tl.int32), iy - y0f, H)
-            cl = ibase if VEC > 1 or PACKED else (tl.minimum(c, NPLANES - 1) * (H * W))[None, :]
-            row = in_ptr + (cl + ((yb * W + xb) * STEP)[:, None])
+            cl = ibase if VEC > 1 or PACKED or PTR_FIRST else (tl.minimum(c, NPLANES - 1) * (H * W))[None, :]
+            row = tile_ptrs(src, cl, (yb * W + xb) * STEP, PTR_FIRST)
             for dy in tl.static_range(2):  # the corner rows, each a pair along x
                 wr = wy1 if dy == 1 else wy0
                 a0, a1, a2, a3, wsum = sampler_add_pair(row + dy * W * STEP, STEP, wr * wx0, wr * wx1,
@@ -185,7 +204,7 @@ def _rotate_kernel(
             y0 = y0f.to(tl.int32)
             for k in tl.static_range(4):
                 x, y, w, ok = bilinear_corner(k, x0, y0, fx, fy, W, H, pmask)
-                a0, a1, a2, a3, wsum = sampler_add(in_ptr + (ibase + ((y * W + x) * STEP)[:, None]), w,
+                a0, a1, a2, a3, wsum = sampler_add(tile_ptrs(src, ibase, (y * W + x) * STEP, PTR_FIRST), w,
                                                    ok[:, None] & (True if PACKED else lmask), a0, a1, a2, a3, wsum,
                                                    PACKED, HALF_MATH)
         if not WORD_STORE:
@@ -197,7 +216,7 @@ def _rotate_kernel(
     else:
         if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
             pix = tl.max_contiguous(pix, 1)
-        optr = out_ptr + (cbase + (pix * VEC)[:, None])  # int32 offsets summed before the one 64-bit pointer add
+        optr = tile_ptrs(dst, cbase, pix * VEC, PTR_FIRST)
         tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None])
 
 
@@ -250,10 +269,12 @@ def rotate_cuda(
         x = x.reshape(-1).view(torch.int32) if packed else x  # flat: a size-1 dim may carry an odd stride
     words = word_store(cfg, packed, vec)
     grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
+    ptr_first = vec == 1 and bool(cfg["ptr_first"] or cfg["static_strides"])
+    static = ptr_first and bool(cfg["static_strides"]) and planes % block_c == 0
     _rotate_kernel[grid](
         x, out, ang, ctr, h, w, out_scale,
         NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], NPLANES=planes, VEC=vec,
         PACKED=packed, WORD_STORE=words, PAIRS=bool(cfg["vec_pairs" if vec > 1 else "pairs"]), SIZE1=min(h, w) < 2,
-        num_warps=warps,
+        PTR_FIRST=ptr_first, SPLANE=h * w if static else 0, num_warps=warps,
     )
     return out
