@@ -117,16 +117,12 @@ def test_vectorized_layout_several_vectors(op, precision, layout, per_program, m
 @pytest.mark.parametrize("dims", ["tiny2d", "tiny3d"])
 def test_grid_sampler_box_tiles(dims, tile, monkeypatch):
     """Programs over boxes of output pixels (tile_y rows x tile_z slices) instead of runs of them, with boxes
-    that overhang the output on every side; also in a vectorized layout."""
-    from bevdeploy.plugins.trt_ops.grid_sampler import kernels
-
-    monkeypatch.setitem(kernels.TUNING, "tile_y", tile[0])
-    monkeypatch.setitem(kernels.TUNING, "tile_z", tile[1])
-    monkeypatch.setitem(kernels.TUNING, "block_p", 16)
-    monkeypatch.setitem(kernels.TUNING, "vec_block_p", 16)
-    monkeypatch.setitem(kernels.TUNING, "vec_wide_block_p", 8)
+    that overhang the output on every side; linear in every precision, and in vectorized layouts (vec_tile_*)."""
+    _kernels_with(monkeypatch, "grid_sampler", tile_y=tile[0], tile_z=tile[1], vec_tile_y=tile[0], vec_tile_z=tile[1],
+                  block_p=16, vec_block_p=16, vec_wide_block_p=8)
     case = ops_cases.grid_sampler_case(dims)
-    _check("grid_sampler", case, "fp32")
+    for precision in ("fp32", "fp16", "fp16x2", "int8"):
+        _check("grid_sampler", case, precision)
     _check("grid_sampler", case, "int8", "chw4")
     _check("grid_sampler", case, "fp16", "chw32")  # 32-byte loads: vec_wide_block_p
 
@@ -229,8 +225,8 @@ def test_grid_sampler_near_z(pairs, depth, monkeypatch):
     x = torch.randn((2, 3, depth, 5, 6), generator=g)
     k = torch.arange(depth, dtype=torch.float32)
     centres = (2 * k + 1) / depth - 1  # align_corners=False
-    z = torch.cat([centres + 1e-4, centres - 1e-4, centres + 1 / depth, torch.tensor([-1 - 0.6 / depth, 1 + 0.6 / depth]),
-                   torch.rand(4, generator=g) * 2.4 - 1.2])
+    ends = torch.tensor([-1 - 0.6 / depth, 1 + 0.6 / depth])  # just off either end
+    z = torch.cat([centres + 1e-4, centres - 1e-4, centres + 1 / depth, ends, torch.rand(4, generator=g) * 2.4 - 1.2])
     for padding in (0, 1, 2):
         case = ops_cases.Case("grid_sampler[near_z]", (x, _z_grid(2, depth, z, g), 0, padding, False),
                               scales={"input": float(x.abs().max()) / 127}, half_args=(0, 1), int8_args={0: "input"},

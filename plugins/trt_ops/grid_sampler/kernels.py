@@ -85,10 +85,13 @@ _PADS = {"zeros": 0, "border": 1, "reflection": 2}
 # Register caps ("maxnreg" / "vec_maxnreg", 32 - 64) were slower everywhere but one row (3D fp16 kCHW32 with near_z
 # at 40: 0.0162), which shares its key with kCHW2 (0.0210 there), and within 2% elsewhere (3D fp32 at 72, the one cap
 # that spills nothing: 0.0296 -> 0.0291, ops-sweep-s15c): not set. 3D fp16x2 linear in 2-row x 4-slice boxes: 0.0288
-# -> 0.0276 (-s15b, -s15c; fp32 / fp16 / int8 within 1% or slower)
+# -> 0.0276 (-s15b, -s15c; fp32 / fp16 / int8 within 1% or slower); the vectorized rows now have boxes of their own
+# ("vec_tile_y" / "vec_tile_z", 0 / 1): the shared key had given them fp16x2's boxes too, kCHW2 0.0152 -> 0.0177 ms
+# and kCHW32 0.0166 -> 0.0156 in the call after (a per-vector-width key would be needed to take only the second)
 TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 64,
-          "vec_wide_num_warps": 4, "tile_y": 0, "tile_z": 1, "vec_vectors": 1, "vec_word_store": False,
-          "vec_half_words": False, "pairs": False, "vec_pairs": False, "near_z": False, "vec_near_z": False,
+          "vec_wide_num_warps": 4, "tile_y": 0, "tile_z": 1, "vec_tile_y": 0, "vec_tile_z": 1, "vec_vectors": 1,
+          "vec_word_store": False, "vec_half_words": False, "pairs": False, "vec_pairs": False, "near_z": False,
+          "vec_near_z": False,
           "maxnreg": None, "vec_maxnreg": None, "ptr_first": False, "static_strides": False,
           "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2, "static_strides": True},
                             "int8": {"vec_vectors": 4, "vec_word_store": True, "pairs": True, "vec_pairs": True,
@@ -104,21 +107,24 @@ SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128},
          {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8},
          {"tile_y": 0, "per_precision": {}}, {"tile_y": 8, "per_precision": {}},
          {"tile_y": 4, "tile_z": 2, "per_precision": {}}, {"tile_y": 2, "tile_z": 4, "per_precision": {}},
-         {"vec_block_p": 128, "num_warps": 2}, {"vec_block_p": 256, "num_warps": 2}, {"vec_block_p": 256, "tile_y": 2},
+         {"vec_block_p": 128, "num_warps": 2}, {"vec_block_p": 256, "num_warps": 2},
+         {"vec_block_p": 256, "vec_tile_y": 2},
          {"vec_wide_block_p": 64, "vec_wide_num_warps": 2}, {"vec_wide_block_p": 128, "vec_wide_num_warps": 4},
          {"vec_wide_block_p": 128, "vec_wide_num_warps": 8}, {"vec_wide_block_p": 256, "vec_wide_num_warps": 8},
-         {"vec_wide_block_p": 64, "vec_wide_num_warps": 4}, {"vec_wide_block_p": 128, "tile_y": 2, "tile_z": 2},
+         {"vec_wide_block_p": 64, "vec_wide_num_warps": 4}, {"vec_wide_block_p": 128, "vec_tile_y": 2, "vec_tile_z": 2},
          {"vec_vectors": 2}, {"vec_vectors": 4}, {"vec_vectors": 8}, {"vec_vectors": 4, "vec_block_p": 128},
          {"vec_vectors": 4, "vec_block_p": 128, "num_warps": 2}, {"vec_word_store": True}, {"vec_word_store": False},
          *({"vec_half_words": True, "vec_vectors": v} for v in (1, 2, 4, 8)),
          *({"pairs": p, "vec_pairs": p, "per_precision": {}} for p in (False, True)),
          # session 15: near-first z corners (triton_util.near_far), register caps, 4 channels in 3D fp32
-         {"near_z": True}, *({"maxnreg": r} for r in (40, 48, 56, 64)), *({"near_z": True, "maxnreg": r} for r in (48, 64)),
+         {"near_z": True}, *({"maxnreg": r} for r in (40, 48, 56, 64)),
+         *({"near_z": True, "maxnreg": r} for r in (48, 64)),
          {"vec_near_z": True}, *({"vec_maxnreg": r} for r in (32, 40, 48)), {"vec_near_z": True, "vec_maxnreg": 40},
          {"block_c": 4}, {"block_c": 4, "near_z": True}, {"ptr_first": True}, {"static_strides": True},
          {"static_strides": True, "near_z": True}, {"static_strides": True, "near_z": True, "block_c": 4},
          # then over those defaults (ops-sweep-s15b / -s15c)
-         {"tile_y": 2, "tile_z": 4}, {"tile_y": 8, "tile_z": 1}, {"tile_y": 4, "tile_z": 2, "block_p": 512, "num_warps": 8},
+         {"tile_y": 2, "tile_z": 4}, {"tile_y": 8, "tile_z": 1},
+         {"tile_y": 4, "tile_z": 2, "block_p": 512, "num_warps": 8},
          {"block_c": 16}, {"block_p": 128}, {"maxnreg": 72}, {"maxnreg": 72, "tile_y": 2, "tile_z": 4},
          {"maxnreg": 56, "block_c": 4}]
 
@@ -352,6 +358,7 @@ def grid_sampler_cuda(
     if out.numel() == 0:
         return out
     cfg = tuned(TUNING, precision, "3d" if is3d else "2d")
+    lay = "" if vec == 1 else "vec_"  # TUNING keys of the linear / the vectorized layouts
     block_c, block_p, warps = cfg["block_c"], cfg["block_p"], cfg["num_warps"]
     packed = 0
     if vec > 1:  # one vector load of at most 32 bytes per corner
@@ -359,14 +366,13 @@ def grid_sampler_cuda(
         packed = packed_words(precision, mode, block_c, x, vec, cfg)
         x = x.reshape(-1).view(torch.int32) if packed else x  # flat: a size-1 dim may carry an odd stride
     ho, wo = int(out_sp[-2]), int(out_sp[-1])
-    ty, tz = cfg["tile_y"], (cfg["tile_z"] if is3d else 1)
+    ty, tz = cfg[f"{lay}tile_y"], (cfg[f"{lay}tile_z"] if is3d else 1)
     if ty:  # boxes of tz x ty x tx output pixels
         tx = block_p // (ty * tz)
         n_pblocks = triton.cdiv(wo, tx) * triton.cdiv(ho, ty) * triton.cdiv(npix // (ho * wo), tz)
     else:
         n_pblocks = triton.cdiv(npix, block_p)
     grid_dims = (n_pblocks, triton.cdiv(c, block_c), n)
-    lay = "" if vec == 1 else "vec_"  # TUNING keys of the linear / the vectorized layouts
     ptr_first = vec == 1 and bool(cfg["ptr_first"] or cfg["static_strides"])
     static = ptr_first and bool(cfg["static_strides"]) and c % block_c == 0
     _grid_sampler_kernel[grid_dims](
