@@ -91,8 +91,7 @@ _PADS = {"zeros": 0, "border": 1, "reflection": 2}
 TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 64,
           "vec_wide_num_warps": 4, "tile_y": 0, "tile_z": 1, "vec_tile_y": 0, "vec_tile_z": 1, "vec_vectors": 1,
           "vec_word_store": False, "vec_half_words": False, "pairs": False, "vec_pairs": False, "near_z": False,
-          "vec_near_z": False,
-          "maxnreg": None, "vec_maxnreg": None, "ptr_first": False, "static_strides": False,
+          "vec_near_z": False, "maxnreg": None, "vec_maxnreg": None, "ptr_first": False, "static_strides": False,
           "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2, "static_strides": True},
                             "int8": {"vec_vectors": 4, "vec_word_store": True, "pairs": True, "vec_pairs": True,
                                      "static_strides": True},
@@ -116,7 +115,8 @@ SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128},
          {"vec_vectors": 4, "vec_block_p": 128, "num_warps": 2}, {"vec_word_store": True}, {"vec_word_store": False},
          *({"vec_half_words": True, "vec_vectors": v} for v in (1, 2, 4, 8)),
          *({"pairs": p, "vec_pairs": p, "per_precision": {}} for p in (False, True)),
-         # session 15: near-first z corners (triton_util.near_far), register caps, 4 channels in 3D fp32
+         # session 15 (ops-sweep-s15a): near-first z corners (triton_util.near_far), register caps, 4 channels per
+         # program, per-pixel pointers and constant channel strides (triton_util.tile_ptrs)
          {"near_z": True}, *({"maxnreg": r} for r in (40, 48, 56, 64)),
          *({"near_z": True, "maxnreg": r} for r in (48, 64)),
          {"vec_near_z": True}, *({"vec_maxnreg": r} for r in (32, 40, 48)), {"vec_near_z": True, "vec_maxnreg": 40},
@@ -189,7 +189,7 @@ def _grid_sampler_kernel(
     PAIRS (bilinear): the corners as in-bounds pairs along x without masks (triton_util.corner_pair); SIZE1: some
     axis has size 1, so the pairs' second corners are masked there. NEAR_Z (3D bilinear): the two z corners as
     triton_util.near_far's nearer and farther slice instead of floor's pair. PTR_FIRST (linear layout): a pixel's
-    pointer first, then each channel's plane offset (_at); SPLANE / SNPIX > 0: the input's and output's channel
+    pointer first, then each channel's plane offset (triton_util.tile_ptrs); SPLANE / SNPIX > 0: the input's and output's channel
     strides (D * H * W, NPIX) as compile-time constants, which the loads and stores take as immediate offsets
     (one kernel per shape; C % BLOCK_C == 0)."""
     n = tl.program_id(2)
