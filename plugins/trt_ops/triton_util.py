@@ -240,6 +240,20 @@ def tile_ptrs(base, chan, off, PTR_FIRST: tl.constexpr):
 
 
 @triton.jit
+def plane_tiles(in_ptr, out_ptr, first, c, c_start, nchan, plane, oplane, BLOCK_C: tl.constexpr,
+                STATIC: tl.constexpr):
+    """A linear-layout sampler program's planes for tile_ptrs(PTR_FIRST): (src, dst, input offsets, output offsets),
+    src / dst the program's first input / output plane (plane index ``first``, sizes ``plane`` / ``oplane``) and the
+    offsets [1, BLOCK_C] of its channels ``c`` = c_start + arange(BLOCK_C) (of ``nchan``) from them. STATIC (plane
+    sizes given as constexprs, the blocks dividing the channels): constants, which loads and stores take as
+    immediates; else the input's are clamped to the last channel (masked there, or read by unmasked corner pairs
+    and not stored)."""
+    lane = tl.arange(0, BLOCK_C)
+    rel = lane if STATIC else tl.minimum(c, nchan - 1) - c_start
+    return in_ptr + first * plane, out_ptr + first * oplane, (rel * plane)[None, :], (lane * oplane)[None, :]
+
+
+@triton.jit
 def near_far(coord, size):
     """One axis of a trilinear sample under zeros padding, the nearer corner first: (near, weight, far, weight) for
     the source coordinate ``coord``, with near = round(coord), far its neighbour on coord's side, both clamped into

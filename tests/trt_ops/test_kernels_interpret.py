@@ -52,6 +52,17 @@ def _check(op, case, precision, layout="linear"):
     assert err <= ops_cases.TOLERANCE[precision], f"{case.name} {precision}: relative error {err:.2e}"
 
 
+PRECISIONS = ("fp32", "fp16", "fp16x2", "int8")
+
+
+def _check_every_layout(op, case):
+    """_check in every precision, linear and in every vectorized layout the case offers for it."""
+    for precision in PRECISIONS:
+        _check(op, case, precision)
+        for layout in case.layouts.get(precision, ()):
+            _check(op, case, precision, layout)
+
+
 @pytest.mark.parametrize("op,build,variant,precision", list(_variants()))
 def test_kernel_matches_reference(op, build, variant, precision):
     _check(op, build(variant), precision)
@@ -121,7 +132,7 @@ def test_grid_sampler_box_tiles(dims, tile, monkeypatch):
     _kernels_with(monkeypatch, "grid_sampler", tile_y=tile[0], tile_z=tile[1], vec_tile_y=tile[0], vec_tile_z=tile[1],
                   block_p=16, vec_block_p=16, vec_wide_block_p=8)
     case = ops_cases.grid_sampler_case(dims)
-    for precision in ("fp32", "fp16", "fp16x2", "int8"):
+    for precision in PRECISIONS:
         _check("grid_sampler", case, precision)
     _check("grid_sampler", case, "int8", "chw4")
     _check("grid_sampler", case, "fp16", "chw32")  # 32-byte loads: vec_wide_block_p
@@ -184,10 +195,7 @@ def test_sampler_corner_pairs_and_masked_corners(op, pairs, monkeypatch):
     cases = ([build(v, padding=pad) for v in ("tiny2d", "tiny3d") for pad in (0, 1)] if op == "grid_sampler"
              else [build("tiny")])
     for case in cases:
-        for precision in ("fp32", "fp16", "fp16x2", "int8"):
-            _check(op, case, precision)
-            for layout in case.layouts.get(precision, ()):
-                _check(op, case, precision, layout)
+        _check_every_layout(op, case)
 
 
 @pytest.mark.parametrize("op", ["grid_sampler", "rotate"])
@@ -201,11 +209,18 @@ def test_sampler_pointer_first_and_static_strides(op, cfg, pairs, monkeypatch):
     variants = ("tiny2d", "tiny3d") if op == "grid_sampler" else ("tiny",)
     for variant in variants:
         for case in (ops_cases.OPS[op][0](variant), _with_channels(op, variant, 16)):
-            for precision in ("fp32", "fp16", "fp16x2", "int8"):
+            for precision in PRECISIONS:
                 _check(op, case, precision)
         nearest = (ops_cases.grid_sampler_case(variant, mode=1) if op == "grid_sampler"
                    else ops_cases.rotate_case(variant, interpolation=1))
         _check(op, nearest, "fp16")
+
+
+def _grid_case(name: str, x: torch.Tensor, grid: torch.Tensor, padding: int, align: bool) -> ops_cases.Case:
+    """A bilinear grid sampler case of given input and grid, int8 scaled to the input, every sampler layout."""
+    return ops_cases.Case(f"grid_sampler[{name}]", (x, grid, 0, padding, align),
+                          scales={"input": float(x.abs().max()) / 127}, half_args=(0, 1), int8_args={0: "input"},
+                          layouts=ops_cases.SAMPLER_LAYOUTS)
 
 
 def _z_grid(n: int, depth: int, z: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -228,13 +243,7 @@ def test_grid_sampler_near_z(pairs, depth, monkeypatch):
     ends = torch.tensor([-1 - 0.6 / depth, 1 + 0.6 / depth])  # just off either end
     z = torch.cat([centres + 1e-4, centres - 1e-4, centres + 1 / depth, ends, torch.rand(4, generator=g) * 2.4 - 1.2])
     for padding in (0, 1, 2):
-        case = ops_cases.Case("grid_sampler[near_z]", (x, _z_grid(2, depth, z, g), 0, padding, False),
-                              scales={"input": float(x.abs().max()) / 127}, half_args=(0, 1), int8_args={0: "input"},
-                              layouts=ops_cases.SAMPLER_LAYOUTS)
-        for precision in ("fp32", "fp16", "fp16x2", "int8"):
-            _check("grid_sampler", case, precision)
-            for layout in case.layouts.get(precision, ()):
-                _check("grid_sampler", case, precision, layout)
+        _check_every_layout("grid_sampler", _grid_case("near_z", x, _z_grid(2, depth, z, g), padding, False))
 
 
 def test_grid_sampler_register_cap_is_a_launch_option(monkeypatch):
@@ -255,12 +264,7 @@ def test_grid_sampler_axes_of_size_one(shape, padding):
     spatial = len(shape) - 2
     grid = torch.rand((shape[0], 3, 4, *([2] if spatial == 3 else []), spatial), generator=g) * 2.4 - 1.2
     for align in (False, True):
-        case = ops_cases.Case(f"grid_sampler[{shape}]", (x, grid, 0, padding, align), scales={"input": float(x.abs().max()) / 127},
-                              half_args=(0, 1), int8_args={0: "input"}, layouts=ops_cases.SAMPLER_LAYOUTS)
-        for precision in ("fp32", "fp16", "fp16x2", "int8"):
-            _check("grid_sampler", case, precision)
-            for layout in case.layouts.get(precision, ()):
-                _check("grid_sampler", case, precision, layout)
+        _check_every_layout("grid_sampler", _grid_case(str(shape), x, grid, padding, align))
 
 
 @pytest.mark.parametrize("shape", [(3, 1, 6), (3, 5, 1), (5, 1, 1)], ids=lambda s: "x".join(map(str, s)))
@@ -270,10 +274,7 @@ def test_rotate_axes_of_size_one(shape):
     args = (img, torch.tensor([33.0]), torch.tensor([0.3 * shape[2], 0.6 * shape[1]]), 0)
     case = ops_cases.Case(f"rotate[{shape}]", args, scales={"img": float(img.abs().max()) / 127}, half_args=(0,),
                           int8_args={0: "img"}, layouts=ops_cases.SAMPLER_LAYOUTS, unbatched=True)
-    for precision in ("fp32", "fp16", "fp16x2", "int8"):
-        _check("rotate", case, precision)
-        for layout in case.layouts.get(precision, ()):
-            _check("rotate", case, precision, layout)
+    _check_every_layout("rotate", case)
 
 
 def test_rotate_nearest():

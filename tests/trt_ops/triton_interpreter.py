@@ -1,7 +1,8 @@
 """Switch the test session's Triton to its CPU interpreter (TRITON_INTERPRET=1), for the kernel checks.
 
 Triton decides interpreter mode when it is imported (its own standard library is jitted then), so the variable
-must be set before the first `import triton` of the session; on a CPU machine nothing else imports it. Call
+must be set before the first `import triton` of the session: tests/conftest.py calls :func:`reason` when pytest
+starts, before any test module is collected (tests/trt_ops/test_interpreter_mode.py checks that it held). Call
 :func:`enter` at the top of a test module, before importing anything that imports Triton: it skips the module
 where interpreter mode cannot be had, and returns benchmarks/ops_cases (the cases the GPU benchmark times);
 :func:`reason` does the same for a module that skips only some of its tests.

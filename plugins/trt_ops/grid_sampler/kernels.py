@@ -36,6 +36,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     near_far,
     out_dtype,
     packed_words,
+    plane_tiles,
     sampler_add,
     sampler_add_pair,
     sampler_result,
@@ -210,20 +211,15 @@ def _grid_sampler_kernel(
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     src = in_ptr
     dst = out_ptr
-    if VEC == 1 and PTR_FIRST:  # the program's first plane as the base; channels relative to it
+    if VEC == 1:
         cmask = c < C
-        plane = SPLANE if SPLANE else D * H * W
-        oplane = SNPIX if SNPIX else NPIX
-        c0 = n * C + tl.program_id(1) * BLOCK_C
-        src = in_ptr + c0 * plane
-        dst = out_ptr + c0 * oplane
-        rel = tl.arange(0, BLOCK_C) if SPLANE else tl.minimum(c, C - 1) - tl.program_id(1) * BLOCK_C
-        cin = (rel * plane)[None, :]  # clamped to the last channel: masked, or read by the pairs and unused
-        cout = (tl.arange(0, BLOCK_C) * oplane)[None, :]
-    elif VEC == 1:
-        cmask = c < C
-        cin = ((n * C + c) * (D * H * W))[None, :]
-        cout = ((n * C + c) * NPIX)[None, :]
+        if PTR_FIRST:  # the program's first plane as the base, channels relative to it
+            c0 = tl.program_id(1) * BLOCK_C
+            src, dst, cin, cout = plane_tiles(in_ptr, out_ptr, n * C + c0, c, c0, C, SPLANE if SPLANE else D * H * W,
+                                              SNPIX if SNPIX else NPIX, BLOCK_C, SPLANE > 0)
+        else:
+            cin = ((n * C + c) * (D * H * W))[None, :]
+            cout = ((n * C + c) * NPIX)[None, :]
     else:  # channels c of vectors c // VEC (part of one, or several whole ones; C % BLOCK_C == 0)
         g = n * (C // VEC) + c // VEC
         cin = (g * (D * H * W) * VEC + c % VEC)[None, :]

@@ -31,6 +31,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     int8_input,
     out_dtype,
     packed_words,
+    plane_tiles,
     sampler_add,
     sampler_add_pair,
     sampler_result,
@@ -146,19 +147,18 @@ def _rotate_kernel(
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)  # VEC > 1: part of a vector, or whole ones
     src = in_ptr
     dst = out_ptr
-    if VEC == 1 and PTR_FIRST:  # the program's first plane as the base; planes relative to it
-        plane = SPLANE if SPLANE else H * W
-        c0 = tl.program_id(1) * BLOCK_C
-        src = in_ptr + c0 * plane
-        dst = out_ptr + c0 * plane
-        rel = tl.arange(0, BLOCK_C) if SPLANE else tl.minimum(c, NPLANES - 1) - c0  # masked past the last plane
-        cbase = (rel * plane)[None, :]
+    if VEC == 1:
         lmask = (c < NPLANES)[None, :]
-    elif VEC == 1:
-        cbase = (c * (H * W))[None, :]
-        lmask = (c < NPLANES)[None, :]
+        if PTR_FIRST:  # the program's first plane as the base, planes relative to it
+            c0 = tl.program_id(1) * BLOCK_C
+            plane = SPLANE if SPLANE else H * W
+            src, dst, cbase, cout = plane_tiles(in_ptr, out_ptr, c0, c, c0, NPLANES, plane, plane, BLOCK_C, SPLANE > 0)
+        else:
+            cbase = (c * (H * W))[None, :]
+            cout = cbase
     else:
         cbase = ((c // VEC) * (H * W) * VEC + c % VEC)[None, :]
+        cout = cbase
         lmask = tl.full([1, BLOCK_C], 1, tl.int1)  # no channel mask: it would split the vector load
     STEP: tl.constexpr = VEC // PACKED if PACKED else VEC  # elements (PACKED: words) per pixel
     ibase = cbase  # offsets of the program's channels (PACKED: words) in input and output, pixel 0
@@ -216,7 +216,7 @@ def _rotate_kernel(
     else:
         if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
             pix = tl.max_contiguous(pix, 1)
-        optr = tile_ptrs(dst, cbase, pix * VEC, PTR_FIRST)
+        optr = tile_ptrs(dst, cout, pix * VEC, PTR_FIRST)
         tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None])
 
 
