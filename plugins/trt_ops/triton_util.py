@@ -382,9 +382,10 @@ def vector_tile(cfg: Mapping, vec: int, element_size: int, groups: int = 1) -> t
     """(channels, pixels, warps) of a sampling kernel's program in a vectorized layout of ``vec`` channels: one
     vector load per corner (layouts.vector_block); when that load is a full 32 bytes (kCHW32 in int8 / fp16, or
     any vector of 32+ bytes), ``cfg["vec_wide_block_p"]`` pixels on ``cfg["vec_wide_num_warps"]`` warps, else
-    ``cfg["vec_block_p"]`` on ``cfg["num_warps"]``. The run-16 sweeps (H200, NOTES-ops.md) found 32-byte loads
-    want one or two threads per pixel (grid 2D fp16 kCHW32 0.0143 ms at 64 pixels on 4 warps vs 0.0153 at 256 on
-    4) and 4-byte ones two pixels per thread (int8 kCHW4 0.0162 at 256 on 4 vs 0.0176 at 128).
+    ``cfg["vec_block_p"]`` on ``cfg["vec_num_warps"]`` (where set, else ``cfg["num_warps"]``). The run-16 sweeps
+    (H200, NOTES-ops.md) found 32-byte loads want one or two threads per pixel (grid 2D fp16 kCHW32 0.0143 ms at 64
+    pixels on 4 warps vs 0.0153 at 256 on 4) and 4-byte ones two pixels per thread (int8 kCHW4 0.0162 at 256 on 4
+    vs 0.0176 at 128).
 
     Short vectors (under 32 bytes, read whole): a program takes ``cfg["vec_vectors"]`` of them (of the layout's
     ``groups``, which it must divide), so that a thread's per-pixel coordinate math serves that many vectors."""
@@ -394,7 +395,7 @@ def vector_tile(cfg: Mapping, vec: int, element_size: int, groups: int = 1) -> t
     many = cfg.get("vec_vectors", 1)
     if block_c == vec and many > 1 and groups % many == 0 and vec * many * element_size <= 32:
         block_c *= many
-    return block_c, cfg["vec_block_p"], cfg["num_warps"]
+    return block_c, cfg["vec_block_p"], cfg.get("vec_num_warps") or cfg["num_warps"]
 
 
 def interpreting() -> bool:

@@ -124,6 +124,17 @@ def test_vectorized_layout_several_vectors(op, precision, layout, per_program, m
         assert tiles and tiles[-1][0] == vec * taken, (channels, tiles)
 
 
+def test_vector_tile_warps():
+    """Short vectors run on "vec_num_warps" where a TUNING sets it (rotate int8: 8 warps for the linear layout, 4
+    for kCHW4), else on "num_warps"; 32-byte vectors keep their own "vec_wide_*" shape either way."""
+    from bevdeploy.plugins.trt_ops.triton_util import vector_tile
+
+    cfg = {"num_warps": 8, "vec_block_p": 256, "vec_wide_block_p": 64, "vec_wide_num_warps": 2, "vec_vectors": 1}
+    assert vector_tile(cfg, 4, 1) == (4, 256, 8)
+    assert vector_tile({**cfg, "vec_num_warps": 4}, 4, 1) == (4, 256, 4)
+    assert vector_tile({**cfg, "vec_num_warps": 4}, 32, 1) == (32, 64, 2)
+
+
 @pytest.mark.parametrize("tile", [(2, 1), (1, 2), (4, 2)])
 @pytest.mark.parametrize("dims", ["tiny2d", "tiny3d"])
 def test_grid_sampler_box_tiles(dims, tile, monkeypatch):

@@ -89,6 +89,10 @@ _PADS = {"zeros": 0, "border": 1, "reflection": 2}
 # -> 0.0276 (-s15b, -s15c; fp32 / fp16 / int8 within 1% or slower); the vectorized rows now have boxes of their own
 # ("vec_tile_y" / "vec_tile_z", 0 / 1): the shared key had given them fp16x2's boxes too, kCHW2 0.0152 -> 0.0177 ms
 # and kCHW32 0.0166 -> 0.0156 in the call after (a per-vector-width key would be needed to take only the second)
+# session 16 sweeps (H200, ops-sweep-s16b / -s16c): 2D fp16 linear with constant strides and 8 channels per program
+# 0.0219 -> 0.0196 ms (4 channels, dynamic: the old default; constant strides with 4: 0.0215); 3D fp16 the same
+# 0.0305 -> 0.0296 (within the spread: not taken). Taller z boxes (1 x 8, 1 x 4, 2 x 4 rows x slices) were slower
+# for every 3D row but fp16x2 kCHW32 (0.0166 -> 0.0154 at 1 x 4; kCHW2 +12%, the shared key again)
 TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 64,
           "vec_wide_num_warps": 4, "tile_y": 0, "tile_z": 1, "vec_tile_y": 0, "vec_tile_z": 1, "vec_vectors": 1,
           "vec_word_store": False, "vec_half_words": False, "pairs": False, "vec_pairs": False, "near_z": False,
@@ -97,6 +101,7 @@ TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
                             "int8": {"vec_vectors": 4, "vec_word_store": True, "pairs": True, "vec_pairs": True,
                                      "static_strides": True},
                             "fp16": {"block_c": 4, "vec_half_words": True, "vec_vectors": 4},
+                            "fp16:2d": {"block_c": 8, "static_strides": True},
                             "fp16x2": {"block_c": 4, "vec_half_words": True, "vec_vectors": 4, "static_strides": True},
                             "fp32:3d": {"near_z": True}, "int8:3d": {"near_z": True, "block_c": 4},
                             "fp16:3d": {"vec_pairs": True, "near_z": True, "vec_near_z": True},
