@@ -10,6 +10,16 @@ KERNEL is ``<op>.<function>`` in bevdeploy.plugins.trt_ops.<op>.kernels. Every n
 from what runs: give --div16 for the integers that are multiples of 16 at the shape of interest). Prints the
 instruction total, the most frequent opcodes, barriers, shared memory and the TTGIR blocked layouts: what
 NOTES-ops quotes as "offline sm_90 SASS". Needs Triton's bundled ptxas / cuobjdump only.
+
+    python3 benchmarks/sass_offline.py --row rotate anchor int8 [--tuning '{"static_strides": true}']
+    python3 benchmarks/sass_offline.py --row grid_sampler 3d fp16x2:chw2
+
+``--row OP CASE PRECISION[:LAYOUT]`` compiles what one row of benchmarks/ops.py launches instead of a hand-written
+argument list: the op's benchmark case is built on the CPU and its ``<op>_cuda`` entry point run with the kernels
+module's Triton kernels replaced by recorders, so every launch it would make is compiled with that launch's own
+constexprs, argument types, integers that are 1 (constants to the JIT) or multiples of 16, num_warps and maxnreg.
+``--tuning`` overrides the module's TUNING for that call, as a SWEEP entry does. Launches whose arguments an earlier
+kernel would have computed (none in the samplers) see that kernel's output unwritten.
 """
 
 import argparse
@@ -31,16 +41,17 @@ def _value(text: str):
         return float(text)
 
 
-def compile_sm90(fn, types: dict, consts: dict, num_warps: int, div16: tuple = ()):
+def compile_sm90(fn, types: dict, consts: dict, num_warps: int, div16: tuple = (), maxnreg: int | None = None):
     """Compile ``fn`` for sm_90 (no GPU needed); ``div16``: integer arguments known to be multiples of 16, as the
-    JIT specialises them for the real values."""
+    JIT specialises them for the real values; ``consts`` may also name ordinary arguments the JIT makes constants
+    (integers equal to 1)."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
     signature, attrs = {}, {}
     for i, p in enumerate(fn.params):
-        if p.is_constexpr:
+        if p.is_constexpr or p.name in consts:
             signature[p.name] = "constexpr"
             continue
         default = "*fp32" if p.name.endswith("_ptr") else ("fp32" if p.name.endswith("scale") else "i32")
@@ -50,9 +61,96 @@ def compile_sm90(fn, types: dict, consts: dict, num_warps: int, div16: tuple = (
     missing = [p.name for p in fn.params if p.is_constexpr and p.name not in consts and not p.has_default]
     if missing:
         raise ValueError(f"give --const for {', '.join(missing)}")
-    consts = {p.name: consts.get(p.name, p.default) for p in fn.params if p.is_constexpr}
+    consts = {p.name: consts.get(p.name, p.default) for p in fn.params if p.is_constexpr or p.name in consts}
     src = ASTSource(fn=fn, signature=signature, constexprs=consts, attrs=attrs)
-    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
+    options = {"num_warps": num_warps, **({"maxnreg": maxnreg} if maxnreg else {})}
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options)
+
+
+_POINTER_TYPES = {"float32": "*fp32", "float16": "*fp16", "int8": "*i8", "uint8": "*u8", "int16": "*i16",
+                  "int32": "*i32", "int64": "*i64"}
+
+
+def row_launches(op: str, case: str, precision_layout: str, tuning: dict | None = None) -> list[tuple]:
+    """The kernel launches benchmarks/ops.py's row (op, case, precision[:layout]) makes, recorded on the CPU: a
+    list of (kernel, grid, args, kwargs). Raises ValueError naming what is unknown."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import ops_cases
+
+    ops_cases.ensure_package()
+    from triton.runtime.jit import JITFunction
+
+    if op not in ops_cases.OPS:
+        raise ValueError(f"unknown op {op!r}; one of {', '.join(ops_cases.OPS)}")
+    build, anchors, tiny, precisions = ops_cases.OPS[op]
+    precision, _, layout = precision_layout.partition(":")
+    if case not in (*anchors, *tiny) or precision not in precisions:
+        raise ValueError(f"{op} has cases {', '.join((*anchors, *tiny))} and precisions {', '.join(precisions)}")
+    built = build(case, device="cpu")
+    if layout and layout not in built.layouts.get(precision, ()):
+        raise ValueError(f"{op} {precision} has no {layout!r} row; one of {built.layouts.get(precision, ())}")
+    entry = ops_cases.kernel_for(op)
+    module = sys.modules[entry.__module__]
+    saved = {name: obj for name, obj in vars(module).items() if isinstance(obj, JITFunction)}
+    table = getattr(module, "TUNING", None)
+    if tuning and table is None:
+        raise ValueError(f"{op}'s kernels have no TUNING to override")
+    saved_tuning, saved_check = dict(table or {}), getattr(module, "check_launch", None)
+    launches = []
+
+    class _Recorder:
+        def __init__(self, fn):
+            self.fn = fn
+
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: launches.append((self.fn, grid, args, kwargs))
+
+    try:
+        if table is not None:
+            table.update(tuning or {})
+        module.check_launch = lambda *a, **k: None  # CPU tensors: nothing runs
+        for name, fn in saved.items():
+            setattr(module, name, _Recorder(fn))
+        kargs, _ = ops_cases.variant_inputs(built, precision)
+        extra = {}
+        if layout:
+            kargs, extra = ops_cases.to_case_layout(built, kargs, layout), {"layout": layout}
+        entry(*kargs, precision=precision, scales=built.scales, **extra)
+    finally:  # the kernels back before anything compiles: their helpers are looked up in the module
+        for name, fn in saved.items():
+            setattr(module, name, fn)
+        if saved_check is None:
+            del module.check_launch
+        else:
+            module.check_launch = saved_check
+        if table is not None:
+            table.clear()
+            table.update(saved_tuning)
+    return launches
+
+
+def compile_launch(fn, args: tuple, kwargs: dict):
+    """Compile one recorded launch as the JIT would: tensors by dtype, floats fp32, integers i32 (1 a constant,
+    multiples of 16 marked so), the launch's constexprs, num_warps and maxnreg."""
+    import torch
+
+    types, consts, div16 = {}, {}, []
+    positional = iter(args)
+    for p in fn.params:
+        value = kwargs[p.name] if p.name in kwargs else next(positional, None)
+        if p.is_constexpr:
+            if p.name in kwargs or value is not None:
+                consts[p.name] = value
+        elif isinstance(value, torch.Tensor):
+            types[p.name] = _POINTER_TYPES[str(value.dtype).removeprefix("torch.")]
+        elif isinstance(value, bool) or not isinstance(value, int):
+            types[p.name] = "i1" if isinstance(value, bool) else "fp32"
+        elif value == 1:
+            consts[p.name] = 1
+        else:
+            types[p.name] = "i32"
+            div16 += [p.name] if value % 16 == 0 else []
+    return compile_sm90(fn, types, consts, kwargs.get("num_warps", 4), tuple(div16), kwargs.get("maxnreg"))
 
 
 def sass_of(compiled) -> str:
@@ -77,7 +175,10 @@ def report(compiled) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kernel", help="<op>.<function>, e.g. rotate._rotate_kernel")
+    parser.add_argument("kernel", nargs="?", help="<op>.<function>, e.g. rotate._rotate_kernel")
+    parser.add_argument("--row", nargs=3, metavar=("OP", "CASE", "PRECISION"),
+                        help="compile what a benchmarks/ops.py row launches, e.g. rotate anchor int8:chw4")
+    parser.add_argument("--tuning", default="", help="with --row: a JSON object over the kernels module's TUNING")
     parser.add_argument("--types", nargs="*", default=[], help="NAME=TYPE for non-constexpr arguments")
     parser.add_argument("--const", nargs="*", default=[], help="NAME=VALUE for constexpr arguments")
     parser.add_argument("--div16", nargs="*", default=[], help="integer arguments that are multiples of 16")
@@ -85,6 +186,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         print("sass_offline: TRITON_INTERPRET=1 replaces the kernels by interpreted ones; unset it.", file=sys.stderr)
+        return 2
+    if args.row:
+        return _main_row(args)
+    if not args.kernel:
+        print("sass_offline: give KERNEL (<op>.<function>) or --row OP CASE PRECISION.", file=sys.stderr)
         return 2
     op, _, name = args.kernel.partition(".")
     try:
@@ -101,6 +207,25 @@ def main(argv=None) -> int:
         print(f"sass_offline: {args.kernel}: {exc}.", file=sys.stderr)
         return 2
     print("\n".join(report(compiled)))
+    return 0
+
+
+def _main_row(args) -> int:
+    import json
+
+    try:
+        tuning = json.loads(args.tuning) if args.tuning else None
+        if tuning is not None and not isinstance(tuning, dict):
+            raise ValueError("--tuning must be a JSON object")
+        launches = row_launches(*args.row, tuning)
+    except ValueError as exc:  # json.JSONDecodeError is one
+        print(f"sass_offline: --row {' '.join(args.row)}: {exc}.", file=sys.stderr)
+        return 2
+    for fn, grid, call_args, kwargs in launches:
+        compiled = compile_launch(fn, call_args, kwargs)
+        consts = {p.name: kwargs[p.name] for p in fn.params if p.is_constexpr and p.name in kwargs}
+        print(f"{fn.__name__} grid {tuple(grid)} warps {kwargs.get('num_warps', 4)} {consts}")
+        print("\n".join(report(compiled)))
     return 0
 
 

@@ -35,10 +35,28 @@ def test_word_store_has_no_shared_memory_shuffle():
     assert int(words.split()[1]) < int(interleave.split()[1])
 
 
+def test_row_compiles_the_launch_the_op_makes():
+    """--row records the launch the op's entry point makes for a benchmark row (here under a --tuning override) and
+    compiles the same kernel as the hand-written argument list of that launch."""
+    tuning = '{"per_precision": {"int8": {"block_c": 4, "block_p": 64, "num_warps": 2}}}'
+    row = _run("--row", "rotate", "tiny", "int8", "--tuning", tuning)
+    assert row.returncode == 0, row.stderr
+    launch, counts = row.stdout.splitlines()[:2]
+    assert launch.startswith("_rotate_kernel grid (2, 1) warps 2 ") and "'BLOCK_C': 4, 'BLOCK_P': 64" in launch, launch
+    by_hand = _run("rotate._rotate_kernel", "--types", "in_ptr=*i8", "out_ptr=*fp16", "--warps", "2", "--const",
+                   "NEAREST=False", "HALF_MATH=False", "BLOCK_C=4", "BLOCK_P=64", "ONE_PIX=True", "VEC=1", "PAIRS=False")
+    assert by_hand.returncode == 0, by_hand.stderr
+    assert counts == by_hand.stdout.splitlines()[0]
+
+
 @pytest.mark.parametrize("args,env,says", [
     (["rotate.nope"], {}, "<op>.<function>"),
     (["rotate._rotate_kernel", "--const", "NEAREST=0"], {}, "--const for HALF_MATH, BLOCK_C, BLOCK_P, ONE_PIX, VEC"),
     (["rotate._rotate_kernel"], {"TRITON_INTERPRET": "1"}, "unset it"),
+    (["--row", "rotate", "nope", "int8"], {}, "rotate has cases anchor, tiny"),
+    (["--row", "rotate", "tiny", "int8:chw9"], {}, "no 'chw9' row"),
+    (["--row", "rotate", "tiny", "int8", "--tuning", "[1]"], {}, "must be a JSON object"),
+    ([], {}, "give KERNEL"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, env, says):
     out = _run(*args, **env)
