@@ -71,10 +71,10 @@ OP = "rotate"
 # 0.0345 (off; not looked into)
 # session 16 (H200, ops-sweep-s16a / -s16b, ncu-s16): that int8 loss is L2 traffic. With constant strides ptxas keeps
 # Triton's load order, all 16 channels of a corner and then all 16 of its x-neighbour, and the second load of a
-# sector misses L1 again while the first is in flight (ncu: L1 hit 69% -> 30%, L2 104 -> 202 MB, 88% busy; 0.0345
-# ms in both calls). With 8 channels per program the pair is 8 loads apart (61%); 8 channels x 512 pixels on 8
-# warps with constant strides: 0.0179 ms (16 x 128 dynamic, the old default: 0.0207). Forcing each pair's loads back
-# to back (inline PTX) took 16 x 128 to 0.0247 (L1 hit 53%) and was slower elsewhere: not kept (NOTES-ops item 27)
+# sector misses L1 again while the first is in flight (ncu: L1 hit 69% -> 30%, L2 104 -> 202 MB, 88% busy; 0.0344 -
+# 0.0345 ms in two calls). With 8 channels per program the pair is 8 loads apart (61%); 8 channels x 512 pixels on
+# 8 warps with constant strides: 0.0179 ms (16 x 128 dynamic, the old default: 0.0207). Forcing each pair's loads
+# back to back (inline PTX) took 16 x 128 to 0.0247 (L1 hit 53%) and was slower elsewhere: not kept (NOTES-ops 27)
 # ("vec_num_warps": the kCHW4 rows keep their 4 warps; with int8's 8 they measured 0.0109 -> 0.0114 in run 29)
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
           "vec_wide_num_warps": 4, "vec_vectors": 1, "vec_word_store": False,
