@@ -372,6 +372,14 @@ def tuned(tuning: Mapping, precision: str, shape: str = "") -> dict:
     return merged
 
 
+def plane_strides(cfg: Mapping, vec: int, channels: int, block_c: int) -> tuple[bool, bool]:
+    """(PTR_FIRST, constant strides) of a sampler launch from TUNING "ptr_first" / "static_strides": both apply to
+    the linear layout only (tile_ptrs), and the strides are constants only where the channel blocks divide the
+    channels (plane_tiles' STATIC); otherwise a static_strides launch falls back to dynamic per-pixel pointers."""
+    ptr_first = vec == 1 and bool(cfg["ptr_first"] or cfg["static_strides"])
+    return ptr_first, ptr_first and bool(cfg["static_strides"]) and channels % block_c == 0
+
+
 def word_store(cfg: Mapping, packed: int, vec: int) -> bool:
     """Whether a sampler writes its packed sums (packed_words) word by word (sampler_store_words): always for fp16
     pairs; for int8, vectors shorter than 32 bytes (e.g. kCHW4) with ``cfg["vec_word_store"]``."""

@@ -36,6 +36,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     near_far,
     out_dtype,
     packed_words,
+    plane_strides,
     plane_tiles,
     sampler_add,
     sampler_add_pair,
@@ -97,6 +98,7 @@ TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
           "vec_wide_num_warps": 4, "tile_y": 0, "tile_z": 1, "vec_tile_y": 0, "vec_tile_z": 1, "vec_vectors": 1,
           "vec_word_store": False, "vec_half_words": False, "pairs": False, "vec_pairs": False, "near_z": False,
           "vec_near_z": False, "maxnreg": None, "vec_maxnreg": None, "ptr_first": False, "static_strides": False,
+          "vec_num_warps": None,
           "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2, "static_strides": True},
                             "int8": {"vec_vectors": 4, "vec_word_store": True, "pairs": True, "vec_pairs": True,
                                      "static_strides": True},
@@ -195,9 +197,9 @@ def _grid_sampler_kernel(
     PAIRS (bilinear): the corners as in-bounds pairs along x without masks (triton_util.corner_pair); SIZE1: some
     axis has size 1, so the pairs' second corners are masked there. NEAR_Z (3D bilinear): the two z corners as
     triton_util.near_far's nearer and farther slice instead of floor's pair. PTR_FIRST (linear layout): a pixel's
-    pointer first, then each channel's plane offset (triton_util.tile_ptrs); SPLANE / SNPIX > 0: the input's and output's channel
-    strides (D * H * W, NPIX) as compile-time constants, which the loads and stores take as immediate offsets
-    (one kernel per shape; C % BLOCK_C == 0)."""
+    pointer first, then each channel's plane offset (triton_util.tile_ptrs); SPLANE / SNPIX > 0: the input's and
+    output's channel strides (D * H * W, NPIX) as compile-time constants, which the loads and stores take as
+    immediate offsets (one kernel per shape; C % BLOCK_C == 0)."""
     n = tl.program_id(2)
     if TY == 0:
         pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
@@ -374,8 +376,7 @@ def grid_sampler_cuda(
     else:
         n_pblocks = triton.cdiv(npix, block_p)
     grid_dims = (n_pblocks, triton.cdiv(c, block_c), n)
-    ptr_first = vec == 1 and bool(cfg["ptr_first"] or cfg["static_strides"])
-    static = ptr_first and bool(cfg["static_strides"]) and c % block_c == 0
+    ptr_first, static = plane_strides(cfg, vec, c, block_c)
     _grid_sampler_kernel[grid_dims](
         x, g, out, c, d, h, w, npix, ho, wo, out_scale,
         IS3D=is3d, NEAREST=mode == 1, ALIGN=bool(align_corners), PAD=pad, HALF_MATH=precision == "fp16x2",

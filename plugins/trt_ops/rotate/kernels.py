@@ -31,6 +31,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     int8_input,
     out_dtype,
     packed_words,
+    plane_strides,
     plane_tiles,
     sampler_add,
     sampler_add_pair,
@@ -77,7 +78,7 @@ OP = "rotate"
 # back to back (inline PTX) took 16 x 128 to 0.0247 (L1 hit 53%) and was slower elsewhere: not kept (NOTES-ops 27)
 # ("vec_num_warps": the kCHW4 rows keep their 4 warps; with int8's 8 they measured 0.0109 -> 0.0114 in run 29)
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
-          "vec_wide_num_warps": 4, "vec_vectors": 1, "vec_word_store": False,
+          "vec_wide_num_warps": 4, "vec_num_warps": None, "vec_vectors": 1, "vec_word_store": False,
           "vec_half_words": False, "pairs": False, "vec_pairs": False, "ptr_first": False, "static_strides": False,
           "per_precision": {"int8": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_num_warps": 4, "vec_vectors": 4,
                                      "vec_word_store": True, "pairs": True, "vec_pairs": True, "static_strides": True},
@@ -276,8 +277,7 @@ def rotate_cuda(
         x = x.reshape(-1).view(torch.int32) if packed else x  # flat: a size-1 dim may carry an odd stride
     words = word_store(cfg, packed, vec)
     grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
-    ptr_first = vec == 1 and bool(cfg["ptr_first"] or cfg["static_strides"])
-    static = ptr_first and bool(cfg["static_strides"]) and planes % block_c == 0
+    ptr_first, static = plane_strides(cfg, vec, planes, block_c)
     _rotate_kernel[grid](
         x, out, ang, ctr, h, w, out_scale,
         NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], NPLANES=planes, VEC=vec,
