@@ -406,6 +406,18 @@ def vector_tile(cfg: Mapping, vec: int, element_size: int, groups: int = 1) -> t
     return block_c, cfg["vec_block_p"], cfg.get("vec_num_warps") or cfg["num_warps"]
 
 
+def vector_box(cfg: Mapping, vec: int, element_size: int) -> tuple[int, int]:
+    """(rows, slices) of a vectorized-layout program's output box (rows 0: a run of pixels, not a box):
+    ``cfg["vec_tile_y"]`` / ``cfg["vec_tile_z"]``, or for 32-byte vector loads (as in vector_tile)
+    ``cfg["vec_wide_tile_y"]`` / ``cfg["vec_wide_tile_z"]`` where the TUNING sets them (not None). The 3D sweeps
+    (NOTES-ops.md items 26 - 27) found boxes that speed up a kCHW32 row slowing its kCHW2 sibling, which shared
+    the vec_tile keys."""
+    rows, slices = cfg["vec_tile_y"], cfg["vec_tile_z"]
+    if vector_block(vec, element_size) * element_size == 32:
+        rows = rows if cfg.get("vec_wide_tile_y") is None else cfg["vec_wide_tile_y"]
+        slices = slices if cfg.get("vec_wide_tile_z") is None else cfg["vec_wide_tile_z"]
+    return rows, slices
+
 def interpreting() -> bool:
     """True when Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1)."""
     return os.environ.get("TRITON_INTERPRET", "0") == "1"

@@ -149,6 +149,21 @@ def test_grid_sampler_box_tiles(dims, tile, monkeypatch):
     _check("grid_sampler", case, "fp16", "chw32")  # 32-byte loads: vec_wide_block_p
 
 
+def test_grid_sampler_wide_vector_boxes(monkeypatch):
+    """32-byte vector loads (kCHW32 in fp16) take their box from "vec_wide_tile_*" where set; shorter vectors
+    (kCHW2, kCHW4) keep "vec_tile_*": the launch must use each and match the reference."""
+    mod = _kernels_with(monkeypatch, "grid_sampler", vec_tile_y=0, vec_tile_z=1, vec_wide_tile_y=2, vec_wide_tile_z=2,
+                        vec_wide_block_p=8)
+    boxes = _spy(monkeypatch, mod, "vector_box")
+    case = ops_cases.grid_sampler_case("tiny3d")
+    for precision, layout, box in (("fp16", "chw32", (2, 2)), ("fp16x2", "chw2", (0, 1)), ("int8", "chw4", (0, 1))):
+        _check("grid_sampler", case, precision, layout)
+        assert boxes[-1] == box, (precision, layout, boxes)
+    unset = {"vec_tile_y": 4, "vec_tile_z": 2, "vec_wide_tile_y": None, "vec_wide_tile_z": None}
+    assert mod.vector_box(unset, 32, 1) == (4, 2)  # not set: the shared box
+    assert mod.vector_box({**unset, "vec_wide_tile_z": 4}, 16, 2) == (4, 4)  # one key set: the other shared
+
+
 def test_vectorized_layout_rejects_a_linear_tensor():
     case = ops_cases.grid_sampler_case("tiny2d")
     kargs, _ = ops_cases.variant_inputs(case, "fp32")

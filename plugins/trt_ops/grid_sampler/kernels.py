@@ -48,6 +48,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     to_f32,
     triton,
     tuned,
+    vector_box,
     vector_tile,
     word_store,
 )
@@ -94,21 +95,27 @@ _PADS = {"zeros": 0, "border": 1, "reflection": 2}
 # 0.0219 -> 0.0196 ms (4 channels, dynamic: the old default; constant strides with 4: 0.0215); 3D fp16 the same
 # 0.0305 -> 0.0296 (within the spread: not taken). Taller z boxes (1 x 8, 1 x 4, 2 x 4 rows x slices) were slower
 # for every 3D row but fp16x2 kCHW32 (0.0166 -> 0.0154 at 1 x 4; kCHW2 +12%, the shared key again)
+# session 17 sweep (H200, ops-sweep-s17a): boxes of their own for 32-byte vector loads ("vec_wide_tile_y" /
+# "vec_wide_tile_z", triton_util.vector_box): 3D fp16x2 kCHW32 0.0167 -> 0.0154 ms at 1 x 4 (kCHW2 keeps its runs);
+# every box slower for 3D fp16 / int8 kCHW32 (0.0174 -> 0.0178+, 0.0119 -> 0.0132+). 3D fp32 register caps, three
+# rounds in turn (-s17b): none 0.0298 ms (mean), 72 0.0293, 80 0.0291. 80 is what the kernel allocates anyway (79
+# uncapped: same occupancy), yet ptxas' code differs (offline: the same 800 instructions, its 7 P2R predicate saves
+# gone); the other linear 3D rows were 3 - 12% slower under 72 / 80 (-s17a), so the cap is fp32's alone
 TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 64,
           "vec_wide_num_warps": 4, "tile_y": 0, "tile_z": 1, "vec_tile_y": 0, "vec_tile_z": 1, "vec_vectors": 1,
           "vec_word_store": False, "vec_half_words": False, "pairs": False, "vec_pairs": False, "near_z": False,
           "vec_near_z": False, "maxnreg": None, "vec_maxnreg": None, "ptr_first": False, "static_strides": False,
-          "vec_num_warps": None,
+          "vec_num_warps": None, "vec_wide_tile_y": None, "vec_wide_tile_z": None,
           "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2, "static_strides": True},
                             "int8": {"vec_vectors": 4, "vec_word_store": True, "pairs": True, "vec_pairs": True,
                                      "static_strides": True},
                             "fp16": {"block_c": 4, "vec_half_words": True, "vec_vectors": 4},
                             "fp16:2d": {"block_c": 8, "static_strides": True},
                             "fp16x2": {"block_c": 4, "vec_half_words": True, "vec_vectors": 4, "static_strides": True},
-                            "fp32:3d": {"near_z": True}, "int8:3d": {"near_z": True, "block_c": 4},
+                            "fp32:3d": {"near_z": True, "maxnreg": 80}, "int8:3d": {"near_z": True, "block_c": 4},
                             "fp16:3d": {"vec_pairs": True, "near_z": True, "vec_near_z": True},
                             "fp16x2:3d": {"vec_pairs": True, "near_z": True, "vec_near_z": True, "tile_y": 2,
-                                          "tile_z": 4}}}
+                                          "tile_z": 4, "vec_wide_tile_y": 1, "vec_wide_tile_z": 4}}}
 SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128}, {"block_c": 4, "block_p": 256},
          {"block_c": 16, "block_p": 256, "num_warps": 8}, {"block_c": 8, "block_p": 128},
          {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8},
@@ -364,12 +371,14 @@ def grid_sampler_cuda(
     lay = "" if vec == 1 else "vec_"  # TUNING keys of the linear / the vectorized layouts
     block_c, block_p, warps = cfg["block_c"], cfg["block_p"], cfg["num_warps"]
     packed = 0
+    ty, tz = cfg["tile_y"], cfg["tile_z"]
     if vec > 1:  # one vector load of at most 32 bytes per corner
         block_c, block_p, warps = vector_tile(cfg, vec, x.element_size(), c // vec)
+        ty, tz = vector_box(cfg, vec, x.element_size())
         packed = packed_words(precision, mode, block_c, x, vec, cfg)
         x = x.reshape(-1).view(torch.int32) if packed else x  # flat: a size-1 dim may carry an odd stride
     ho, wo = int(out_sp[-2]), int(out_sp[-1])
-    ty, tz = cfg[f"{lay}tile_y"], (cfg[f"{lay}tile_z"] if is3d else 1)
+    tz = tz if is3d else 1
     if ty:  # boxes of tz x ty x tx output pixels
         tx = block_p // (ty * tz)
         n_pblocks = triton.cdiv(wo, tx) * triton.cdiv(ho, ty) * triton.cdiv(npix // (ho * wo), tz)
