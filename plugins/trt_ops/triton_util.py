@@ -418,6 +418,16 @@ def vector_box(cfg: Mapping, vec: int, element_size: int) -> tuple[int, int]:
         slices = slices if cfg.get("vec_wide_tile_z") is None else cfg["vec_wide_tile_z"]
     return rows, slices
 
+
+def resident_programs(device: torch.device, per_sm: int) -> int:
+    """Programs for a kernel that walks its work in a fixed number of programs: ``per_sm`` per multiprocessor of
+    ``device``, or ``per_sm`` alone where there is no CUDA device (Triton's CPU interpreter), so that the tests still
+    see programs that take several items each."""
+    if device.type != "cuda":
+        return per_sm
+    return per_sm * torch.cuda.get_device_properties(device).multi_processor_count
+
+
 def interpreting() -> bool:
     """True when Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1)."""
     return os.environ.get("TRITON_INTERPRET", "0") == "1"

@@ -359,6 +359,24 @@ def test_bev_pool_several_channel_blocks(channels, precision):
                                          int8_args={0: "depth", 1: "feat"}), precision)
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("per_sm,pp,channels", [(3, 4, 5), (1, 8, 5), (64, 32, 5), (3, 4, 80)])
+def test_bev_pool_stream_strategy(per_sm, pp, channels, precision, monkeypatch):
+    """The "stream" kernel: a fixed number of programs (here 3, 1 or more than there are intervals), each walking
+    its intervals PP points a step with the next step's loads issued ahead; intervals longer than PP, empty ones
+    (which write nothing), and 80 channels (five blocks of 16)."""
+    _kernels_with(monkeypatch, "bev_pool_v2", strategy="stream", progs_per_sm=per_sm, pp=pp)
+    depth, feat, rd, rf, rb, starts, lengths, shape = ops_cases.bev_pool_case("tiny").args
+    assert lengths.max() > pp or pp == 32
+    feat = torch.randn((*feat.shape[:-1], channels), generator=torch.Generator().manual_seed(channels))
+    lengths = lengths.clone()
+    lengths[1::4] = 0
+    scales = {"depth": float(depth.abs().max()) / 127, "feat": float(feat.abs().max()) / 127}
+    args = (depth, feat, rd, rf, rb, starts, lengths, [*shape[:-1], channels])
+    _check("bev_pool_v2", ops_cases.Case("bev_pool_v2[stream]", args, scales=scales, half_args=(0, 1),
+                                         int8_args={0: "depth", 1: "feat"}), precision)
+
+
 def test_bev_pool_no_intervals_gives_zeros():
     kernel = ops_cases.kernel_for("bev_pool_v2")
     empty = torch.zeros(0, dtype=torch.int32)

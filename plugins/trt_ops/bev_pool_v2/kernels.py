@@ -10,9 +10,11 @@ runs of equal ranks_bev, out_shape = (B, Z, Y, X, C) (arguments as reference.py)
 depth[ranks_depth] * feat[ranks_feat, c] is written to out[ranks_bev, c]; the frustum feature is never
 materialised and no atomics are needed. Cells without an interval stay zero. Default kernel
 (_bev_pool_hoist_kernel): one interval per one-warp program, 32 lanes walking its points, each point's ranks and
-depth loaded once for all its channel blocks. The earlier kernels stay selectable for the sweep: "rows"
-(_bev_pool_rows_kernel, one pass over the points per channel block) and "tile" (_bev_pool_v2_kernel, one
-program per interval); see benchmarks/NOTES-ops.md.
+depth loaded once for all its channel blocks. The other kernels stay selectable for the sweep: "rows"
+(_bev_pool_rows_kernel, one pass over the points per channel block), "tile" (_bev_pool_v2_kernel, one
+program per interval) and "stream" (_bev_pool_stream_kernel, a fixed number of programs walking intervals with
+each step's loads issued a step ahead); see benchmarks/NOTES-ops.md. The programs start in interval order, which
+bev_pool_v2_prepare makes long intervals first.
 
 Variants: fp32; fp16 (fp16 depth/feat, fp32 sum, fp16 out); fp16x2 (fp16 products and fp16 sum);
 int8 (depth and feat int8 with scales["depth"], scales["feat"]: the products and the sum are exact int32,
@@ -28,6 +30,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     int8_input,
     next_pow2,
     out_dtype,
+    resident_programs,
     tl,
     triton,
     tuned,
@@ -38,11 +41,21 @@ _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 2}
 # launch shape; "tile" is the earlier one-program-per-interval kernel (benchmarks/ops.py --sweep compares)
 # run 7 sweep (H200, session 5): "hoist" with 1 interval x 32 lanes per 1-warp program was the fastest shape for
 # every precision and both anchors (BEVFusion fp32 0.099 ms vs 0.179 for the rows kernel at 2 x 16)
-TUNING = {"strategy": "hoist", "block_i": 1, "pp": 32, "num_warps": 1, "full_c": False}
+# session 17 (H200, ops-sweep-s17c / -s17d, bev_pool_order-s17*.json): "stream" ("progs_per_sm" programs per SM, each
+# walking intervals pid, pid + programs, ... with the next step's ranks and depths loaded a step ahead; 168
+# registers, "maxnreg" caps it) beat hoist on BEVDet (fp32 0.0151 -> 0.0132 ms at 16) but not on BEVFusion (fp32
+# 0.0987 -> 0.0956 at 12, 0.112 at 16; fp16x2 slower at every count): its round-robin intervals leave some programs
+# twice the mean points. Listing long intervals first (bev_pool_v2_prepare) took hoist past it on BEVDet: fp32
+# 0.0150 -> 0.0128, fp16 0.0130 -> 0.0105, int8 0.0136 -> 0.0112 (stream 0.0128 / 0.0121 / 0.0120); on BEVFusion
+# hoist 0 to -3% and stream's best count per row 2 - 4% ahead for fp32 / int8, behind for fp16. Default: hoist.
+TUNING = {"strategy": "hoist", "block_i": 1, "pp": 32, "num_warps": 1, "full_c": False, "progs_per_sm": 16,
+          "maxnreg": None}
 SWEEP = [{"strategy": "hoist"}, {"strategy": "hoist", "block_i": 4, "num_warps": 2},
          {"strategy": "hoist", "block_i": 1, "pp": 32}, {"strategy": "rows"}, {"strategy": "tile"}, {"block_i": 2, "pp": 16, "num_warps": 1}, {"block_i": 1, "pp": 32, "num_warps": 1},
          {"block_i": 2, "pp": 32, "num_warps": 2}, {"block_i": 2, "pp": 16, "num_warps": 4, "full_c": True},
-         {"block_i": 1, "pp": 32, "num_warps": 4, "full_c": True}, {"block_i": 4, "pp": 16, "num_warps": 2}]
+         {"block_i": 1, "pp": 32, "num_warps": 4, "full_c": True}, {"block_i": 4, "pp": 16, "num_warps": 2},
+         *({"strategy": "stream", "progs_per_sm": k} for k in (12, 16, 24)),
+         {"strategy": "stream", "progs_per_sm": 24, "maxnreg": 128}]
 
 
 @triton.jit
@@ -148,45 +161,32 @@ def _bev_pool_rows_kernel(
 
 
 @triton.jit
-def _bev_pool_hoist_kernel(
-    depth_ptr, feat_ptr, rd_ptr, rf_ptr, rb_ptr, starts_ptr, lens_ptr, out_ptr,
-    N_INT, C, out_scale,
-    MODE: tl.constexpr, BLOCK_I: tl.constexpr, PP: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr,
-    EVEN_C: tl.constexpr,
-):
-    """The rows kernel with every channel block in one pass over the points: a point's ranks and depth are
-    loaded once for all NCB (<= 8) blocks of its feature row, instead of once per block (5 times for
-    BEVFusion's 80 channels in 16-channel blocks), so each dependent rank -> row chain feeds NCB loads."""
-    start, length, lane, steps, fmask, flen, rb = _intervals(rb_ptr, starts_ptr, lens_ptr, N_INT, BLOCK_I, PP)
-    acc_dt = tl.float32 if MODE == 0 else (tl.float16 if MODE == 1 else tl.int32)
-    cb = tl.arange(0, BLOCK_C)
-    acc0 = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
-    acc1 = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
-    acc2 = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
-    acc3 = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
-    acc4 = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
-    acc5 = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
-    acc6 = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
-    acc7 = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
-    for j0 in range(0, steps, PP):
-        pm, rf, d = _point(depth_ptr, rd_ptr, rf_ptr, start, j0 + lane, length)
-        acc0 = _pool_add(acc0, d, feat_ptr, rf, C, cb, pm, EVEN_C, MODE)
-        if NCB > 1:
-            acc1 = _pool_add(acc1, d, feat_ptr, rf, C, cb + BLOCK_C, pm, EVEN_C, MODE)
-        if NCB > 2:
-            acc2 = _pool_add(acc2, d, feat_ptr, rf, C, cb + 2 * BLOCK_C, pm, EVEN_C, MODE)
-        if NCB > 3:
-            acc3 = _pool_add(acc3, d, feat_ptr, rf, C, cb + 3 * BLOCK_C, pm, EVEN_C, MODE)
-        if NCB > 4:
-            acc4 = _pool_add(acc4, d, feat_ptr, rf, C, cb + 4 * BLOCK_C, pm, EVEN_C, MODE)
-        if NCB > 5:
-            acc5 = _pool_add(acc5, d, feat_ptr, rf, C, cb + 5 * BLOCK_C, pm, EVEN_C, MODE)
-        if NCB > 6:
-            acc6 = _pool_add(acc6, d, feat_ptr, rf, C, cb + 6 * BLOCK_C, pm, EVEN_C, MODE)
-        if NCB > 7:
-            acc7 = _pool_add(acc7, d, feat_ptr, rf, C, cb + 7 * BLOCK_C, pm, EVEN_C, MODE)
-    # an empty interval writes nothing: its start may point into another interval's points
-    ok = fmask & (flen > 0)
+def _pool_add_blocks(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7, d, feat_ptr, rf, C, cb, pm,
+                     BLOCK_C: tl.constexpr, NCB: tl.constexpr, EVEN_C: tl.constexpr, MODE: tl.constexpr):
+    """_pool_add for each of the NCB (<= 8) channel blocks of every lane's point (the unused accumulators stay)."""
+    acc0 = _pool_add(acc0, d, feat_ptr, rf, C, cb, pm, EVEN_C, MODE)
+    if NCB > 1:
+        acc1 = _pool_add(acc1, d, feat_ptr, rf, C, cb + BLOCK_C, pm, EVEN_C, MODE)
+    if NCB > 2:
+        acc2 = _pool_add(acc2, d, feat_ptr, rf, C, cb + 2 * BLOCK_C, pm, EVEN_C, MODE)
+    if NCB > 3:
+        acc3 = _pool_add(acc3, d, feat_ptr, rf, C, cb + 3 * BLOCK_C, pm, EVEN_C, MODE)
+    if NCB > 4:
+        acc4 = _pool_add(acc4, d, feat_ptr, rf, C, cb + 4 * BLOCK_C, pm, EVEN_C, MODE)
+    if NCB > 5:
+        acc5 = _pool_add(acc5, d, feat_ptr, rf, C, cb + 5 * BLOCK_C, pm, EVEN_C, MODE)
+    if NCB > 6:
+        acc6 = _pool_add(acc6, d, feat_ptr, rf, C, cb + 6 * BLOCK_C, pm, EVEN_C, MODE)
+    if NCB > 7:
+        acc7 = _pool_add(acc7, d, feat_ptr, rf, C, cb + 7 * BLOCK_C, pm, EVEN_C, MODE)
+    return acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7
+
+
+@triton.jit
+def _pool_store_blocks(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7, out_ptr, rb, C, cb, ok, out_scale,
+                       BLOCK_I: tl.constexpr, PP: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr,
+                       EVEN_C: tl.constexpr, MODE: tl.constexpr):
+    """_pool_store for each of the NCB channel blocks."""
     _pool_store(acc0, out_ptr, rb, C, cb, ok, out_scale, BLOCK_I, PP, BLOCK_C, EVEN_C, MODE)
     if NCB > 1:
         _pool_store(acc1, out_ptr, rb, C, cb + BLOCK_C, ok, out_scale, BLOCK_I, PP, BLOCK_C, EVEN_C, MODE)
@@ -202,6 +202,81 @@ def _bev_pool_hoist_kernel(
         _pool_store(acc6, out_ptr, rb, C, cb + 6 * BLOCK_C, ok, out_scale, BLOCK_I, PP, BLOCK_C, EVEN_C, MODE)
     if NCB > 7:
         _pool_store(acc7, out_ptr, rb, C, cb + 7 * BLOCK_C, ok, out_scale, BLOCK_I, PP, BLOCK_C, EVEN_C, MODE)
+
+
+@triton.jit
+def _bev_pool_hoist_kernel(
+    depth_ptr, feat_ptr, rd_ptr, rf_ptr, rb_ptr, starts_ptr, lens_ptr, out_ptr,
+    N_INT, C, out_scale,
+    MODE: tl.constexpr, BLOCK_I: tl.constexpr, PP: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr,
+    EVEN_C: tl.constexpr,
+):
+    """The rows kernel with every channel block in one pass over the points: a point's ranks and depth are
+    loaded once for all NCB (<= 8) blocks of its feature row, instead of once per block (5 times for
+    BEVFusion's 80 channels in 16-channel blocks), so each dependent rank -> row chain feeds NCB loads."""
+    start, length, lane, steps, fmask, flen, rb = _intervals(rb_ptr, starts_ptr, lens_ptr, N_INT, BLOCK_I, PP)
+    acc_dt = tl.float32 if MODE == 0 else (tl.float16 if MODE == 1 else tl.int32)
+    cb = tl.arange(0, BLOCK_C)
+    a0 = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
+    a1, a2, a3, a4, a5, a6, a7 = a0, a0, a0, a0, a0, a0, a0
+    for j0 in range(0, steps, PP):
+        pm, rf, d = _point(depth_ptr, rd_ptr, rf_ptr, start, j0 + lane, length)
+        a0, a1, a2, a3, a4, a5, a6, a7 = _pool_add_blocks(a0, a1, a2, a3, a4, a5, a6, a7, d, feat_ptr, rf, C, cb, pm,
+                                                          BLOCK_C, NCB, EVEN_C, MODE)
+    # an empty interval writes nothing: its start may point into another interval's points
+    _pool_store_blocks(a0, a1, a2, a3, a4, a5, a6, a7, out_ptr, rb, C, cb, fmask & (flen > 0), out_scale, BLOCK_I, PP,
+                       BLOCK_C, NCB, EVEN_C, MODE)
+
+
+@triton.jit
+def _bev_pool_stream_kernel(
+    depth_ptr, feat_ptr, rd_ptr, rf_ptr, rb_ptr, starts_ptr, lens_ptr, out_ptr,
+    N_INT, C, out_scale,
+    MODE: tl.constexpr, PP: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr, EVEN_C: tl.constexpr,
+):
+    """The hoist kernel's work (one interval at a time, PP lanes over its points, all channel blocks per pass) on
+    a fixed number of programs, each walking intervals pid, pid + programs, ... with the next PP points' loads
+    issued a step ahead: while a step's feature rows are gathered and summed, the next step's ranks (of this
+    interval, or the first of the next) are already on their way, and their depths are asked for before the
+    step ends; interval bounds are loaded one interval ahead of that. The hoist kernel waits on its three
+    dependent loads (bounds -> ranks -> depth and rows) in turn for every step."""
+    pid = tl.program_id(0)
+    nprog = tl.num_programs(0)
+    lane = tl.arange(0, PP)
+    one = tl.arange(0, 1)
+    acc_dt = tl.float32 if MODE == 0 else (tl.float16 if MODE == 1 else tl.int32)
+    cb = tl.arange(0, BLOCK_C)
+    # prologue: this program's first interval, its first step's ranks and depths, and the second interval's bounds
+    ok = pid < N_INT
+    start = tl.load(starts_ptr + pid, mask=ok, other=0)
+    length = tl.load(lens_ptr + pid, mask=ok, other=0)
+    pm, rf, d = _point(depth_ptr, rd_ptr, rf_ptr, start, lane, length)
+    ok = pid + nprog < N_INT
+    start_n = tl.load(starts_ptr + pid + nprog, mask=ok, other=0)
+    length_n = tl.load(lens_ptr + pid + nprog, mask=ok, other=0)
+    for it in range(pid, N_INT, nprog):
+        rb = tl.load(rb_ptr + start + one, mask=(one == 0) & (length > 0), other=0)
+        a0 = tl.zeros([PP, BLOCK_C], dtype=acc_dt)
+        a1, a2, a3, a4, a5, a6, a7 = a0, a0, a0, a0, a0, a0, a0
+        for j0 in range(0, tl.maximum(length, 1), PP):
+            # the next step: the rest of this interval, else the next interval's first points
+            more = j0 + PP < length
+            s_next = tl.where(more, start + j0 + PP, start_n)
+            l_next = tl.where(more, length - j0 - PP, length_n)
+            pm_n = lane < l_next
+            rd_n = tl.load(rd_ptr + s_next + lane, mask=pm_n, other=0)
+            rf_n = tl.load(rf_ptr + s_next + lane, mask=pm_n, other=0)
+            a0, a1, a2, a3, a4, a5, a6, a7 = _pool_add_blocks(a0, a1, a2, a3, a4, a5, a6, a7, d, feat_ptr, rf, C, cb,
+                                                              pm, BLOCK_C, NCB, EVEN_C, MODE)
+            pm, rf = pm_n, rf_n
+            d = tl.load(depth_ptr + rd_n, mask=pm_n, other=0)
+        # an empty interval writes nothing: its start may point into another interval's points
+        _pool_store_blocks(a0, a1, a2, a3, a4, a5, a6, a7, out_ptr, rb, C, cb, (one == 0) & (length > 0), out_scale,
+                           1, PP, BLOCK_C, NCB, EVEN_C, MODE)
+        start, length = start_n, length_n
+        ok = it + 2 * nprog < N_INT
+        start_n = tl.load(starts_ptr + it + 2 * nprog, mask=ok, other=0)
+        length_n = tl.load(lens_ptr + it + 2 * nprog, mask=ok, other=0)
 
 
 def pool_inputs(op: str, depth, feat, precision: str, scales):
@@ -259,6 +334,14 @@ def bev_pool_v2_cuda(
             d, f, *ints, out, n_int, c, out_scale,
             MODE=_MODE[precision], BLOCK_I=cfg["block_i"], PP=cfg["pp"], BLOCK_C=block_c, NCB=-(-c // block_c),
             EVEN_C=c % block_c == 0, num_warps=cfg["num_warps"],
+        )
+    elif cfg["strategy"] == "stream" and -(-c // _channel_block(c, f.element_size())) <= 8:
+        block_c = _channel_block(c, f.element_size())
+        progs = min(n_int, resident_programs(depth.device, cfg["progs_per_sm"]))
+        _bev_pool_stream_kernel[(progs,)](
+            d, f, *ints, out, n_int, c, out_scale,
+            MODE=_MODE[precision], PP=cfg["pp"], BLOCK_C=block_c, NCB=-(-c // block_c), EVEN_C=c % block_c == 0,
+            num_warps=cfg["num_warps"], maxnreg=cfg["maxnreg"],
         )
     else:
         block_c = next_pow2(c) if cfg["full_c"] else _channel_block(c, f.element_size())
