@@ -3,14 +3,17 @@
     python3 benchmarks/bev_pool_order.py [--out FILE.json] [--rep-ms 40]
 
 The op is indifferent to interval order (each interval writes its own cell), so a prepare step may list them
-any way it likes. BEVDet lists them by cell. A pixel's feature row serves every depth bin of its camera ray,
+any way it likes. BEVDet lists them by cell; bev_pool_v2_prepare since session 17 lists the intervals longer than
+32 points (one step of the kernel's 32 lanes) first, each group by cell, because the GPU starts programs in index
+order and a multi-step interval started last is the tail. A pixel's feature row serves every depth bin of its camera ray,
 so intervals listed along rays read mostly the same rows: at BEVFusion's geometry, 8 consecutive intervals
 read 20% as many distinct rows as they have points in ray order against 85% in cell order (``distinct_rows``
 below prints it). This script times the default kernel on the anchors' intervals in several orders:
-"cell" (BEVDet), "ray" (camera, image column, depth bin, image row of each interval's first point),
-"random", and "raygroups<G>" (runs of G ray-consecutive intervals, the runs shuffled). Each order is
-checked against the reference before it is timed (CUDA-graph median, like benchmarks/ops.py).
-Results and their reading: benchmarks/NOTES-ops.md, run 14.
+"cell" (BEVDet), "prepared" (bev_pool_v2_prepare's, long intervals first), "long<T>" (longer than T points
+first, then the rest, each by cell), "length" (longest first), "ray" (camera, image column, depth bin, image row
+of each interval's first point), "random", and "raygroups<G>" (runs of G ray-consecutive intervals, the runs
+shuffled). Each order is checked against the reference before it is timed (CUDA-graph median, like
+benchmarks/ops.py). Results and their reading: benchmarks/NOTES-ops.md, run 14 and item 28.
 """
 
 import argparse
@@ -36,12 +39,17 @@ def ray_key(ranks_depth: torch.Tensor, starts: torch.Tensor, depth_shape) -> tor
 
 
 def orders(case, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Interval permutations to compare, each a LongTensor over range(K)."""
-    depth, _feat, rd, _rf, _rb, starts, *_ = case.args
+    """Interval permutations of the case's (prepared) intervals to compare, each a LongTensor over range(K)."""
+    depth, _feat, rd, _rf, rb, starts, lengths, _ = case.args
     k = starts.numel()
     g = torch.Generator(device="cpu").manual_seed(seed)
+    cell = torch.argsort(rb[starts.long()].cpu(), stable=True)
     ray = torch.argsort(ray_key(rd, starts, depth.shape).cpu(), stable=True)
-    out = {"cell": torch.arange(k), "ray": ray, "random": torch.randperm(k, generator=g)}
+    out = {"cell": cell, "prepared": torch.arange(k), "ray": ray, "random": torch.randperm(k, generator=g)}
+    by_cell = lengths.cpu()[cell]
+    for t in (32, 64, 128):
+        out[f"long{t}"] = torch.cat([cell[by_cell > t], cell[by_cell <= t]])
+    out["length"] = cell[torch.argsort(by_cell, descending=True, stable=True)]
     for group in (2, 4, 16):
         runs = torch.randperm(-(-k // group), generator=g)
         idx = (runs[:, None] * group + torch.arange(group)[None]).reshape(-1)

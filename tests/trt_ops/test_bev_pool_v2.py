@@ -51,6 +51,29 @@ def test_prepare_sorted_runs_and_dtypes():
     assert torch.unique(cells).numel() == cells.numel()
 
 
+def test_prepare_lists_long_intervals_first():
+    """Intervals of more than LONG_INTERVAL points come first (the GPU kernel starts its multi-step programs
+    before the rest), each group in cell order; the points stay sorted by cell and the result is unchanged."""
+    from bevdeploy.plugins.trt_ops.bev_pool_v2.reference import LONG_INTERVAL
+
+    g = torch.Generator().manual_seed(5)
+    shape, out_shape = (1, 2, 10, 4, 5), [1, 1, 4, 4, 3]  # 400 points into 16 cells: runs of ~25, some > 32
+    cells = torch.randint(0, 16, shape, generator=g)
+    cells[0, 0, :, :, 0] = 3  # a run of 40+ points
+    coords = torch.stack([cells % 4, cells // 4, torch.zeros_like(cells)], -1)
+    rd, rf, rb, starts, lengths = bev_pool_v2_prepare(coords, out_shape)
+    long = lengths > LONG_INTERVAL
+    assert long.any() and (~long).any()
+    assert not long[long.long().argmin():].any()  # no long interval after the first short one
+    cells_listed = rb[starts.long()]
+    for group in (long, ~long):
+        assert torch.all(cells_listed[group][1:] > cells_listed[group][:-1])
+    assert torch.all(rb[1:] >= rb[:-1]) and int(lengths.sum()) == rb.numel()
+    depth, feat = torch.rand(shape, generator=g), torch.randn((1, 2, 4, 5, 3), generator=g)
+    torch.testing.assert_close(bev_pool_v2_reference(depth, feat, rd, rf, rb, starts, lengths, out_shape),
+                               _dense(coords, depth, feat, out_shape), rtol=1e-5, atol=1e-5)
+
+
 def test_custom_op_matches_reference_and_empty_cells_are_zero():
     coords, depth, feat, out_shape = _case(seed=4, y=9, x=11)
     ranks = bev_pool_v2_prepare(coords, out_shape)

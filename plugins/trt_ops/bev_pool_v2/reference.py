@@ -51,6 +51,11 @@ def bev_pool_v2_reference(
     return out.reshape(b, z, y, x, c).permute(0, 4, 1, 2, 3)  # channels-last memory, as the kernel writes
 
 
+# bev_pool_v2_prepare lists intervals of more points than this first: the points one pass of the GPU kernel's
+# program takes (a warp's 32 lanes, bev_pool_v2/kernels.py TUNING "pp")
+LONG_INTERVAL = 32
+
+
 def bev_pool_v2_prepare(
     coords: torch.Tensor, out_shape: Sequence[int]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -58,8 +63,11 @@ def bev_pool_v2_prepare(
 
     ``coords`` is (B, N, D, H, W, 3) integer voxel coordinates (x, y, z) of every frustum point;
     points outside [0, X) x [0, Y) x [0, Z) are dropped. Returns int32 (ranks_depth, ranks_feat,
-    ranks_bev, interval_starts, interval_lengths), sorted by ranks_bev. Computed once per
-    calibration (camera geometry), not per frame.
+    ranks_bev, interval_starts, interval_lengths): the points sorted by ranks_bev; the intervals
+    longer than ``LONG_INTERVAL`` points first, each group in cell order. Any interval order gives the
+    same result; this one starts the GPU kernel's multi-step intervals (one program each, launched in
+    index order) before the rest instead of leaving some for the end (H200, NOTES-ops item 28: BEVDet
+    15 - 19% faster, BEVFusion 0 - 3%). Computed once per calibration (camera geometry), not per frame.
     """
     b, z, y, x, _ = (int(v) for v in out_shape)
     if coords.dim() != 6 or coords.shape[-1] != 3 or coords.shape[0] != b:
@@ -85,4 +93,7 @@ def bev_pool_v2_prepare(
     new_run[1:] = ranks_bev[1:] != ranks_bev[:-1]
     starts = torch.nonzero(new_run).reshape(-1)
     lengths = torch.diff(starts, append=torch.tensor([ranks_bev.numel()], device=device))
+    long = lengths > LONG_INTERVAL
+    first = torch.cat([torch.nonzero(long).reshape(-1), torch.nonzero(~long).reshape(-1)])
+    starts, lengths = starts[first], lengths[first]
     return tuple(t.to(torch.int32).contiguous() for t in (ranks_depth, ranks_feat, ranks_bev, starts, lengths))
