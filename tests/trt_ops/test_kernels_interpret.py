@@ -377,6 +377,21 @@ def test_bev_pool_stream_strategy(per_sm, pp, channels, precision, monkeypatch):
                                          int8_args={0: "depth", 1: "feat"}), precision)
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("block_i,pp,ahead", [(1, 4, True), (2, 8, True), (1, 32, True), (1, 4, False), (2, 8, False)])
+def test_bev_pool_hoist_steps(block_i, pp, ahead, precision, monkeypatch):
+    """The hoist kernel with each step's next ranks and depths loaded ahead ("ahead", the default) or at the top of
+    each step: intervals of several steps (PP 4 / 8 lanes), two intervals per program, empty intervals."""
+    _kernels_with(monkeypatch, "bev_pool_v2", strategy="hoist", ahead=ahead, block_i=block_i, pp=pp)
+    case = ops_cases.bev_pool_case("tiny")
+    depth, feat, rd, rf, rb, starts, lengths, shape = case.args
+    lengths = lengths.clone()
+    lengths[2::5] = 0
+    _check("bev_pool_v2", ops_cases.Case("bev_pool_v2[ahead]", (depth, feat, rd, rf, rb, starts, lengths, shape),
+                                         scales=case.scales, half_args=(0, 1), int8_args={0: "depth", 1: "feat"}),
+           precision)
+
+
 def test_bev_pool_no_intervals_gives_zeros():
     kernel = ops_cases.kernel_for("bev_pool_v2")
     empty = torch.zeros(0, dtype=torch.int32)

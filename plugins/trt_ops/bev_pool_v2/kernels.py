@@ -10,7 +10,7 @@ runs of equal ranks_bev, out_shape = (B, Z, Y, X, C) (arguments as reference.py)
 depth[ranks_depth] * feat[ranks_feat, c] is written to out[ranks_bev, c]; the frustum feature is never
 materialised and no atomics are needed. Cells without an interval stay zero. Default kernel
 (_bev_pool_hoist_kernel): one interval per one-warp program, 32 lanes walking its points, each point's ranks and
-depth loaded once for all its channel blocks. The other kernels stay selectable for the sweep: "rows"
+depth loaded once for all its channel blocks, the next 32 points' a step ahead. The other kernels stay selectable for the sweep: "rows"
 (_bev_pool_rows_kernel, one pass over the points per channel block), "tile" (_bev_pool_v2_kernel, one
 program per interval) and "stream" (_bev_pool_stream_kernel, a fixed number of programs walking intervals with
 each step's loads issued a step ahead); see benchmarks/NOTES-ops.md. The programs start in interval order, which
@@ -48,23 +48,33 @@ _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 2}
 # twice the mean points. Listing long intervals first (bev_pool_v2_prepare) took hoist past it on BEVDet: fp32
 # 0.0150 -> 0.0128, fp16 0.0130 -> 0.0105, int8 0.0136 -> 0.0112 (stream 0.0128 / 0.0121 / 0.0120); on BEVFusion
 # hoist 0 to -3% and stream's best count per row 2 - 4% ahead for fp32 / int8, behind for fp16. Default: hoist.
+# Then hoist with stream's loads a step ahead ("ahead"; ops-sweep-s17g, three rounds in turn, long intervals first):
+# faster in all 8 rows, BEVDet fp32 0.0128 -> 0.0123 ms, fp16x2 0.0096 -> 0.0091; BEVFusion fp32 0.0997 -> 0.0947,
+# fp16 0.0993 -> 0.0953, fp16x2 0.0888 -> 0.0876, int8 0.0774 -> 0.0729. With it, 2 intervals x 16 lanes per program
+# ran BEVFusion fp16 at 0.0860 but BEVDet fp16 at 0.0138 (+35%): one shape for both stays.
 TUNING = {"strategy": "hoist", "block_i": 1, "pp": 32, "num_warps": 1, "full_c": False, "progs_per_sm": 16,
-          "maxnreg": None}
+          "maxnreg": None, "ahead": True}
 SWEEP = [{"strategy": "hoist"}, {"strategy": "hoist", "block_i": 4, "num_warps": 2},
          {"strategy": "hoist", "block_i": 1, "pp": 32}, {"strategy": "rows"}, {"strategy": "tile"}, {"block_i": 2, "pp": 16, "num_warps": 1}, {"block_i": 1, "pp": 32, "num_warps": 1},
          {"block_i": 2, "pp": 32, "num_warps": 2}, {"block_i": 2, "pp": 16, "num_warps": 4, "full_c": True},
          {"block_i": 1, "pp": 32, "num_warps": 4, "full_c": True}, {"block_i": 4, "pp": 16, "num_warps": 2},
          *({"strategy": "stream", "progs_per_sm": k} for k in (12, 16, 24)),
-         {"strategy": "stream", "progs_per_sm": 24, "maxnreg": 128}]
+         {"strategy": "stream", "progs_per_sm": 24, "maxnreg": 128}, {"ahead": False},
+         {"ahead": True, "block_i": 2, "pp": 16}]
+
+
+@triton.jit
+def _ranks(rd_ptr, rf_ptr, start, j, length):
+    """Points start + j of every lane (j < length): (mask, depth rank, feature rank)."""
+    pm = j < length
+    return pm, tl.load(rd_ptr + start + j, mask=pm, other=0), tl.load(rf_ptr + start + j, mask=pm, other=0)
 
 
 @triton.jit
 def _point(depth_ptr, rd_ptr, rf_ptr, start, j, length):
     """Points start + j of every lane (j < length): (mask, feature rank, depth); the depth and feature loads
     depend on these rank loads."""
-    pm = j < length
-    rd = tl.load(rd_ptr + start + j, mask=pm, other=0)
-    rf = tl.load(rf_ptr + start + j, mask=pm, other=0)
+    pm, rd, rf = _ranks(rd_ptr, rf_ptr, start, j, length)
     return pm, rf, tl.load(depth_ptr + rd, mask=pm, other=0)
 
 
@@ -209,20 +219,30 @@ def _bev_pool_hoist_kernel(
     depth_ptr, feat_ptr, rd_ptr, rf_ptr, rb_ptr, starts_ptr, lens_ptr, out_ptr,
     N_INT, C, out_scale,
     MODE: tl.constexpr, BLOCK_I: tl.constexpr, PP: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr,
-    EVEN_C: tl.constexpr,
+    EVEN_C: tl.constexpr, AHEAD: tl.constexpr = False,
 ):
     """The rows kernel with every channel block in one pass over the points: a point's ranks and depth are
     loaded once for all NCB (<= 8) blocks of its feature row, instead of once per block (5 times for
-    BEVFusion's 80 channels in 16-channel blocks), so each dependent rank -> row chain feeds NCB loads."""
+    BEVFusion's 80 channels in 16-channel blocks), so each dependent rank -> row chain feeds NCB loads.
+    AHEAD: an interval's next PP points' ranks are loaded while this step's rows are gathered, and their depths
+    before the step ends (as the stream kernel does), instead of at the top of the next step."""
     start, length, lane, steps, fmask, flen, rb = _intervals(rb_ptr, starts_ptr, lens_ptr, N_INT, BLOCK_I, PP)
     acc_dt = tl.float32 if MODE == 0 else (tl.float16 if MODE == 1 else tl.int32)
     cb = tl.arange(0, BLOCK_C)
     a0 = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
     a1, a2, a3, a4, a5, a6, a7 = a0, a0, a0, a0, a0, a0, a0
+    if AHEAD:
+        pm, rf, d = _point(depth_ptr, rd_ptr, rf_ptr, start, lane, length)
     for j0 in range(0, steps, PP):
-        pm, rf, d = _point(depth_ptr, rd_ptr, rf_ptr, start, j0 + lane, length)
+        if AHEAD:
+            pm_n, rd_n, rf_n = _ranks(rd_ptr, rf_ptr, start, j0 + PP + lane, length)
+        else:
+            pm, rf, d = _point(depth_ptr, rd_ptr, rf_ptr, start, j0 + lane, length)
         a0, a1, a2, a3, a4, a5, a6, a7 = _pool_add_blocks(a0, a1, a2, a3, a4, a5, a6, a7, d, feat_ptr, rf, C, cb, pm,
                                                           BLOCK_C, NCB, EVEN_C, MODE)
+        if AHEAD:
+            pm, rf = pm_n, rf_n
+            d = tl.load(depth_ptr + rd_n, mask=pm_n, other=0)
     # an empty interval writes nothing: its start may point into another interval's points
     _pool_store_blocks(a0, a1, a2, a3, a4, a5, a6, a7, out_ptr, rb, C, cb, fmask & (flen > 0), out_scale, BLOCK_I, PP,
                        BLOCK_C, NCB, EVEN_C, MODE)
@@ -263,9 +283,7 @@ def _bev_pool_stream_kernel(
             more = j0 + PP < length
             s_next = tl.where(more, start + j0 + PP, start_n)
             l_next = tl.where(more, length - j0 - PP, length_n)
-            pm_n = lane < l_next
-            rd_n = tl.load(rd_ptr + s_next + lane, mask=pm_n, other=0)
-            rf_n = tl.load(rf_ptr + s_next + lane, mask=pm_n, other=0)
+            pm_n, rd_n, rf_n = _ranks(rd_ptr, rf_ptr, s_next, lane, l_next)
             a0, a1, a2, a3, a4, a5, a6, a7 = _pool_add_blocks(a0, a1, a2, a3, a4, a5, a6, a7, d, feat_ptr, rf, C, cb,
                                                               pm, BLOCK_C, NCB, EVEN_C, MODE)
             pm, rf = pm_n, rf_n
@@ -333,7 +351,7 @@ def bev_pool_v2_cuda(
         _bev_pool_hoist_kernel[(triton.cdiv(n_int, cfg["block_i"]),)](
             d, f, *ints, out, n_int, c, out_scale,
             MODE=_MODE[precision], BLOCK_I=cfg["block_i"], PP=cfg["pp"], BLOCK_C=block_c, NCB=-(-c // block_c),
-            EVEN_C=c % block_c == 0, num_warps=cfg["num_warps"],
+            EVEN_C=c % block_c == 0, AHEAD=cfg["ahead"], num_warps=cfg["num_warps"],
         )
     elif cfg["strategy"] == "stream" and -(-c // _channel_block(c, f.element_size())) <= 8:
         block_c = _channel_block(c, f.element_size())
