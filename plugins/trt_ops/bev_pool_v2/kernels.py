@@ -51,7 +51,9 @@ _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 2}
 # Then hoist with stream's loads a step ahead ("ahead"; ops-sweep-s17g, three rounds in turn, long intervals first):
 # faster in all 8 rows, BEVDet fp32 0.0128 -> 0.0123 ms, fp16x2 0.0096 -> 0.0091; BEVFusion fp32 0.0997 -> 0.0947,
 # fp16 0.0993 -> 0.0953, fp16x2 0.0888 -> 0.0876, int8 0.0774 -> 0.0729. With it, 2 intervals x 16 lanes per program
-# ran BEVFusion fp16 at 0.0860 but BEVDet fp16 at 0.0138 (+35%): one shape for both stays.
+# ran BEVFusion fp16 at 0.0860 but BEVDet fp16 at 0.0138 (+35%): one shape for both stays. With "ahead" the long
+# intervals first gain less (bev_pool_order-run32: BEVDet fp32 0.0130 -> 0.0122, int8 0.0120 -> 0.0109 against cell
+# order; BEVFusion fp32 0.0943 -> 0.0948, int8 0.0734 -> 0.0715).
 TUNING = {"strategy": "hoist", "block_i": 1, "pp": 32, "num_warps": 1, "full_c": False, "progs_per_sm": 16,
           "maxnreg": None, "ahead": True}
 SWEEP = [{"strategy": "hoist"}, {"strategy": "hoist", "block_i": 4, "num_warps": 2},

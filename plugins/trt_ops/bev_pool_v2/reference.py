@@ -66,8 +66,9 @@ def bev_pool_v2_prepare(
     ranks_bev, interval_starts, interval_lengths): the points sorted by ranks_bev; the intervals
     longer than ``LONG_INTERVAL`` points first, each group in cell order. Any interval order gives the
     same result; this one starts the GPU kernel's multi-step intervals (one program each, launched in
-    index order) before the rest instead of leaving some for the end (H200, NOTES-ops item 28: BEVDet
-    15 - 19% faster, BEVFusion 0 - 3%). Computed once per calibration (camera geometry), not per frame.
+    index order) before the rest instead of leaving some for the end (H200, NOTES-ops item 28, default
+    kernel: BEVDet fp32 0.0130 -> 0.0122 ms, int8 0.0120 -> 0.0109; BEVFusion within 3%). Computed once
+    per calibration (camera geometry), not per frame.
     """
     b, z, y, x, _ = (int(v) for v in out_shape)
     if coords.dim() != 6 or coords.shape[-1] != 3 or coords.shape[0] != b:
