@@ -10,11 +10,11 @@ runs of equal ranks_bev, out_shape = (B, Z, Y, X, C) (arguments as reference.py)
 depth[ranks_depth] * feat[ranks_feat, c] is written to out[ranks_bev, c]; the frustum feature is never
 materialised and no atomics are needed. Cells without an interval stay zero. Default kernel
 (_bev_pool_hoist_kernel): one interval per one-warp program, 32 lanes walking its points, each point's ranks and
-depth loaded once for all its channel blocks, the next 32 points' a step ahead. The other kernels stay selectable for the sweep: "rows"
-(_bev_pool_rows_kernel, one pass over the points per channel block), "tile" (_bev_pool_v2_kernel, one
-program per interval) and "stream" (_bev_pool_stream_kernel, a fixed number of programs walking intervals with
-each step's loads issued a step ahead); see benchmarks/NOTES-ops.md. The programs start in interval order, which
-bev_pool_v2_prepare makes long intervals first.
+depth loaded once for all its channel blocks, the next 32 points' a step ahead. The other kernels stay selectable
+for the sweep: "rows" (_bev_pool_rows_kernel, one pass over the points per channel block), "tile"
+(_bev_pool_v2_kernel, one program per interval) and "stream" (_bev_pool_stream_kernel, a fixed number of
+programs walking intervals, loads a step ahead); see benchmarks/NOTES-ops.md. The programs start in interval
+order, which bev_pool_v2_prepare makes long intervals first.
 
 Variants: fp32; fp16 (fp16 depth/feat, fp32 sum, fp16 out); fp16x2 (fp16 products and fp16 sum);
 int8 (depth and feat int8 with scales["depth"], scales["feat"]: the products and the sum are exact int32,
@@ -260,8 +260,8 @@ def _bev_pool_stream_kernel(
     a fixed number of programs, each walking intervals pid, pid + programs, ... with the next PP points' loads
     issued a step ahead: while a step's feature rows are gathered and summed, the next step's ranks (of this
     interval, or the first of the next) are already on their way, and their depths are asked for before the
-    step ends; interval bounds are loaded one interval ahead of that. The hoist kernel waits on its three
-    dependent loads (bounds -> ranks -> depth and rows) in turn for every step."""
+    step ends; interval bounds are loaded one interval ahead of that. The hoist kernel (AHEAD or not) waits on
+    each interval's bounds, then its first ranks, then their depths and rows, before its first step."""
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
     lane = tl.arange(0, PP)
