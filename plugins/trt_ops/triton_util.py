@@ -386,6 +386,12 @@ def word_store(cfg: Mapping, packed: int, vec: int) -> bool:
     return packed == 2 or (packed == 4 and vec < 32 and bool(cfg.get("vec_word_store", False)))
 
 
+def wide_vector(vec: int, element_size: int) -> bool:
+    """Whether a sampler's corner gather in a layout of ``vec`` channels is a full 32-byte load (kCHW32 in int8 /
+    fp16, or any vector of 32+ bytes): such rows take their launch shape from the "vec_wide_*" TUNING keys."""
+    return vector_block(vec, element_size) * element_size == 32
+
+
 def vector_tile(cfg: Mapping, vec: int, element_size: int, groups: int = 1) -> tuple[int, int, int]:
     """(channels, pixels, warps) of a sampling kernel's program in a vectorized layout of ``vec`` channels: one
     vector load per corner (layouts.vector_block); when that load is a full 32 bytes (kCHW32 in int8 / fp16, or
@@ -398,7 +404,7 @@ def vector_tile(cfg: Mapping, vec: int, element_size: int, groups: int = 1) -> t
     Short vectors (under 32 bytes, read whole): a program takes ``cfg["vec_vectors"]`` of them (of the layout's
     ``groups``, which it must divide), so that a thread's per-pixel coordinate math serves that many vectors."""
     block_c = vector_block(vec, element_size)
-    if block_c * element_size == 32:
+    if wide_vector(vec, element_size):
         return block_c, cfg["vec_wide_block_p"], cfg["vec_wide_num_warps"]
     many = cfg.get("vec_vectors", 1)
     if block_c == vec and many > 1 and groups % many == 0 and vec * many * element_size <= 32:
@@ -413,7 +419,7 @@ def vector_box(cfg: Mapping, vec: int, element_size: int) -> tuple[int, int]:
     (NOTES-ops.md items 26 - 27) found boxes that speed up a kCHW32 row slowing its kCHW2 sibling, which shared
     the vec_tile keys."""
     rows, slices = cfg["vec_tile_y"], cfg["vec_tile_z"]
-    if vector_block(vec, element_size) * element_size == 32:
+    if wide_vector(vec, element_size):
         rows = rows if cfg.get("vec_wide_tile_y") is None else cfg["vec_wide_tile_y"]
         slices = slices if cfg.get("vec_wide_tile_z") is None else cfg["vec_wide_tile_z"]
     return rows, slices

@@ -342,29 +342,29 @@ def bev_pool_v2_cuda(
         return out.permute(0, 4, 1, 2, 3)
     ints = [t.to(torch.int32).contiguous() for t in (ranks_depth, ranks_feat, ranks_bev, interval_starts, interval_lengths)]
     cfg = tuned(TUNING, precision)
+    block_c = _channel_block(c, f.element_size())  # hoist, stream and rows (unless full_c) walk C in these blocks
+    ncb = -(-c // block_c)
     if cfg["strategy"] == "tile":
         block_c = min(next_pow2(c), 128)
         _bev_pool_v2_kernel[(n_int, triton.cdiv(c, block_c))](
             d, f, *ints, out, c, out_scale,
             MODE=_MODE[precision], BLOCK_P=16, BLOCK_C=block_c, EVEN_C=block_c == c, num_warps=4,
         )
-    elif cfg["strategy"] == "hoist" and -(-c // _channel_block(c, f.element_size())) <= 8:
-        block_c = _channel_block(c, f.element_size())
+    elif cfg["strategy"] == "hoist" and ncb <= 8:
         _bev_pool_hoist_kernel[(triton.cdiv(n_int, cfg["block_i"]),)](
             d, f, *ints, out, n_int, c, out_scale,
-            MODE=_MODE[precision], BLOCK_I=cfg["block_i"], PP=cfg["pp"], BLOCK_C=block_c, NCB=-(-c // block_c),
+            MODE=_MODE[precision], BLOCK_I=cfg["block_i"], PP=cfg["pp"], BLOCK_C=block_c, NCB=ncb,
             EVEN_C=c % block_c == 0, AHEAD=cfg["ahead"], num_warps=cfg["num_warps"],
         )
-    elif cfg["strategy"] == "stream" and -(-c // _channel_block(c, f.element_size())) <= 8:
-        block_c = _channel_block(c, f.element_size())
+    elif cfg["strategy"] == "stream" and ncb <= 8:
         progs = min(n_int, resident_programs(depth.device, cfg["progs_per_sm"]))
         _bev_pool_stream_kernel[(progs,)](
             d, f, *ints, out, n_int, c, out_scale,
-            MODE=_MODE[precision], PP=cfg["pp"], BLOCK_C=block_c, NCB=-(-c // block_c), EVEN_C=c % block_c == 0,
+            MODE=_MODE[precision], PP=cfg["pp"], BLOCK_C=block_c, NCB=ncb, EVEN_C=c % block_c == 0,
             num_warps=cfg["num_warps"], maxnreg=cfg["maxnreg"],
         )
     else:
-        block_c = next_pow2(c) if cfg["full_c"] else _channel_block(c, f.element_size())
+        block_c = next_pow2(c) if cfg["full_c"] else block_c
         _bev_pool_rows_kernel[(triton.cdiv(n_int, cfg["block_i"]),)](
             d, f, *ints, out, n_int, c, out_scale,
             MODE=_MODE[precision], BLOCK_I=cfg["block_i"], PP=cfg["pp"], BLOCK_C=block_c,

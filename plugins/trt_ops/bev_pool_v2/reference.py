@@ -94,7 +94,6 @@ def bev_pool_v2_prepare(
     new_run[1:] = ranks_bev[1:] != ranks_bev[:-1]
     starts = torch.nonzero(new_run).reshape(-1)
     lengths = torch.diff(starts, append=torch.tensor([ranks_bev.numel()], device=device))
-    long = lengths > LONG_INTERVAL
-    first = torch.cat([torch.nonzero(long).reshape(-1), torch.nonzero(~long).reshape(-1)])
+    first = torch.argsort((lengths <= LONG_INTERVAL).to(torch.uint8), stable=True)  # long ones, then the rest
     starts, lengths = starts[first], lengths[first]
     return tuple(t.to(torch.int32).contiguous() for t in (ranks_depth, ranks_feat, ranks_bev, starts, lengths))
