@@ -15,6 +15,7 @@ Precision variants, the same for every op:
 
 from __future__ import annotations
 
+import math
 import os
 import types
 from collections.abc import Mapping
@@ -50,10 +51,16 @@ def to_f32(v):
     """Widen a loaded tensor to fp32; int8 through the exponent trick (an add on the bits of 1.5 * 2^23 and
     one float subtract) instead of the quarter-rate integer-to-float conversion."""
     if v.dtype == tl.int8:
-        out = (v.to(tl.int32) + 0x4B400000).to(tl.float32, bitcast=True) - 12582912.0
+        out = small_int_to_f32(v.to(tl.int32))
     else:
         out = v.to(tl.float32)
     return out
+
+
+@triton.jit
+def small_int_to_f32(v):
+    """fp32 of an int32 tensor whose values lie in (-2^22, 2^22) (e.g. int8 values): the exponent trick of to_f32."""
+    return (v + 0x4B400000).to(tl.float32, bitcast=True) - 12582912.0
 
 
 # Packed int8: four int8 channels read as one int32 word and summed without a conversion instruction. Each word is
@@ -342,6 +349,105 @@ def sampler_store_words(out_ptr, word_offs, a0, a1, a2, a3, wsum, scale, mask, P
     else:
         words = half_pair_bits(a0.to(tl.float32) * scale, a1.to(tl.float32) * scale)
         tl.store(out_ptr.to(tl.pointer_type(tl.int32)) + word_offs, words, mask=mask)
+
+
+# Shared memory through inline PTX (session 18, NOTES-ops item 29). Triton has no shared-memory gather, but a kernel
+# may declare a static .shared array in inline PTX and address it with 32-bit shared-window addresses: ptxas counts it
+# in the cubin's static shared memory (so the driver allocates it at every launch, TensorRT's included), next to any
+# dynamic shared memory Triton itself asks for. The staging below copies a program's input footprint in with
+# cp.async (global to shared without registers; chunks off the map zero-filled) and the kernel then gathers its
+# corners with ld.shared. Triton's CPU interpreter cannot run inline PTX: kernels that stage are GPU-only and their
+# entry points fall back to a kernel without staging where interpreting() is true.
+SHARED_STATIC_MAX = 48 * 1024  # static .shared per kernel that ptxas accepts (sm_90)
+
+
+@triton.jit
+def shared_base(DECL: tl.constexpr):
+    """The 32-bit shared-window address of the kernel's staging array, declared by ``DECL`` (shared_stage_plan's
+    "DECL"). Call it once per kernel: a second copy of the declaration would not assemble."""
+    return tl.inline_asm_elementwise(DECL, "=r", [], dtype=tl.int32, is_pure=False, pack=1)
+
+
+@triton.jit
+def shared_commit():
+    """Close this thread's cp.async copies issued since the last commit into one group (shared_sync waits on them)."""
+    tl.inline_asm_elementwise("cp.async.commit_group;\n\tmov.u32 $0, 0;", "=r", [], dtype=tl.int32, is_pure=False,
+                              pack=1)
+
+
+@triton.jit
+def shared_sync(WAIT: tl.constexpr):
+    """bar.sync the CTA; WAIT 0 / 1 first waits until at most that many groups of this thread's cp.async copies are
+    in flight, so that every thread's copies of the older groups are visible after the barrier; WAIT -1 only syncs."""
+    if WAIT == 0:
+        tl.inline_asm_elementwise("cp.async.wait_group 0;\n\tbar.sync 0;\n\tmov.u32 $0, 0;", "=r", [], dtype=tl.int32,
+                                  is_pure=False, pack=1)
+    elif WAIT == 1:
+        tl.inline_asm_elementwise("cp.async.wait_group 1;\n\tbar.sync 0;\n\tmov.u32 $0, 0;", "=r", [], dtype=tl.int32,
+                                  is_pure=False, pack=1)
+    else:
+        tl.inline_asm_elementwise("bar.sync 0;\n\tmov.u32 $0, 0;", "=r", [], dtype=tl.int32, is_pure=False, pack=1)
+
+
+@triton.jit
+def stage_box_async(in_ptr, sbase, spare, c0, y0, x0, rows, chunks, H, W, NPLANES, BLOCK_C: tl.constexpr,
+                    FH: tl.constexpr, NCH: tl.constexpr, NCHP: tl.constexpr, RB: tl.constexpr, CHUNK: tl.constexpr,
+                    EC: tl.constexpr, CPASM: tl.constexpr, SPLANE: tl.constexpr):
+    """Copy the box of ``rows`` pixel rows from y0 and ``chunks`` CHUNK-byte chunks from pixel x0 (x0 a multiple of
+    the chunk's pixels; W too, so that a chunk lies wholly on or off the map) of the planes c0 .. c0 + BLOCK_C of
+    the linear (planes, H, W) ``in_ptr`` (plane size SPLANE = H * W) into shared memory at ``sbase``, plane-major:
+    byte ((c * FH + row) * NCH + chunk) * CHUNK. One cp.async per chunk (CPASM), issued RB rows at a time and
+    committed as one group by the caller; chunks off the map or past NPLANES are zero-filled (source size 0), the
+    lanes past ``chunks`` write their zeros to the ``spare`` chunk. EC: pixels per chunk."""
+    cc = tl.arange(0, BLOCK_C)
+    ch = tl.arange(0, NCHP)
+    xc = x0 + ch * EC
+    on = ((c0 + cc) < NPLANES)[:, None, None] & ((xc >= 0) & (xc < W))[None, None, :]
+    live = (ch < chunks)[None, None, :] & (cc >= 0)[:, None, None]
+    src = in_ptr + c0 * SPLANE + (cc * SPLANE)[:, None, None] + xc[None, None, :]
+    dst = sbase + ((cc * FH)[:, None, None] * NCH + ch[None, None, :]) * CHUNK
+    for r0 in tl.range(0, rows, RB):
+        rr = r0 + tl.arange(0, RB)
+        y = y0 + rr
+        ok = on & ((y >= 0) & (y < H))[None, :, None]
+        gptr = tl.where(ok, src + (y * W)[None, :, None], in_ptr).to(tl.int64, bitcast=True)
+        saddr = tl.where(live & (rr < FH)[None, :, None], dst + (rr * (NCH * CHUNK))[None, :, None], spare)
+        tl.inline_asm_elementwise(CPASM, "=r,r,l,r", [saddr, gptr, tl.where(ok, CHUNK, 0)], dtype=tl.int32,
+                                  is_pure=False, pack=1)
+
+
+def shared_stage_plan(element_size: int, width: int, box_h: int, box_w: int, block_c: int, rows: int,
+                      buffers: int = 2) -> dict | None:
+    """The constexprs of a bilinear sampler that stages, for every program, the footprint of a ``box_h`` x ``box_w``
+    output box under any rotation (at most its diagonal plus margins on each side) for ``block_c`` planes of a
+    linear input of ``width`` pixels per row, in ``buffers`` buffers: FH (rows, a multiple of ``rows`` = RB), NCH /
+    NCHP (chunks per row / its power of two), FW (pixels per staged row), EC (pixels per chunk), CHUNK (bytes per
+    cp.async: 16, else 8 or 4 as the row's bytes allow; cp.async has no smaller copy), CPASM, BUF (bytes per buffer), DECL (the .shared
+    declaration, with a spare chunk at the end) and LD4 / LDT (ld.shared of a pixel's four corners: two at (y, x),
+    two a staged row below, and their register class); SHARED is the bytes declared. None where rows are not 4-byte multiples or the buffers
+    would exceed SHARED_STATIC_MAX."""
+    row_bytes = width * element_size
+    chunk = next((c for c in (16, 8, 4) if row_bytes % c == 0), 0)
+    if not chunk:
+        return None
+    per_chunk = chunk // element_size
+    span = math.ceil(math.hypot(box_h, box_w)) + 4  # the box's diagonal, a corner's second pixel, a margin each side
+    fh = -(-span // rows) * rows
+    nch = -(-(span + per_chunk - 1) // per_chunk)  # x0 rounds down to a chunk: up to per_chunk - 1 more pixels
+    fw = nch * per_chunk
+    buf = block_c * fh * nch * chunk
+    nbytes = buffers * buf + 16
+    if nbytes > SHARED_STATIC_MAX:
+        return None
+    kind = {1: ("ld.shared.s8", "r"), 2: ("ld.shared.b16", "h"), 4: ("ld.shared.f32", "f")}[element_size]
+    t, e, below = kind[0], element_size, fw * element_size
+    return dict(
+        FH=fh, NCH=nch, NCHP=next_pow2(nch), FW=fw, CHUNK=chunk, EC=per_chunk, BUF=buf, RB=rows,
+        CPASM=f"cp.async.{'cg' if chunk == 16 else 'ca'}.shared.global [$1], [$2], {chunk}, $3;\n\tmov.u32 $0, 0;",
+        DECL=f".shared .align 16 .b8 bd_stage[{nbytes}];\n\tmov.u32 $0, bd_stage;",
+        LD4=f"{t} $0, [$4];\n\t{t} $1, [$4+{e}];\n\t{t} $2, [$4+{below}];\n\t{t} $3, [$4+{below + e}];",
+        LDT=kind[1], SHARED=nbytes,
+    )
 
 
 def packed_words(precision: str, mode: int, block_c: int, x: torch.Tensor, vec: int, cfg: Mapping) -> int:

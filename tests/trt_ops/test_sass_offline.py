@@ -62,3 +62,13 @@ def test_row_compiles_the_launch_the_op_makes():
 def test_bad_input_is_one_line_and_exit_2(args, env, says):
     out = _run(*args, **env)
     assert out.returncode == 2 and says in out.stderr and out.stderr.count("\n") == 1, out.stderr
+
+
+def test_staged_rotate_assembles():
+    """rotate's fp16 linear row launches the shared-memory staged kernel, and its inline PTX (the .shared declaration,
+    cp.async, ld.shared, bar.sync) assembles with ptxas for sm_90."""
+    row = _run("--row", "rotate", "anchor", "fp16")
+    assert row.returncode == 0, row.stderr
+    launch, counts = row.stdout.splitlines()[:2]
+    assert launch.startswith("_rotate_staged_kernel grid (91, 16) warps 4 "), launch
+    assert "barriers 0" not in counts and "LDS" in row.stdout.splitlines()[2], row.stdout

@@ -13,6 +13,9 @@ align_corners=False), which BEVFormer uses to align prev_bev with the ego motion
 Layouts: "linear", or a channel-vectorized layout of layouts.py (TensorRT's kCHW4, kCHW2, ...) for img and
 output alike, where each corner gather loads a vector of channels (grid_sampler/kernels.py says why).
 
+The linear bilinear fp16 / fp16x2 rows stage each program's input footprint in shared memory
+(_rotate_staged_kernel, TUNING "staged"; GPU only, the unstaged kernel elsewhere).
+
 Variants: fp32; fp16 (fp16 storage, fp32 sum, fp16 out); fp16x2 (corner weights and sum in fp16);
 int8 (img int8 with scales["img"], fp32 sum, fp16 out). The rotation matrix is always computed in fp32.
 """
@@ -30,6 +33,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     float_storage,
     int8_input,
     out_dtype,
+    interpreting,
     packed_words,
     plane_strides,
     plane_tiles,
@@ -38,6 +42,12 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     sampler_result,
     sampler_store_words,
     sampler_zeros,
+    shared_base,
+    shared_commit,
+    shared_stage_plan,
+    shared_sync,
+    small_int_to_f32,
+    stage_box_async,
     tile_ptrs,
     tl,
     to_f32,
@@ -77,16 +87,22 @@ OP = "rotate"
 # 8 warps with constant strides: 0.0179 ms (16 x 128 dynamic, the old default: 0.0207). Forcing each pair's loads
 # back to back (inline PTX) took 16 x 128 to 0.0247 (L1 hit 53%) and was slower elsewhere: not kept (NOTES-ops 27)
 # ("vec_num_warps": the kCHW4 rows keep their 4 warps; with int8's 8 they measured 0.0109 -> 0.0114 in run 29)
+# session 18 (H200, rotate_staged-s18.json, NOTES-ops 29): linear bilinear fp16 / fp16x2 through shared memory
+# ("staged", _rotate_staged_kernel; "stage_*" its box, planes per block, blocks per program, rows per copy step,
+# warps): 0.0216 -> 0.0188 ms / 0.0243 -> 0.0189 at 16 x 32 boxes, 4 planes x 4 blocks (2 blocks 0.0192, 1 block
+# 0.0218; 8 x 32 boxes 0.0219); int8 0.0179 -> 0.0196 (slower: stays unstaged)
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
           "vec_wide_num_warps": 4, "vec_num_warps": None, "vec_vectors": 1, "vec_word_store": False,
           "vec_half_words": False, "pairs": False, "vec_pairs": False, "ptr_first": False, "static_strides": False,
+          "staged": False, "stage_by": 16, "stage_bx": 32, "stage_block_c": 4, "stage_blocks": 4, "stage_rows": 8,
+          "stage_num_warps": 4,
           "per_precision": {"int8": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_num_warps": 4, "vec_vectors": 4,
                                      "vec_word_store": True, "pairs": True, "vec_pairs": True, "static_strides": True},
                             "fp16": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_block_p": 512,
                                      "vec_wide_block_p": 256, "vec_wide_num_warps": 8, "vec_half_words": True,
-                                     "vec_vectors": 4, "vec_pairs": True, "static_strides": True},
+                                     "vec_vectors": 4, "vec_pairs": True, "static_strides": True, "staged": True},
                             "fp16x2": {"vec_wide_block_p": 256, "vec_wide_num_warps": 8, "vec_half_words": True,
-                                       "vec_vectors": 4, "vec_pairs": True, "static_strides": True},
+                                       "vec_vectors": 4, "vec_pairs": True, "static_strides": True, "staged": True},
                             "fp32": {"block_c": 8, "block_p": 512, "num_warps": 8, "static_strides": True}}}
 # every entry up to session 14's clears per_precision so that it measures the shape it names
 SWEEP = [{**cfg, "per_precision": {}} for cfg in (
@@ -102,7 +118,10 @@ SWEEP = [{**cfg, "per_precision": {}} for cfg in (
     *({"vec_half_words": h, "vec_vectors": v} for h in (False, True) for v in (1, 2, 4, 8)),
     {"pairs": False, "vec_pairs": False}, {"pairs": True, "vec_pairs": True})] + [
     # session 15, over the per-precision defaults: per-pixel pointers, the plane size as a constant (tile_ptrs)
-    {"ptr_first": True}, {"static_strides": True}]
+    {"ptr_first": True}, {"static_strides": True},
+    # session 18: the linear bilinear rows with the input staged in shared memory (_rotate_staged_kernel)
+    {"staged": False}, {"staged": True}, {"staged": True, "stage_blocks": 2}, {"staged": True, "stage_block_c": 2},
+    {"staged": True, "stage_block_c": 8, "stage_blocks": 2}, {"staged": True, "stage_rows": 4}]
 
 
 @triton.jit
@@ -228,6 +247,103 @@ def _rotate_kernel(
         tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None])
 
 
+@triton.jit
+def _rotate_staged_kernel(
+    in_ptr, out_ptr, angle_ptr, center_ptr, H, W, out_scale, NPLANES,
+    BY: tl.constexpr, BX: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr, HALF_MATH: tl.constexpr,
+    SPLANE: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr, NCHP: tl.constexpr, FW: tl.constexpr,
+    CHUNK: tl.constexpr, EC: tl.constexpr, BUF: tl.constexpr, RB: tl.constexpr, CPASM: tl.constexpr,
+    DECL: tl.constexpr, LD4: tl.constexpr, LDT: tl.constexpr,
+):
+    """Bilinear rotate of the linear layout with the input staged in shared memory (triton_util.stage_box_async).
+    A program takes a BY x BX box of output pixels and NCB blocks of BLOCK_C planes. Its input footprint (the box
+    mapped back, a pixel of margin each side; never more than the box's diagonal, whatever the angle) is copied
+    into shared memory one plane block at a time, the next block's copy in flight while this one is gathered from
+    the other of two buffers. Each pixel then reads its four corners with ld.shared (LD4); corners off the map
+    read the zeros the staging wrote, so zeros padding needs no masks. The per-pixel work (source position,
+    weights, shared addresses) is done once for all NCB blocks. Weights and sum in fp32, or in fp16 where
+    HALF_MATH (fp16x2). The rest of shared_stage_plan's constexprs: FH .. LDT."""
+    tiles_x = tl.cdiv(W, BX)
+    oy0 = (tl.program_id(0) // tiles_x) * BY
+    ox0 = (tl.program_id(0) % tiles_x) * BX
+    cbase = tl.program_id(1) * (BLOCK_C * NCB)
+    cs, sn = _cos_sin_degrees(-tl.load(angle_ptr).to(tl.float32))
+    hw = W * 0.5
+    hh = H * 0.5
+    cx = tl.load(center_ptr).to(tl.float32) - hw
+    cy = tl.load(center_ptr + 1).to(tl.float32) - hh
+    tx = cx - cs * cx - sn * cy + hw - 0.5  # source pixel = (cs * xo + sn * yo + tx, -sn * xo + cs * yo + ty)
+    ty = cy + sn * cx - cs * cy + hh - 0.5
+    xa = ox0.to(tl.float32) + 0.5 - hw  # the box's corner pixels, centre-relative
+    xb = xa + (BX - 1)
+    ya = oy0.to(tl.float32) + 0.5 - hh
+    yb = ya + (BY - 1)
+    sx = tl.minimum(cs * xa, cs * xb) + tl.minimum(sn * ya, sn * yb) + tx  # the footprint, corners' bounds
+    ex = tl.maximum(cs * xa, cs * xb) + tl.maximum(sn * ya, sn * yb) + tx
+    sy = tl.minimum(-sn * xa, -sn * xb) + tl.minimum(cs * ya, cs * yb) + ty
+    ey = tl.maximum(-sn * xa, -sn * xb) + tl.maximum(cs * ya, cs * yb) + ty
+    fy0 = tl.floor(sy).to(tl.int32) - 1
+    fxe = tl.floor(sx).to(tl.int32) - 1
+    fx0 = fxe - ((fxe % EC) + EC) % EC  # down to a chunk
+    rows = tl.minimum(tl.floor(ey).to(tl.int32) + 3 - fy0, FH)
+    chunks = tl.minimum((tl.floor(ex).to(tl.int32) + 3 - fx0 + EC - 1) // EC, NCH)
+    base = shared_base(DECL)
+    spare = base + 2 * BUF
+    stage_box_async(in_ptr, base, spare, cbase, fy0, fx0, rows, chunks, H, W, NPLANES, BLOCK_C, FH, NCH, NCHP, RB,
+                    CHUNK, EC, CPASM, SPLANE)
+    shared_commit()
+    p = tl.arange(0, BY * BX)
+    oy = oy0 + p // BX
+    ox = ox0 + p % BX
+    pmask = (oy < H) & (ox < W)
+    xo = ox.to(tl.float32) + 0.5 - hw
+    yo = oy.to(tl.float32) + 0.5 - hh
+    ix = cs * xo + sn * yo + tx
+    iy = -sn * xo + cs * yo + ty
+    x0f = tl.floor(ix)
+    y0f = tl.floor(iy)
+    fx = (ix - x0f)[:, None]
+    fy = (iy - y0f)[:, None]
+    w00 = (1.0 - fx) * (1.0 - fy) * out_scale
+    w01 = fx * (1.0 - fy) * out_scale
+    w10 = (1.0 - fx) * fy * out_scale
+    w11 = fx * fy * out_scale
+    xs = tl.minimum(tl.maximum(x0f.to(tl.int32) - fx0, 0), FW - 2)  # clamped: never outside the staged box
+    ys = tl.minimum(tl.maximum(y0f.to(tl.int32) - fy0, 0), FH - 2)
+    cc = tl.arange(0, BLOCK_C)
+    ESIZE: tl.constexpr = CHUNK // EC
+    saddr = base + (((ys * FW + xs) * ESIZE)[:, None] + (cc * (FH * FW * ESIZE))[None, :])
+    opix = out_ptr + cbase * SPLANE + tl.max_contiguous(oy * W + ox, 1)  # one pixel per lane
+    for k in tl.static_range(NCB):
+        c0 = cbase + k * BLOCK_C
+        if k + 1 < NCB:  # the next block's copy into the other buffer, then wait for this block's
+            stage_box_async(in_ptr, base + ((k + 1) % 2) * BUF, spare, c0 + BLOCK_C, fy0, fx0, rows, chunks, H, W,
+                            NPLANES, BLOCK_C, FH, NCH, NCHP, RB, CHUNK, EC, CPASM, SPLANE)
+            shared_commit()
+            shared_sync(1)
+        else:
+            shared_sync(0)
+        v00, v01, v10, v11 = tl.inline_asm_elementwise(
+            LD4, "=" + LDT + ",=" + LDT + ",=" + LDT + ",=" + LDT + ",r", [saddr + (k % 2) * BUF],
+            dtype=(tl.int32 if ESIZE == 1 else tl.float16 if ESIZE == 2 else tl.float32,) * 4, is_pure=False, pack=1)
+        if HALF_MATH:
+            hx = fx.to(tl.float16)
+            hy = fy.to(tl.float16)
+            top = v00 + (v01 - v00) * hx
+            bot = v10 + (v11 - v10) * hx
+            res = top + (bot - top) * hy
+        else:
+            if ESIZE == 1:  # ld.shared.s8 gives int32
+                f00, f01, f10, f11 = (small_int_to_f32(v00), small_int_to_f32(v01), small_int_to_f32(v10),
+                                      small_int_to_f32(v11))
+            else:
+                f00, f01, f10, f11 = v00.to(tl.float32), v01.to(tl.float32), v10.to(tl.float32), v11.to(tl.float32)
+            res = f00 * w00 + f01 * w01 + f10 * w10 + f11 * w11
+        optr = (opix + k * BLOCK_C * SPLANE)[:, None] + (cc * SPLANE)[None, :]
+        tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=pmask[:, None] & ((c0 + cc) < NPLANES)[None, :])
+        shared_sync(-1)  # every lane done with this buffer before the next block's copy overwrites it
+
+
 def _as_device_vector(v, n: int, device, name: str) -> torch.Tensor:
     t = v if isinstance(v, torch.Tensor) else torch.tensor(v, dtype=torch.float32)
     t = t.to(device=device, dtype=torch.float32).reshape(-1)
@@ -269,6 +385,19 @@ def rotate_cuda(
     if out.numel() == 0:
         return out
     cfg = tuned(TUNING, precision)
+    if vec == 1 and mode == 0 and cfg["staged"] and not interpreting():
+        plan = shared_stage_plan(x.element_size(), w, cfg["stage_by"], cfg["stage_bx"], cfg["stage_block_c"],
+                                 cfg["stage_rows"])
+        if plan is not None and planes * h * w < 2**31 and x.data_ptr() % plan["CHUNK"] == 0:
+            nc = cfg["stage_block_c"] * cfg["stage_blocks"]
+            grid = (triton.cdiv(h, cfg["stage_by"]) * triton.cdiv(w, cfg["stage_bx"]), triton.cdiv(planes, nc))
+            plan.pop("SHARED")
+            _rotate_staged_kernel[grid](
+                x, out, ang, ctr, h, w, out_scale, planes, BY=cfg["stage_by"], BX=cfg["stage_bx"],
+                BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], HALF_MATH=precision == "fp16x2", SPLANE=h * w,
+                num_warps=cfg["stage_num_warps"], **plan,
+            )
+            return out
     block_c, block_p, warps = cfg["block_c"], cfg["block_p"], cfg["num_warps"]  # [pixels, channels], see _rotate_kernel
     packed = 0
     if vec > 1:  # one vector load of at most 32 bytes per corner
