@@ -15,6 +15,7 @@ Precision variants, the same for every op:
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import types
@@ -393,17 +394,17 @@ def shared_sync(WAIT: tl.constexpr):
 def stage_box_async(in_ptr, sbase, spare, c0, y0, x0, rows, chunks, H, W, NPLANES, BLOCK_C: tl.constexpr,
                     FH: tl.constexpr, NCH: tl.constexpr, NCHP: tl.constexpr, RB: tl.constexpr, CHUNK: tl.constexpr,
                     EC: tl.constexpr, CPASM: tl.constexpr, SPLANE: tl.constexpr):
-    """Copy the box of ``rows`` pixel rows from y0 and ``chunks`` CHUNK-byte chunks from pixel x0 (x0 a multiple of
-    the chunk's pixels; W too, so that a chunk lies wholly on or off the map) of the planes c0 .. c0 + BLOCK_C of
-    the linear (planes, H, W) ``in_ptr`` (plane size SPLANE = H * W) into shared memory at ``sbase``, plane-major:
-    byte ((c * FH + row) * NCH + chunk) * CHUNK. One cp.async per chunk (CPASM), issued RB rows at a time and
-    committed as one group by the caller; chunks off the map or past NPLANES are zero-filled (source size 0), the
-    lanes past ``chunks`` write their zeros to the ``spare`` chunk. EC: pixels per chunk."""
+    """Copy the box of ``rows`` pixel rows from y0 and ``chunks`` CHUNK-byte chunks from pixel x0 (x0 a multiple of the
+    chunk's pixels; W too, so that a chunk lies wholly on or off the map) of the planes c0 .. c0 + BLOCK_C of the linear
+    (planes, H, W) ``in_ptr`` (plane size SPLANE = H * W) into shared memory at ``sbase``, plane-major: byte ((c * FH +
+    row) * NCH + chunk) * CHUNK. One cp.async per chunk (CPASM), issued RB rows at a time and committed as one group by
+    the caller (``rows`` <= FH, a multiple of RB); chunks off the map or past NPLANES are zero-filled (source size 0),
+    the lanes past ``chunks`` write their zeros to the ``spare`` chunk. EC: pixels per chunk."""
     cc = tl.arange(0, BLOCK_C)
     ch = tl.arange(0, NCHP)
     xc = x0 + ch * EC
     on = ((c0 + cc) < NPLANES)[:, None, None] & ((xc >= 0) & (xc < W))[None, None, :]
-    live = (ch < chunks)[None, None, :] & (cc >= 0)[:, None, None]
+    live = (ch < chunks)[None, None, :] & (cc >= 0)[:, None, None]  # [BLOCK_C, 1, NCHP]: cc only broadcasts
     src = in_ptr + c0 * SPLANE + (cc * SPLANE)[:, None, None] + xc[None, None, :]
     dst = sbase + ((cc * FH)[:, None, None] * NCH + ch[None, None, :]) * CHUNK
     for r0 in tl.range(0, rows, RB):
@@ -411,21 +412,23 @@ def stage_box_async(in_ptr, sbase, spare, c0, y0, x0, rows, chunks, H, W, NPLANE
         y = y0 + rr
         ok = on & ((y >= 0) & (y < H))[None, :, None]
         gptr = tl.where(ok, src + (y * W)[None, :, None], in_ptr).to(tl.int64, bitcast=True)
-        saddr = tl.where(live & (rr < FH)[None, :, None], dst + (rr * (NCH * CHUNK))[None, :, None], spare)
+        saddr = tl.where(live, dst + (rr * (NCH * CHUNK))[None, :, None], spare)  # rr < FH: FH is a multiple of RB
         tl.inline_asm_elementwise(CPASM, "=r,r,l,r", [saddr, gptr, tl.where(ok, CHUNK, 0)], dtype=tl.int32,
                                   is_pure=False, pack=1)
 
 
+@functools.cache
 def shared_stage_plan(element_size: int, width: int, box_h: int, box_w: int, block_c: int, rows: int,
                       buffers: int = 2) -> dict | None:
     """The constexprs of a bilinear sampler that stages, for every program, the footprint of a ``box_h`` x ``box_w``
     output box under any rotation (at most its diagonal plus margins on each side) for ``block_c`` planes of a
     linear input of ``width`` pixels per row, in ``buffers`` buffers: FH (rows, a multiple of ``rows`` = RB), NCH /
     NCHP (chunks per row / its power of two), FW (pixels per staged row), EC (pixels per chunk), CHUNK (bytes per
-    cp.async: 16, else 8 or 4 as the row's bytes allow; cp.async has no smaller copy), CPASM, BUF (bytes per buffer), DECL (the .shared
-    declaration, with a spare chunk at the end) and LD4 / LDT (ld.shared of a pixel's four corners: two at (y, x),
-    two a staged row below, and their register class); SHARED is the bytes declared. None where rows are not 4-byte multiples or the buffers
-    would exceed SHARED_STATIC_MAX."""
+    cp.async: 16, else 8 or 4 as the row's bytes allow; cp.async has no smaller copy), CPASM, BUF (bytes per
+    buffer), DECL (the .shared declaration, with a spare chunk at the end) and LD4 / LDT (ld.shared of a pixel's
+    four corners: two at (y, x), two a staged row below, and their register class); SHARED is the bytes declared.
+    None where rows are not 4-byte multiples or the buffers would exceed SHARED_STATIC_MAX. Cached per launch
+    geometry: callers must not change the dict."""
     row_bytes = width * element_size
     chunk = next((c for c in (16, 8, 4) if row_bytes % c == 0), 0)
     if not chunk:

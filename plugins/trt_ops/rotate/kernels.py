@@ -152,6 +152,24 @@ def _cos_sin_degrees(deg):
 
 
 @triton.jit
+def _inverse_rotation(angle_ptr, center_ptr, H, W):
+    """(cos, sin, kx, ky, W / 2, H / 2) of the map from output pixels back to source pixels (torchvision's inverse
+    affine matrix in centre-relative coordinates), read from the device angle (degrees) and centre (x, y)."""
+    cs, sn = _cos_sin_degrees(-tl.load(angle_ptr).to(tl.float32))
+    hw = W * 0.5
+    hh = H * 0.5
+    cx = tl.load(center_ptr).to(tl.float32) - hw
+    cy = tl.load(center_ptr + 1).to(tl.float32) - hh
+    return cs, sn, cx - cs * cx - sn * cy, cy + sn * cx - cs * cy, hw, hh
+
+
+@triton.jit
+def _source_xy(xo, yo, cs, sn, kx, ky, hw, hh):
+    """The source pixel (x, y) of centre-relative output coordinates (xo, yo) under _inverse_rotation's map."""
+    return cs * xo + sn * yo + kx + hw - 0.5, -sn * xo + cs * yo + ky + hh - 0.5
+
+
+@triton.jit
 def _rotate_kernel(
     in_ptr, out_ptr, angle_ptr, center_ptr, H, W, out_scale,
     NEAREST: tl.constexpr, HALF_MATH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr,
@@ -192,18 +210,9 @@ def _rotate_kernel(
     if PACKED:  # the same channels in int32 words
         j = tl.program_id(1) * (BLOCK_C // PACKED) + tl.arange(0, BLOCK_C // PACKED)
         ibase = ((j // STEP) * (H * W) * STEP + j % STEP)[None, :]
-    cs, sn = _cos_sin_degrees(-tl.load(angle_ptr).to(tl.float32))
-    hw = W * 0.5
-    hh = H * 0.5
-    cx = tl.load(center_ptr).to(tl.float32) - hw
-    cy = tl.load(center_ptr + 1).to(tl.float32) - hh
-    # inverse map output pixel -> source pixel (torchvision's inverse affine matrix, centre-relative coords)
-    xo = (pix % W).to(tl.float32) + 0.5 - hw
-    yo = (pix // W).to(tl.float32) + 0.5 - hh
-    xs = cs * xo + sn * yo + (cx - cs * cx - sn * cy)
-    ys = -sn * xo + cs * yo + (cy + sn * cx - cs * cy)
-    ix = xs + hw - 0.5
-    iy = ys + hh - 0.5
+    cs, sn, kx, ky, hw, hh = _inverse_rotation(angle_ptr, center_ptr, H, W)
+    ix, iy = _source_xy((pix % W).to(tl.float32) + 0.5 - hw, (pix // W).to(tl.float32) + 0.5 - hh, cs, sn, kx, ky,
+                        hw, hh)
     if NEAREST:
         x = _rint(ix).to(tl.int32)
         y = _rint(iy).to(tl.int32)
@@ -267,21 +276,16 @@ def _rotate_staged_kernel(
     oy0 = (tl.program_id(0) // tiles_x) * BY
     ox0 = (tl.program_id(0) % tiles_x) * BX
     cbase = tl.program_id(1) * (BLOCK_C * NCB)
-    cs, sn = _cos_sin_degrees(-tl.load(angle_ptr).to(tl.float32))
-    hw = W * 0.5
-    hh = H * 0.5
-    cx = tl.load(center_ptr).to(tl.float32) - hw
-    cy = tl.load(center_ptr + 1).to(tl.float32) - hh
-    tx = cx - cs * cx - sn * cy + hw - 0.5  # source pixel = (cs * xo + sn * yo + tx, -sn * xo + cs * yo + ty)
-    ty = cy + sn * cx - cs * cy + hh - 0.5
+    cs, sn, kx, ky, hw, hh = _inverse_rotation(angle_ptr, center_ptr, H, W)
     xa = ox0.to(tl.float32) + 0.5 - hw  # the box's corner pixels, centre-relative
     xb = xa + (BX - 1)
     ya = oy0.to(tl.float32) + 0.5 - hh
     yb = ya + (BY - 1)
-    sx = tl.minimum(cs * xa, cs * xb) + tl.minimum(sn * ya, sn * yb) + tx  # the footprint, corners' bounds
-    ex = tl.maximum(cs * xa, cs * xb) + tl.maximum(sn * ya, sn * yb) + tx
-    sy = tl.minimum(-sn * xa, -sn * xb) + tl.minimum(cs * ya, cs * yb) + ty
-    ey = tl.maximum(-sn * xa, -sn * xb) + tl.maximum(cs * ya, cs * yb) + ty
+    # the footprint: the bounds of _source_xy over the box's corners (rounding is absorbed by a pixel of margin)
+    sx = tl.minimum(cs * xa, cs * xb) + tl.minimum(sn * ya, sn * yb) + kx + hw - 0.5
+    ex = tl.maximum(cs * xa, cs * xb) + tl.maximum(sn * ya, sn * yb) + kx + hw - 0.5
+    sy = tl.minimum(-sn * xa, -sn * xb) + tl.minimum(cs * ya, cs * yb) + ky + hh - 0.5
+    ey = tl.maximum(-sn * xa, -sn * xb) + tl.maximum(cs * ya, cs * yb) + ky + hh - 0.5
     fy0 = tl.floor(sy).to(tl.int32) - 1
     fxe = tl.floor(sx).to(tl.int32) - 1
     fx0 = fxe - ((fxe % EC) + EC) % EC  # down to a chunk
@@ -296,10 +300,7 @@ def _rotate_staged_kernel(
     oy = oy0 + p // BX
     ox = ox0 + p % BX
     pmask = (oy < H) & (ox < W)
-    xo = ox.to(tl.float32) + 0.5 - hw
-    yo = oy.to(tl.float32) + 0.5 - hh
-    ix = cs * xo + sn * yo + tx
-    iy = -sn * xo + cs * yo + ty
+    ix, iy = _source_xy(ox.to(tl.float32) + 0.5 - hw, oy.to(tl.float32) + 0.5 - hh, cs, sn, kx, ky, hw, hh)
     x0f = tl.floor(ix)
     y0f = tl.floor(iy)
     fx = (ix - x0f)[:, None]
@@ -391,11 +392,10 @@ def rotate_cuda(
         if plan is not None and planes * h * w < 2**31 and x.data_ptr() % plan["CHUNK"] == 0:
             nc = cfg["stage_block_c"] * cfg["stage_blocks"]
             grid = (triton.cdiv(h, cfg["stage_by"]) * triton.cdiv(w, cfg["stage_bx"]), triton.cdiv(planes, nc))
-            plan.pop("SHARED")
             _rotate_staged_kernel[grid](
                 x, out, ang, ctr, h, w, out_scale, planes, BY=cfg["stage_by"], BX=cfg["stage_bx"],
                 BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], HALF_MATH=precision == "fp16x2", SPLANE=h * w,
-                num_warps=cfg["stage_num_warps"], **plan,
+                num_warps=cfg["stage_num_warps"], **{k: v for k, v in plan.items() if k != "SHARED"},
             )
             return out
     block_c, block_p, warps = cfg["block_c"], cfg["block_p"], cfg["num_warps"]  # [pixels, channels], see _rotate_kernel
