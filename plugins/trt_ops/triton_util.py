@@ -391,62 +391,74 @@ def shared_sync(WAIT: tl.constexpr):
 
 
 @triton.jit
-def stage_box_async(in_ptr, sbase, spare, c0, y0, x0, rows, chunks, H, W, NPLANES, BLOCK_C: tl.constexpr,
-                    FH: tl.constexpr, NCH: tl.constexpr, NCHP: tl.constexpr, RB: tl.constexpr, CHUNK: tl.constexpr,
-                    EC: tl.constexpr, CPASM: tl.constexpr, SPLANE: tl.constexpr):
-    """Copy the box of ``rows`` pixel rows from y0 and ``chunks`` CHUNK-byte chunks from pixel x0 (x0 a multiple of the
-    chunk's pixels; W too, so that a chunk lies wholly on or off the map) of the planes c0 .. c0 + BLOCK_C of the linear
-    (planes, H, W) ``in_ptr`` (plane size SPLANE = H * W) into shared memory at ``sbase``, plane-major: byte ((c * FH +
-    row) * NCH + chunk) * CHUNK. One cp.async per chunk (CPASM), issued RB rows at a time and committed as one group by
-    the caller (``rows`` <= FH, a multiple of RB); chunks off the map or past NPLANES are zero-filled (source size 0),
-    the lanes past ``chunks`` write their zeros to the ``spare`` chunk. EC: pixels per chunk."""
-    cc = tl.arange(0, BLOCK_C)
-    ch = tl.arange(0, NCHP)
-    xc = x0 + ch * EC
-    on = ((c0 + cc) < NPLANES)[:, None, None] & ((xc >= 0) & (xc < W))[None, None, :]
-    live = (ch < chunks)[None, None, :] & (cc >= 0)[:, None, None]  # [BLOCK_C, 1, NCHP]: cc only broadcasts
-    src = in_ptr + c0 * SPLANE + (cc * SPLANE)[:, None, None] + xc[None, None, :]
-    dst = sbase + ((cc * FH)[:, None, None] * NCH + ch[None, None, :]) * CHUNK
-    for r0 in tl.range(0, rows, RB):
-        rr = r0 + tl.arange(0, RB)
-        y = y0 + rr
-        ok = on & ((y >= 0) & (y < H))[None, :, None]
-        gptr = tl.where(ok, src + (y * W)[None, :, None], in_ptr).to(tl.int64, bitcast=True)
-        saddr = tl.where(live, dst + (rr * (NCH * CHUNK))[None, :, None], spare)  # rr < FH: FH is a multiple of RB
-        tl.inline_asm_elementwise(CPASM, "=r,r,l,r", [saddr, gptr, tl.where(ok, CHUNK, 0)], dtype=tl.int32,
+def stage_box_async(in_ptr, sbase, plane_off, plane_ok, y0, x0, rows, H, W, NPL: tl.constexpr, FH: tl.constexpr,
+                    NCH: tl.constexpr, PITCH: tl.constexpr, STEP: tl.constexpr, CHUNK: tl.constexpr, EC: tl.constexpr,
+                    CPASM: tl.constexpr, NPLP: tl.constexpr = 0):
+    """Copy the box of ``rows`` pixel rows from y0 and NCH CHUNK-byte chunks from pixel x0 (x0 a multiple of the
+    chunk's pixels; W too, so that a chunk lies wholly on or off the map) of NPL (H, W) planes of ``in_ptr`` into
+    shared memory at ``sbase``, plane-major with PITCH chunks per staged row: byte ((q * FH + row) * PITCH + chunk) *
+    CHUNK for plane q. ``plane_off`` [NPLP]: each plane's first element in ``in_ptr`` (NPLP: NPL rounded up to a
+    power of two, for a count that is not one; the planes from NPL on are not copied); ``plane_ok`` [NPLP]: False for
+    planes that do not exist (past the channels, or a slice off a volume), which are zero-filled like the chunks off
+    the map (cp.async with source size 0). A plane's rows x NCH chunks are copied as one flat run, STEP chunks per
+    plane at a time (one cp.async each, CPASM: predicated on its last operand, so the lanes past the run copy
+    nothing), so that a warp's copies cover neighbouring chunks of whole rows. The caller commits them as one group
+    (``rows`` <= FH)."""
+    NQ: tl.constexpr = NPLP if NPLP else NPL
+    q = tl.arange(0, NQ)
+    src = in_ptr + plane_off[:, None]
+    dst = sbase + (q * (FH * PITCH * CHUNK))[:, None]
+    total = rows * NCH
+    for f0 in tl.range(0, total, STEP):
+        f = f0 + tl.arange(0, STEP)
+        r = f // NCH
+        ch = f % NCH
+        y = y0 + r
+        xc = x0 + ch * EC
+        ok = plane_ok[:, None] & ((y >= 0) & (y < H) & (xc >= 0) & (xc < W))[None, :]
+        gptr = tl.where(ok, src + (y * W + xc)[None, :], in_ptr).to(tl.int64, bitcast=True)
+        saddr = dst + ((r * PITCH + ch) * CHUNK)[None, :]
+        live = ((f < total)[None, :] & (q < NPL)[:, None]).to(tl.int32)
+        tl.inline_asm_elementwise(CPASM, "=r,r,l,r,r", [saddr, gptr, tl.where(ok, CHUNK, 0), live], dtype=tl.int32,
                                   is_pure=False, pack=1)
 
 
 @functools.cache
-def shared_stage_plan(element_size: int, width: int, box_h: int, box_w: int, block_c: int, rows: int,
-                      buffers: int = 2) -> dict | None:
+def shared_stage_plan(element_size: int, width: int, box_h: int, box_w: int, block_c: int, step: int,
+                      buffers: int = 2, pad: int = 0, margin: int | None = None) -> dict | None:
     """The constexprs of a bilinear sampler that stages, for every program, the footprint of a ``box_h`` x ``box_w``
-    output box under any rotation (at most its diagonal plus margins on each side) for ``block_c`` planes of a
-    linear input of ``width`` pixels per row, in ``buffers`` buffers: FH (rows, a multiple of ``rows`` = RB), NCH /
-    NCHP (chunks per row / its power of two), FW (pixels per staged row), EC (pixels per chunk), CHUNK (bytes per
-    cp.async: 16, else 8 or 4 as the row's bytes allow; cp.async has no smaller copy), CPASM, BUF (bytes per
-    buffer), DECL (the .shared declaration, with a spare chunk at the end) and LD4 / LDT (ld.shared of a pixel's
-    four corners: two at (y, x), two a staged row below, and their register class); SHARED is the bytes declared.
-    None where rows are not 4-byte multiples or the buffers would exceed SHARED_STATIC_MAX. Cached per launch
-    geometry: callers must not change the dict."""
+    output box for ``block_c`` planes of a linear input of ``width`` pixels per row, in ``buffers`` buffers. The
+    footprint is the box under any rotation (at most its diagonal plus margins on each side) where ``margin`` is None,
+    else the box plus ``margin`` pixels each side (a kernel that checks its footprint at run time and falls back where
+    it does not fit). FH (rows), NCH (chunks copied per row), PITCH
+    (chunks per staged row: NCH + ``pad``, a row pitch that moves the rows' shared-memory banks), FW (pixels per
+    staged row), EC (pixels per chunk), CHUNK (bytes per cp.async: 16, else 8 or 4 as the row's bytes allow; cp.async
+    has no smaller copy), STEP (``step`` chunks per plane per copy step), CPASM, BUF (bytes per buffer), DECL (the
+    .shared declaration) and LD4 / LDT (ld.shared of a pixel's four corners: two at (y, x), two a staged row below,
+    and their register class); SHARED is the bytes declared. None where rows are not 4-byte multiples or the buffers
+    would exceed SHARED_STATIC_MAX. Cached per launch geometry: callers must not change the dict."""
     row_bytes = width * element_size
     chunk = next((c for c in (16, 8, 4) if row_bytes % c == 0), 0)
     if not chunk:
         return None
     per_chunk = chunk // element_size
-    span = math.ceil(math.hypot(box_h, box_w)) + 4  # the box's diagonal, a corner's second pixel, a margin each side
-    fh = -(-span // rows) * rows
+    if margin is None:  # the box's diagonal, a corner's second pixel, a margin each side
+        fh = span = math.ceil(math.hypot(box_h, box_w)) + 4
+    else:
+        fh, span = box_h + 2 * margin + 1, box_w + 2 * margin + 1
     nch = -(-(span + per_chunk - 1) // per_chunk)  # x0 rounds down to a chunk: up to per_chunk - 1 more pixels
-    fw = nch * per_chunk
-    buf = block_c * fh * nch * chunk
-    nbytes = buffers * buf + 16
+    pitch = nch + pad
+    fw = pitch * per_chunk
+    buf = block_c * fh * pitch * chunk
+    nbytes = buffers * buf
     if nbytes > SHARED_STATIC_MAX:
         return None
     kind = {1: ("ld.shared.s8", "r"), 2: ("ld.shared.b16", "h"), 4: ("ld.shared.f32", "f")}[element_size]
     t, e, below = kind[0], element_size, fw * element_size
+    cp = f"cp.async.{'cg' if chunk == 16 else 'ca'}.shared.global [$1], [$2], {chunk}, $3;"
     return dict(
-        FH=fh, NCH=nch, NCHP=next_pow2(nch), FW=fw, CHUNK=chunk, EC=per_chunk, BUF=buf, RB=rows,
-        CPASM=f"cp.async.{'cg' if chunk == 16 else 'ca'}.shared.global [$1], [$2], {chunk}, $3;\n\tmov.u32 $0, 0;",
+        FH=fh, NCH=nch, PITCH=pitch, FW=fw, CHUNK=chunk, EC=per_chunk, BUF=buf, STEP=step,
+        CPASM=f"{{\n\t.reg .pred p;\n\tsetp.ne.b32 p, $4, 0;\n\t@p {cp}\n\t}}\n\tmov.u32 $0, 0;",
         DECL=f".shared .align 16 .b8 bd_stage[{nbytes}];\n\tmov.u32 $0, bd_stage;",
         LD4=f"{t} $0, [$4];\n\t{t} $1, [$4+{e}];\n\t{t} $2, [$4+{below}];\n\t{t} $3, [$4+{below + e}];",
         LDT=kind[1], SHARED=nbytes,

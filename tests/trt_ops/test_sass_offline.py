@@ -72,3 +72,13 @@ def test_staged_rotate_assembles():
     launch, counts = row.stdout.splitlines()[:2]
     assert launch.startswith("_rotate_staged_kernel grid (91, 16) warps 4 "), launch
     assert "barriers 0" not in counts and "LDS" in row.stdout.splitlines()[2], row.stdout
+
+
+def test_staged_grid_sampler_assembles():
+    """The grid sampler's int8 3D linear row launches its shared-memory staged kernel (three slices per plane block,
+    the global-memory fallback in the same kernel), and it assembles for sm_90."""
+    row = _run("--row", "grid_sampler", "3d", "int8")
+    assert row.returncode == 0, row.stderr
+    launch, counts = row.stdout.splitlines()[:2]
+    assert launch.startswith("_grid_sampler_staged_kernel grid (512, 4, 1) warps 4 "), launch
+    assert "'FD': 3" in launch and "barriers 0" not in counts and "LDS" in row.stdout.splitlines()[2], row.stdout

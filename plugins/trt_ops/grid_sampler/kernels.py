@@ -18,6 +18,10 @@ for input and output alike: each corner gather then loads a vector of channels (
 channel, so the 1- and 2-byte variants need fewer gather instructions (ncu: the linear int8 / fp16 kernels are
 bound by instruction issue).
 
+The linear bilinear int8 3D row stages each program's input footprint in shared memory where the grid is locally
+smooth (_grid_sampler_staged_kernel, TUNING "staged"; GPU only; a program whose corners do not fit gathers from
+global memory, and the interpreter runs the unstaged kernel).
+
 Variants: fp32; fp16 (fp16 input and grid, fp32 weights and sum, fp16 out); fp16x2 (the corner weights
 and the weighted sum in fp16); int8 (input int8 with scales["input"], grid fp16, fp32 sum, fp16 out).
 """
@@ -33,6 +37,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     corner_pair,
     float_storage,
     int8_input,
+    interpreting,
     near_far,
     out_dtype,
     packed_words,
@@ -43,6 +48,12 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     sampler_result,
     sampler_store_words,
     sampler_zeros,
+    shared_base,
+    shared_commit,
+    shared_stage_plan,
+    shared_sync,
+    small_int_to_f32,
+    stage_box_async,
     tile_ptrs,
     tl,
     to_f32,
@@ -101,18 +112,28 @@ _PADS = {"zeros": 0, "border": 1, "reflection": 2}
 # rounds in turn (-s17b): none 0.0298 ms (mean), 72 0.0293, 80 0.0291. 80 is what the kernel allocates anyway (79
 # uncapped: same occupancy), yet ptxas' code differs (offline: the same 800 instructions, its 7 P2R predicate saves
 # gone); the other linear 3D rows were 3 - 12% slower under 72 / 80 (-s17a), so the cap is fp32's alone
+# session 19 (H200, scratch driver, CUDA graphs, two rounds each; NOTES-ops item 30): the linear bilinear rows with
+# each program's footprint staged in shared memory ("staged", _grid_sampler_staged_kernel; "stage_*" its boxes,
+# channels per block, blocks per program, copy step, margin, warps, register cap): 3D int8 0.0305 -> 0.0265 ms (on);
+# slower elsewhere: 2D fp16 0.0198 -> 0.0222, fp16x2 0.0206 -> 0.0221, int8 0.0153 -> 0.0189, 3D fp16 0.0302 ->
+# 0.0347, fp16x2 0.0277 -> 0.0347 (8 x 2 or 2 x 8 channel blocks, 8 x 32 boxes in 2D, 16 x 32 / 4 x 32 in 3D and
+# register caps of 64 - 80 all within 2% or slower); unlike rotate's box, the footprint is known only after the
+# grid is read and reduced, so each program's first copy waits on that
 TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 64,
           "vec_wide_num_warps": 4, "tile_y": 0, "tile_z": 1, "vec_tile_y": 0, "vec_tile_z": 1, "vec_vectors": 1,
           "vec_word_store": False, "vec_half_words": False, "pairs": False, "vec_pairs": False, "near_z": False,
           "vec_near_z": False, "maxnreg": None, "vec_maxnreg": None, "ptr_first": False, "static_strides": False,
           "vec_num_warps": None, "vec_wide_tile_y": None, "vec_wide_tile_z": None,
+          "staged": False, "stage_box": (1, 16, 32), "stage_box_3d": (1, 8, 32), "stage_block_c": 4, "stage_blocks": 4,
+          "stage_step": 64, "stage_margin": 2, "stage_num_warps": 4, "stage_maxnreg": None,
           "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2, "static_strides": True},
                             "int8": {"vec_vectors": 4, "vec_word_store": True, "pairs": True, "vec_pairs": True,
                                      "static_strides": True},
                             "fp16": {"block_c": 4, "vec_half_words": True, "vec_vectors": 4},
                             "fp16:2d": {"block_c": 8, "static_strides": True},
                             "fp16x2": {"block_c": 4, "vec_half_words": True, "vec_vectors": 4, "static_strides": True},
-                            "fp32:3d": {"near_z": True, "maxnreg": 80}, "int8:3d": {"near_z": True, "block_c": 4},
+                            "fp32:3d": {"near_z": True, "maxnreg": 80},
+                            "int8:3d": {"near_z": True, "block_c": 4, "staged": True},
                             "fp16:3d": {"vec_pairs": True, "near_z": True, "vec_near_z": True},
                             "fp16x2:3d": {"vec_pairs": True, "near_z": True, "vec_near_z": True, "tile_y": 2,
                                           "tile_z": 4, "vec_wide_tile_y": 1, "vec_wide_tile_z": 4}}}
@@ -141,7 +162,11 @@ SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128},
          {"tile_y": 2, "tile_z": 4}, {"tile_y": 8, "tile_z": 1},
          {"tile_y": 4, "tile_z": 2, "block_p": 512, "num_warps": 8},
          {"block_c": 16}, {"block_p": 128}, {"maxnreg": 72}, {"maxnreg": 72, "tile_y": 2, "tile_z": 4},
-         {"maxnreg": 56, "block_c": 4}]
+         {"maxnreg": 56, "block_c": 4},
+         # session 19: the linear bilinear rows staged in shared memory (_grid_sampler_staged_kernel)
+         {"staged": False}, {"staged": True}, {"staged": True, "stage_block_c": 2, "stage_blocks": 8},
+         {"staged": True, "stage_box": (1, 8, 32)}, {"staged": True, "stage_box_3d": (1, 16, 32), "stage_block_c": 2},
+         {"staged": True, "stage_maxnreg": 72}]
 
 
 @triton.jit
@@ -321,6 +346,164 @@ def _grid_sampler_kernel(
         tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None])
 
 
+@triton.jit
+def _staged_lerp(LD4: tl.constexpr, LDT: tl.constexpr, ESIZE: tl.constexpr, addr, w00, w01, w10, w11, hx, hy,
+                 HALF_MATH: tl.constexpr):
+    """A pixel's four staged corners (ld.shared at ``addr``: (y, x), (y, x + 1) and the row below) bilinearly
+    combined: with the fp32 weights w00 .. w11, or in fp16 with the fractions hx, hy where HALF_MATH."""
+    v00, v01, v10, v11 = tl.inline_asm_elementwise(
+        LD4, "=" + LDT + ",=" + LDT + ",=" + LDT + ",=" + LDT + ",r", [addr],
+        dtype=(tl.int32 if ESIZE == 1 else tl.float16 if ESIZE == 2 else tl.float32,) * 4, is_pure=False, pack=1)
+    if HALF_MATH:
+        top = v00 + (v01 - v00) * hx
+        bot = v10 + (v11 - v10) * hx
+        res = top + (bot - top) * hy
+    else:
+        if ESIZE == 1:  # ld.shared.s8 gives int32
+            f00, f01, f10, f11 = (small_int_to_f32(v00), small_int_to_f32(v01), small_int_to_f32(v10),
+                                  small_int_to_f32(v11))
+        else:
+            f00, f01, f10, f11 = v00.to(tl.float32), v01.to(tl.float32), v10.to(tl.float32), v11.to(tl.float32)
+        res = f00 * w00 + f01 * w01 + f10 * w10 + f11 * w11
+    return res
+
+
+@triton.jit
+def _grid_sampler_staged_kernel(
+    in_ptr, grid_ptr, out_ptr, C, D, H, W, DO, HO, WO, out_scale,
+    IS3D: tl.constexpr, ALIGN: tl.constexpr, PAD: tl.constexpr, HALF_MATH: tl.constexpr, TZ: tl.constexpr,
+    TY: tl.constexpr, TX: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr, FD: tl.constexpr,
+    SPLANE: tl.constexpr, SVOL: tl.constexpr, SNPIX: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr,
+    PITCH: tl.constexpr, FW: tl.constexpr, CHUNK: tl.constexpr, EC: tl.constexpr, BUF: tl.constexpr,
+    STEP: tl.constexpr, CPASM: tl.constexpr, DECL: tl.constexpr, LD4: tl.constexpr, LDT: tl.constexpr,
+):
+    """Bilinear (trilinear) grid sampling of the linear layout with the input staged in shared memory
+    (triton_util.stage_box_async), as rotate's _rotate_staged_kernel does, for grids that are locally smooth (a BEV
+    warp, an ego-motion alignment). A program takes a TZ x TY x TX box of output pixels of one sample and NCB blocks of
+    BLOCK_C channels. It reads the box's grid once, then takes the bounds of the corners it samples: where they fit
+    the staged box (FD slices x FH rows x NCH chunks; x rounded down to a chunk), each block's planes (channel x
+    slice) are copied into shared memory, the next block's copy in flight while this one is gathered (ld.shared,
+    LD4), corners off the map reading the zeros the copy wrote. Where they do not fit (a random or strongly
+    zooming grid), the program gathers its corners from global memory instead, with masks. The per-pixel work
+    (source position, weights, shared addresses) is done once for all NCB blocks. Positions are clamped to
+    [-2, size + 1] for the bounds and addresses only (every corner beyond is off the map); the weights come from
+    the unclamped positions. HALF_MATH (fp16x2): weights and sums in fp16 on the staged path, fp32 on the
+    fallback. SPLANE / SVOL / SNPIX: H * W, D * H * W and the output's pixels per channel, as constants."""
+    n = tl.program_id(2)
+    nx = tl.cdiv(WO, TX)
+    ny = tl.cdiv(HO, TY)
+    t = tl.program_id(0)
+    i = tl.arange(0, TZ * TY * TX)
+    ox = (t % nx) * TX + i % TX
+    oy = ((t // nx) % ny) * TY + (i // TX) % TY
+    oz = (t // (nx * ny)) * TZ + i // (TX * TY)
+    pmask = (ox < WO) & (oy < HO) & (oz < DO)
+    pix = tl.max_contiguous((oz * HO + oy) * WO + ox, 1)  # one pixel per lane
+    NDIM: tl.constexpr = 3 if IS3D else 2
+    gbase = (n * SNPIX + pix) * NDIM
+    ix = _source_index(tl.load(grid_ptr + gbase, mask=pmask, other=0).to(tl.float32), W, ALIGN, PAD)
+    iy = _source_index(tl.load(grid_ptr + gbase + 1, mask=pmask, other=0).to(tl.float32), H, ALIGN, PAD)
+    xf = tl.floor(ix)
+    yf = tl.floor(iy)
+    x0 = tl.minimum(tl.maximum(xf, -2.0), W + 1.0).to(tl.int32)
+    y0 = tl.minimum(tl.maximum(yf, -2.0), H + 1.0).to(tl.int32)
+    px = ix - xf
+    py = iy - yf
+    BIG: tl.constexpr = 1 << 30
+    xlo = tl.min(tl.where(pmask, x0, BIG), axis=0)
+    xhi = tl.max(tl.where(pmask, x0, -BIG), axis=0) + 1
+    ylo = tl.min(tl.where(pmask, y0, BIG), axis=0)
+    yhi = tl.max(tl.where(pmask, y0, -BIG), axis=0) + 1
+    fx0 = xlo - ((xlo % EC) + EC) % EC  # down to a chunk
+    fits = (yhi - ylo < FH) & (xhi - fx0 < NCH * EC)
+    if IS3D:
+        iz = _source_index(tl.load(grid_ptr + gbase + 2, mask=pmask, other=0).to(tl.float32), D, ALIGN, PAD)
+        zf = tl.floor(iz)
+        z0 = tl.minimum(tl.maximum(zf, -2.0), D + 1.0).to(tl.int32)
+        pz = iz - zf
+        zlo = tl.min(tl.where(pmask, z0, BIG), axis=0)
+        fits = fits & (tl.max(tl.where(pmask, z0, -BIG), axis=0) + 1 - zlo < FD)
+    else:
+        z0 = tl.zeros([TZ * TY * TX], dtype=tl.int32)
+        pz = tl.zeros([TZ * TY * TX], dtype=tl.float32)
+        zlo = 0
+    cbase = tl.program_id(1) * (BLOCK_C * NCB)
+    opix = out_ptr + (n * C + cbase) * SNPIX + pix
+    if fits:  # (the weights are made in each branch: values live across the branch cost both paths registers)
+        fx = px[:, None]
+        fy = py[:, None]
+        fz = pz[:, None]
+        w00 = (1.0 - fx) * (1.0 - fy) * out_scale
+        w01 = fx * (1.0 - fy) * out_scale
+        w10 = (1.0 - fx) * fy * out_scale
+        w11 = fx * fy * out_scale
+        cc = tl.arange(0, BLOCK_C)
+        ESIZE: tl.constexpr = CHUNK // EC
+        PLANE: tl.constexpr = FH * FW * ESIZE  # bytes per staged plane
+        NPL: tl.constexpr = BLOCK_C * FD
+        NPLP: tl.constexpr = 4 * BLOCK_C if FD == 3 else NPL  # a power of two for arange (stage_box_async)
+        q = tl.arange(0, NPLP)  # staged planes, channel-major: (channel q // FD, slice zlo + q % FD)
+        qz = zlo + q % FD
+        qoff = (n * C + cbase + q // FD) * SVOL + qz * SPLANE
+        qok = (cbase + q // FD < C) & (qz >= 0) & (qz < D)
+        base = shared_base(DECL)
+        rows = yhi - ylo + 1
+        stage_box_async(in_ptr, base, qoff, qok, ylo, fx0, rows, H, W, NPL, FH, NCH, PITCH, STEP, CHUNK, EC, CPASM,
+                        NPLP)
+        shared_commit()
+        xs = tl.minimum(tl.maximum(x0 - fx0, 0), FW - 2)  # clamped: never outside the staged box
+        ys = tl.minimum(tl.maximum(y0 - ylo, 0), FH - 2)
+        if IS3D:
+            zs = tl.minimum(tl.maximum(z0 - zlo, 0), FD - 2)
+        else:
+            zs = z0
+        saddr = base + ((((zs * FH + ys) * FW + xs) * ESIZE)[:, None] + (cc * (FD * PLANE))[None, :])
+        hx = fx.to(tl.float16)
+        hy = fy.to(tl.float16)
+        for k in tl.static_range(NCB):
+            c0 = cbase + k * BLOCK_C
+            if k + 1 < NCB:  # the next block's copy into the other buffer, then wait for this block's
+                stage_box_async(in_ptr, base + ((k + 1) % 2) * BUF, qoff + (k + 1) * BLOCK_C * SVOL,
+                                qok & (c0 + BLOCK_C + q // FD < C), ylo, fx0, rows, H, W, NPL, FH, NCH, PITCH, STEP,
+                                CHUNK, EC, CPASM, NPLP)
+                shared_commit()
+                shared_sync(1)
+            else:
+                shared_sync(0)
+            sa = saddr + (k % 2) * BUF
+            res = _staged_lerp(LD4, LDT, ESIZE, sa, w00, w01, w10, w11, hx, hy, HALF_MATH)
+            if IS3D:  # the next slice, one staged plane on
+                far = _staged_lerp(LD4, LDT, ESIZE, sa + PLANE, w00, w01, w10, w11, hx, hy, HALF_MATH)
+                if HALF_MATH:
+                    res = res + (far - res) * fz.to(tl.float16)
+                else:
+                    res = res + (far - res) * fz
+            optr = (opix + k * BLOCK_C * SNPIX)[:, None] + (cc * SNPIX)[None, :]
+            tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=pmask[:, None] & ((c0 + cc) < C)[None, :])
+            shared_sync(-1)  # every lane done with this buffer before the next block's copy overwrites it
+    else:
+        # [pixels, 1] tiles, in the layout of the staged path's [pixels, channels] ones: one pixel per lane
+        x0c, y0c, z0c, fx, fy, fz, ok0 = x0[:, None], y0[:, None], z0[:, None], px[:, None], py[:, None], pz[:, None], \
+            pmask[:, None]
+        for j in tl.range(0, BLOCK_C * NCB):  # a channel, then a corner at a time: few registers for a rare path
+            src = in_ptr + (n * C + cbase + j) * SVOL
+            acc = tl.zeros([TZ * TY * TX, 1], dtype=tl.float32)
+            for corner in tl.range(0, 8 if IS3D else 4):
+                dx = corner % 2
+                dy = (corner // 2) % 2
+                dz = corner // 4
+                x = x0c + dx
+                y = y0c + dy
+                z = z0c + dz
+                ok = ok0 & (x >= 0) & (x < W) & (y >= 0) & (y < H) & (z >= 0) & (z < D) & (cbase + j < C)
+                w = tl.where(dx == 1, fx, 1.0 - fx) * tl.where(dy == 1, fy, 1.0 - fy)
+                if IS3D:
+                    w = w * tl.where(dz == 1, fz, 1.0 - fz)
+                acc += to_f32(tl.load(src + (z * H + y) * W + x, mask=ok, other=0)) * w
+            tl.store(opix[:, None] + j * SNPIX, (acc * out_scale).to(out_ptr.dtype.element_ty),
+                     mask=ok0 & (cbase + j < C))
+
+
 def _code(value, table: dict, what: str) -> int:
     code = table.get(value, value) if isinstance(value, str) else int(value)
     if code not in table.values():
@@ -385,6 +568,10 @@ def grid_sampler_cuda(
     else:
         n_pblocks = triton.cdiv(npix, block_p)
     grid_dims = (n_pblocks, triton.cdiv(c, block_c), n)
+    if vec == 1 and mode == 0 and cfg["staged"] and not interpreting() and _staged(x, g, out, out_scale, (d, h, w),
+                                                                                  out_sp, pad, align_corners, precision,
+                                                                                  cfg):
+        return out
     ptr_first, static = plane_strides(cfg, vec, c, block_c)
     _grid_sampler_kernel[grid_dims](
         x, g, out, c, d, h, w, npix, ho, wo, out_scale,
@@ -396,3 +583,28 @@ def grid_sampler_cuda(
         maxnreg=cfg[f"{lay}maxnreg"],
     )
     return out
+
+
+def _staged(x, g, out, out_scale, size, out_sp, pad, align, precision, cfg) -> bool:
+    """Launch _grid_sampler_staged_kernel for a linear bilinear call, or return False where its plan does not apply
+    (rows of an odd byte count, a misaligned input, offsets past int32, a box over the shared-memory limit)."""
+    d, h, w = size
+    n, c = x.shape[0], x.shape[1]
+    is3d = len(out_sp) == 3
+    do, ho, wo = (out_sp if is3d else (1, *out_sp))
+    box = cfg["stage_box_3d" if is3d else "stage_box"]  # output (depth, rows, columns) per program
+    fd = 3 if is3d else 1  # a box's z corners span 3 slices where positions round both ways (near-integer z)
+    plan = shared_stage_plan(x.element_size(), w, box[1], box[2], cfg["stage_block_c"] * fd, cfg["stage_step"],
+                             margin=cfg["stage_margin"])
+    if plan is None or x.data_ptr() % plan["CHUNK"] or x.numel() >= 2**31 or out.numel() >= 2**31:
+        return False
+    nc = cfg["stage_block_c"] * cfg["stage_blocks"]
+    boxes = triton.cdiv(wo, box[2]) * triton.cdiv(ho, box[1]) * triton.cdiv(do, box[0])
+    _grid_sampler_staged_kernel[(boxes, triton.cdiv(c, nc), n)](
+        x, g, out, c, d, h, w, do, ho, wo, out_scale,
+        IS3D=is3d, ALIGN=bool(align), PAD=pad, HALF_MATH=precision == "fp16x2", TZ=box[0], TY=box[1], TX=box[2],
+        BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], FD=fd, SPLANE=h * w, SVOL=d * h * w,
+        SNPIX=do * ho * wo, num_warps=cfg["stage_num_warps"], maxnreg=cfg["stage_maxnreg"],
+        **{k: v for k, v in plan.items() if k != "SHARED"},
+    )
+    return True

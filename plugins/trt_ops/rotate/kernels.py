@@ -13,7 +13,7 @@ align_corners=False), which BEVFormer uses to align prev_bev with the ego motion
 Layouts: "linear", or a channel-vectorized layout of layouts.py (TensorRT's kCHW4, kCHW2, ...) for img and
 output alike, where each corner gather loads a vector of channels (grid_sampler/kernels.py says why).
 
-The linear bilinear fp16 / fp16x2 rows stage each program's input footprint in shared memory
+The linear bilinear fp16 / fp16x2 / int8 rows stage each program's input footprint in shared memory
 (_rotate_staged_kernel, TUNING "staged"; GPU only, the unstaged kernel elsewhere).
 
 Variants: fp32; fp16 (fp16 storage, fp32 sum, fp16 out); fp16x2 (corner weights and sum in fp16);
@@ -91,13 +91,19 @@ OP = "rotate"
 # ("staged", _rotate_staged_kernel; "stage_*" its box, planes per block, blocks per program, rows per copy step,
 # warps): 0.0216 -> 0.0188 ms / 0.0243 -> 0.0189 at 16 x 32 boxes, 4 planes x 4 blocks (2 blocks 0.0192, 1 block
 # 0.0218; 8 x 32 boxes 0.0219); int8 0.0179 -> 0.0196 (slower: stays unstaged)
+# session 19 (H200, scratch driver; NOTES-ops item 30): the copy as one flat run of whole rows per plane with the
+# lanes past it predicated off (before: a lane per (row, chunk slot), the spare slots writing one spare chunk; ncu:
+# 2.26 M excess shared wavefronts, all in the cp.async) fp16 0.0196 -> 0.0184 ms, fp16x2 0.0197 -> 0.0185; int8
+# staged now 0.0179 -> 0.0165, with 8 planes x 2 blocks 0.0156 (on). Wider row pitches ("stage_pad" 1 - 3 chunks)
+# move the ld.shared bank conflicts (1.42 wavefronts per load at 7.3 degrees) but measured slower (0.0193 - 0.0355)
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
           "vec_wide_num_warps": 4, "vec_num_warps": None, "vec_vectors": 1, "vec_word_store": False,
           "vec_half_words": False, "pairs": False, "vec_pairs": False, "ptr_first": False, "static_strides": False,
-          "staged": False, "stage_by": 16, "stage_bx": 32, "stage_block_c": 4, "stage_blocks": 4, "stage_rows": 8,
-          "stage_num_warps": 4,
+          "staged": False, "stage_by": 16, "stage_bx": 32, "stage_block_c": 4, "stage_blocks": 4, "stage_step": 64,
+          "stage_pad": 0, "stage_num_warps": 4,
           "per_precision": {"int8": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_num_warps": 4, "vec_vectors": 4,
-                                     "vec_word_store": True, "pairs": True, "vec_pairs": True, "static_strides": True},
+                                     "vec_word_store": True, "pairs": True, "vec_pairs": True, "static_strides": True,
+                                     "staged": True, "stage_block_c": 8, "stage_blocks": 2},
                             "fp16": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_block_p": 512,
                                      "vec_wide_block_p": 256, "vec_wide_num_warps": 8, "vec_half_words": True,
                                      "vec_vectors": 4, "vec_pairs": True, "static_strides": True, "staged": True},
@@ -121,7 +127,10 @@ SWEEP = [{**cfg, "per_precision": {}} for cfg in (
     {"ptr_first": True}, {"static_strides": True},
     # session 18: the linear bilinear rows with the input staged in shared memory (_rotate_staged_kernel)
     {"staged": False}, {"staged": True}, {"staged": True, "stage_blocks": 2}, {"staged": True, "stage_block_c": 2},
-    {"staged": True, "stage_block_c": 8, "stage_blocks": 2}, {"staged": True, "stage_rows": 4}]
+    {"staged": True, "stage_block_c": 8, "stage_blocks": 2}, {"staged": True, "stage_step": 32},
+    # session 19: the row pitch (bank conflicts) and int8's planes per block
+    {"staged": True, "stage_pad": 1}, {"staged": True, "stage_pad": 3}, {"staged": True, "stage_step": 128},
+    {"staged": True, "stage_block_c": 8, "stage_blocks": 2}]
 
 
 @triton.jit
@@ -260,8 +269,8 @@ def _rotate_kernel(
 def _rotate_staged_kernel(
     in_ptr, out_ptr, angle_ptr, center_ptr, H, W, out_scale, NPLANES,
     BY: tl.constexpr, BX: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr, HALF_MATH: tl.constexpr,
-    SPLANE: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr, NCHP: tl.constexpr, FW: tl.constexpr,
-    CHUNK: tl.constexpr, EC: tl.constexpr, BUF: tl.constexpr, RB: tl.constexpr, CPASM: tl.constexpr,
+    SPLANE: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr, PITCH: tl.constexpr, FW: tl.constexpr,
+    CHUNK: tl.constexpr, EC: tl.constexpr, BUF: tl.constexpr, STEP: tl.constexpr, CPASM: tl.constexpr,
     DECL: tl.constexpr, LD4: tl.constexpr, LDT: tl.constexpr,
 ):
     """Bilinear rotate of the linear layout with the input staged in shared memory (triton_util.stage_box_async).
@@ -289,12 +298,11 @@ def _rotate_staged_kernel(
     fy0 = tl.floor(sy).to(tl.int32) - 1
     fxe = tl.floor(sx).to(tl.int32) - 1
     fx0 = fxe - ((fxe % EC) + EC) % EC  # down to a chunk
-    rows = tl.minimum(tl.floor(ey).to(tl.int32) + 3 - fy0, FH)
-    chunks = tl.minimum((tl.floor(ex).to(tl.int32) + 3 - fx0 + EC - 1) // EC, NCH)
+    rows = tl.minimum(tl.floor(ey).to(tl.int32) + 3 - fy0, FH)  # the x extent is at most NCH chunks: all copied
     base = shared_base(DECL)
-    spare = base + 2 * BUF
-    stage_box_async(in_ptr, base, spare, cbase, fy0, fx0, rows, chunks, H, W, NPLANES, BLOCK_C, FH, NCH, NCHP, RB,
-                    CHUNK, EC, CPASM, SPLANE)
+    cc = tl.arange(0, BLOCK_C)
+    stage_box_async(in_ptr, base, (cbase + cc) * SPLANE, cbase + cc < NPLANES, fy0, fx0, rows, H, W, BLOCK_C, FH,
+                    NCH, PITCH, STEP, CHUNK, EC, CPASM)
     shared_commit()
     p = tl.arange(0, BY * BX)
     oy = oy0 + p // BX
@@ -311,15 +319,15 @@ def _rotate_staged_kernel(
     w11 = fx * fy * out_scale
     xs = tl.minimum(tl.maximum(x0f.to(tl.int32) - fx0, 0), FW - 2)  # clamped: never outside the staged box
     ys = tl.minimum(tl.maximum(y0f.to(tl.int32) - fy0, 0), FH - 2)
-    cc = tl.arange(0, BLOCK_C)
     ESIZE: tl.constexpr = CHUNK // EC
     saddr = base + (((ys * FW + xs) * ESIZE)[:, None] + (cc * (FH * FW * ESIZE))[None, :])
     opix = out_ptr + cbase * SPLANE + tl.max_contiguous(oy * W + ox, 1)  # one pixel per lane
     for k in tl.static_range(NCB):
         c0 = cbase + k * BLOCK_C
         if k + 1 < NCB:  # the next block's copy into the other buffer, then wait for this block's
-            stage_box_async(in_ptr, base + ((k + 1) % 2) * BUF, spare, c0 + BLOCK_C, fy0, fx0, rows, chunks, H, W,
-                            NPLANES, BLOCK_C, FH, NCH, NCHP, RB, CHUNK, EC, CPASM, SPLANE)
+            stage_box_async(in_ptr, base + ((k + 1) % 2) * BUF, (c0 + BLOCK_C + cc) * SPLANE,
+                            c0 + BLOCK_C + cc < NPLANES, fy0, fx0, rows, H, W, BLOCK_C, FH, NCH, PITCH, STEP, CHUNK,
+                            EC, CPASM)
             shared_commit()
             shared_sync(1)
         else:
@@ -388,7 +396,7 @@ def rotate_cuda(
     cfg = tuned(TUNING, precision)
     if vec == 1 and mode == 0 and cfg["staged"] and not interpreting():
         plan = shared_stage_plan(x.element_size(), w, cfg["stage_by"], cfg["stage_bx"], cfg["stage_block_c"],
-                                 cfg["stage_rows"])
+                                 cfg["stage_step"], pad=cfg["stage_pad"])
         if plan is not None and planes * h * w < 2**31 and x.data_ptr() % plan["CHUNK"] == 0:
             nc = cfg["stage_block_c"] * cfg["stage_blocks"]
             grid = (triton.cdiv(h, cfg["stage_by"]) * triton.cdiv(w, cfg["stage_bx"]), triton.cdiv(planes, nc))
