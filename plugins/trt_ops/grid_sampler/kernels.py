@@ -52,8 +52,8 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     shared_commit,
     shared_stage_plan,
     shared_sync,
-    small_int_to_f32,
     stage_box_async,
+    staged_bilinear,
     tile_ptrs,
     tl,
     to_f32,
@@ -347,34 +347,13 @@ def _grid_sampler_kernel(
 
 
 @triton.jit
-def _staged_lerp(LD4: tl.constexpr, LDT: tl.constexpr, ESIZE: tl.constexpr, addr, w00, w01, w10, w11, hx, hy,
-                 HALF_MATH: tl.constexpr):
-    """A pixel's four staged corners (ld.shared at ``addr``: (y, x), (y, x + 1) and the row below) bilinearly
-    combined: with the fp32 weights w00 .. w11, or in fp16 with the fractions hx, hy where HALF_MATH."""
-    v00, v01, v10, v11 = tl.inline_asm_elementwise(
-        LD4, "=" + LDT + ",=" + LDT + ",=" + LDT + ",=" + LDT + ",r", [addr],
-        dtype=(tl.int32 if ESIZE == 1 else tl.float16 if ESIZE == 2 else tl.float32,) * 4, is_pure=False, pack=1)
-    if HALF_MATH:
-        top = v00 + (v01 - v00) * hx
-        bot = v10 + (v11 - v10) * hx
-        res = top + (bot - top) * hy
-    else:
-        if ESIZE == 1:  # ld.shared.s8 gives int32
-            f00, f01, f10, f11 = (small_int_to_f32(v00), small_int_to_f32(v01), small_int_to_f32(v10),
-                                  small_int_to_f32(v11))
-        else:
-            f00, f01, f10, f11 = v00.to(tl.float32), v01.to(tl.float32), v10.to(tl.float32), v11.to(tl.float32)
-        res = f00 * w00 + f01 * w01 + f10 * w10 + f11 * w11
-    return res
-
-
-@triton.jit
 def _grid_sampler_staged_kernel(
     in_ptr, grid_ptr, out_ptr, C, D, H, W, DO, HO, WO, out_scale,
     IS3D: tl.constexpr, ALIGN: tl.constexpr, PAD: tl.constexpr, HALF_MATH: tl.constexpr, TZ: tl.constexpr,
     TY: tl.constexpr, TX: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr, FD: tl.constexpr,
     SPLANE: tl.constexpr, SVOL: tl.constexpr, SNPIX: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr,
-    PITCH: tl.constexpr, FW: tl.constexpr, CHUNK: tl.constexpr, EC: tl.constexpr, BUF: tl.constexpr,
+    PITCH: tl.constexpr, PLANEC: tl.constexpr, FW: tl.constexpr, CHUNK: tl.constexpr, EC: tl.constexpr,
+    BUF: tl.constexpr,
     STEP: tl.constexpr, CPASM: tl.constexpr, DECL: tl.constexpr, LD4: tl.constexpr, LDT: tl.constexpr,
 ):
     """Bilinear (trilinear) grid sampling of the linear layout with the input staged in shared memory
@@ -439,7 +418,7 @@ def _grid_sampler_staged_kernel(
         w11 = fx * fy * out_scale
         cc = tl.arange(0, BLOCK_C)
         ESIZE: tl.constexpr = CHUNK // EC
-        PLANE: tl.constexpr = FH * FW * ESIZE  # bytes per staged plane
+        PLANE: tl.constexpr = PLANEC * CHUNK  # bytes per staged plane
         NPL: tl.constexpr = BLOCK_C * FD
         NPLP: tl.constexpr = 4 * BLOCK_C if FD == 3 else NPL  # a power of two for arange (stage_box_async)
         q = tl.arange(0, NPLP)  # staged planes, channel-major: (channel q // FD, slice zlo + q % FD)
@@ -448,7 +427,7 @@ def _grid_sampler_staged_kernel(
         qok = (cbase + q // FD < C) & (qz >= 0) & (qz < D)
         base = shared_base(DECL)
         rows = yhi - ylo + 1
-        stage_box_async(in_ptr, base, qoff, qok, ylo, fx0, rows, H, W, NPL, FH, NCH, PITCH, STEP, CHUNK, EC, CPASM,
+        stage_box_async(in_ptr, base, qoff, qok, ylo, fx0, rows, NCH, H, W, NPL, PLANEC, NCH, STEP, CHUNK, EC, CPASM,
                         NPLP)
         shared_commit()
         xs = tl.minimum(tl.maximum(x0 - fx0, 0), FW - 2)  # clamped: never outside the staged box
@@ -464,16 +443,16 @@ def _grid_sampler_staged_kernel(
             c0 = cbase + k * BLOCK_C
             if k + 1 < NCB:  # the next block's copy into the other buffer, then wait for this block's
                 stage_box_async(in_ptr, base + ((k + 1) % 2) * BUF, qoff + (k + 1) * BLOCK_C * SVOL,
-                                qok & (c0 + BLOCK_C + q // FD < C), ylo, fx0, rows, H, W, NPL, FH, NCH, PITCH, STEP,
+                                qok & (c0 + BLOCK_C + q // FD < C), ylo, fx0, rows, NCH, H, W, NPL, PLANEC, NCH, STEP,
                                 CHUNK, EC, CPASM, NPLP)
                 shared_commit()
                 shared_sync(1)
             else:
                 shared_sync(0)
             sa = saddr + (k % 2) * BUF
-            res = _staged_lerp(LD4, LDT, ESIZE, sa, w00, w01, w10, w11, hx, hy, HALF_MATH)
+            res = staged_bilinear(LD4, LDT, ESIZE, sa, FW * ESIZE, w00, w01, w10, w11, hx, hy, HALF_MATH)
             if IS3D:  # the next slice, one staged plane on
-                far = _staged_lerp(LD4, LDT, ESIZE, sa + PLANE, w00, w01, w10, w11, hx, hy, HALF_MATH)
+                far = staged_bilinear(LD4, LDT, ESIZE, sa + PLANE, FW * ESIZE, w00, w01, w10, w11, hx, hy, HALF_MATH)
                 if HALF_MATH:
                     res = res + (far - res) * fz.to(tl.float16)
                 else:

@@ -44,10 +44,12 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     sampler_zeros,
     shared_base,
     shared_commit,
+    shared_pitch_table,
     shared_stage_plan,
     shared_sync,
-    small_int_to_f32,
     stage_box_async,
+    staged_bilinear,
+    staged_pitch,
     tile_ptrs,
     tl,
     to_f32,
@@ -94,13 +96,18 @@ OP = "rotate"
 # session 19 (H200, scratch driver; NOTES-ops item 30): the copy as one flat run of whole rows per plane with the
 # lanes past it predicated off (before: a lane per (row, chunk slot), the spare slots writing one spare chunk; ncu:
 # 2.26 M excess shared wavefronts, all in the cp.async) fp16 0.0196 -> 0.0184 ms, fp16x2 0.0197 -> 0.0185; int8
-# staged now 0.0179 -> 0.0165, with 8 planes x 2 blocks 0.0156 (on). Wider row pitches ("stage_pad" 1 - 3 chunks)
-# move the ld.shared bank conflicts (1.42 wavefronts per load at 7.3 degrees) but measured slower (0.0193 - 0.0355)
+# staged now 0.0179 -> 0.0165, with 8 planes x 2 blocks 0.0156 (on). A fixed wider row pitch moves the ld.shared
+# bank conflicts (1.42 wavefronts per load at 7.3 degrees) but measured slower there (0.0193 - 0.0355); the conflicts
+# depend on the angle (fp16 0.0161 ms at 0 degrees, 0.0218 at 3, 0.0599 at 90), so each program now takes its row
+# pitch from a table by angle (triton_util.shared_pitch_table, up to "stage_pad" chunks wider, in a plane a little
+# larger): with 3, fp16 at 2 - 5 degrees 0.0205 - 0.0220 -> 0.0178 - 0.0188 ms, 90 degrees 0.0603 -> 0.0372, int8
+# at 20 / 90 / -7.3 degrees 0.0218 / 0.0348 / 0.0197 -> 0.0167 / 0.0230 / 0.0161; the table lookup costs the 7.3-
+# degree anchor 0.0182 -> 0.0187 (scratch driver, before the table kept 96-byte rows where the gain is small)
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
           "vec_wide_num_warps": 4, "vec_num_warps": None, "vec_vectors": 1, "vec_word_store": False,
           "vec_half_words": False, "pairs": False, "vec_pairs": False, "ptr_first": False, "static_strides": False,
           "staged": False, "stage_by": 16, "stage_bx": 32, "stage_block_c": 4, "stage_blocks": 4, "stage_step": 64,
-          "stage_pad": 0, "stage_num_warps": 4,
+          "stage_pad": 3, "stage_num_warps": 4,
           "per_precision": {"int8": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_num_warps": 4, "vec_vectors": 4,
                                      "vec_word_store": True, "pairs": True, "vec_pairs": True, "static_strides": True,
                                      "staged": True, "stage_block_c": 8, "stage_blocks": 2},
@@ -129,7 +136,8 @@ SWEEP = [{**cfg, "per_precision": {}} for cfg in (
     {"staged": False}, {"staged": True}, {"staged": True, "stage_blocks": 2}, {"staged": True, "stage_block_c": 2},
     {"staged": True, "stage_block_c": 8, "stage_blocks": 2}, {"staged": True, "stage_step": 32},
     # session 19: the row pitch (bank conflicts) and int8's planes per block
-    {"staged": True, "stage_pad": 1}, {"staged": True, "stage_pad": 3}, {"staged": True, "stage_step": 128},
+    {"staged": True, "stage_pad": 0}, {"staged": True, "stage_pad": 1}, {"staged": True, "stage_pad": 3},
+    {"staged": True, "stage_pad": 7}, {"staged": True, "stage_step": 128},
     {"staged": True, "stage_block_c": 8, "stage_blocks": 2}]
 
 
@@ -267,20 +275,23 @@ def _rotate_kernel(
 
 @triton.jit
 def _rotate_staged_kernel(
-    in_ptr, out_ptr, angle_ptr, center_ptr, H, W, out_scale, NPLANES,
+    in_ptr, out_ptr, angle_ptr, center_ptr, pitch_ptr, H, W, out_scale, NPLANES,
     BY: tl.constexpr, BX: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr, HALF_MATH: tl.constexpr,
-    SPLANE: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr, PITCH: tl.constexpr, FW: tl.constexpr,
+    SPLANE: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr, PITCH: tl.constexpr, PLANEC: tl.constexpr,
+    FW: tl.constexpr,
     CHUNK: tl.constexpr, EC: tl.constexpr, BUF: tl.constexpr, STEP: tl.constexpr, CPASM: tl.constexpr,
-    DECL: tl.constexpr, LD4: tl.constexpr, LDT: tl.constexpr,
+    DECL: tl.constexpr, LD4: tl.constexpr, LDT: tl.constexpr, NTAB: tl.constexpr,
 ):
     """Bilinear rotate of the linear layout with the input staged in shared memory (triton_util.stage_box_async).
     A program takes a BY x BX box of output pixels and NCB blocks of BLOCK_C planes. Its input footprint (the box
     mapped back, a pixel of margin each side; never more than the box's diagonal, whatever the angle) is copied
     into shared memory one plane block at a time, the next block's copy in flight while this one is gathered from
-    the other of two buffers. Each pixel then reads its four corners with ld.shared (LD4); corners off the map
-    read the zeros the staging wrote, so zeros padding needs no masks. The per-pixel work (source position,
-    weights, shared addresses) is done once for all NCB blocks. Weights and sum in fp32, or in fp16 where
-    HALF_MATH (fp16x2). The rest of shared_stage_plan's constexprs: FH .. LDT."""
+    the other of two buffers, with the row pitch that pitch_ptr's table (triton_util.shared_pitch_table) gives
+    the angle: the fewest shared-memory bank conflicts for a warp's row of pixels. Each pixel then reads its four
+    corners with ld.shared (LD4); corners off the map read the zeros the staging wrote, so zeros padding needs no
+    masks. The per-pixel work (source position, weights, shared addresses) is done once for all NCB blocks. Weights
+    and sum in fp32, or in fp16 where HALF_MATH (fp16x2). The rest of shared_stage_plan's constexprs: FH .. LDT;
+    NTAB: the table's entries."""
     tiles_x = tl.cdiv(W, BX)
     oy0 = (tl.program_id(0) // tiles_x) * BY
     ox0 = (tl.program_id(0) % tiles_x) * BX
@@ -290,19 +301,22 @@ def _rotate_staged_kernel(
     xb = xa + (BX - 1)
     ya = oy0.to(tl.float32) + 0.5 - hh
     yb = ya + (BY - 1)
-    # the footprint: the bounds of _source_xy over the box's corners (rounding is absorbed by a pixel of margin)
+    # the footprint: the bounds of _source_xy over the box's corners (rounding is absorbed by a pixel of margin); its
+    # x extent never exceeds the plan's NCH chunks, which are all copied
     sx = tl.minimum(cs * xa, cs * xb) + tl.minimum(sn * ya, sn * yb) + kx + hw - 0.5
-    ex = tl.maximum(cs * xa, cs * xb) + tl.maximum(sn * ya, sn * yb) + kx + hw - 0.5
     sy = tl.minimum(-sn * xa, -sn * xb) + tl.minimum(cs * ya, cs * yb) + ky + hh - 0.5
     ey = tl.maximum(-sn * xa, -sn * xb) + tl.maximum(cs * ya, cs * yb) + ky + hh - 0.5
     fy0 = tl.floor(sy).to(tl.int32) - 1
     fxe = tl.floor(sx).to(tl.int32) - 1
     fx0 = fxe - ((fxe % EC) + EC) % EC  # down to a chunk
-    rows = tl.minimum(tl.floor(ey).to(tl.int32) + 3 - fy0, FH)  # the x extent is at most NCH chunks: all copied
+    rows = tl.minimum(tl.floor(ey).to(tl.int32) + 3 - fy0, FH)
+    # the staged row pitch for the direction a warp's pixels (one output row) walk the source: fewest bank conflicts
+    pitch = staged_pitch(pitch_ptr, cs, -sn, NTAB)
+    pitch = tl.where(rows * pitch <= PLANEC, pitch, NCH)  # a plane's rows must fit its chunks
     base = shared_base(DECL)
     cc = tl.arange(0, BLOCK_C)
-    stage_box_async(in_ptr, base, (cbase + cc) * SPLANE, cbase + cc < NPLANES, fy0, fx0, rows, H, W, BLOCK_C, FH,
-                    NCH, PITCH, STEP, CHUNK, EC, CPASM)
+    stage_box_async(in_ptr, base, (cbase + cc) * SPLANE, cbase + cc < NPLANES, fy0, fx0, rows, pitch, H, W, BLOCK_C,
+                    PLANEC, NCH, STEP, CHUNK, EC, CPASM)
     shared_commit()
     p = tl.arange(0, BY * BX)
     oy = oy0 + p // BX
@@ -317,40 +331,41 @@ def _rotate_staged_kernel(
     w01 = fx * (1.0 - fy) * out_scale
     w10 = (1.0 - fx) * fy * out_scale
     w11 = fx * fy * out_scale
-    xs = tl.minimum(tl.maximum(x0f.to(tl.int32) - fx0, 0), FW - 2)  # clamped: never outside the staged box
+    xs = tl.minimum(tl.maximum(x0f.to(tl.int32) - fx0, 0), NCH * EC - 2)  # clamped: never outside the staged box
     ys = tl.minimum(tl.maximum(y0f.to(tl.int32) - fy0, 0), FH - 2)
     ESIZE: tl.constexpr = CHUNK // EC
-    saddr = base + (((ys * FW + xs) * ESIZE)[:, None] + (cc * (FH * FW * ESIZE))[None, :])
+    saddr = base + (((ys * (pitch * EC) + xs) * ESIZE)[:, None] + (cc * (PLANEC * CHUNK))[None, :])
     opix = out_ptr + cbase * SPLANE + tl.max_contiguous(oy * W + ox, 1)  # one pixel per lane
+    hx = fx.to(tl.float16)  # fp16x2's fractions
+    hy = fy.to(tl.float16)
     for k in tl.static_range(NCB):
         c0 = cbase + k * BLOCK_C
         if k + 1 < NCB:  # the next block's copy into the other buffer, then wait for this block's
             stage_box_async(in_ptr, base + ((k + 1) % 2) * BUF, (c0 + BLOCK_C + cc) * SPLANE,
-                            c0 + BLOCK_C + cc < NPLANES, fy0, fx0, rows, H, W, BLOCK_C, FH, NCH, PITCH, STEP, CHUNK,
-                            EC, CPASM)
+                            c0 + BLOCK_C + cc < NPLANES, fy0, fx0, rows, pitch, H, W, BLOCK_C, PLANEC, NCH, STEP,
+                            CHUNK, EC, CPASM)
             shared_commit()
             shared_sync(1)
         else:
             shared_sync(0)
-        v00, v01, v10, v11 = tl.inline_asm_elementwise(
-            LD4, "=" + LDT + ",=" + LDT + ",=" + LDT + ",=" + LDT + ",r", [saddr + (k % 2) * BUF],
-            dtype=(tl.int32 if ESIZE == 1 else tl.float16 if ESIZE == 2 else tl.float32,) * 4, is_pure=False, pack=1)
-        if HALF_MATH:
-            hx = fx.to(tl.float16)
-            hy = fy.to(tl.float16)
-            top = v00 + (v01 - v00) * hx
-            bot = v10 + (v11 - v10) * hx
-            res = top + (bot - top) * hy
-        else:
-            if ESIZE == 1:  # ld.shared.s8 gives int32
-                f00, f01, f10, f11 = (small_int_to_f32(v00), small_int_to_f32(v01), small_int_to_f32(v10),
-                                      small_int_to_f32(v11))
-            else:
-                f00, f01, f10, f11 = v00.to(tl.float32), v01.to(tl.float32), v10.to(tl.float32), v11.to(tl.float32)
-            res = f00 * w00 + f01 * w01 + f10 * w10 + f11 * w11
+        res = staged_bilinear(LD4, LDT, ESIZE, saddr + (k % 2) * BUF, pitch * CHUNK, w00, w01, w10, w11, hx, hy,
+                              HALF_MATH)
         optr = (opix + k * BLOCK_C * SPLANE)[:, None] + (cc * SPLANE)[None, :]
         tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=pmask[:, None] & ((c0 + cc) < NPLANES)[None, :])
         shared_sync(-1)  # every lane done with this buffer before the next block's copy overwrites it
+
+
+_PITCHES: dict = {}
+
+
+def _pitch_table(device, element_size: int, plan: dict, pad: int, by: int, bx: int) -> torch.Tensor:
+    """triton_util.shared_pitch_table for a program's BY x BX box on ``device`` (int32), made once per device and
+    geometry: a call inside CUDA graph capture finds it made by an earlier call."""
+    key = (str(device), element_size, plan["CHUNK"], plan["NCH"], plan["PLANEC"], pad, by, bx)
+    if key not in _PITCHES:
+        table = shared_pitch_table(element_size, plan["CHUNK"], plan["NCH"], pad, (by, bx), plan["PLANEC"])
+        _PITCHES[key] = torch.tensor(table, dtype=torch.int32, device=device)
+    return _PITCHES[key]
 
 
 def _as_device_vector(v, n: int, device, name: str) -> torch.Tensor:
@@ -400,8 +415,11 @@ def rotate_cuda(
         if plan is not None and planes * h * w < 2**31 and x.data_ptr() % plan["CHUNK"] == 0:
             nc = cfg["stage_block_c"] * cfg["stage_blocks"]
             grid = (triton.cdiv(h, cfg["stage_by"]) * triton.cdiv(w, cfg["stage_bx"]), triton.cdiv(planes, nc))
+            pitches = _pitch_table(img.device, x.element_size(), plan, cfg["stage_pad"], cfg["stage_by"],
+                                   cfg["stage_bx"])
             _rotate_staged_kernel[grid](
-                x, out, ang, ctr, h, w, out_scale, planes, BY=cfg["stage_by"], BX=cfg["stage_bx"],
+                x, out, ang, ctr, pitches, h, w, out_scale, planes, BY=cfg["stage_by"], BX=cfg["stage_bx"],
+                NTAB=pitches.numel(),
                 BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], HALF_MATH=precision == "fp16x2", SPLANE=h * w,
                 num_warps=cfg["stage_num_warps"], **{k: v for k, v in plan.items() if k != "SHARED"},
             )

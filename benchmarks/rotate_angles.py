@@ -1,0 +1,83 @@
+"""Time rotate's staged linear rows at several angles (GPU): the shared-memory bank conflicts of a staged row depend
+on the angle, and so does the time (NOTES-ops item 30).
+
+    python3 benchmarks/rotate_angles.py [--configs JSON] [--out FILE.md]
+
+--configs: a JSON list of [precision, TUNING override] pairs, each applied over that precision's per_precision
+entry (default: fp16, fp16x2 and int8 at stage_pad 0 and 3). Each angle is checked against the reference
+(256 x 200 x 200, turned about the centre) before it is timed; ms: median CUDA-graph replay, as in ops.py.
+"""
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import ops_cases  # noqa: E402
+
+ops_cases.ensure_package()
+
+import torch  # noqa: E402
+
+ANGLES = (0, 2, 3, 5, 7.3, 10, 20, 45, 90, -7.3)
+TOL = {"fp16": 3e-3, "fp16x2": 1e-2, "int8": 3e-3}
+DEFAULT = [[p, {"stage_pad": pad}] for p in ("fp16", "fp16x2", "int8") for pad in (0, 3)]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", default=json.dumps(DEFAULT))
+    parser.add_argument("--out", default="")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("rotate_angles.py needs a CUDA GPU", file=sys.stderr)
+        return 2
+    from triton.testing import do_bench_cudagraph
+
+    from bevdeploy.plugins.trt_ops.rotate import kernels
+    from bevdeploy.plugins.trt_ops.rotate.reference import rotate_reference
+    from bevdeploy.plugins.trt_ops.triton_util import quantize_per_tensor, scale_for
+
+    xf = torch.randn(256, 200, 200, device="cuda", generator=torch.Generator("cuda").manual_seed(0))
+    scale = scale_for(xf)
+    q = quantize_per_tensor(xf, scale)
+    inputs = {"fp16": (xf.half(), xf.half().float(), None), "int8": (q, q.float() * scale, {"img": scale})}
+    inputs["fp16x2"] = inputs["fp16"]
+    ctr = torch.tensor([100.0, 100.0], device="cuda")
+    default = copy.deepcopy(kernels.TUNING)
+    lines = ["| precision | config | " + " | ".join(f"{a} deg" for a in ANGLES) + " |",
+             "| --- | --- |" + " ---: |" * len(ANGLES)]
+    try:
+        for precision, cfg in json.loads(args.configs):
+            x, ref_in, scales = inputs[precision]
+            table = copy.deepcopy(default)
+            table["per_precision"].setdefault(precision, {}).update(cfg)
+            kernels.TUNING.clear()
+            kernels.TUNING.update(table)
+            times = []
+            for angle in ANGLES:
+                ang = torch.tensor([float(angle)], device="cuda")
+                out = kernels.rotate_cuda(x, ang, ctr, 0, precision, scales)
+                ref = rotate_reference(ref_in, ang, ctr, 0)
+                err = float((out.float() - ref).norm() / ref.norm())
+                if err > TOL[precision]:
+                    print(f"{precision} {cfg} at {angle} degrees: relative error {err:.2e}", file=sys.stderr)
+                    return 1
+                times.append(do_bench_cudagraph(lambda: kernels.rotate_cuda(x, ang, ctr, 0, precision, scales),
+                                                rep=40, return_mode="median"))
+            lines.append(f"| {precision} | `{json.dumps(cfg)}` | " + " | ".join(f"{t:.4f}" for t in times) + " |")
+            print(lines[-1], flush=True)
+    finally:
+        kernels.TUNING.clear()
+        kernels.TUNING.update(default)
+    if args.out:
+        Path(args.out).write_text(f"# rotate staged rows by angle ({torch.cuda.get_device_name()}; ms)\n\n"
+                                  + "\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
