@@ -32,6 +32,15 @@ def main(argv=None) -> int:
     parser.add_argument("--configs", default=json.dumps(DEFAULT))
     parser.add_argument("--out", default="")
     args = parser.parse_args(argv)
+    try:
+        configs = json.loads(args.configs)
+        if not (isinstance(configs, list) and all(isinstance(c, list) and len(c) == 2 and c[0] in TOL
+                                                  and isinstance(c[1], dict) for c in configs)):
+            raise ValueError
+    except ValueError:
+        print(f"rotate_angles.py: --configs must be a JSON list of [precision, {{TUNING override}}] pairs with a "
+              f"precision in {', '.join(TOL)}, got {args.configs!r}", file=sys.stderr)
+        return 2
     if not torch.cuda.is_available():
         print("rotate_angles.py needs a CUDA GPU", file=sys.stderr)
         return 2
@@ -51,7 +60,7 @@ def main(argv=None) -> int:
     lines = ["| precision | config | " + " | ".join(f"{a} deg" for a in ANGLES) + " |",
              "| --- | --- |" + " ---: |" * len(ANGLES)]
     try:
-        for precision, cfg in json.loads(args.configs):
+        for precision, cfg in configs:
             x, ref_in, scales = inputs[precision]
             table = copy.deepcopy(default)
             table["per_precision"].setdefault(precision, {}).update(cfg)

@@ -1,0 +1,27 @@
+"""benchmarks/rotate_angles.py's argument checks: bad input is one line on stderr and exit code 2 (no GPU needed)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+TOOL = Path(__file__).resolve().parents[2] / "benchmarks" / "rotate_angles.py"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("configs", ["not json", '{"fp16": {}}', '[["fp64", {}]]', '[["fp16", 3]]', '[["fp16"]]'])
+def test_bad_configs_are_one_line_and_exit_2(configs):
+    out = _run("--configs", configs)
+    assert out.returncode == 2 and "--configs must be a JSON list" in out.stderr, out.stderr
+    assert out.stderr.count("\n") == 1 and not out.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_without_a_gpu_says_so():
+    out = _run()
+    assert out.returncode == 2 and out.stderr.strip() == "rotate_angles.py needs a CUDA GPU", out.stderr
