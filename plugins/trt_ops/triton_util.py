@@ -397,13 +397,13 @@ def stage_box_async(in_ptr, sbase, plane_off, plane_ok, y0, x0, rows, pitch, H, 
     """Copy the box of ``rows`` pixel rows from y0 and NCH CHUNK-byte chunks from pixel x0 (x0 a multiple of the
     chunk's pixels; W too, so that a chunk lies wholly on or off the map) of NPL (H, W) planes of ``in_ptr`` into
     shared memory at ``sbase``, plane-major: byte (q * PLANEC + row * pitch + chunk) * CHUNK for plane q, with
-    ``pitch`` >= NCH chunks per staged row (shared_pitch_table) and ``rows`` * ``pitch`` <= PLANEC. ``plane_off`` [NPLP]: each plane's first element in ``in_ptr`` (NPLP: NPL rounded up to a
-    power of two, for a count that is not one; the planes from NPL on are not copied); ``plane_ok`` [NPLP]: False for
-    planes that do not exist (past the channels, or a slice off a volume), which are zero-filled like the chunks off
-    the map (cp.async with source size 0). A plane's rows x NCH chunks are copied as one flat run, STEP chunks per
-    plane at a time (one cp.async each, CPASM: predicated on its last operand, so the lanes past the run copy
-    nothing), so that a warp's copies cover neighbouring chunks of whole rows. The caller commits them as one group
-    (``rows`` <= FH)."""
+    ``pitch`` >= NCH chunks per staged row (shared_pitch_table) and ``rows`` * ``pitch`` <= PLANEC. ``plane_off``
+    [NPLP]: each plane's first element in ``in_ptr`` (NPLP: NPL rounded up to a power of two, for a count that is
+    not one; the planes from NPL on are not copied); ``plane_ok`` [NPLP]: False for planes that do not exist (past
+    the channels, or a slice off a volume), which are zero-filled like the chunks off the map (cp.async with source
+    size 0). A plane's rows x NCH chunks are copied as one flat run, STEP chunks per plane at a time (one cp.async
+    each, CPASM: predicated on its last operand, so the lanes past the run copy nothing), so that a warp's copies
+    cover neighbouring chunks of whole rows. The caller commits them as one group."""
     NQ: tl.constexpr = NPLP if NPLP else NPL
     q = tl.arange(0, NQ)
     src = in_ptr + plane_off[:, None]
@@ -454,15 +454,15 @@ def shared_stage_plan(element_size: int, width: int, box_h: int, box_w: int, blo
     output box for ``block_c`` planes of a linear input of ``width`` pixels per row, in ``buffers`` buffers. The
     footprint is the box under any rotation (at most its diagonal plus margins on each side) where ``margin`` is None,
     else the box plus ``margin`` pixels each side (a kernel that checks its footprint at run time and falls back where
-    it does not fit). FH (rows), NCH (chunks copied per row), PITCH
-    (the widest row pitch, NCH + ``pad`` chunks, that a kernel may pick per program from shared_pitch_table to move the
-    rows' shared-memory banks, where its rows x pitch fit a plane), PLANEC (chunks per staged plane: FH x NCH, and
-    some room more where ``pad`` allows wider pitches), FW (pixels per
-    staged row), EC (pixels per chunk), CHUNK (bytes per cp.async: 16, else 8 or 4 as the row's bytes allow; cp.async
-    has no smaller copy), STEP (``step`` chunks per plane per copy step), CPASM, BUF (bytes per buffer), DECL (the
-    .shared declaration) and LD4 / LDT (ld.shared of a pixel's four corners: two at (y, x), two at the address of
-    the staged row below, and their register class); SHARED is the bytes declared. None where rows are not 4-byte multiples or the buffers
-    would exceed SHARED_STATIC_MAX. Cached per launch geometry: callers must not change the dict."""
+    it does not fit). FH (rows), NCH (chunks copied per row), PITCH (the widest row pitch, NCH + ``pad`` chunks,
+    that a kernel may pick per program from shared_pitch_table to move the rows' shared-memory banks, where its rows
+    x pitch fit a plane), PLANEC (chunks per staged plane: FH x NCH, and a little more where ``pad`` allows wider
+    pitches), FW (pixels per row at the narrowest pitch), EC (pixels per chunk), CHUNK (bytes per cp.async: 16, else
+    8 or 4 as the row's bytes allow; cp.async has no smaller copy), STEP (``step`` chunks per plane per copy step),
+    CPASM, BUF (bytes per buffer), DECL (the .shared declaration) and LD4 / LDT (ld.shared of a pixel's four
+    corners: two at (y, x), two at the address of the staged row below, and their register class); SHARED is the
+    bytes declared. None where rows are not 4-byte multiples or the buffers would exceed SHARED_STATIC_MAX. Cached
+    per launch geometry: callers must not change the dict."""
     row_bytes = width * element_size
     chunk = next((c for c in (16, 8, 4) if row_bytes % c == 0), 0)
     if not chunk:
@@ -489,6 +489,72 @@ def shared_stage_plan(element_size: int, width: int, box_h: int, box_w: int, blo
         LD4=f"{t} $0, [$4];\n\t{t} $1, [$4+{e}];\n\t{t} $2, [$5];\n\t{t} $3, [$5+{e}];",
         LDT=kind[1], SHARED=nbytes,
     )
+
+
+@triton.jit
+def staged_pitch(table_ptr, dx, dy, NTAB: tl.constexpr):
+    """The row pitch (chunks) that shared_pitch_table's NTAB entries at ``table_ptr`` give a warp whose pixels walk
+    the source along the unit vector (dx, dy) per lane: the entry of dy, the vector folded to dx >= 0 (a line, not a
+    ray)."""
+    fy = tl.where((dx < 0) | ((dx == 0) & (dy < 0)), -dy, dy)
+    j = ((fy + 1.0) * ((NTAB - 1) * 0.5) + 0.5).to(tl.int32)
+    return tl.load(table_ptr + tl.minimum(tl.maximum(j, 0), NTAB - 1))
+
+
+WIDER_PITCH_GAIN = 0.8  # shared_pitch_table takes a wider pitch where it costs at most this share of the narrowest
+
+
+@functools.cache
+def shared_pitch_table(element_size: int, chunk: int, nch: int, pad: int, box: tuple = (), planec: int = 0,
+                       lanes: int = 32, steps: int = 181) -> tuple:
+    """Row pitches (chunks) for a staged sampler whose warps read ``lanes`` neighbouring output pixels of a row, by
+    the direction (dx, dy) those pixels walk through the source, folded to dx >= 0 (so that dy = -1 and 1 are one
+    line): entry j for dy = -1 + 2 * j / (steps - 1), i.e. the angle asin(dy) (staged_pitch reads it without an
+    arctangent; entries are finest near dy = 0, the small angles). Each entry is the pitch in nch ..
+    nch + pad whose ld.shared reads of the four corners need the fewest wavefronts (distinct 4-byte words that
+    share a bank), counted over sub-pixel starts and chunk alignments: neighbouring rows of a warp's run must not
+    land on the same banks, and which pitch avoids that depends on how many pixels a row's run spans. Measured on
+    the H200 (NOTES-ops item 30): at 3 degrees a 96-byte pitch costs 2.2 wavefronts per read and rotate fp16 takes
+    0.0218 ms, at 0 degrees 1.0 and 0.0161 ms; at 90 degrees 8 and 0.0599 ms."""
+    import numpy as np
+
+    epc = chunk // element_size
+    phi = np.arcsin(np.linspace(-1.0, 1.0, steps))[:, None, None]
+    g = np.arange(4) / 4.0
+    ox, oy, xo = (a.reshape(1, -1, 1) for a in np.meshgrid(g, g, np.arange(0, epc, max(1, epc // 4)), indexing="ij"))
+    i = np.arange(lanes).reshape(1, 1, -1)
+    x = np.floor(xo + ox + np.cos(phi) * i).astype(np.int64)
+    y = np.floor(oy + np.sin(phi) * i).astype(np.int64)
+    x -= ((x.min(axis=2, keepdims=True) - xo) // epc) * epc + xo  # the box starts on a chunk
+    y -= y.min(axis=2, keepdims=True)
+    cost = []
+    for pitch in range(nch, nch + pad + 1):
+        total = 0.0
+        for dy in (0, 1):
+            for dx in (0, 1):
+                word = ((y + dy) * pitch * chunk + (x + dx) * element_size) // 4
+                key = np.sort((word % 32) * (1 << 40) + word, axis=2)
+                first = np.concatenate([np.ones_like(key[..., :1], dtype=bool), key[..., 1:] != key[..., :-1]], axis=2)
+                per_bank = np.zeros(key.shape[:2] + (32,))
+                np.add.at(per_bank, (np.arange(key.shape[0])[:, None, None], np.arange(key.shape[1])[None, :, None],
+                                     key >> 40), first)
+                total = total + per_bank.max(axis=2).mean(axis=1)
+        cost.append(total)
+    cost = np.stack(cost)
+    if box:  # the staged rows of a (box_h, box_w) box turned by phi (rotate's bound) x pitch must fit planec,
+        # for every angle that reads the entry (the largest sine and cosine within half a step)
+        half = 1.0 / (steps - 1)
+        dy = np.abs(np.linspace(-1.0, 1.0, steps))
+        sin, cos = np.minimum(dy + half, 1.0), np.sqrt(1.0 - np.maximum(dy - half, 0.0) ** 2)
+        rows = np.floor((box[1] - 1) * sin + (box[0] - 1) * cos + 1e-6) + 5
+        pitches = np.arange(nch, nch + pad + 1)[:, None]
+        cost = np.where((rows[None, :] * pitches <= planec) | (pitches == nch), cost, np.inf)
+    best = np.argmin(cost, axis=0)
+    # a wider pitch only for a clear gain: the count is a model (item 30: at 7.3 degrees it rated 144-byte rows 12%
+    # cheaper than 96-byte ones, and they measured 4% slower; where it rates them 2x cheaper they measured 13 - 38%
+    # faster)
+    keep = cost[best, np.arange(cost.shape[1])] > WIDER_PITCH_GAIN * cost[0]
+    return tuple(int(nch + k) for k in np.where(keep, 0, best))
 
 
 def packed_words(precision: str, mode: int, block_c: int, x: torch.Tensor, vec: int, cfg: Mapping) -> int:
@@ -644,69 +710,3 @@ def int8_input(op: str, x: torch.Tensor, name: str, scales: Mapping[str, float] 
         raise BevDeployError(f"{op}: scales[{name!r}] must be a positive number, got {scale}.")
     q = x if x.dtype == torch.int8 else quantize_per_tensor(x, scale)
     return q.contiguous(), scale
-
-
-@triton.jit
-def staged_pitch(table_ptr, dx, dy, NTAB: tl.constexpr):
-    """The row pitch (chunks) that shared_pitch_table's NTAB entries at ``table_ptr`` give a warp whose pixels walk
-    the source along the unit vector (dx, dy) per lane: the entry of dy, the vector folded to dx >= 0 (a line, not a
-    ray)."""
-    fy = tl.where((dx < 0) | ((dx == 0) & (dy < 0)), -dy, dy)
-    j = ((fy + 1.0) * ((NTAB - 1) * 0.5) + 0.5).to(tl.int32)
-    return tl.load(table_ptr + tl.minimum(tl.maximum(j, 0), NTAB - 1))
-
-
-WIDER_PITCH_GAIN = 0.8  # shared_pitch_table takes a wider pitch where it costs at most this share of the narrowest
-
-
-@functools.cache
-def shared_pitch_table(element_size: int, chunk: int, nch: int, pad: int, box: tuple = (), planec: int = 0,
-                       lanes: int = 32, steps: int = 181) -> tuple:
-    """Row pitches (chunks) for a staged sampler whose warps read ``lanes`` neighbouring output pixels of a row, by
-    the direction (dx, dy) those pixels walk through the source, folded to dx >= 0 (so that dy = -1 and 1 are one
-    line): entry j for dy = -1 + 2 * j / (steps - 1), i.e. the angle asin(dy) (staged_pitch reads it without an
-    arctangent; entries are finest near dy = 0, the small angles). Each entry is the pitch in nch ..
-    nch + pad whose ld.shared reads of the four corners need the fewest wavefronts (distinct 4-byte words that
-    share a bank), counted over sub-pixel starts and chunk alignments: neighbouring rows of a warp's run must not
-    land on the same banks, and which pitch avoids that depends on how many pixels a row's run spans. Measured on
-    the H200 (NOTES-ops item 30): at 3 degrees a 96-byte pitch costs 2.2 wavefronts per read and rotate fp16 takes
-    0.0218 ms, at 0 degrees 1.0 and 0.0161 ms; at 90 degrees 8 and 0.0599 ms."""
-    import numpy as np
-
-    epc = chunk // element_size
-    phi = np.arcsin(np.linspace(-1.0, 1.0, steps))[:, None, None]
-    g = np.arange(4) / 4.0
-    ox, oy, xo = (a.reshape(1, -1, 1) for a in np.meshgrid(g, g, np.arange(0, epc, max(1, epc // 4)), indexing="ij"))
-    i = np.arange(lanes).reshape(1, 1, -1)
-    x = np.floor(xo + ox + np.cos(phi) * i).astype(np.int64)
-    y = np.floor(oy + np.sin(phi) * i).astype(np.int64)
-    x -= ((x.min(axis=2, keepdims=True) - xo) // epc) * epc + xo  # the box starts on a chunk
-    y -= y.min(axis=2, keepdims=True)
-    cost = []
-    for pitch in range(nch, nch + pad + 1):
-        total = 0.0
-        for dy in (0, 1):
-            for dx in (0, 1):
-                word = ((y + dy) * pitch * chunk + (x + dx) * element_size) // 4
-                key = np.sort((word % 32) * (1 << 40) + word, axis=2)
-                first = np.concatenate([np.ones_like(key[..., :1], dtype=bool), key[..., 1:] != key[..., :-1]], axis=2)
-                per_bank = np.zeros(key.shape[:2] + (32,))
-                np.add.at(per_bank, (np.arange(key.shape[0])[:, None, None], np.arange(key.shape[1])[None, :, None],
-                                     key >> 40), first)
-                total = total + per_bank.max(axis=2).mean(axis=1)
-        cost.append(total)
-    cost = np.stack(cost)
-    if box:  # the staged rows of a (box_h, box_w) box turned by phi (rotate's bound) x pitch must fit planec,
-        # for every angle that reads the entry (the largest sine and cosine within half a step)
-        half = 1.0 / (steps - 1)
-        dy = np.abs(np.linspace(-1.0, 1.0, steps))
-        sin, cos = np.minimum(dy + half, 1.0), np.sqrt(1.0 - np.maximum(dy - half, 0.0) ** 2)
-        rows = np.floor((box[1] - 1) * sin + (box[0] - 1) * cos + 1e-6) + 5
-        pitches = np.arange(nch, nch + pad + 1)[:, None]
-        cost = np.where((rows[None, :] * pitches <= planec) | (pitches == nch), cost, np.inf)
-    best = np.argmin(cost, axis=0)
-    # a wider pitch only for a clear gain: the count is a model (item 30: at 7.3 degrees it rated 144-byte rows 12%
-    # cheaper than 96-byte ones, and they measured 4% slower; where it rates them 2x cheaper they measured 13 - 38%
-    # faster)
-    keep = cost[best, np.arange(cost.shape[1])] > WIDER_PITCH_GAIN * cost[0]
-    return tuple(int(nch + k) for k in np.where(keep, 0, best))

@@ -353,8 +353,8 @@ def _grid_sampler_staged_kernel(
     TY: tl.constexpr, TX: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr, FD: tl.constexpr,
     SPLANE: tl.constexpr, SVOL: tl.constexpr, SNPIX: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr,
     PITCH: tl.constexpr, PLANEC: tl.constexpr, FW: tl.constexpr, CHUNK: tl.constexpr, EC: tl.constexpr,
-    BUF: tl.constexpr,
-    STEP: tl.constexpr, CPASM: tl.constexpr, DECL: tl.constexpr, LD4: tl.constexpr, LDT: tl.constexpr,
+    BUF: tl.constexpr, STEP: tl.constexpr, CPASM: tl.constexpr, DECL: tl.constexpr, LD4: tl.constexpr,
+    LDT: tl.constexpr,
 ):
     """Bilinear (trilinear) grid sampling of the linear layout with the input staged in shared memory
     (triton_util.stage_box_async), as rotate's _rotate_staged_kernel does, for grids that are locally smooth (a BEV
@@ -462,8 +462,8 @@ def _grid_sampler_staged_kernel(
             shared_sync(-1)  # every lane done with this buffer before the next block's copy overwrites it
     else:
         # [pixels, 1] tiles, in the layout of the staged path's [pixels, channels] ones: one pixel per lane
-        x0c, y0c, z0c, fx, fy, fz, ok0 = x0[:, None], y0[:, None], z0[:, None], px[:, None], py[:, None], pz[:, None], \
-            pmask[:, None]
+        x0c, y0c, z0c, ok0 = x0[:, None], y0[:, None], z0[:, None], pmask[:, None]
+        fx, fy, fz = px[:, None], py[:, None], pz[:, None]
         for j in tl.range(0, BLOCK_C * NCB):  # a channel, then a corner at a time: few registers for a rare path
             src = in_ptr + (n * C + cbase + j) * SVOL
             acc = tl.zeros([TZ * TY * TX, 1], dtype=tl.float32)
@@ -547,10 +547,9 @@ def grid_sampler_cuda(
     else:
         n_pblocks = triton.cdiv(npix, block_p)
     grid_dims = (n_pblocks, triton.cdiv(c, block_c), n)
-    if vec == 1 and mode == 0 and cfg["staged"] and not interpreting() and _staged(x, g, out, out_scale, (d, h, w),
-                                                                                  out_sp, pad, align_corners, precision,
-                                                                                  cfg):
-        return out
+    if vec == 1 and mode == 0 and cfg["staged"] and not interpreting():
+        if _staged(x, g, out, out_scale, (d, h, w), out_sp, pad, align_corners, precision, cfg):
+            return out
     ptr_first, static = plane_strides(cfg, vec, c, block_c)
     _grid_sampler_kernel[grid_dims](
         x, g, out, c, d, h, w, npix, ho, wo, out_scale,

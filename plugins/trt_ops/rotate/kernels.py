@@ -278,9 +278,8 @@ def _rotate_staged_kernel(
     in_ptr, out_ptr, angle_ptr, center_ptr, pitch_ptr, H, W, out_scale, NPLANES,
     BY: tl.constexpr, BX: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr, HALF_MATH: tl.constexpr,
     SPLANE: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr, PITCH: tl.constexpr, PLANEC: tl.constexpr,
-    FW: tl.constexpr,
-    CHUNK: tl.constexpr, EC: tl.constexpr, BUF: tl.constexpr, STEP: tl.constexpr, CPASM: tl.constexpr,
-    DECL: tl.constexpr, LD4: tl.constexpr, LDT: tl.constexpr, NTAB: tl.constexpr,
+    FW: tl.constexpr, CHUNK: tl.constexpr, EC: tl.constexpr, BUF: tl.constexpr, STEP: tl.constexpr,
+    CPASM: tl.constexpr, DECL: tl.constexpr, LD4: tl.constexpr, LDT: tl.constexpr, NTAB: tl.constexpr,
 ):
     """Bilinear rotate of the linear layout with the input staged in shared memory (triton_util.stage_box_async).
     A program takes a BY x BX box of output pixels and NCB blocks of BLOCK_C planes. Its input footprint (the box
@@ -291,7 +290,7 @@ def _rotate_staged_kernel(
     corners with ld.shared (LD4); corners off the map read the zeros the staging wrote, so zeros padding needs no
     masks. The per-pixel work (source position, weights, shared addresses) is done once for all NCB blocks. Weights
     and sum in fp32, or in fp16 where HALF_MATH (fp16x2). The rest of shared_stage_plan's constexprs: FH .. LDT;
-    NTAB: the table's entries."""
+    NTAB: the table's entries (modelled for warps of 32 pixels of one output row: BX >= 32)."""
     tiles_x = tl.cdiv(W, BX)
     oy0 = (tl.program_id(0) // tiles_x) * BY
     ox0 = (tl.program_id(0) % tiles_x) * BX
