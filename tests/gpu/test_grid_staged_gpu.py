@@ -10,13 +10,9 @@ import types
 
 import pytest
 import torch
+from gpu_staged import MARKS, TOL, record_launches, stored
 
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (Triton kernels with inline PTX)"),
-]
-
-TOL = {"fp16": 3e-3, "fp16x2": 1e-2, "int8": 3e-3}
+pytestmark = MARKS
 
 
 @pytest.fixture
@@ -24,17 +20,7 @@ def kernels(monkeypatch):
     pytest.importorskip("triton")
     from bevdeploy.plugins.trt_ops.grid_sampler import kernels as k
 
-    launches = []
-
-    class Recorder:
-        def __init__(self, fn):
-            self.fn = fn
-
-        def __getitem__(self, grid):
-            launches.append(grid)
-            return self.fn[grid]
-
-    monkeypatch.setattr(k, "_grid_sampler_staged_kernel", Recorder(k._grid_sampler_staged_kernel))
+    launches = record_launches(monkeypatch, k, "_grid_sampler_staged_kernel")
     for precision in TOL:
         for key in (precision, f"{precision}:2d", f"{precision}:3d"):
             monkeypatch.setitem(k.TUNING["per_precision"], key, {**k.TUNING["per_precision"].get(key, {}),
@@ -56,15 +42,7 @@ def _warp(n, out_sp, yaw_deg, shift, scale=1.0, jitter=0.002, seed=0):
 
 
 def _inputs(shape, precision, seed=1):
-    from bevdeploy.plugins.trt_ops.triton_util import quantize_per_tensor, scale_for
-
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).cuda()
-    if precision == "int8":
-        scale = scale_for(x)
-        q = quantize_per_tensor(x, scale)
-        return q, q.float() * scale, {"input": scale}
-    h = x.half()
-    return h, h.float(), None
+    return stored(shape, precision, "input", seed)
 
 
 def _check(kernels, precision, x, xf, grid, scales, pad=0, align=False, staged=True):

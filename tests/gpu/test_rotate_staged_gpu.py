@@ -6,13 +6,9 @@ import types
 
 import pytest
 import torch
+from gpu_staged import MARKS, TOL, record_launches, stored
 
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (Triton kernels with inline PTX)"),
-]
-
-TOL = {"fp16": 3e-3, "fp16x2": 1e-2, "int8": 3e-3}
+pytestmark = MARKS
 
 
 @pytest.fixture
@@ -20,32 +16,14 @@ def kernels(monkeypatch):
     pytest.importorskip("triton")
     from bevdeploy.plugins.trt_ops.rotate import kernels as k
 
-    launches = []
-
-    class Recorder:
-        def __init__(self, fn):
-            self.fn = fn
-
-        def __getitem__(self, grid):
-            launches.append(grid)
-            return self.fn[grid]
-
-    monkeypatch.setattr(k, "_rotate_staged_kernel", Recorder(k._rotate_staged_kernel))
+    launches = record_launches(monkeypatch, k, "_rotate_staged_kernel")
     for precision in TOL:
         monkeypatch.setitem(k.TUNING["per_precision"][precision], "staged", True)
     return types.SimpleNamespace(rotate_cuda=k.rotate_cuda, launches=launches)
 
 
 def _inputs(shape, precision, seed=0):
-    from bevdeploy.plugins.trt_ops.triton_util import quantize_per_tensor, scale_for
-
-    img = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).cuda()
-    if precision == "int8":
-        scale = scale_for(img)
-        q = quantize_per_tensor(img, scale)
-        return q, q.float() * scale, {"img": scale}
-    h = img.half()
-    return h, h.float(), None
+    return stored(shape, precision, "img", seed)
 
 
 def _centre(shape, ctr):
