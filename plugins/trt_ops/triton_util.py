@@ -449,7 +449,7 @@ def staged_bilinear(LD4: tl.constexpr, LDT: tl.constexpr, ESIZE: tl.constexpr, a
 
 @functools.cache
 def shared_stage_plan(element_size: int, width: int, box_h: int, box_w: int, block_c: int, step: int,
-                      buffers: int = 2, pad: int = 0, margin: int | None = None) -> dict | None:
+                      buffers: int = 2, pad: int = 0, margin: int | None = None, full_pitch: bool = False) -> dict | None:
     """The constexprs of a bilinear sampler that stages, for every program, the footprint of a ``box_h`` x ``box_w``
     output box for ``block_c`` planes of a linear input of ``width`` pixels per row, in ``buffers`` buffers. The
     footprint is the box under any rotation (at most its diagonal plus margins on each side) where ``margin`` is None,
@@ -457,7 +457,7 @@ def shared_stage_plan(element_size: int, width: int, box_h: int, box_w: int, blo
     it does not fit). FH (rows), NCH (chunks copied per row), PITCH (the widest row pitch, NCH + ``pad`` chunks,
     that a kernel may pick per program from shared_pitch_table to move the rows' shared-memory banks, where its rows
     x pitch fit a plane), PLANEC (chunks per staged plane: FH x NCH, and a little more where ``pad`` allows wider
-    pitches), FW (pixels per row at the narrowest pitch), EC (pixels per chunk), CHUNK (bytes per cp.async: 16, else
+    pitches, or FH x PITCH with ``full_pitch``: every row count at every pitch), FW (pixels per row at the narrowest pitch), EC (pixels per chunk), CHUNK (bytes per cp.async: 16, else
     8 or 4 as the row's bytes allow; cp.async has no smaller copy), STEP (``step`` chunks per plane per copy step),
     CPASM, BUF (bytes per buffer), DECL (the .shared declaration) and LD4 / LDT (ld.shared of a pixel's four
     corners: two at (y, x), two at the address of the staged row below, and their register class); SHARED is the
@@ -474,7 +474,7 @@ def shared_stage_plan(element_size: int, width: int, box_h: int, box_w: int, blo
         fh, span = box_h + 2 * margin + 1, box_w + 2 * margin + 1
     nch = -(-(span + per_chunk - 1) // per_chunk)  # x0 rounds down to a chunk: up to per_chunk - 1 more pixels
     fw = nch * per_chunk
-    planec = fh * nch if not pad else -(-fh * nch // 16) * 16 + 32  # chunks per plane; room for wider pitches
+    planec = fh * nch if not pad else fh * (nch + pad) if full_pitch else -(-fh * nch // 16) * 16 + 32
     buf = block_c * planec * chunk
     nbytes = buffers * buf
     if nbytes > SHARED_STATIC_MAX:

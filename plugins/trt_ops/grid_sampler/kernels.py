@@ -18,9 +18,9 @@ for input and output alike: each corner gather then loads a vector of channels (
 channel, so the 1- and 2-byte variants need fewer gather instructions (ncu: the linear int8 / fp16 kernels are
 bound by instruction issue).
 
-The linear bilinear int8 3D row stages each program's input footprint in shared memory where the grid is locally
-smooth (_grid_sampler_staged_kernel, TUNING "staged"; GPU only; a program whose corners do not fit gathers from
-global memory, and the interpreter runs the unstaged kernel).
+The linear bilinear fp16 / fp16x2 2D and int8 3D rows stage each program's input footprint in shared memory where
+the grid is locally smooth (_grid_sampler_staged_kernel, TUNING "staged"; GPU only; a program whose corners do not
+fit gathers from global memory, and the interpreter runs the unstaged kernel).
 
 Variants: fp32; fp16 (fp16 input and grid, fp32 weights and sum, fp16 out); fp16x2 (the corner weights
 and the weighted sum in fp16); int8 (input int8 with scales["input"], grid fp16, fp32 sum, fp16 out).
@@ -49,11 +49,13 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     sampler_store_words,
     sampler_zeros,
     shared_base,
+    shared_pitch_table,
     shared_commit,
     shared_stage_plan,
     shared_sync,
     stage_box_async,
     staged_bilinear,
+    staged_pitch,
     tile_ptrs,
     tl,
     to_f32,
@@ -118,19 +120,24 @@ _PADS = {"zeros": 0, "border": 1, "reflection": 2}
 # slower elsewhere: 2D fp16 0.0198 -> 0.0222, fp16x2 0.0206 -> 0.0221, int8 0.0153 -> 0.0189, 3D fp16 0.0302 ->
 # 0.0347, fp16x2 0.0277 -> 0.0347 (8 x 2 or 2 x 8 channel blocks, 8 x 32 boxes in 2D, 16 x 32 / 4 x 32 in 3D and
 # register caps of 64 - 80 all within 2% or slower); unlike rotate's box, the footprint is known only after the
-# grid is read and reduced, so each program's first copy waits on that
+# grid is read and reduced, so each program's first copy waits on that. ncu (2D fp16): 2.06 wavefronts per ld.shared
+# (the 3-degree warp's rows on the same banks) and 108 registers (4 CTAs per SM). With the row pitch from rotate's
+# table by the direction of the box's first row ("stage_pad" 3) and an 80-register cap: 2D fp16 0.0198 -> 0.0194,
+# fp16x2 0.0207 -> 0.0192 (on); int8 0.0153 -> 0.0186 and 3D (0.034, pad 7 too large for a plan) stay as they were
 TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 64,
           "vec_wide_num_warps": 4, "tile_y": 0, "tile_z": 1, "vec_tile_y": 0, "vec_tile_z": 1, "vec_vectors": 1,
           "vec_word_store": False, "vec_half_words": False, "pairs": False, "vec_pairs": False, "near_z": False,
           "vec_near_z": False, "maxnreg": None, "vec_maxnreg": None, "ptr_first": False, "static_strides": False,
           "vec_num_warps": None, "vec_wide_tile_y": None, "vec_wide_tile_z": None,
           "staged": False, "stage_box": (1, 16, 32), "stage_box_3d": (1, 8, 32), "stage_block_c": 4, "stage_blocks": 4,
-          "stage_step": 64, "stage_margin": 2, "stage_num_warps": 4, "stage_maxnreg": None,
+          "stage_step": 64, "stage_margin": 2, "stage_num_warps": 4, "stage_maxnreg": None, "stage_pad": 0,
           "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2, "static_strides": True},
                             "int8": {"vec_vectors": 4, "vec_word_store": True, "pairs": True, "vec_pairs": True,
                                      "static_strides": True},
                             "fp16": {"block_c": 4, "vec_half_words": True, "vec_vectors": 4},
-                            "fp16:2d": {"block_c": 8, "static_strides": True},
+                            "fp16:2d": {"block_c": 8, "static_strides": True, "staged": True, "stage_pad": 3,
+                                        "stage_maxnreg": 80},
+                            "fp16x2:2d": {"staged": True, "stage_pad": 3, "stage_maxnreg": 80},
                             "fp16x2": {"block_c": 4, "vec_half_words": True, "vec_vectors": 4, "static_strides": True},
                             "fp32:3d": {"near_z": True, "maxnreg": 80},
                             "int8:3d": {"near_z": True, "block_c": 4, "staged": True},
@@ -166,7 +173,8 @@ SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128},
          # session 19: the linear bilinear rows staged in shared memory (_grid_sampler_staged_kernel)
          {"staged": False}, {"staged": True}, {"staged": True, "stage_block_c": 2, "stage_blocks": 8},
          {"staged": True, "stage_box": (1, 8, 32)}, {"staged": True, "stage_box_3d": (1, 16, 32), "stage_block_c": 2},
-         {"staged": True, "stage_maxnreg": 72}]
+         {"staged": True, "stage_maxnreg": 72}, {"staged": True, "stage_pad": 3},
+         {"staged": True, "stage_pad": 3, "stage_maxnreg": 80}]
 
 
 @triton.jit
@@ -348,13 +356,13 @@ def _grid_sampler_kernel(
 
 @triton.jit
 def _grid_sampler_staged_kernel(
-    in_ptr, grid_ptr, out_ptr, C, D, H, W, DO, HO, WO, out_scale,
+    in_ptr, grid_ptr, out_ptr, pitch_ptr, C, D, H, W, DO, HO, WO, out_scale,
     IS3D: tl.constexpr, ALIGN: tl.constexpr, PAD: tl.constexpr, HALF_MATH: tl.constexpr, TZ: tl.constexpr,
     TY: tl.constexpr, TX: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr, FD: tl.constexpr,
     SPLANE: tl.constexpr, SVOL: tl.constexpr, SNPIX: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr,
     PITCH: tl.constexpr, PLANEC: tl.constexpr, FW: tl.constexpr, CHUNK: tl.constexpr, EC: tl.constexpr,
     BUF: tl.constexpr, STEP: tl.constexpr, CPASM: tl.constexpr, DECL: tl.constexpr, LD4: tl.constexpr,
-    LDT: tl.constexpr,
+    LDT: tl.constexpr, NTAB: tl.constexpr,
 ):
     """Bilinear (trilinear) grid sampling of the linear layout with the input staged in shared memory
     (triton_util.stage_box_async), as rotate's _rotate_staged_kernel does, for grids that are locally smooth (a BEV
@@ -366,8 +374,10 @@ def _grid_sampler_staged_kernel(
     zooming grid), the program gathers its corners from global memory instead, with masks. The per-pixel work
     (source position, weights, shared addresses) is done once for all NCB blocks. Positions are clamped to
     [-2, size + 1] for the bounds and addresses only (every corner beyond is off the map); the weights come from
-    the unclamped positions. HALF_MATH (fp16x2): weights and sums in fp16 on the staged path, fp32 on the
-    fallback. SPLANE / SVOL / SNPIX: H * W, D * H * W and the output's pixels per channel, as constants."""
+    the unclamped positions. The staged row pitch comes from pitch_ptr's table (triton_util.shared_pitch_table,
+    NTAB entries) by the direction the box's first row walks the source (its end pixels' grid points), as in
+    rotate. HALF_MATH (fp16x2): weights and sums in fp16 on the staged path, fp32 on the fallback. SPLANE / SVOL /
+    SNPIX: H * W, D * H * W and the output's pixels per channel, as constants."""
     n = tl.program_id(2)
     nx = tl.cdiv(WO, TX)
     ny = tl.cdiv(HO, TY)
@@ -427,32 +437,41 @@ def _grid_sampler_staged_kernel(
         qok = (cbase + q // FD < C) & (qz >= 0) & (qz < D)
         base = shared_base(DECL)
         rows = yhi - ylo + 1
-        stage_box_async(in_ptr, base, qoff, qok, ylo, fx0, rows, NCH, H, W, NPL, PLANEC, NCH, STEP, CHUNK, EC, CPASM,
+        # the row pitch for the direction the box's first row walks the source (fewest bank conflicts)
+        g0 = grid_ptr + (n * SNPIX + (t // (nx * ny)) * TZ * HO * WO + ((t // nx) % ny) * TY * WO + (t % nx) * TX) * NDIM
+        last = (tl.minimum((t % nx) * TX + TX, WO) - 1 - (t % nx) * TX) * NDIM
+        ddx = (tl.load(g0 + last).to(tl.float32) - tl.load(g0).to(tl.float32)) * W
+        ddy = (tl.load(g0 + last + 1).to(tl.float32) - tl.load(g0 + 1).to(tl.float32)) * H
+        inv = 1.0 / tl.maximum(tl.sqrt(ddx * ddx + ddy * ddy), 1e-6)
+        pitch = staged_pitch(pitch_ptr, ddx * inv, ddy * inv, NTAB)
+        pitch = tl.where(rows * pitch <= PLANEC, pitch, NCH)
+        stage_box_async(in_ptr, base, qoff, qok, ylo, fx0, rows, pitch, H, W, NPL, PLANEC, NCH, STEP, CHUNK, EC, CPASM,
                         NPLP)
         shared_commit()
-        xs = tl.minimum(tl.maximum(x0 - fx0, 0), FW - 2)  # clamped: never outside the staged box
+        xs = tl.minimum(tl.maximum(x0 - fx0, 0), NCH * EC - 2)  # clamped: never outside the staged box
         ys = tl.minimum(tl.maximum(y0 - ylo, 0), FH - 2)
         if IS3D:
             zs = tl.minimum(tl.maximum(z0 - zlo, 0), FD - 2)
         else:
             zs = z0
-        saddr = base + ((((zs * FH + ys) * FW + xs) * ESIZE)[:, None] + (cc * (FD * PLANE))[None, :])
+        saddr = base + (((zs * PLANE + (ys * (pitch * EC) + xs) * ESIZE))[:, None] + (cc * (FD * PLANE))[None, :])
         hx = fx.to(tl.float16)
         hy = fy.to(tl.float16)
         for k in tl.static_range(NCB):
             c0 = cbase + k * BLOCK_C
             if k + 1 < NCB:  # the next block's copy into the other buffer, then wait for this block's
                 stage_box_async(in_ptr, base + ((k + 1) % 2) * BUF, qoff + (k + 1) * BLOCK_C * SVOL,
-                                qok & (c0 + BLOCK_C + q // FD < C), ylo, fx0, rows, NCH, H, W, NPL, PLANEC, NCH, STEP,
-                                CHUNK, EC, CPASM, NPLP)
+                                qok & (c0 + BLOCK_C + q // FD < C), ylo, fx0, rows, pitch, H, W, NPL, PLANEC, NCH,
+                                STEP, CHUNK, EC, CPASM, NPLP)
                 shared_commit()
                 shared_sync(1)
             else:
                 shared_sync(0)
             sa = saddr + (k % 2) * BUF
-            res = staged_bilinear(LD4, LDT, ESIZE, sa, FW * ESIZE, w00, w01, w10, w11, hx, hy, HALF_MATH)
+            res = staged_bilinear(LD4, LDT, ESIZE, sa, pitch * CHUNK, w00, w01, w10, w11, hx, hy, HALF_MATH)
             if IS3D:  # the next slice, one staged plane on
-                far = staged_bilinear(LD4, LDT, ESIZE, sa + PLANE, FW * ESIZE, w00, w01, w10, w11, hx, hy, HALF_MATH)
+                far = staged_bilinear(LD4, LDT, ESIZE, sa + PLANE, pitch * CHUNK, w00, w01, w10, w11, hx, hy,
+                                      HALF_MATH)
                 if HALF_MATH:
                     res = res + (far - res) * fz.to(tl.float16)
                 else:
@@ -573,16 +592,30 @@ def _staged(x, g, out, out_scale, size, out_sp, pad, align, precision, cfg) -> b
     box = cfg["stage_box_3d" if is3d else "stage_box"]  # output (depth, rows, columns) per program
     fd = 3 if is3d else 1  # a box's z corners span 3 slices where positions round both ways (near-integer z)
     plan = shared_stage_plan(x.element_size(), w, box[1], box[2], cfg["stage_block_c"] * fd, cfg["stage_step"],
-                             margin=cfg["stage_margin"])
+                             pad=cfg["stage_pad"], margin=cfg["stage_margin"], full_pitch=True)
     if plan is None or x.data_ptr() % plan["CHUNK"] or x.numel() >= 2**31 or out.numel() >= 2**31:
         return False
     nc = cfg["stage_block_c"] * cfg["stage_blocks"]
     boxes = triton.cdiv(wo, box[2]) * triton.cdiv(ho, box[1]) * triton.cdiv(do, box[0])
+    pitches = _pitch_table(x.device, x.element_size(), plan, cfg["stage_pad"])
     _grid_sampler_staged_kernel[(boxes, triton.cdiv(c, nc), n)](
-        x, g, out, c, d, h, w, do, ho, wo, out_scale,
+        x, g, out, pitches, c, d, h, w, do, ho, wo, out_scale, NTAB=pitches.numel(),
         IS3D=is3d, ALIGN=bool(align), PAD=pad, HALF_MATH=precision == "fp16x2", TZ=box[0], TY=box[1], TX=box[2],
         BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], FD=fd, SPLANE=h * w, SVOL=d * h * w,
         SNPIX=do * ho * wo, num_warps=cfg["stage_num_warps"], maxnreg=cfg["stage_maxnreg"],
         **{k: v for k, v in plan.items() if k != "SHARED"},
     )
     return True
+
+
+_PITCHES: dict = {}
+
+
+def _pitch_table(device, element_size: int, plan: dict, pad: int) -> torch.Tensor:
+    """triton_util.shared_pitch_table on ``device`` (int32), made once per device and geometry (the kernel checks
+    each program's rows x pitch against its plane)."""
+    key = (str(device), element_size, plan["CHUNK"], plan["NCH"], pad)
+    if key not in _PITCHES:
+        _PITCHES[key] = torch.tensor(shared_pitch_table(element_size, plan["CHUNK"], plan["NCH"], pad),
+                                     dtype=torch.int32, device=device)
+    return _PITCHES[key]
