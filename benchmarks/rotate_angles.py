@@ -44,11 +44,10 @@ def main(argv=None) -> int:
     if not torch.cuda.is_available():
         print("rotate_angles.py needs a CUDA GPU", file=sys.stderr)
         return 2
-    from triton.testing import do_bench_cudagraph
-
     from bevdeploy.plugins.trt_ops.rotate import kernels
     from bevdeploy.plugins.trt_ops.rotate.reference import rotate_reference
     from bevdeploy.plugins.trt_ops.triton_util import quantize_per_tensor, scale_for
+    from triton.testing import do_bench_cudagraph
 
     xf = torch.randn(256, 200, 200, device="cuda", generator=torch.Generator("cuda").manual_seed(0))
     scale = scale_for(xf)

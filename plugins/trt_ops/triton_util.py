@@ -557,6 +557,20 @@ def shared_pitch_table(element_size: int, chunk: int, nch: int, pad: int, box: t
     return tuple(int(nch + k) for k in np.where(keep, 0, best))
 
 
+_PITCH_TABLES: dict = {}
+
+
+def pitch_table_on(device, element_size: int, chunk: int, nch: int, pad: int, box: tuple = (),
+                   planec: int = 0) -> torch.Tensor:
+    """shared_pitch_table as an int32 tensor on ``device`` for a staged kernel's ``pitch_ptr``, made once per device
+    and geometry: a later call, one inside CUDA graph capture too, finds it made."""
+    key = (str(device), element_size, chunk, nch, pad, box, planec)
+    if key not in _PITCH_TABLES:
+        _PITCH_TABLES[key] = torch.tensor(shared_pitch_table(element_size, chunk, nch, pad, box, planec),
+                                          dtype=torch.int32, device=device)
+    return _PITCH_TABLES[key]
+
+
 def packed_words(precision: str, mode: int, block_c: int, x: torch.Tensor, vec: int, cfg: Mapping) -> int:
     """Channels per int32 word that a sampler's bilinear gathers read in a vectorized layout of ``vec`` channels,
     or 0 (element loads): 4 for int8 (add_packed_int8) with channel blocks of 4+ bytes; 2 for fp16 / fp16x2

@@ -41,6 +41,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     near_far,
     out_dtype,
     packed_words,
+    pitch_table_on,
     plane_strides,
     plane_tiles,
     sampler_add,
@@ -49,7 +50,6 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     sampler_store_words,
     sampler_zeros,
     shared_base,
-    shared_pitch_table,
     shared_commit,
     shared_stage_plan,
     shared_sync,
@@ -438,7 +438,8 @@ def _grid_sampler_staged_kernel(
         base = shared_base(DECL)
         rows = yhi - ylo + 1
         # the row pitch for the direction the box's first row walks the source (fewest bank conflicts)
-        g0 = grid_ptr + (n * SNPIX + (t // (nx * ny)) * TZ * HO * WO + ((t // nx) % ny) * TY * WO + (t % nx) * TX) * NDIM
+        first = (t // (nx * ny)) * TZ * HO * WO + ((t // nx) % ny) * TY * WO + (t % nx) * TX  # the box's first pixel
+        g0 = grid_ptr + (n * SNPIX + first) * NDIM
         last = (tl.minimum((t % nx) * TX + TX, WO) - 1 - (t % nx) * TX) * NDIM
         ddx = (tl.load(g0 + last).to(tl.float32) - tl.load(g0).to(tl.float32)) * W
         ddy = (tl.load(g0 + last + 1).to(tl.float32) - tl.load(g0 + 1).to(tl.float32)) * H
@@ -597,7 +598,7 @@ def _staged(x, g, out, out_scale, size, out_sp, pad, align, precision, cfg) -> b
         return False
     nc = cfg["stage_block_c"] * cfg["stage_blocks"]
     boxes = triton.cdiv(wo, box[2]) * triton.cdiv(ho, box[1]) * triton.cdiv(do, box[0])
-    pitches = _pitch_table(x.device, x.element_size(), plan, cfg["stage_pad"])
+    pitches = pitch_table_on(x.device, x.element_size(), plan["CHUNK"], plan["NCH"], cfg["stage_pad"])
     _grid_sampler_staged_kernel[(boxes, triton.cdiv(c, nc), n)](
         x, g, out, pitches, c, d, h, w, do, ho, wo, out_scale, NTAB=pitches.numel(),
         IS3D=is3d, ALIGN=bool(align), PAD=pad, HALF_MATH=precision == "fp16x2", TZ=box[0], TY=box[1], TX=box[2],
@@ -606,16 +607,3 @@ def _staged(x, g, out, out_scale, size, out_sp, pad, align, precision, cfg) -> b
         **{k: v for k, v in plan.items() if k != "SHARED"},
     )
     return True
-
-
-_PITCHES: dict = {}
-
-
-def _pitch_table(device, element_size: int, plan: dict, pad: int) -> torch.Tensor:
-    """triton_util.shared_pitch_table on ``device`` (int32), made once per device and geometry (the kernel checks
-    each program's rows x pitch against its plane)."""
-    key = (str(device), element_size, plan["CHUNK"], plan["NCH"], pad)
-    if key not in _PITCHES:
-        _PITCHES[key] = torch.tensor(shared_pitch_table(element_size, plan["CHUNK"], plan["NCH"], pad),
-                                     dtype=torch.int32, device=device)
-    return _PITCHES[key]

@@ -32,9 +32,10 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     corner_pair,
     float_storage,
     int8_input,
-    out_dtype,
     interpreting,
+    out_dtype,
     packed_words,
+    pitch_table_on,
     plane_strides,
     plane_tiles,
     sampler_add,
@@ -44,7 +45,6 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     sampler_zeros,
     shared_base,
     shared_commit,
-    shared_pitch_table,
     shared_stage_plan,
     shared_sync,
     stage_box_async,
@@ -354,19 +354,6 @@ def _rotate_staged_kernel(
         shared_sync(-1)  # every lane done with this buffer before the next block's copy overwrites it
 
 
-_PITCHES: dict = {}
-
-
-def _pitch_table(device, element_size: int, plan: dict, pad: int, by: int, bx: int) -> torch.Tensor:
-    """triton_util.shared_pitch_table for a program's BY x BX box on ``device`` (int32), made once per device and
-    geometry: a call inside CUDA graph capture finds it made by an earlier call."""
-    key = (str(device), element_size, plan["CHUNK"], plan["NCH"], plan["PLANEC"], pad, by, bx)
-    if key not in _PITCHES:
-        table = shared_pitch_table(element_size, plan["CHUNK"], plan["NCH"], pad, (by, bx), plan["PLANEC"])
-        _PITCHES[key] = torch.tensor(table, dtype=torch.int32, device=device)
-    return _PITCHES[key]
-
-
 def _as_device_vector(v, n: int, device, name: str) -> torch.Tensor:
     t = v if isinstance(v, torch.Tensor) else torch.tensor(v, dtype=torch.float32)
     t = t.to(device=device, dtype=torch.float32).reshape(-1)
@@ -414,8 +401,8 @@ def rotate_cuda(
         if plan is not None and planes * h * w < 2**31 and x.data_ptr() % plan["CHUNK"] == 0:
             nc = cfg["stage_block_c"] * cfg["stage_blocks"]
             grid = (triton.cdiv(h, cfg["stage_by"]) * triton.cdiv(w, cfg["stage_bx"]), triton.cdiv(planes, nc))
-            pitches = _pitch_table(img.device, x.element_size(), plan, cfg["stage_pad"], cfg["stage_by"],
-                                   cfg["stage_bx"])
+            pitches = pitch_table_on(img.device, x.element_size(), plan["CHUNK"], plan["NCH"], cfg["stage_pad"],
+                                     (cfg["stage_by"], cfg["stage_bx"]), plan["PLANEC"])
             _rotate_staged_kernel[grid](
                 x, out, ang, ctr, pitches, h, w, out_scale, planes, BY=cfg["stage_by"], BX=cfg["stage_bx"],
                 NTAB=pitches.numel(),
