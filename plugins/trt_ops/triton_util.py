@@ -491,14 +491,22 @@ def shared_stage_plan(element_size: int, width: int, box_h: int, box_w: int, blo
     )
 
 
+PITCH_BITS, PITCH_PER_WORD = 3, 21  # a table entry (pitch - NCH, at most 7) packed 21 to a 64-bit word
+PITCH_STEPS = 181  # shared_pitch_table's entries: dy from -1 to 1
+
+
 @triton.jit
-def staged_pitch(table_ptr, dx, dy, NTAB: tl.constexpr):
-    """The row pitch (chunks) that shared_pitch_table's NTAB entries at ``table_ptr`` give a warp whose pixels walk
-    the source along the unit vector (dx, dy) per lane: the entry of dy, the vector folded to dx >= 0 (a line, not a
-    ray)."""
+def staged_pitch(dx, dy, NCH: tl.constexpr, TAB: tl.constexpr, NTAB: tl.constexpr):
+    """The row pitch (chunks) that shared_pitch_table gives a warp whose pixels walk the source along the unit vector
+    (dx, dy) per lane: the entry of dy, the vector folded to dx >= 0 (a line, not a ray). TAB: the table's NTAB
+    entries as pitch_words packs them, compile-time constants, so that the lookup is a few instructions and no
+    memory load."""
     fy = tl.where((dx < 0) | ((dx == 0) & (dy < 0)), -dy, dy)
-    j = ((fy + 1.0) * ((NTAB - 1) * 0.5) + 0.5).to(tl.int32)
-    return tl.load(table_ptr + tl.minimum(tl.maximum(j, 0), NTAB - 1))
+    j = tl.minimum(tl.maximum(((fy + 1.0) * ((NTAB - 1) * 0.5) + 0.5).to(tl.int32), 0), NTAB - 1)
+    word = tl.zeros([], dtype=tl.int64)
+    for w in tl.static_range(len(TAB)):  # 21, 3, 7: PITCH_PER_WORD, PITCH_BITS and its mask
+        word = tl.where(j // 21 == w, TAB[w], word)
+    return NCH + ((word >> ((j % 21) * 3)) & 7).to(tl.int32)
 
 
 WIDER_PITCH_GAIN = 0.8  # shared_pitch_table takes a wider pitch where it costs at most this share of the narrowest
@@ -506,7 +514,7 @@ WIDER_PITCH_GAIN = 0.8  # shared_pitch_table takes a wider pitch where it costs 
 
 @functools.cache
 def shared_pitch_table(element_size: int, chunk: int, nch: int, pad: int, box: tuple = (), planec: int = 0,
-                       lanes: int = 32, steps: int = 181) -> tuple:
+                       lanes: int = 32, steps: int = PITCH_STEPS) -> tuple:
     """Row pitches (chunks) for a staged sampler whose warps read ``lanes`` neighbouring output pixels of a row, by
     the direction (dx, dy) those pixels walk through the source, folded to dx >= 0 (so that dy = -1 and 1 are one
     line): entry j for dy = -1 + 2 * j / (steps - 1), i.e. the angle asin(dy) (staged_pitch reads it without an
@@ -557,18 +565,17 @@ def shared_pitch_table(element_size: int, chunk: int, nch: int, pad: int, box: t
     return tuple(int(nch + k) for k in np.where(keep, 0, best))
 
 
-_PITCH_TABLES: dict = {}
-
-
-def pitch_table_on(device, element_size: int, chunk: int, nch: int, pad: int, box: tuple = (),
-                   planec: int = 0) -> torch.Tensor:
-    """shared_pitch_table as an int32 tensor on ``device`` for a staged kernel's ``pitch_ptr``, made once per device
-    and geometry: a later call, one inside CUDA graph capture too, finds it made."""
-    key = (str(device), element_size, chunk, nch, pad, box, planec)
-    if key not in _PITCH_TABLES:
-        _PITCH_TABLES[key] = torch.tensor(shared_pitch_table(element_size, chunk, nch, pad, box, planec),
-                                          dtype=torch.int32, device=device)
-    return _PITCH_TABLES[key]
+@functools.cache
+def pitch_words(element_size: int, chunk: int, nch: int, pad: int, box: tuple = (), planec: int = 0) -> tuple:
+    """shared_pitch_table's entries as staged_pitch's TAB: each pitch - nch in PITCH_BITS bits, PITCH_PER_WORD to a
+    64-bit word (as Python ints, below 2**63)."""
+    if pad >= 1 << PITCH_BITS:
+        raise ValueError(f"pitch_words: pad {pad} needs more than {PITCH_BITS} bits per entry")
+    table = shared_pitch_table(element_size, chunk, nch, pad, box, planec)
+    words = []
+    for start in range(0, len(table), PITCH_PER_WORD):
+        words.append(sum((p - nch) << (PITCH_BITS * k) for k, p in enumerate(table[start:start + PITCH_PER_WORD])))
+    return tuple(words)
 
 
 def packed_words(precision: str, mode: int, block_c: int, x: torch.Tensor, vec: int, cfg: Mapping) -> int:

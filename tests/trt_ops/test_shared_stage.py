@@ -7,7 +7,10 @@ import pytest
 pytest.importorskip("triton", reason="Triton is not installed (optional extra `gpu`)")
 
 from bevdeploy.plugins.trt_ops.triton_util import (  # noqa: E402
+    PITCH_BITS,
+    PITCH_PER_WORD,
     SHARED_STATIC_MAX,
+    pitch_words,
     shared_pitch_table,
     shared_stage_plan,
 )
@@ -77,3 +80,18 @@ def test_copies_are_predicated():
     """Lanes past a plane's run copy nothing: the cp.async sits under a predicate set from its last operand."""
     cp = shared_stage_plan(1, 200, 16, 32, 8, 64)["CPASM"]
     assert "setp.ne.b32 p, $4, 0;" in cp and "@p cp.async.ca.shared.global [$1], [$2], 8, $3;" in cp
+
+
+def test_pitch_words_pack_the_table_for_the_kernel():
+    """staged_pitch reads the table from compile-time words: PITCH_BITS per entry (pitch - NCH), PITCH_PER_WORD to a
+    word below 2**63; a pad the bits cannot hold is refused."""
+    plan = shared_stage_plan(2, 200, 16, 32, 4, 64, pad=7)
+    table = shared_pitch_table(2, plan["CHUNK"], plan["NCH"], 7, (16, 32), plan["PLANEC"])
+    words = pitch_words(2, plan["CHUNK"], plan["NCH"], 7, (16, 32), plan["PLANEC"])
+    mask = (1 << PITCH_BITS) - 1
+    decoded = [plan["NCH"] + ((words[j // PITCH_PER_WORD] >> (PITCH_BITS * (j % PITCH_PER_WORD))) & mask)
+               for j in range(len(table))]
+    assert decoded == list(table) and all(0 <= w < 2**63 for w in words)
+    assert len(words) == -(-len(table) // PITCH_PER_WORD)
+    with pytest.raises(ValueError, match="bits per entry"):
+        pitch_words(2, 16, 6, 8)

@@ -32,6 +32,7 @@ import torch
 from bevdeploy import BevDeployError
 from bevdeploy.plugins.trt_ops.layouts import physical_vector
 from bevdeploy.plugins.trt_ops.triton_util import (
+    PITCH_STEPS,
     bilinear_corner,
     check_launch,
     corner_pair,
@@ -41,7 +42,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     near_far,
     out_dtype,
     packed_words,
-    pitch_table_on,
+    pitch_words,
     plane_strides,
     plane_tiles,
     sampler_add,
@@ -356,13 +357,13 @@ def _grid_sampler_kernel(
 
 @triton.jit
 def _grid_sampler_staged_kernel(
-    in_ptr, grid_ptr, out_ptr, pitch_ptr, C, D, H, W, DO, HO, WO, out_scale,
+    in_ptr, grid_ptr, out_ptr, C, D, H, W, DO, HO, WO, out_scale,
     IS3D: tl.constexpr, ALIGN: tl.constexpr, PAD: tl.constexpr, HALF_MATH: tl.constexpr, TZ: tl.constexpr,
     TY: tl.constexpr, TX: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr, FD: tl.constexpr,
     SPLANE: tl.constexpr, SVOL: tl.constexpr, SNPIX: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr,
     PITCH: tl.constexpr, PLANEC: tl.constexpr, FW: tl.constexpr, CHUNK: tl.constexpr, EC: tl.constexpr,
     BUF: tl.constexpr, STEP: tl.constexpr, CPASM: tl.constexpr, DECL: tl.constexpr, LD4: tl.constexpr,
-    LDT: tl.constexpr, NTAB: tl.constexpr,
+    LDT: tl.constexpr, TAB: tl.constexpr, NTAB: tl.constexpr,
 ):
     """Bilinear (trilinear) grid sampling of the linear layout with the input staged in shared memory
     (triton_util.stage_box_async), as rotate's _rotate_staged_kernel does, for grids that are locally smooth (a BEV
@@ -374,8 +375,8 @@ def _grid_sampler_staged_kernel(
     zooming grid), the program gathers its corners from global memory instead, with masks. The per-pixel work
     (source position, weights, shared addresses) is done once for all NCB blocks. Positions are clamped to
     [-2, size + 1] for the bounds and addresses only (every corner beyond is off the map); the weights come from
-    the unclamped positions. The staged row pitch comes from pitch_ptr's table (triton_util.shared_pitch_table,
-    NTAB entries) by the direction the box's first row walks the source (its end pixels' grid points), as in
+    the unclamped positions. The staged row pitch comes from the table TAB (triton_util.shared_pitch_table /
+    pitch_words, NTAB entries) by the direction the box's first row walks the source (its end pixels' grid points), as in
     rotate. HALF_MATH (fp16x2): weights and sums in fp16 on the staged path, fp32 on the fallback. SPLANE / SVOL /
     SNPIX: H * W, D * H * W and the output's pixels per channel, as constants."""
     n = tl.program_id(2)
@@ -444,7 +445,7 @@ def _grid_sampler_staged_kernel(
         ddx = (tl.load(g0 + last).to(tl.float32) - tl.load(g0).to(tl.float32)) * W
         ddy = (tl.load(g0 + last + 1).to(tl.float32) - tl.load(g0 + 1).to(tl.float32)) * H
         inv = 1.0 / tl.maximum(tl.sqrt(ddx * ddx + ddy * ddy), 1e-6)
-        pitch = staged_pitch(pitch_ptr, ddx * inv, ddy * inv, NTAB)
+        pitch = staged_pitch(ddx * inv, ddy * inv, NCH, TAB, NTAB)
         pitch = tl.where(rows * pitch <= PLANEC, pitch, NCH)
         stage_box_async(in_ptr, base, qoff, qok, ylo, fx0, rows, pitch, H, W, NPL, PLANEC, NCH, STEP, CHUNK, EC, CPASM,
                         NPLP)
@@ -598,9 +599,9 @@ def _staged(x, g, out, out_scale, size, out_sp, pad, align, precision, cfg) -> b
         return False
     nc = cfg["stage_block_c"] * cfg["stage_blocks"]
     boxes = triton.cdiv(wo, box[2]) * triton.cdiv(ho, box[1]) * triton.cdiv(do, box[0])
-    pitches = pitch_table_on(x.device, x.element_size(), plan["CHUNK"], plan["NCH"], cfg["stage_pad"])
+    pitches = pitch_words(x.element_size(), plan["CHUNK"], plan["NCH"], cfg["stage_pad"])
     _grid_sampler_staged_kernel[(boxes, triton.cdiv(c, nc), n)](
-        x, g, out, pitches, c, d, h, w, do, ho, wo, out_scale, NTAB=pitches.numel(),
+        x, g, out, c, d, h, w, do, ho, wo, out_scale, TAB=pitches, NTAB=PITCH_STEPS,
         IS3D=is3d, ALIGN=bool(align), PAD=pad, HALF_MATH=precision == "fp16x2", TZ=box[0], TY=box[1], TX=box[2],
         BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], FD=fd, SPLANE=h * w, SVOL=d * h * w,
         SNPIX=do * ho * wo, num_warps=cfg["stage_num_warps"], maxnreg=cfg["stage_maxnreg"],

@@ -27,6 +27,7 @@ import torch
 from bevdeploy import BevDeployError
 from bevdeploy.plugins.trt_ops.layouts import physical_vector
 from bevdeploy.plugins.trt_ops.triton_util import (
+    PITCH_STEPS,
     bilinear_corner,
     check_launch,
     corner_pair,
@@ -35,7 +36,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     interpreting,
     out_dtype,
     packed_words,
-    pitch_table_on,
+    pitch_words,
     plane_strides,
     plane_tiles,
     sampler_add,
@@ -275,22 +276,24 @@ def _rotate_kernel(
 
 @triton.jit
 def _rotate_staged_kernel(
-    in_ptr, out_ptr, angle_ptr, center_ptr, pitch_ptr, H, W, out_scale, NPLANES,
+    in_ptr, out_ptr, angle_ptr, center_ptr, H, W, out_scale, NPLANES,
     BY: tl.constexpr, BX: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr, HALF_MATH: tl.constexpr,
     SPLANE: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr, PITCH: tl.constexpr, PLANEC: tl.constexpr,
     FW: tl.constexpr, CHUNK: tl.constexpr, EC: tl.constexpr, BUF: tl.constexpr, STEP: tl.constexpr,
-    CPASM: tl.constexpr, DECL: tl.constexpr, LD4: tl.constexpr, LDT: tl.constexpr, NTAB: tl.constexpr,
+    CPASM: tl.constexpr, DECL: tl.constexpr, LD4: tl.constexpr, LDT: tl.constexpr, TAB: tl.constexpr,
+    NTAB: tl.constexpr,
 ):
     """Bilinear rotate of the linear layout with the input staged in shared memory (triton_util.stage_box_async).
     A program takes a BY x BX box of output pixels and NCB blocks of BLOCK_C planes. Its input footprint (the box
     mapped back, a pixel of margin each side; never more than the box's diagonal, whatever the angle) is copied
     into shared memory one plane block at a time, the next block's copy in flight while this one is gathered from
-    the other of two buffers, with the row pitch that pitch_ptr's table (triton_util.shared_pitch_table) gives
+    the other of two buffers, with the row pitch that the table TAB (triton_util.shared_pitch_table) gives
     the angle: the fewest shared-memory bank conflicts for a warp's row of pixels. Each pixel then reads its four
     corners with ld.shared (LD4); corners off the map read the zeros the staging wrote, so zeros padding needs no
     masks. The per-pixel work (source position, weights, shared addresses) is done once for all NCB blocks. Weights
     and sum in fp32, or in fp16 where HALF_MATH (fp16x2). The rest of shared_stage_plan's constexprs: FH .. LDT;
-    NTAB: the table's entries (modelled for warps of 32 pixels of one output row: BX >= 32)."""
+    TAB / NTAB: the table (triton_util.pitch_words) and its entries (modelled for warps of 32 pixels of one output
+    row: BX >= 32)."""
     tiles_x = tl.cdiv(W, BX)
     oy0 = (tl.program_id(0) // tiles_x) * BY
     ox0 = (tl.program_id(0) % tiles_x) * BX
@@ -310,7 +313,7 @@ def _rotate_staged_kernel(
     fx0 = fxe - ((fxe % EC) + EC) % EC  # down to a chunk
     rows = tl.minimum(tl.floor(ey).to(tl.int32) + 3 - fy0, FH)
     # the staged row pitch for the direction a warp's pixels (one output row) walk the source: fewest bank conflicts
-    pitch = staged_pitch(pitch_ptr, cs, -sn, NTAB)
+    pitch = staged_pitch(cs, -sn, NCH, TAB, NTAB)
     pitch = tl.where(rows * pitch <= PLANEC, pitch, NCH)  # a plane's rows must fit its chunks
     base = shared_base(DECL)
     cc = tl.arange(0, BLOCK_C)
@@ -401,11 +404,11 @@ def rotate_cuda(
         if plan is not None and planes * h * w < 2**31 and x.data_ptr() % plan["CHUNK"] == 0:
             nc = cfg["stage_block_c"] * cfg["stage_blocks"]
             grid = (triton.cdiv(h, cfg["stage_by"]) * triton.cdiv(w, cfg["stage_bx"]), triton.cdiv(planes, nc))
-            pitches = pitch_table_on(img.device, x.element_size(), plan["CHUNK"], plan["NCH"], cfg["stage_pad"],
-                                     (cfg["stage_by"], cfg["stage_bx"]), plan["PLANEC"])
+            pitches = pitch_words(x.element_size(), plan["CHUNK"], plan["NCH"], cfg["stage_pad"],
+                                  (cfg["stage_by"], cfg["stage_bx"]), plan["PLANEC"])
             _rotate_staged_kernel[grid](
-                x, out, ang, ctr, pitches, h, w, out_scale, planes, BY=cfg["stage_by"], BX=cfg["stage_bx"],
-                NTAB=pitches.numel(),
+                x, out, ang, ctr, h, w, out_scale, planes, BY=cfg["stage_by"], BX=cfg["stage_bx"], TAB=pitches,
+                NTAB=PITCH_STEPS,
                 BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], HALF_MATH=precision == "fp16x2", SPLANE=h * w,
                 num_warps=cfg["stage_num_warps"], **{k: v for k, v in plan.items() if k != "SHARED"},
             )
