@@ -102,8 +102,8 @@ OP = "rotate"
 # depend on the angle (fp16 0.0161 ms at 0 degrees, 0.0218 at 3, 0.0599 at 90), so each program now takes its row
 # pitch from a table by angle (triton_util.shared_pitch_table, up to "stage_pad" chunks wider, in a plane a little
 # larger): with 3, fp16 at 2 - 5 degrees 0.0205 - 0.0220 -> 0.0178 - 0.0188 ms, 90 degrees 0.0603 -> 0.0372, int8
-# at 20 / 90 / -7.3 degrees 0.0218 / 0.0348 / 0.0197 -> 0.0167 / 0.0230 / 0.0161; the table lookup costs the 7.3-
-# degree anchor 0.0182 -> 0.0187 (scratch driver, before the table kept 96-byte rows where the gain is small)
+# at 20 / 90 / -7.3 degrees 0.0218 / 0.0348 / 0.0197 -> 0.0167 / 0.0230 / 0.0161; the table lookup cost the 7.3-
+# degree anchor 0.0182 -> 0.0187 as a device tensor (scratch driver), 0.0185 as compile-time words (run 37)
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
           "vec_wide_num_warps": 4, "vec_num_warps": None, "vec_vectors": 1, "vec_word_store": False,
           "vec_half_words": False, "pairs": False, "vec_pairs": False, "ptr_first": False, "static_strides": False,
