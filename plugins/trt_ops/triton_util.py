@@ -454,11 +454,11 @@ def shared_stage_plan(element_size: int, width: int, box_h: int, box_w: int, blo
     output box for ``block_c`` planes of a linear input of ``width`` pixels per row, in ``buffers`` buffers. The
     footprint is the box under any rotation (at most its diagonal plus margins on each side) where ``margin`` is None,
     else the box plus ``margin`` pixels each side (a kernel that checks its footprint at run time and falls back where
-    it does not fit). FH (rows), NCH (chunks copied per row), PITCH (the widest row pitch, NCH + ``pad`` chunks,
-    that a kernel may pick per program from shared_pitch_table to move the rows' shared-memory banks, where its rows
-    x pitch fit a plane), PLANEC (chunks per staged plane: FH x NCH, and a little more where ``pad`` allows wider
-    pitches, or FH x PITCH with ``full_pitch``: every row count at every pitch), FW (pixels per row at the narrowest pitch), EC (pixels per chunk), CHUNK (bytes per cp.async: 16, else
-    8 or 4 as the row's bytes allow; cp.async has no smaller copy), STEP (``step`` chunks per plane per copy step),
+    it does not fit). FH (rows), NCH (chunks copied per row), PLANEC (chunks per staged plane: FH x NCH; with
+    ``pad``, room for rows up to ``pad`` chunks wider, which a kernel may pick per program from shared_pitch_table
+    to move the rows' shared-memory banks where its rows x pitch fit: a little more, or FH x (NCH + ``pad``) with
+    ``full_pitch``, every row count at every pitch), EC (pixels per chunk), CHUNK (bytes per cp.async: 16, else 8
+    or 4 as the row's bytes allow; cp.async has no smaller copy), STEP (``step`` chunks per plane per copy step),
     CPASM, BUF (bytes per buffer), DECL (the .shared declaration) and LD4 / LDT (ld.shared of a pixel's four
     corners: two at (y, x), two at the address of the staged row below, and their register class); SHARED is the
     bytes declared. None where rows are not 4-byte multiples or the buffers would exceed SHARED_STATIC_MAX. Cached
@@ -473,7 +473,6 @@ def shared_stage_plan(element_size: int, width: int, box_h: int, box_w: int, blo
     else:
         fh, span = box_h + 2 * margin + 1, box_w + 2 * margin + 1
     nch = -(-(span + per_chunk - 1) // per_chunk)  # x0 rounds down to a chunk: up to per_chunk - 1 more pixels
-    fw = nch * per_chunk
     planec = fh * nch if not pad else fh * (nch + pad) if full_pitch else -(-fh * nch // 16) * 16 + 32
     buf = block_c * planec * chunk
     nbytes = buffers * buf
@@ -483,7 +482,7 @@ def shared_stage_plan(element_size: int, width: int, box_h: int, box_w: int, blo
     t, e = kind[0], element_size
     cp = f"cp.async.{'cg' if chunk == 16 else 'ca'}.shared.global [$1], [$2], {chunk}, $3;"
     return dict(
-        FH=fh, NCH=nch, PITCH=nch + pad, PLANEC=planec, FW=fw, CHUNK=chunk, EC=per_chunk, BUF=buf, STEP=step,
+        FH=fh, NCH=nch, PLANEC=planec, CHUNK=chunk, EC=per_chunk, BUF=buf, STEP=step,
         CPASM=f"{{\n\t.reg .pred p;\n\tsetp.ne.b32 p, $4, 0;\n\t@p {cp}\n\t}}\n\tmov.u32 $0, 0;",
         DECL=f".shared .align 16 .b8 bd_stage[{nbytes}];\n\tmov.u32 $0, bd_stage;",
         LD4=f"{t} $0, [$4];\n\t{t} $1, [$4+{e}];\n\t{t} $2, [$5];\n\t{t} $3, [$5+{e}];",
@@ -496,17 +495,18 @@ PITCH_STEPS = 181  # shared_pitch_table's entries: dy from -1 to 1
 
 
 @triton.jit
-def staged_pitch(dx, dy, NCH: tl.constexpr, TAB: tl.constexpr, NTAB: tl.constexpr):
+def staged_pitch(dx, dy, rows, NCH: tl.constexpr, PLANEC: tl.constexpr, TAB: tl.constexpr, NTAB: tl.constexpr):
     """The row pitch (chunks) that shared_pitch_table gives a warp whose pixels walk the source along the unit vector
-    (dx, dy) per lane: the entry of dy, the vector folded to dx >= 0 (a line, not a ray). TAB: the table's NTAB
-    entries as pitch_words packs them, compile-time constants, so that the lookup is a few instructions and no
-    memory load."""
+    (dx, dy) per lane: the entry of dy, the vector folded to dx >= 0 (a line, not a ray); NCH where ``rows`` rows at
+    that pitch would not fit a plane's PLANEC chunks. TAB: the table's NTAB entries as pitch_words packs them,
+    compile-time constants, so that the lookup is a few instructions and no memory load."""
     fy = tl.where((dx < 0) | ((dx == 0) & (dy < 0)), -dy, dy)
     j = tl.minimum(tl.maximum(((fy + 1.0) * ((NTAB - 1) * 0.5) + 0.5).to(tl.int32), 0), NTAB - 1)
     word = tl.zeros([], dtype=tl.int64)
     for w in tl.static_range(len(TAB)):  # 21, 3, 7: PITCH_PER_WORD, PITCH_BITS and its mask
         word = tl.where(j // 21 == w, TAB[w], word)
-    return NCH + ((word >> ((j % 21) * 3)) & 7).to(tl.int32)
+    pitch = NCH + ((word >> ((j % 21) * 3)) & 7).to(tl.int32)
+    return tl.where(rows * pitch <= PLANEC, pitch, NCH)
 
 
 WIDER_PITCH_GAIN = 0.8  # shared_pitch_table takes a wider pitch where it costs at most this share of the narrowest

@@ -361,9 +361,9 @@ def _grid_sampler_staged_kernel(
     IS3D: tl.constexpr, ALIGN: tl.constexpr, PAD: tl.constexpr, HALF_MATH: tl.constexpr, TZ: tl.constexpr,
     TY: tl.constexpr, TX: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr, FD: tl.constexpr,
     SPLANE: tl.constexpr, SVOL: tl.constexpr, SNPIX: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr,
-    PITCH: tl.constexpr, PLANEC: tl.constexpr, FW: tl.constexpr, CHUNK: tl.constexpr, EC: tl.constexpr,
-    BUF: tl.constexpr, STEP: tl.constexpr, CPASM: tl.constexpr, DECL: tl.constexpr, LD4: tl.constexpr,
-    LDT: tl.constexpr, TAB: tl.constexpr, NTAB: tl.constexpr,
+    PLANEC: tl.constexpr, CHUNK: tl.constexpr, EC: tl.constexpr, BUF: tl.constexpr, STEP: tl.constexpr,
+    CPASM: tl.constexpr, DECL: tl.constexpr, LD4: tl.constexpr, LDT: tl.constexpr, TAB: tl.constexpr,
+    NTAB: tl.constexpr,
 ):
     """Bilinear (trilinear) grid sampling of the linear layout with the input staged in shared memory
     (triton_util.stage_box_async), as rotate's _rotate_staged_kernel does, for grids that are locally smooth (a BEV
@@ -376,9 +376,9 @@ def _grid_sampler_staged_kernel(
     (source position, weights, shared addresses) is done once for all NCB blocks. Positions are clamped to
     [-2, size + 1] for the bounds and addresses only (every corner beyond is off the map); the weights come from
     the unclamped positions. The staged row pitch comes from the table TAB (triton_util.shared_pitch_table /
-    pitch_words, NTAB entries) by the direction the box's first row walks the source (its end pixels' grid points), as in
-    rotate. HALF_MATH (fp16x2): weights and sums in fp16 on the staged path, fp32 on the fallback. SPLANE / SVOL /
-    SNPIX: H * W, D * H * W and the output's pixels per channel, as constants."""
+    pitch_words, NTAB entries) by the direction the box's first row walks the source (its end pixels' grid
+    points), as in rotate. HALF_MATH (fp16x2): weights and sums in fp16 on the staged path, fp32 on the fallback.
+    SPLANE / SVOL / SNPIX: H * W, D * H * W and the output's pixels per channel, as constants."""
     n = tl.program_id(2)
     nx = tl.cdiv(WO, TX)
     ny = tl.cdiv(HO, TY)
@@ -419,7 +419,7 @@ def _grid_sampler_staged_kernel(
         zlo = 0
     cbase = tl.program_id(1) * (BLOCK_C * NCB)
     opix = out_ptr + (n * C + cbase) * SNPIX + pix
-    if fits:  # (the weights are made in each branch: values live across the branch cost both paths registers)
+    if fits:
         fx = px[:, None]
         fy = py[:, None]
         fz = pz[:, None]
@@ -445,8 +445,7 @@ def _grid_sampler_staged_kernel(
         ddx = (tl.load(g0 + last).to(tl.float32) - tl.load(g0).to(tl.float32)) * W
         ddy = (tl.load(g0 + last + 1).to(tl.float32) - tl.load(g0 + 1).to(tl.float32)) * H
         inv = 1.0 / tl.maximum(tl.sqrt(ddx * ddx + ddy * ddy), 1e-6)
-        pitch = staged_pitch(ddx * inv, ddy * inv, NCH, TAB, NTAB)
-        pitch = tl.where(rows * pitch <= PLANEC, pitch, NCH)
+        pitch = staged_pitch(ddx * inv, ddy * inv, rows, NCH, PLANEC, TAB, NTAB)
         stage_box_async(in_ptr, base, qoff, qok, ylo, fx0, rows, pitch, H, W, NPL, PLANEC, NCH, STEP, CHUNK, EC, CPASM,
                         NPLP)
         shared_commit()

@@ -278,10 +278,9 @@ def _rotate_kernel(
 def _rotate_staged_kernel(
     in_ptr, out_ptr, angle_ptr, center_ptr, H, W, out_scale, NPLANES,
     BY: tl.constexpr, BX: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr, HALF_MATH: tl.constexpr,
-    SPLANE: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr, PITCH: tl.constexpr, PLANEC: tl.constexpr,
-    FW: tl.constexpr, CHUNK: tl.constexpr, EC: tl.constexpr, BUF: tl.constexpr, STEP: tl.constexpr,
-    CPASM: tl.constexpr, DECL: tl.constexpr, LD4: tl.constexpr, LDT: tl.constexpr, TAB: tl.constexpr,
-    NTAB: tl.constexpr,
+    SPLANE: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr, PLANEC: tl.constexpr, CHUNK: tl.constexpr,
+    EC: tl.constexpr, BUF: tl.constexpr, STEP: tl.constexpr, CPASM: tl.constexpr, DECL: tl.constexpr,
+    LD4: tl.constexpr, LDT: tl.constexpr, TAB: tl.constexpr, NTAB: tl.constexpr,
 ):
     """Bilinear rotate of the linear layout with the input staged in shared memory (triton_util.stage_box_async).
     A program takes a BY x BX box of output pixels and NCB blocks of BLOCK_C planes. Its input footprint (the box
@@ -313,8 +312,7 @@ def _rotate_staged_kernel(
     fx0 = fxe - ((fxe % EC) + EC) % EC  # down to a chunk
     rows = tl.minimum(tl.floor(ey).to(tl.int32) + 3 - fy0, FH)
     # the staged row pitch for the direction a warp's pixels (one output row) walk the source: fewest bank conflicts
-    pitch = staged_pitch(cs, -sn, NCH, TAB, NTAB)
-    pitch = tl.where(rows * pitch <= PLANEC, pitch, NCH)  # a plane's rows must fit its chunks
+    pitch = staged_pitch(cs, -sn, rows, NCH, PLANEC, TAB, NTAB)
     base = shared_base(DECL)
     cc = tl.arange(0, BLOCK_C)
     stage_box_async(in_ptr, base, (cbase + cc) * SPLANE, cbase + cc < NPLANES, fy0, fx0, rows, pitch, H, W, BLOCK_C,
