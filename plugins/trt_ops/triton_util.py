@@ -423,6 +423,168 @@ def stage_box_async(in_ptr, sbase, plane_off, plane_ok, y0, x0, rows, pitch, H, 
                                   is_pure=False, pack=1)
 
 
+# Interleaved staging: IL planes (channels) share each staged 4-byte word, so that one ld.shared of a corner reads
+# IL channels (fp16: 2, int8: 4) instead of one. cp.async copies bytes as they lie, one plane's run at a time, so
+# the interleave goes through registers: each lane loads the same 4 pixels of a group's IL planes from global
+# memory, permutes their bytes (prmt) and stores the 16 bytes of 4 interleaved pixels with one st.shared.v4.
+_INTERLEAVE_ASM = {
+    2: """{
+    .reg .pred p;
+    .reg .b32 a0, a1, b0, b1, o0, o1, o2, o3;
+    setp.ne.b32 p, $4, 0;
+    mov.b64 {a0, a1}, $2;
+    mov.b64 {b0, b1}, $3;
+    prmt.b32 o0, a0, b0, 0x5410;
+    prmt.b32 o1, a0, b0, 0x7632;
+    prmt.b32 o2, a1, b1, 0x5410;
+    prmt.b32 o3, a1, b1, 0x7632;
+    @p st.shared.v4.b32 [$1], {o0, o1, o2, o3};
+    }
+    mov.u32 $0, 0;""",
+    4: """{
+    .reg .pred p;
+    .reg .b32 t0, t1, t2, t3, o0, o1, o2, o3;
+    setp.ne.b32 p, $6, 0;
+    prmt.b32 t0, $2, $3, 0x5140;
+    prmt.b32 t1, $2, $3, 0x7362;
+    prmt.b32 t2, $4, $5, 0x5140;
+    prmt.b32 t3, $4, $5, 0x7362;
+    prmt.b32 o0, t0, t2, 0x5410;
+    prmt.b32 o1, t0, t2, 0x7632;
+    prmt.b32 o2, t1, t3, 0x5410;
+    prmt.b32 o3, t1, t3, 0x7632;
+    @p st.shared.v4.b32 [$1], {o0, o1, o2, o3};
+    }
+    mov.u32 $0, 0;""",
+}
+
+
+@triton.jit
+def _word_slots(words_ptr, dst, group_off, pstride, nvalid, y0, x0, rows, pitch, H, W, f0, IL: tl.constexpr,
+                NCH: tl.constexpr, STEP: tl.constexpr):
+    """stage_words_sync's loads of slots f0 .. f0 + STEP (a slot: 4 pixels of a staged row of every group's planes),
+    as [groups, slots]: (shared address, live, a, b, c, d), c and d loaded for IL 4 only (else b again)."""
+    f = f0 + tl.arange(0, STEP)
+    total = rows * NCH
+    r = f // NCH
+    ch = f % NCH
+    y = y0 + r
+    xw = x0 // 4 + ch
+    w4 = W // 4
+    onmap = ((y >= 0) & (y < H) & (xw >= 0) & (xw < w4) & (f < total))[None, :]
+    ptr = words_ptr + group_off[:, None] + (y * w4 + xw)[None, :]
+    saddr = dst + ((r * pitch + ch) * 16)[None, :]
+    live = ((f < total)[None, :] & (nvalid > -(1 << 30))[:, None]).to(tl.int32)  # broadcast to [groups, slots]
+    a = tl.load(ptr, mask=onmap & (nvalid > 0)[:, None], other=0)
+    b = tl.load(ptr + pstride, mask=onmap & (nvalid > 1)[:, None], other=0)
+    c = b
+    d = b
+    if IL == 4:
+        c = tl.load(ptr + 2 * pstride, mask=onmap & (nvalid > 2)[:, None], other=0)
+        d = tl.load(ptr + 3 * pstride, mask=onmap & (nvalid > 3)[:, None], other=0)
+    return saddr, live, a, b, c, d
+
+
+@triton.jit
+def _store_word_slots(saddr, live, a, b, c, d, IL: tl.constexpr, ILASM: tl.constexpr):
+    if IL == 2:
+        tl.inline_asm_elementwise(ILASM, "=r,r,l,l,r", [saddr, a, b, live], dtype=tl.int32, is_pure=False, pack=1)
+    else:
+        tl.inline_asm_elementwise(ILASM, "=r,r,r,r,r,r,r", [saddr, a, b, c, d, live], dtype=tl.int32, is_pure=False,
+                                  pack=1)
+
+
+@triton.jit
+def stage_words_sync(words_ptr, sbase, group_off, pstride, nvalid, y0, x0, rows, pitch, H, W, NG: tl.constexpr,
+                     IL: tl.constexpr, PLANEC: tl.constexpr, NCH: tl.constexpr, STEP: tl.constexpr,
+                     ILASM: tl.constexpr):
+    """Stage the box of ``rows`` pixel rows from y0 and NCH 4-pixel chunks from pixel x0 (x0 and W multiples of 4)
+    of NG groups of IL planes each into shared memory at ``sbase``, each pixel's IL channels interleaved in one
+    4-byte word: group g's staged pixel (row, x) at byte (g * PLANEC + row * pitch) * 16 + x * 4, channel k of the
+    group in its byte(s) k. ``words_ptr``: the input as words of 4 pixels of one plane (int64 for fp16, int32 for
+    int8); ``group_off`` [NG]: the word offset of each group's first plane, the group's planes ``pstride`` words
+    apart; ``nvalid`` [NG]: how many of the group's planes exist (the rest, and chunks off the map, are staged as
+    zeros). STEP slots (4 pixels of every group) per step, the next step's loads issued before this step's stores so
+    that one memory latency is exposed per call, not one per step. Synchronous (the data passes through registers):
+    the stores are done when this returns, so a barrier makes them visible. ILASM: interleave_asm(IL)."""
+    dst = sbase + (tl.arange(0, NG) * (PLANEC * 16))[:, None]
+    saddr, live, a, b, c, d = _word_slots(words_ptr, dst, group_off, pstride, nvalid, y0, x0, rows, pitch, H, W, 0, IL,
+                                          NCH, STEP)
+    for f0 in tl.range(STEP, rows * NCH, STEP):
+        saddr2, live2, a2, b2, c2, d2 = _word_slots(words_ptr, dst, group_off, pstride, nvalid, y0, x0, rows, pitch,
+                                                    H, W, f0, IL, NCH, STEP)
+        _store_word_slots(saddr, live, a, b, c, d, IL, ILASM)
+        saddr, live, a, b, c, d = saddr2, live2, a2, b2, c2, d2
+    _store_word_slots(saddr, live, a, b, c, d, IL, ILASM)
+
+
+def interleave_asm(il: int) -> str:
+    """The PTX that stage_words_sync runs per lane for IL interleaved planes (2: fp16 pairs, 4: int8 quads)."""
+    return _INTERLEAVE_ASM[il]
+
+
+@triton.jit
+def half2_splat(w):
+    """fp32 w rounded to fp16 in both halves of an int32 (a half2 of (w, w))."""
+    h = w.to(tl.float16).to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
+    return h | (h << 16)
+
+
+@triton.jit
+def staged_word_bilinear(LD4: tl.constexpr, addr, below, w00, w01, w10, w11, IL: tl.constexpr,
+                         HALF_MATH: tl.constexpr):
+    """A pixel's four staged corners of stage_words_sync's interleaved words (one ld.shared each for IL channels)
+    bilinearly combined: (r0, .., r(IL-1)), channel k of the group in r_k, fp32 (fp16 where HALF_MATH). int8
+    (IL 4) through add_packed_int8 with the weights (which may carry the dequantisation scale); fp16 pairs through
+    add_half_pairs, or where HALF_MATH (fp16x2) as half2 words, one packed product or fused add per corner for
+    both channels (r2, r3: r0, r1 again, unused)."""
+    v00, v01, v10, v11 = staged_corners(LD4, "r", 4, addr, below)
+    if IL == 4:
+        z = tl.zeros(w00.shape, dtype=tl.float32)
+        a0, a1, a2, a3 = add_packed_int8(v00, w00, z, z, z, z)
+        a0, a1, a2, a3 = add_packed_int8(v01, w01, a0, a1, a2, a3)
+        a0, a1, a2, a3 = add_packed_int8(v10, w10, a0, a1, a2, a3)
+        a0, a1, a2, a3 = add_packed_int8(v11, w11, a0, a1, a2, a3)
+        wsum = w00 + w01 + w10 + w11
+        r0 = packed_int8_result(a0, wsum, 1.0)
+        r1 = packed_int8_result(a1, wsum, 1.0)
+        r2 = packed_int8_result(a2, wsum, 1.0)
+        r3 = packed_int8_result(a3, wsum, 1.0)
+    elif HALF_MATH:  # both channels at once: half2 products and sums on the words as they are
+        res = tl.inline_asm_elementwise(
+            """{
+            .reg .b32 t;
+            mul.rn.f16x2 t, $1, $5;
+            fma.rn.f16x2 t, $2, $6, t;
+            fma.rn.f16x2 t, $3, $7, t;
+            fma.rn.f16x2 $0, $4, $8, t;
+            }""", "=r,r,r,r,r,r,r,r,r",
+            [v00, v01, v10, v11, half2_splat(w00), half2_splat(w01), half2_splat(w10), half2_splat(w11)],
+            dtype=tl.int32, is_pure=True, pack=1)
+        r0 = (res & 0xFFFF).to(tl.int16).to(tl.float16, bitcast=True)
+        r1 = (res >> 16).to(tl.int16).to(tl.float16, bitcast=True)
+        r2 = r0
+        r3 = r1
+    else:
+        z = tl.zeros(w00.shape, dtype=tl.float32)
+        r0, r1 = add_half_pairs(v00, w00, z, z, HALF_MATH)
+        r0, r1 = add_half_pairs(v01, w01, r0, r1, HALF_MATH)
+        r0, r1 = add_half_pairs(v10, w10, r0, r1, HALF_MATH)
+        r0, r1 = add_half_pairs(v11, w11, r0, r1, HALF_MATH)
+        r2 = r0
+        r3 = r1
+    return r0, r1, r2, r3
+
+
+@triton.jit
+def staged_corners(LD4: tl.constexpr, LDT: tl.constexpr, ESIZE: tl.constexpr, addr, below):
+    """A pixel's four staged corners as loaded by shared_stage_plan's LD4 (staged_bilinear says where): int32 for
+    1-byte elements (sign-extended) and for 4-byte ones (the word's bits), fp16 for 2-byte ones."""
+    return tl.inline_asm_elementwise(
+        LD4, "=" + LDT + ",=" + LDT + ",=" + LDT + ",=" + LDT + ",r,r", [addr, addr + below],
+        dtype=(tl.float16 if ESIZE == 2 else tl.int32,) * 4, is_pure=False, pack=1)
+
+
 @triton.jit
 def staged_bilinear(LD4: tl.constexpr, LDT: tl.constexpr, ESIZE: tl.constexpr, addr, below, w00, w01, w10, w11, hx,
                     hy, HALF_MATH: tl.constexpr):
@@ -430,9 +592,10 @@ def staged_bilinear(LD4: tl.constexpr, LDT: tl.constexpr, ESIZE: tl.constexpr, a
     the same two a staged row below, ``below`` bytes on; ESIZE bytes each) and bilinearly combined: with the fp32
     weights w00 .. w11 (which may carry a dequantisation scale), or in fp16 with the fractions hx, hy where HALF_MATH
     (fp16x2)."""
-    v00, v01, v10, v11 = tl.inline_asm_elementwise(
-        LD4, "=" + LDT + ",=" + LDT + ",=" + LDT + ",=" + LDT + ",r,r", [addr, addr + below],
-        dtype=(tl.int32 if ESIZE == 1 else tl.float16 if ESIZE == 2 else tl.float32,) * 4, is_pure=False, pack=1)
+    v00, v01, v10, v11 = staged_corners(LD4, LDT, ESIZE, addr, below)
+    if ESIZE == 4:  # read as 32-bit words
+        v00, v01 = v00.to(tl.float32, bitcast=True), v01.to(tl.float32, bitcast=True)
+        v10, v11 = v10.to(tl.float32, bitcast=True), v11.to(tl.float32, bitcast=True)
     if HALF_MATH:
         top = v00 + (v01 - v00) * hx
         bot = v10 + (v11 - v10) * hx
@@ -478,7 +641,7 @@ def shared_stage_plan(element_size: int, width: int, box_h: int, box_w: int, blo
     nbytes = buffers * buf
     if nbytes > SHARED_STATIC_MAX:
         return None
-    kind = {1: ("ld.shared.s8", "r"), 2: ("ld.shared.b16", "h"), 4: ("ld.shared.f32", "f")}[element_size]
+    kind = {1: ("ld.shared.s8", "r"), 2: ("ld.shared.b16", "h"), 4: ("ld.shared.b32", "r")}[element_size]
     t, e = kind[0], element_size
     cp = f"cp.async.{'cg' if chunk == 16 else 'ca'}.shared.global [$1], [$2], {chunk}, $3;"
     return dict(
@@ -576,6 +739,24 @@ def pitch_words(element_size: int, chunk: int, nch: int, pad: int, box: tuple = 
     for start in range(0, len(table), PITCH_PER_WORD):
         words.append(sum((p - nch) << (PITCH_BITS * k) for k, p in enumerate(table[start:start + PITCH_PER_WORD])))
     return tuple(words)
+
+
+def staged_interleave(cfg: Mapping, x: torch.Tensor, block_c: int) -> int:
+    """Planes per staged word (stage_words_sync) for a staged sampler of ``x`` (linear, (..., H, W)) with TUNING
+    "stage_words": 2 for fp16, 4 for int8, where W is a multiple of 4 pixels, ``x`` is contiguous and 16-byte
+    aligned and ``block_c`` planes make whole groups; else 1 (each plane staged on its own by cp.async)."""
+    il = {1: 4, 2: 2}.get(x.element_size(), 1) if cfg.get("stage_words") else 1
+    if il == 1 or x.shape[-1] % 4 or not x.is_contiguous() or x.data_ptr() % 16 or block_c % il:
+        return 1
+    return il
+
+
+def staged_words(x: torch.Tensor, il: int) -> torch.Tensor:
+    """``x`` as stage_words_sync reads it for ``il`` planes per staged word: words of 4 pixels (int64 for 2-byte
+    elements, int32 for 1-byte ones); ``x`` itself for il 1."""
+    if il == 1:
+        return x
+    return x.view(torch.int64 if x.element_size() == 2 else torch.int32)
 
 
 def packed_words(precision: str, mode: int, block_c: int, x: torch.Tensor, vec: int, cfg: Mapping) -> int:

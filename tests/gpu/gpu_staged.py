@@ -10,15 +10,18 @@ MARKS = [pytest.mark.gpu,
 
 
 def record_launches(monkeypatch, module, name: str) -> list:
-    """Replace ``module.<name>`` (a Triton kernel) by one that still launches it and appends each launch grid to the
-    returned list; monkeypatch puts the kernel back."""
+    """Replace ``module.<name>`` (a Triton kernel) by one that still launches it and appends each launch's keyword
+    arguments (its constexprs) to the returned list; monkeypatch puts the kernel back."""
     launches = []
     kernel = getattr(module, name)
 
     class Recorder:
         def __getitem__(self, grid):
-            launches.append(grid)
-            return kernel[grid]
+            def launch(*args, **kwargs):
+                launches.append(kwargs)
+                return kernel[grid](*args, **kwargs)
+
+            return launch
 
     monkeypatch.setattr(module, name, Recorder())
     return launches

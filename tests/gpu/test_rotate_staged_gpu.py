@@ -11,15 +11,18 @@ from gpu_staged import MARKS, TOL, record_launches, stored
 pytestmark = MARKS
 
 
-@pytest.fixture
-def kernels(monkeypatch):
+@pytest.fixture(params=[False, True], ids=["planes", "words"])
+def kernels(monkeypatch, request):
+    """The kernels with staging on; "words": each staged word holding 2 (fp16) or 4 (int8) channels
+    (stage_words_sync), "planes": each plane staged on its own by cp.async."""
     pytest.importorskip("triton")
     from bevdeploy.plugins.trt_ops.rotate import kernels as k
 
     launches = record_launches(monkeypatch, k, "_rotate_staged_kernel")
     for precision in TOL:
         monkeypatch.setitem(k.TUNING["per_precision"][precision], "staged", True)
-    return types.SimpleNamespace(rotate_cuda=k.rotate_cuda, launches=launches)
+        monkeypatch.setitem(k.TUNING["per_precision"][precision], "stage_words", request.param)
+    return types.SimpleNamespace(rotate_cuda=k.rotate_cuda, launches=launches, words=request.param)
 
 
 def _inputs(shape, precision, seed=0):
@@ -50,6 +53,9 @@ def test_staged_matches_reference(kernels, precision, shape, angle, center):
     ref = rotate_reference(xf, ang, _centre(shape, ctr), 0)
     if (shape[-1] * x.element_size()) % 4 == 0:
         assert kernels.launches, "the staged kernel did not run"
+        # words where the rows hold whole 4-pixel words, else each plane on its own
+        assert kernels.launches[0]["IL"] == ({"int8": 4}.get(precision, 2) if kernels.words and shape[-1] % 4 == 0
+                                             else 1)
     assert ref.abs().max() > 0
     err = float((out.float() - ref.float()).norm() / ref.float().norm())
     assert err <= TOL[precision], f"{precision} {shape} {angle}: relative error {err:.2e}"

@@ -82,3 +82,14 @@ def test_staged_grid_sampler_assembles():
     launch, counts = row.stdout.splitlines()[:2]
     assert launch.startswith("_grid_sampler_staged_kernel grid (512, 4, 1) warps 4 "), launch
     assert "'FD': 3" in launch and "barriers 0" not in counts and "LDS" in row.stdout.splitlines()[2], row.stdout
+
+
+def test_rotate_int8_stages_four_channels_a_word():
+    """The rotate int8 linear row stages 4 channels to a shared word (stage_words_sync's byte permutes and 16-byte
+    st.shared; one ld.shared per corner for 4 channels), and it assembles for sm_90."""
+    row = _run("--row", "rotate", "anchor", "int8")
+    assert row.returncode == 0, row.stderr
+    launch, counts, top = row.stdout.splitlines()[:3]
+    assert launch.startswith("_rotate_staged_kernel ") and "'IL': 4" in launch, launch
+    assert "'LDT': 'r'" in launch and "barriers 0" not in counts
+    assert "PRMT" in top and "LDS" in top, top

@@ -11,8 +11,11 @@ from bevdeploy.plugins.trt_ops.triton_util import (  # noqa: E402
     PITCH_PER_WORD,
     SHARED_STATIC_MAX,
     pitch_words,
+    interleave_asm,
     shared_pitch_table,
     shared_stage_plan,
+    staged_interleave,
+    staged_words,
 )
 
 
@@ -96,3 +99,44 @@ def test_pitch_words_pack_the_table_for_the_kernel():
     assert len(words) == -(-len(table) // PITCH_PER_WORD)
     with pytest.raises(ValueError, match="bits per entry"):
         pitch_words(2, 16, 6, 8)
+
+
+def test_four_byte_elements_load_as_words():
+    """4-byte staged elements (fp32, or the interleaved words of stage_words_sync) load into 32-bit integer registers;
+    staged_bilinear reinterprets them as fp32 where they are."""
+    plan = shared_stage_plan(4, 200, 16, 32, 2, 256)
+    assert plan["CHUNK"] == 16 and plan["EC"] == 4 and plan["LDT"] == "r"
+    assert plan["LD4"].startswith("ld.shared.b32 $0, [$4];") and "[$5+4]" in plan["LD4"]
+
+
+@pytest.mark.parametrize("dtype,width,block_c,aligned,expect", [
+    ("fp16", 200, 4, True, 2), ("int8", 200, 8, True, 4), ("fp32", 200, 4, True, 1),
+    ("fp16", 130, 4, True, 1),  # rows of 130 pixels: not whole 4-pixel words
+    ("int8", 200, 6, True, 1),  # 6 planes a block: not whole groups of 4
+    ("fp16", 200, 4, False, 1),  # a view 2 bytes past an aligned address
+])
+def test_staged_interleave_only_where_whole_words_exist(dtype, width, block_c, aligned, expect):
+    import torch
+
+    dt = {"fp16": torch.float16, "int8": torch.int8, "fp32": torch.float32}[dtype]
+    base = torch.zeros(3 * 8 * width + 16, dtype=dt)
+    x = (base[:3 * 8 * width] if aligned else base[1:1 + 3 * 8 * width]).view(3, 8, width)
+    if aligned:
+        assert x.data_ptr() % 16 == 0
+    assert staged_interleave({"stage_words": True}, x, block_c) == expect
+    assert staged_interleave({"stage_words": False}, x, block_c) == 1
+    if expect > 1:  # words of 4 pixels of one plane, as stage_words_sync loads them
+        w = staged_words(x, expect)
+        assert w.element_size() == 4 * x.element_size() and w.shape[-1] == width // 4
+        assert w.data_ptr() == x.data_ptr()
+    assert staged_words(x, 1) is x
+
+
+@pytest.mark.parametrize("il,operands", [(2, 5), (4, 7)])
+def test_interleave_permutes_then_stores_one_vector(il, operands):
+    """The interleave's PTX: byte permutes of the loaded words, then one predicated 16-byte st.shared (its operands:
+    the result, the shared address, IL words, the predicate)."""
+    asm = interleave_asm(il)
+    assert asm.count("prmt.b32") == (4 if il == 2 else 8)
+    assert asm.count("st.shared.v4.b32") == 1 and "@p st.shared" in asm
+    assert f"${operands - 1}" in asm and f"${operands}" not in asm

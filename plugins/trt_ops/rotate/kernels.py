@@ -48,9 +48,14 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     shared_commit,
     shared_stage_plan,
     shared_sync,
+    interleave_asm,
     stage_box_async,
+    stage_words_sync,
     staged_bilinear,
+    staged_interleave,
     staged_pitch,
+    staged_word_bilinear,
+    staged_words,
     tile_ptrs,
     tl,
     to_f32,
@@ -104,14 +109,22 @@ OP = "rotate"
 # larger): with 3, fp16 at 2 - 5 degrees 0.0205 - 0.0220 -> 0.0178 - 0.0188 ms, 90 degrees 0.0603 -> 0.0372, int8
 # at 20 / 90 / -7.3 degrees 0.0218 / 0.0348 / 0.0197 -> 0.0167 / 0.0230 / 0.0161; the table lookup cost the 7.3-
 # degree anchor 0.0182 -> 0.0187 as a device tensor (scratch driver), 0.0185 as compile-time words (run 37)
+# session 20 (H200, results/rotate_angles-s20.md, NOTES-ops item 31): int8 staged 4 channels to a shared word
+# ("stage_words", triton_util.stage_words_sync: through registers, a byte permute, st.shared.v4), so that one
+# ld.shared reads a corner of 4 channels: at 8 x 32 boxes and 4 blocks of 8 planes 0.0151 - 0.0156 ms from 0 to 10
+# degrees (planes: 0.0150 - 0.0171), 0.0166 at 20 (0.0168), 0.0222 / 0.0246 at 45 / 90 (0.0220 / 0.0228); 16 x 32
+# boxes ran 0.0143 - 0.0147 up to 7.3 degrees but 0.0179 - 0.0180 at 10 - 20, where the copy needs a second step.
+# fp16 / fp16x2 pairs were slower at every angle but 90 (0.0209 - 0.0221 ms at 0 - 7.3 degrees against 0.0166 -
+# 0.0187): they stay on cp.async planes
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
           "vec_wide_num_warps": 4, "vec_num_warps": None, "vec_vectors": 1, "vec_word_store": False,
           "vec_half_words": False, "pairs": False, "vec_pairs": False, "ptr_first": False, "static_strides": False,
           "staged": False, "stage_by": 16, "stage_bx": 32, "stage_block_c": 4, "stage_blocks": 4, "stage_step": 64,
-          "stage_pad": 3, "stage_num_warps": 4,
+          "stage_pad": 3, "stage_num_warps": 4, "stage_words": False, "stage_word_step": 256,
           "per_precision": {"int8": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_num_warps": 4, "vec_vectors": 4,
                                      "vec_word_store": True, "pairs": True, "vec_pairs": True, "static_strides": True,
-                                     "staged": True, "stage_block_c": 8, "stage_blocks": 2},
+                                     "staged": True, "stage_block_c": 8, "stage_blocks": 4, "stage_by": 8,
+                                     "stage_words": True},
                             "fp16": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_block_p": 512,
                                      "vec_wide_block_p": 256, "vec_wide_num_warps": 8, "vec_half_words": True,
                                      "vec_vectors": 4, "vec_pairs": True, "static_strides": True, "staged": True},
@@ -139,7 +152,13 @@ SWEEP = [{**cfg, "per_precision": {}} for cfg in (
     # session 19: the row pitch (bank conflicts) and int8's planes per block
     {"staged": True, "stage_pad": 0}, {"staged": True, "stage_pad": 1}, {"staged": True, "stage_pad": 3},
     {"staged": True, "stage_pad": 7}, {"staged": True, "stage_step": 128},
-    {"staged": True, "stage_block_c": 8, "stage_blocks": 2}]
+    {"staged": True, "stage_block_c": 8, "stage_blocks": 2},
+    # session 20: IL channels to a staged word (fp16 2, int8 4), staged through registers (stage_words_sync)
+    *({"staged": True, "stage_words": True, "stage_word_step": s} for s in (128, 256, 512)),
+    {"staged": True, "stage_words": True, "stage_block_c": 8, "stage_blocks": 2},
+    {"staged": True, "stage_words": True, "stage_block_c": 4, "stage_blocks": 4},
+    {"staged": True, "stage_words": True, "stage_by": 8, "stage_blocks": 4},
+    {"staged": True, "stage_words": True, "stage_by": 16, "stage_blocks": 2}]
 
 
 @triton.jit
@@ -280,7 +299,8 @@ def _rotate_staged_kernel(
     BY: tl.constexpr, BX: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr, HALF_MATH: tl.constexpr,
     SPLANE: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr, PLANEC: tl.constexpr, CHUNK: tl.constexpr,
     EC: tl.constexpr, BUF: tl.constexpr, STEP: tl.constexpr, CPASM: tl.constexpr, DECL: tl.constexpr,
-    LD4: tl.constexpr, LDT: tl.constexpr, TAB: tl.constexpr, NTAB: tl.constexpr,
+    LD4: tl.constexpr, LDT: tl.constexpr, TAB: tl.constexpr, NTAB: tl.constexpr, IL: tl.constexpr = 1,
+    ILASM: tl.constexpr = "",
 ):
     """Bilinear rotate of the linear layout with the input staged in shared memory (triton_util.stage_box_async).
     A program takes a BY x BX box of output pixels and NCB blocks of BLOCK_C planes. Its input footprint (the box
@@ -292,7 +312,9 @@ def _rotate_staged_kernel(
     masks. The per-pixel work (source position, weights, shared addresses) is done once for all NCB blocks. Weights
     and sum in fp32, or in fp16 where HALF_MATH (fp16x2). The rest of shared_stage_plan's constexprs: FH .. LDT;
     TAB / NTAB: the table (triton_util.pitch_words) and its entries (modelled for warps of 32 pixels of one output
-    row: BX >= 32)."""
+    row: BX >= 32). IL > 1: in_ptr holds words of 4 pixels and each block's planes are staged IL to a shared word
+    (triton_util.stage_words_sync, ILASM its permute; the plan is then of 4-byte elements and BLOCK_C / IL planes),
+    so that one ld.shared reads a corner of IL channels (staged_word_bilinear)."""
     tiles_x = tl.cdiv(W, BX)
     oy0 = (tl.program_id(0) // tiles_x) * BY
     ox0 = (tl.program_id(0) % tiles_x) * BX
@@ -315,9 +337,16 @@ def _rotate_staged_kernel(
     pitch = staged_pitch(cs, -sn, rows, NCH, PLANEC, TAB, NTAB)
     base = shared_base(DECL)
     cc = tl.arange(0, BLOCK_C)
-    stage_box_async(in_ptr, base, (cbase + cc) * SPLANE, cbase + cc < NPLANES, fy0, fx0, rows, pitch, H, W, BLOCK_C,
-                    PLANEC, NCH, STEP, CHUNK, EC, CPASM)
-    shared_commit()
+    NS: tl.constexpr = BLOCK_C // IL  # staged planes per block
+    sc = tl.arange(0, NS)
+    if IL == 1:
+        stage_box_async(in_ptr, base, (cbase + cc) * SPLANE, cbase + cc < NPLANES, fy0, fx0, rows, pitch, H, W,
+                        BLOCK_C, PLANEC, NCH, STEP, CHUNK, EC, CPASM)
+        shared_commit()
+    else:
+        stage_words_sync(in_ptr, base, (cbase + sc * IL) * (SPLANE // 4), SPLANE // 4, NPLANES - cbase - sc * IL,
+                         fy0, fx0, rows, pitch, H, W, NS, IL, PLANEC, NCH, STEP, ILASM)
+        shared_sync(-1)
     p = tl.arange(0, BY * BX)
     oy = oy0 + p // BX
     ox = ox0 + p % BX
@@ -334,13 +363,39 @@ def _rotate_staged_kernel(
     xs = tl.minimum(tl.maximum(x0f.to(tl.int32) - fx0, 0), NCH * EC - 2)  # clamped: never outside the staged box
     ys = tl.minimum(tl.maximum(y0f.to(tl.int32) - fy0, 0), FH - 2)
     ESIZE: tl.constexpr = CHUNK // EC
-    saddr = base + (((ys * (pitch * EC) + xs) * ESIZE)[:, None] + (cc * (PLANEC * CHUNK))[None, :])
+    paddr = base + (ys * (pitch * EC) + xs) * ESIZE
+    saddr = paddr[:, None] + (sc * (PLANEC * CHUNK))[None, :]
+    v00 = w00.reshape([BY * BX])  # the weights as [pixels] vectors (IL > 1)
+    v01 = w01.reshape([BY * BX])
+    v10 = w10.reshape([BY * BX])
+    v11 = w11.reshape([BY * BX])
     opix = out_ptr + cbase * SPLANE + tl.max_contiguous(oy * W + ox, 1)  # one pixel per lane
     hx = fx.to(tl.float16)  # fp16x2's fractions
     hy = fy.to(tl.float16)
     for k in tl.static_range(NCB):
         c0 = cbase + k * BLOCK_C
-        if k + 1 < NCB:  # the next block's copy into the other buffer, then wait for this block's
+        if IL > 1:  # gather this block, then stage the next one into the other buffer through registers
+            for g in tl.static_range(NS):  # per staged plane, on [pixels] vectors: one layout from load to store
+                r0, r1, r2, r3 = staged_word_bilinear(LD4, paddr + ((k % 2) * BUF + g * PLANEC * CHUNK),
+                                                      pitch * CHUNK, v00, v01, v10, v11, IL, HALF_MATH)
+                for j in tl.static_range(IL):
+                    if j == 0:
+                        r = r0
+                    elif j == 1:
+                        r = r1
+                    elif j == 2:
+                        r = r2
+                    else:
+                        r = r3
+                    ch = c0 + g * IL + j
+                    tl.store(opix + (ch - cbase) * SPLANE, r.to(out_ptr.dtype.element_ty),
+                             mask=pmask & (ch < NPLANES))
+            if k + 1 < NCB:
+                stage_words_sync(in_ptr, base + ((k + 1) % 2) * BUF, (c0 + BLOCK_C + sc * IL) * (SPLANE // 4),
+                                 SPLANE // 4, NPLANES - c0 - BLOCK_C - sc * IL, fy0, fx0, rows, pitch, H, W, NS, IL,
+                                 PLANEC, NCH, STEP, ILASM)
+                shared_sync(-1)
+        elif k + 1 < NCB:  # the next block's copy into the other buffer, then wait for this block's
             stage_box_async(in_ptr, base + ((k + 1) % 2) * BUF, (c0 + BLOCK_C + cc) * SPLANE,
                             c0 + BLOCK_C + cc < NPLANES, fy0, fx0, rows, pitch, H, W, BLOCK_C, PLANEC, NCH, STEP,
                             CHUNK, EC, CPASM)
@@ -348,11 +403,12 @@ def _rotate_staged_kernel(
             shared_sync(1)
         else:
             shared_sync(0)
-        res = staged_bilinear(LD4, LDT, ESIZE, saddr + (k % 2) * BUF, pitch * CHUNK, w00, w01, w10, w11, hx, hy,
-                              HALF_MATH)
-        optr = (opix + k * BLOCK_C * SPLANE)[:, None] + (cc * SPLANE)[None, :]
-        tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=pmask[:, None] & ((c0 + cc) < NPLANES)[None, :])
-        shared_sync(-1)  # every lane done with this buffer before the next block's copy overwrites it
+        if IL == 1:
+            res = staged_bilinear(LD4, LDT, ESIZE, saddr + (k % 2) * BUF, pitch * CHUNK, w00, w01, w10, w11, hx, hy,
+                                  HALF_MATH)
+            optr = (opix + k * BLOCK_C * SPLANE)[:, None] + (cc * SPLANE)[None, :]
+            tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=pmask[:, None] & ((c0 + cc) < NPLANES)[None, :])
+            shared_sync(-1)  # every lane done with this buffer before the next block's copy overwrites it
 
 
 def _as_device_vector(v, n: int, device, name: str) -> torch.Tensor:
@@ -397,16 +453,18 @@ def rotate_cuda(
         return out
     cfg = tuned(TUNING, precision)
     if vec == 1 and mode == 0 and cfg["staged"] and not interpreting():
-        plan = shared_stage_plan(x.element_size(), w, cfg["stage_by"], cfg["stage_bx"], cfg["stage_block_c"],
-                                 cfg["stage_step"], pad=cfg["stage_pad"])
+        il = staged_interleave(cfg, x, cfg["stage_block_c"])
+        esize = 4 if il > 1 else x.element_size()
+        plan = shared_stage_plan(esize, w, cfg["stage_by"], cfg["stage_bx"], cfg["stage_block_c"] // il,
+                                 cfg["stage_word_step"] if il > 1 else cfg["stage_step"], pad=cfg["stage_pad"])
         if plan is not None and planes * h * w < 2**31 and x.data_ptr() % plan["CHUNK"] == 0:
             nc = cfg["stage_block_c"] * cfg["stage_blocks"]
             grid = (triton.cdiv(h, cfg["stage_by"]) * triton.cdiv(w, cfg["stage_bx"]), triton.cdiv(planes, nc))
-            pitches = pitch_words(x.element_size(), plan["CHUNK"], plan["NCH"], cfg["stage_pad"],
+            pitches = pitch_words(esize, plan["CHUNK"], plan["NCH"], cfg["stage_pad"],
                                   (cfg["stage_by"], cfg["stage_bx"]), plan["PLANEC"])
             _rotate_staged_kernel[grid](
-                x, out, ang, ctr, h, w, out_scale, planes, BY=cfg["stage_by"], BX=cfg["stage_bx"], TAB=pitches,
-                NTAB=PITCH_STEPS,
+                staged_words(x, il), out, ang, ctr, h, w, out_scale, planes, BY=cfg["stage_by"], BX=cfg["stage_bx"],
+                TAB=pitches, NTAB=PITCH_STEPS, IL=il, ILASM=interleave_asm(il) if il > 1 else "",
                 BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], HALF_MATH=precision == "fp16x2", SPLANE=h * w,
                 num_warps=cfg["stage_num_warps"], **{k: v for k, v in plan.items() if k != "SHARED"},
             )
