@@ -33,6 +33,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     corner_pair,
     float_storage,
     int8_input,
+    interleave_asm,
     interpreting,
     out_dtype,
     packed_words,
@@ -48,7 +49,6 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     shared_commit,
     shared_stage_plan,
     shared_sync,
-    interleave_asm,
     stage_box_async,
     stage_words_sync,
     staged_bilinear,
@@ -114,8 +114,8 @@ OP = "rotate"
 # ld.shared reads a corner of 4 channels: at 8 x 32 boxes and 4 blocks of 8 planes 0.0151 - 0.0156 ms from 0 to 10
 # degrees (planes: 0.0150 - 0.0171), 0.0166 at 20 (0.0168), 0.0222 / 0.0246 at 45 / 90 (0.0220 / 0.0228); 16 x 32
 # boxes ran 0.0143 - 0.0147 up to 7.3 degrees but 0.0179 - 0.0180 at 10 - 20, where the copy needs a second step.
-# fp16 / fp16x2 pairs were slower at every angle but 90 (0.0209 - 0.0221 ms at 0 - 7.3 degrees against 0.0166 -
-# 0.0187): they stay on cp.async planes
+# fp16 / fp16x2 pairs were slower at every angle but 90 (0.0201 - 0.0227 ms at 0 - 7.3 degrees against 0.0166 -
+# 0.0186): they stay on cp.async planes
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
           "vec_wide_num_warps": 4, "vec_num_warps": None, "vec_vectors": 1, "vec_word_store": False,
           "vec_half_words": False, "pairs": False, "vec_pairs": False, "ptr_first": False, "static_strides": False,
