@@ -427,35 +427,14 @@ def stage_box_async(in_ptr, sbase, plane_off, plane_ok, y0, x0, rows, pitch, H, 
 # IL channels (fp16: 2, int8: 4) instead of one. cp.async copies bytes as they lie, one plane's run at a time, so
 # the interleave goes through registers: each lane loads the same 4 pixels of a group's IL planes from global
 # memory, permutes their bytes (prmt) and stores the 16 bytes of 4 interleaved pixels with one st.shared.v4.
-_INTERLEAVE_ASM = {
-    2: """{
-    .reg .pred p;
-    .reg .b32 a0, a1, b0, b1, o0, o1, o2, o3;
-    setp.ne.b32 p, $4, 0;
-    mov.b64 {a0, a1}, $2;
-    mov.b64 {b0, b1}, $3;
-    prmt.b32 o0, a0, b0, 0x5410;
-    prmt.b32 o1, a0, b0, 0x7632;
-    prmt.b32 o2, a1, b1, 0x5410;
-    prmt.b32 o3, a1, b1, 0x7632;
-    @p st.shared.v4.b32 [$1], {o0, o1, o2, o3};
-    }
-    mov.u32 $0, 0;""",
-    4: """{
-    .reg .pred p;
-    .reg .b32 t0, t1, t2, t3, o0, o1, o2, o3;
-    setp.ne.b32 p, $6, 0;
-    prmt.b32 t0, $2, $3, 0x5140;
-    prmt.b32 t1, $2, $3, 0x7362;
-    prmt.b32 t2, $4, $5, 0x5140;
-    prmt.b32 t3, $4, $5, 0x7362;
-    prmt.b32 o0, t0, t2, 0x5410;
-    prmt.b32 o1, t0, t2, 0x7632;
-    prmt.b32 o2, t1, t3, 0x5410;
-    prmt.b32 o3, t1, t3, 0x7632;
-    @p st.shared.v4.b32 [$1], {o0, o1, o2, o3};
-    }
-    mov.u32 $0, 0;""",
+_INTERLEAVE_PERMUTES = {
+    # fp16 pairs: the two planes' 8-byte loads ($2, $3) split into words, pixel k's halves side by side
+    2: ("mov.b64 {a0, a1}, $2;", "mov.b64 {b0, b1}, $3;", "prmt.b32 o0, a0, b0, 0x5410;",
+        "prmt.b32 o1, a0, b0, 0x7632;", "prmt.b32 o2, a1, b1, 0x5410;", "prmt.b32 o3, a1, b1, 0x7632;"),
+    # int8 quads: a 4 x 4 byte transpose of the four planes' words ($2 .. $5)
+    4: ("prmt.b32 a0, $2, $3, 0x5140;", "prmt.b32 a1, $2, $3, 0x7362;", "prmt.b32 b0, $4, $5, 0x5140;",
+        "prmt.b32 b1, $4, $5, 0x7362;", "prmt.b32 o0, a0, b0, 0x5410;", "prmt.b32 o1, a0, b0, 0x7632;",
+        "prmt.b32 o2, a1, b1, 0x5410;", "prmt.b32 o3, a1, b1, 0x7632;"),
 }
 
 
@@ -474,7 +453,7 @@ def _word_slots(words_ptr, dst, group_off, pstride, nvalid, y0, x0, rows, pitch,
     onmap = ((y >= 0) & (y < H) & (xw >= 0) & (xw < w4) & (f < total))[None, :]
     ptr = words_ptr + group_off[:, None] + (y * w4 + xw)[None, :]
     saddr = dst + ((r * pitch + ch) * 16)[None, :]
-    live = ((f < total)[None, :] & (nvalid > -(1 << 30))[:, None]).to(tl.int32)  # broadcast to [groups, slots]
+    live = ((f < total)[None, :] & (nvalid > 0)[:, None]).to(tl.int32)  # groups past the planes: never stored
     a = tl.load(ptr, mask=onmap & (nvalid > 0)[:, None], other=0)
     b = tl.load(ptr + pstride, mask=onmap & (nvalid > 1)[:, None], other=0)
     c = b
@@ -504,7 +483,7 @@ def stage_words_sync(words_ptr, sbase, group_off, pstride, nvalid, y0, x0, rows,
     group in its byte(s) k. ``words_ptr``: the input as words of 4 pixels of one plane (int64 for fp16, int32 for
     int8); ``group_off`` [NG]: the word offset of each group's first plane, the group's planes ``pstride`` words
     apart; ``nvalid`` [NG]: how many of the group's planes exist (the rest, and chunks off the map, are staged as
-    zeros). STEP slots (4 pixels of every group) per step, the next step's loads issued before this step's stores so
+    zeros; a group with none is not staged at all, its results being masked off by the caller). STEP slots (4 pixels of every group) per step, the next step's loads issued before this step's stores so
     that one memory latency is exposed per call, not one per step. Synchronous (the data passes through registers):
     the stores are done when this returns, so a barrier makes them visible. ILASM: interleave_asm(IL)."""
     dst = sbase + (tl.arange(0, NG) * (PLANEC * 16))[:, None]
@@ -519,8 +498,11 @@ def stage_words_sync(words_ptr, sbase, group_off, pstride, nvalid, y0, x0, rows,
 
 
 def interleave_asm(il: int) -> str:
-    """The PTX that stage_words_sync runs per lane for IL interleaved planes (2: fp16 pairs, 4: int8 quads)."""
-    return _INTERLEAVE_ASM[il]
+    """The PTX that stage_words_sync runs per lane for IL interleaved planes (2: fp16 pairs, 4: int8 quads): the
+    permutes, then one 16-byte st.shared at $1 predicated on the last operand ($4 for IL 2, $6 for IL 4)."""
+    body = "\n\t".join(_INTERLEAVE_PERMUTES[il])
+    return (f"{{\n\t.reg .pred p;\n\t.reg .b32 a0, a1, b0, b1, o0, o1, o2, o3;\n\tsetp.ne.b32 p, ${2 + il}, 0;\n\t"
+            f"{body}\n\t@p st.shared.v4.b32 [$1], {{o0, o1, o2, o3}};\n\t}}\n\tmov.u32 $0, 0;")
 
 
 @triton.jit

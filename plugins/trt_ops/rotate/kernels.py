@@ -354,9 +354,9 @@ def _rotate_staged_kernel(
     ix, iy = _source_xy(ox.to(tl.float32) + 0.5 - hw, oy.to(tl.float32) + 0.5 - hh, cs, sn, kx, ky, hw, hh)
     x0f = tl.floor(ix)
     y0f = tl.floor(iy)
-    fx = (ix - x0f)[:, None]
-    fy = (iy - y0f)[:, None]
-    w00 = (1.0 - fx) * (1.0 - fy) * out_scale
+    fx = ix - x0f
+    fy = iy - y0f
+    w00 = (1.0 - fx) * (1.0 - fy) * out_scale  # [pixels]; [:, None] against a [pixels, planes] tile
     w01 = fx * (1.0 - fy) * out_scale
     w10 = (1.0 - fx) * fy * out_scale
     w11 = fx * fy * out_scale
@@ -365,19 +365,15 @@ def _rotate_staged_kernel(
     ESIZE: tl.constexpr = CHUNK // EC
     paddr = base + (ys * (pitch * EC) + xs) * ESIZE
     saddr = paddr[:, None] + (sc * (PLANEC * CHUNK))[None, :]
-    v00 = w00.reshape([BY * BX])  # the weights as [pixels] vectors (IL > 1)
-    v01 = w01.reshape([BY * BX])
-    v10 = w10.reshape([BY * BX])
-    v11 = w11.reshape([BY * BX])
     opix = out_ptr + cbase * SPLANE + tl.max_contiguous(oy * W + ox, 1)  # one pixel per lane
-    hx = fx.to(tl.float16)  # fp16x2's fractions
-    hy = fy.to(tl.float16)
+    hx = fx[:, None].to(tl.float16)  # fp16x2's fractions
+    hy = fy[:, None].to(tl.float16)
     for k in tl.static_range(NCB):
         c0 = cbase + k * BLOCK_C
         if IL > 1:  # gather this block, then stage the next one into the other buffer through registers
             for g in tl.static_range(NS):  # per staged plane, on [pixels] vectors: one layout from load to store
                 r0, r1, r2, r3 = staged_word_bilinear(LD4, paddr + ((k % 2) * BUF + g * PLANEC * CHUNK),
-                                                      pitch * CHUNK, v00, v01, v10, v11, IL, HALF_MATH)
+                                                      pitch * CHUNK, w00, w01, w10, w11, IL, HALF_MATH)
                 for j in tl.static_range(IL):
                     if j == 0:
                         r = r0
@@ -404,8 +400,8 @@ def _rotate_staged_kernel(
         else:
             shared_sync(0)
         if IL == 1:
-            res = staged_bilinear(LD4, LDT, ESIZE, saddr + (k % 2) * BUF, pitch * CHUNK, w00, w01, w10, w11, hx, hy,
-                                  HALF_MATH)
+            res = staged_bilinear(LD4, LDT, ESIZE, saddr + (k % 2) * BUF, pitch * CHUNK, w00[:, None], w01[:, None],
+                                  w10[:, None], w11[:, None], hx, hy, HALF_MATH)
             optr = (opix + k * BLOCK_C * SPLANE)[:, None] + (cc * SPLANE)[None, :]
             tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=pmask[:, None] & ((c0 + cc) < NPLANES)[None, :])
             shared_sync(-1)  # every lane done with this buffer before the next block's copy overwrites it
