@@ -95,7 +95,10 @@ def row_launches(op: str, case: str, precision_layout: str, tuning: dict | None 
     table = getattr(module, "TUNING", None)
     if tuning and table is None:
         raise ValueError(f"{op}'s kernels have no TUNING to override")
-    saved_tuning, saved_check = dict(table or {}), getattr(module, "check_launch", None)
+    saved_tuning = dict(table or {})
+    # CPU tensors pass the launch checks, and the device predicates answer as an sm_90 GPU would
+    stand_ins = {"check_launch": lambda *a, **k: None, "hwc_launchable": lambda *a, **k: True}
+    saved_checks = {name: getattr(module, name, None) for name in stand_ins}
     launches = []
 
     class _Recorder:
@@ -108,7 +111,8 @@ def row_launches(op: str, case: str, precision_layout: str, tuning: dict | None 
     try:
         if table is not None:
             table.update(tuning or {})
-        module.check_launch = lambda *a, **k: None  # CPU tensors: nothing runs
+        for name, stand_in in stand_ins.items():
+            setattr(module, name, stand_in)
         for name, fn in saved.items():
             setattr(module, name, _Recorder(fn))
         kargs, _ = ops_cases.variant_inputs(built, precision)
@@ -119,10 +123,11 @@ def row_launches(op: str, case: str, precision_layout: str, tuning: dict | None 
     finally:  # the kernels back before anything compiles: their helpers are looked up in the module
         for name, fn in saved.items():
             setattr(module, name, fn)
-        if saved_check is None:
-            del module.check_launch
-        else:
-            module.check_launch = saved_check
+        for name, saved_check in saved_checks.items():
+            if saved_check is None:
+                delattr(module, name)
+            else:
+                setattr(module, name, saved_check)
         if table is not None:
             table.clear()
             table.update(saved_tuning)

@@ -393,11 +393,13 @@ def shared_sync(WAIT: tl.constexpr):
 @triton.jit
 def stage_box_async(in_ptr, sbase, plane_off, plane_ok, y0, x0, rows, pitch, H, W, NPL: tl.constexpr,
                     PLANEC: tl.constexpr, NCH: tl.constexpr, STEP: tl.constexpr, CHUNK: tl.constexpr, EC: tl.constexpr,
-                    CPASM: tl.constexpr, NPLP: tl.constexpr = 0):
+                    CPASM: tl.constexpr, nfit, NPLP: tl.constexpr = 0):
     """Copy the box of ``rows`` pixel rows from y0 and NCH CHUNK-byte chunks from pixel x0 (x0 a multiple of the
     chunk's pixels; W too, so that a chunk lies wholly on or off the map) of NPL (H, W) planes of ``in_ptr`` into
     shared memory at ``sbase``, plane-major: byte (q * PLANEC + row * pitch + chunk) * CHUNK for plane q, with
-    ``pitch`` >= NCH chunks per staged row (shared_pitch_table) and ``rows`` * ``pitch`` <= PLANEC. ``plane_off``
+    ``pitch`` >= NCH chunks per staged row (shared_pitch_table) and ``rows`` * ``pitch`` <= PLANEC; of each row only
+    the first ``nfit`` chunks (NCH, or fewer where the program knows its footprint's width: less traffic; the rest
+    of the row is left as it was). ``plane_off``
     [NPLP]: each plane's first element in ``in_ptr`` (NPLP: NPL rounded up to a power of two, for a count that is
     not one; the planes from NPL on are not copied); ``plane_ok`` [NPLP]: False for planes that do not exist (past
     the channels, or a slice off a volume), which are zero-filled like the chunks off the map (cp.async with source
@@ -418,7 +420,7 @@ def stage_box_async(in_ptr, sbase, plane_off, plane_ok, y0, x0, rows, pitch, H, 
         ok = plane_ok[:, None] & ((y >= 0) & (y < H) & (xc >= 0) & (xc < W))[None, :]
         gptr = tl.where(ok, src + (y * W + xc)[None, :], in_ptr).to(tl.int64, bitcast=True)
         saddr = dst + ((r * pitch + ch) * CHUNK)[None, :]
-        live = ((f < total)[None, :] & (q < NPL)[:, None]).to(tl.int32)
+        live = (((f < total) & (ch < nfit))[None, :] & (q < NPL)[:, None]).to(tl.int32)
         tl.inline_asm_elementwise(CPASM, "=r,r,l,r,r", [saddr, gptr, tl.where(ok, CHUNK, 0), live], dtype=tl.int32,
                                   is_pure=False, pack=1)
 
@@ -440,7 +442,7 @@ _INTERLEAVE_PERMUTES = {
 
 @triton.jit
 def _word_slots(words_ptr, dst, group_off, pstride, nvalid, y0, x0, rows, pitch, H, W, f0, IL: tl.constexpr,
-                NCH: tl.constexpr, STEP: tl.constexpr):
+                NCH: tl.constexpr, STEP: tl.constexpr, nfit):
     """stage_words_sync's loads of slots f0 .. f0 + STEP (a slot: 4 pixels of a staged row of every group's planes),
     as [groups, slots]: (shared address, live, a, b, c, d), c and d loaded for IL 4 only (else b again)."""
     f = f0 + tl.arange(0, STEP)
@@ -450,10 +452,11 @@ def _word_slots(words_ptr, dst, group_off, pstride, nvalid, y0, x0, rows, pitch,
     y = y0 + r
     xw = x0 // 4 + ch
     w4 = W // 4
-    onmap = ((y >= 0) & (y < H) & (xw >= 0) & (xw < w4) & (f < total))[None, :]
+    onmap = ((y >= 0) & (y < H) & (xw >= 0) & (xw < w4) & (f < total) & (ch < nfit))[None, :]
     ptr = words_ptr + group_off[:, None] + (y * w4 + xw)[None, :]
     saddr = dst + ((r * pitch + ch) * 16)[None, :]
-    live = ((f < total)[None, :] & (nvalid > 0)[:, None]).to(tl.int32)  # groups past the planes: never stored
+    # groups past the planes are never stored
+    live = (((f < total) & (ch < nfit))[None, :] & (nvalid > 0)[:, None]).to(tl.int32)
     a = tl.load(ptr, mask=onmap & (nvalid > 0)[:, None], other=0)
     b = tl.load(ptr + pstride, mask=onmap & (nvalid > 1)[:, None], other=0)
     c = b
@@ -476,7 +479,7 @@ def _store_word_slots(saddr, live, a, b, c, d, IL: tl.constexpr, ILASM: tl.const
 @triton.jit
 def stage_words_sync(words_ptr, sbase, group_off, pstride, nvalid, y0, x0, rows, pitch, H, W, NG: tl.constexpr,
                      IL: tl.constexpr, PLANEC: tl.constexpr, NCH: tl.constexpr, STEP: tl.constexpr,
-                     ILASM: tl.constexpr):
+                     ILASM: tl.constexpr, nfit):
     """Stage the box of ``rows`` pixel rows from y0 and NCH 4-pixel chunks from pixel x0 (x0 and W multiples of 4)
     of NG groups of IL planes each into shared memory at ``sbase``, each pixel's IL channels interleaved in one
     4-byte word: group g's staged pixel (row, x) at byte (g * PLANEC + row * pitch) * 16 + x * 4, channel k of the
@@ -488,10 +491,10 @@ def stage_words_sync(words_ptr, sbase, group_off, pstride, nvalid, y0, x0, rows,
     the stores are done when this returns, so a barrier makes them visible. ILASM: interleave_asm(IL)."""
     dst = sbase + (tl.arange(0, NG) * (PLANEC * 16))[:, None]
     saddr, live, a, b, c, d = _word_slots(words_ptr, dst, group_off, pstride, nvalid, y0, x0, rows, pitch, H, W, 0, IL,
-                                          NCH, STEP)
+                                          NCH, STEP, nfit)
     for f0 in tl.range(STEP, rows * NCH, STEP):
         saddr2, live2, a2, b2, c2, d2 = _word_slots(words_ptr, dst, group_off, pstride, nvalid, y0, x0, rows, pitch,
-                                                    H, W, f0, IL, NCH, STEP)
+                                                    H, W, f0, IL, NCH, STEP, nfit)
         _store_word_slots(saddr, live, a, b, c, d, IL, ILASM)
         saddr, live, a, b, c, d = saddr2, live2, a2, b2, c2, d2
     _store_word_slots(saddr, live, a, b, c, d, IL, ILASM)
@@ -592,6 +595,18 @@ def staged_bilinear(LD4: tl.constexpr, LDT: tl.constexpr, ESIZE: tl.constexpr, a
     return res
 
 
+def copy_async_asm(chunk: int) -> str:
+    """stage_box_async's CPASM: one cp.async of ``chunk`` bytes (16, 8 or 4) from $2 to shared $1, $3 of them read
+    (0: zero-fill), predicated on $4."""
+    cp = f"cp.async.{'cg' if chunk == 16 else 'ca'}.shared.global [$1], [$2], {chunk}, $3;"
+    return f"{{\n\t.reg .pred p;\n\tsetp.ne.b32 p, $4, 0;\n\t@p {cp}\n\t}}\n\tmov.u32 $0, 0;"
+
+
+def shared_decl(nbytes: int) -> str:
+    """shared_base's DECL: the kernel's one static .shared staging array of ``nbytes`` bytes, 16-byte aligned."""
+    return f".shared .align 16 .b8 bd_stage[{nbytes}];\n\tmov.u32 $0, bd_stage;"
+
+
 @functools.cache
 def shared_stage_plan(element_size: int, width: int, box_h: int, box_w: int, block_c: int, step: int,
                       buffers: int = 2, pad: int = 0, margin: int | None = None, full_pitch: bool = False) -> dict | None:
@@ -625,11 +640,9 @@ def shared_stage_plan(element_size: int, width: int, box_h: int, box_w: int, blo
         return None
     kind = {1: ("ld.shared.s8", "r"), 2: ("ld.shared.b16", "h"), 4: ("ld.shared.b32", "r")}[element_size]
     t, e = kind[0], element_size
-    cp = f"cp.async.{'cg' if chunk == 16 else 'ca'}.shared.global [$1], [$2], {chunk}, $3;"
     return dict(
-        FH=fh, NCH=nch, PLANEC=planec, CHUNK=chunk, EC=per_chunk, BUF=buf, STEP=step,
-        CPASM=f"{{\n\t.reg .pred p;\n\tsetp.ne.b32 p, $4, 0;\n\t@p {cp}\n\t}}\n\tmov.u32 $0, 0;",
-        DECL=f".shared .align 16 .b8 bd_stage[{nbytes}];\n\tmov.u32 $0, bd_stage;",
+        FH=fh, NCH=nch, PLANEC=planec, CHUNK=chunk, EC=per_chunk, BUF=buf, STEP=step, CPASM=copy_async_asm(chunk),
+        DECL=shared_decl(nbytes),
         LD4=f"{t} $0, [$4];\n\t{t} $1, [$4+{e}];\n\t{t} $2, [$5];\n\t{t} $3, [$5+{e}];",
         LDT=kind[1], SHARED=nbytes,
     )

@@ -93,3 +93,18 @@ def test_rotate_int8_stages_four_channels_a_word():
     assert launch.startswith("_rotate_staged_kernel ") and "'IL': 4" in launch, launch
     assert "'LDT': 'r'" in launch and "barriers 0" not in counts
     assert "PRMT" in top and "LDS" in top, top
+
+
+def test_rotate_channels_last_assembles_with_one_element_per_lane():
+    """rotate's fp16 row with TUNING "stage_hwc" launches the channels-last staged kernel (ldmatrix / stmatrix,
+    trt_ops/hwc_stage.py), it assembles for sm_90, and its per-lane tensors are laid out one element per lane and
+    then per warp: the matrix instructions exchange data between lanes, so the kernel's ``arange % 32`` must be the
+    lane (a 1-D layout with more elements per thread would break it)."""
+    row = _run("--row", "rotate", "anchor", "fp16", "--tuning", '{"stage_hwc": true}')
+    assert row.returncode == 0, row.stderr
+    launch, counts, top, *layouts = row.stdout.splitlines()
+    assert launch.startswith("_rotate_hwc_kernel grid (169, 8) warps 4 ") and "'NCB': 4" in launch, launch
+    assert "barriers 0" not in counts and "LDSM" in top, top
+    flat = [lay for lay in layouts if "order = [0]}" in lay]
+    assert flat == ["layout: #ttg.blocked<{sizePerThread = [1], threadsPerWarp = [32], warpsPerCTA = [4], "
+                    "order = [0]}>"], layouts

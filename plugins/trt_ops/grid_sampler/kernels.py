@@ -447,7 +447,7 @@ def _grid_sampler_staged_kernel(
         inv = 1.0 / tl.maximum(tl.sqrt(ddx * ddx + ddy * ddy), 1e-6)
         pitch = staged_pitch(ddx * inv, ddy * inv, rows, NCH, PLANEC, TAB, NTAB)
         stage_box_async(in_ptr, base, qoff, qok, ylo, fx0, rows, pitch, H, W, NPL, PLANEC, NCH, STEP, CHUNK, EC, CPASM,
-                        NPLP)
+                        NCH, NPLP)
         shared_commit()
         xs = tl.minimum(tl.maximum(x0 - fx0, 0), NCH * EC - 2)  # clamped: never outside the staged box
         ys = tl.minimum(tl.maximum(y0 - ylo, 0), FH - 2)
@@ -463,7 +463,7 @@ def _grid_sampler_staged_kernel(
             if k + 1 < NCB:  # the next block's copy into the other buffer, then wait for this block's
                 stage_box_async(in_ptr, base + ((k + 1) % 2) * BUF, qoff + (k + 1) * BLOCK_C * SVOL,
                                 qok & (c0 + BLOCK_C + q // FD < C), ylo, fx0, rows, pitch, H, W, NPL, PLANEC, NCH,
-                                STEP, CHUNK, EC, CPASM, NPLP)
+                                STEP, CHUNK, EC, CPASM, NCH, NPLP)
                 shared_commit()
                 shared_sync(1)
             else:

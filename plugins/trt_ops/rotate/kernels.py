@@ -25,6 +25,16 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from bevdeploy import BevDeployError
+from bevdeploy.plugins.trt_ops.hwc_stage import (
+    half2_bilinear,
+    hwc_chunk,
+    hwc_corners,
+    hwc_launchable,
+    hwc_stage_plan,
+    hwc_transpose,
+    hwc_warps,
+    store_half2_quads,
+)
 from bevdeploy.plugins.trt_ops.layouts import physical_vector
 from bevdeploy.plugins.trt_ops.triton_util import (
     PITCH_STEPS,
@@ -32,6 +42,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     check_launch,
     corner_pair,
     float_storage,
+    half2_splat,
     int8_input,
     interleave_asm,
     interpreting,
@@ -116,15 +127,24 @@ OP = "rotate"
 # boxes ran 0.0143 - 0.0147 up to 7.3 degrees but 0.0179 - 0.0180 at 10 - 20, where the copy needs a second step.
 # fp16 / fp16x2 pairs were slower at every angle but 90 (0.0201 - 0.0227 ms at 0 - 7.3 degrees against 0.0166 -
 # 0.0186): they stay on cp.async planes
+# session 21 (H200, results/rotate_angles-s21.md, NOTES-ops item 32): each staged row copied only as far as the
+# footprint's x extent reaches ("stage_fit_x", _footprint; the plan's NCH chunks cover the box's diagonal): fp16 at 2 /
+# 3 / 5 / 90 degrees 0.0176 / 0.0179 / 0.0184 / 0.0373 -> 0.0172 / 0.0173 / 0.0180 / 0.0359 ms, 7.3 degrees 0.0185
+# either way (fp16x2 alike); int8's synchronous word copy 0.0151 - 0.0156 -> 0.0154 - 0.0158 at 2 - 10 degrees (off).
+# fp16 staged channels-last ("stage_hwc", _rotate_hwc_kernel: ldmatrix gathers of 8 channels) was correct but
+# slower at every angle (0.0269 - 0.0311 ms against 0.0168 - 0.0241): L2-bound on its 16 x 16 boxes' footprint and
+# waiting on its copies (ncu); off
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
           "vec_wide_num_warps": 4, "vec_num_warps": None, "vec_vectors": 1, "vec_word_store": False,
           "vec_half_words": False, "pairs": False, "vec_pairs": False, "ptr_first": False, "static_strides": False,
           "staged": False, "stage_by": 16, "stage_bx": 32, "stage_block_c": 4, "stage_blocks": 4, "stage_step": 64,
           "stage_pad": 3, "stage_num_warps": 4, "stage_words": False, "stage_word_step": 256,
+          "stage_fit_x": True, "stage_hwc": False, "stage_hwc_box": (16, 16), "stage_hwc_blocks": 4,
+          "stage_hwc_qpitch": 48, "stage_hwc_maxnreg": None,
           "per_precision": {"int8": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_num_warps": 4, "vec_vectors": 4,
                                      "vec_word_store": True, "pairs": True, "vec_pairs": True, "static_strides": True,
                                      "staged": True, "stage_block_c": 8, "stage_blocks": 4, "stage_by": 8,
-                                     "stage_words": True},
+                                     "stage_words": True, "stage_fit_x": False},
                             "fp16": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_block_p": 512,
                                      "vec_wide_block_p": 256, "vec_wide_num_warps": 8, "vec_half_words": True,
                                      "vec_vectors": 4, "vec_pairs": True, "static_strides": True, "staged": True},
@@ -158,7 +178,10 @@ SWEEP = [{**cfg, "per_precision": {}} for cfg in (
     {"staged": True, "stage_words": True, "stage_block_c": 8, "stage_blocks": 2},
     {"staged": True, "stage_words": True, "stage_block_c": 4, "stage_blocks": 4},
     {"staged": True, "stage_words": True, "stage_by": 8, "stage_blocks": 4},
-    {"staged": True, "stage_words": True, "stage_by": 16, "stage_blocks": 2}]
+    {"staged": True, "stage_words": True, "stage_by": 16, "stage_blocks": 2},
+    # session 21: fitted row copies; the channels-last staging (_rotate_hwc_kernel, fp16 / fp16x2)
+    {"staged": True, "stage_fit_x": False}, {"staged": True, "stage_fit_x": True},
+    *({"stage_hwc": True, "stage_hwc_blocks": b} for b in (2, 4)), {"stage_hwc": True, "stage_hwc_maxnreg": 80}]
 
 
 @triton.jit
@@ -204,6 +227,28 @@ def _inverse_rotation(angle_ptr, center_ptr, H, W):
 def _source_xy(xo, yo, cs, sn, kx, ky, hw, hh):
     """The source pixel (x, y) of centre-relative output coordinates (xo, yo) under _inverse_rotation's map."""
     return cs * xo + sn * yo + kx + hw - 0.5, -sn * xo + cs * yo + ky + hh - 0.5
+
+
+@triton.jit
+def _footprint(oy0, ox0, BY: tl.constexpr, BX: tl.constexpr, cs, sn, kx, ky, hw, hh, EC: tl.constexpr,
+               FH: tl.constexpr, NCH: tl.constexpr):
+    """(first row, first pixel (down to a chunk of EC pixels), rows, chunks per row) of the source footprint of the
+    BY x BX output box at (oy0, ox0): the bounds of _source_xy over the box's corners, a pixel of margin absorbing
+    the rounding, the rows capped at the plan's FH and the chunks at its NCH (the box's diagonal, which the x extent
+    never exceeds; at small angles it is a chunk or two less, and copying only those saves L2 traffic)."""
+    xa = ox0.to(tl.float32) + 0.5 - hw  # the box's corner pixels, centre-relative
+    xb = xa + (BX - 1)
+    ya = oy0.to(tl.float32) + 0.5 - hh
+    yb = ya + (BY - 1)
+    sx = tl.minimum(cs * xa, cs * xb) + tl.minimum(sn * ya, sn * yb) + kx + hw - 0.5
+    ex = tl.maximum(cs * xa, cs * xb) + tl.maximum(sn * ya, sn * yb) + kx + hw - 0.5
+    sy = tl.minimum(-sn * xa, -sn * xb) + tl.minimum(cs * ya, cs * yb) + ky + hh - 0.5
+    ey = tl.maximum(-sn * xa, -sn * xb) + tl.maximum(cs * ya, cs * yb) + ky + hh - 0.5
+    fy0 = tl.floor(sy).to(tl.int32) - 1
+    fxe = tl.floor(sx).to(tl.int32) - 1
+    fx0 = fxe - ((fxe % EC) + EC) % EC  # down to a chunk
+    ncx = tl.minimum((tl.floor(ex).to(tl.int32) + 2 + EC - fx0) // EC, NCH)  # up to pixel floor(ex) + 2
+    return fy0, fx0, tl.minimum(tl.floor(ey).to(tl.int32) + 3 - fy0, FH), ncx
 
 
 @triton.jit
@@ -300,7 +345,7 @@ def _rotate_staged_kernel(
     SPLANE: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr, PLANEC: tl.constexpr, CHUNK: tl.constexpr,
     EC: tl.constexpr, BUF: tl.constexpr, STEP: tl.constexpr, CPASM: tl.constexpr, DECL: tl.constexpr,
     LD4: tl.constexpr, LDT: tl.constexpr, TAB: tl.constexpr, NTAB: tl.constexpr, IL: tl.constexpr = 1,
-    ILASM: tl.constexpr = "",
+    ILASM: tl.constexpr = "", FITX: tl.constexpr = True,
 ):
     """Bilinear rotate of the linear layout with the input staged in shared memory (triton_util.stage_box_async).
     A program takes a BY x BX box of output pixels and NCB blocks of BLOCK_C planes. Its input footprint (the box
@@ -314,25 +359,16 @@ def _rotate_staged_kernel(
     TAB / NTAB: the table (triton_util.pitch_words) and its entries (modelled for warps of 32 pixels of one output
     row: BX >= 32). IL > 1: in_ptr holds words of 4 pixels and each block's planes are staged IL to a shared word
     (triton_util.stage_words_sync, ILASM its permute; the plan is then of 4-byte elements and BLOCK_C / IL planes),
-    so that one ld.shared reads a corner of IL channels (staged_word_bilinear)."""
+    so that one ld.shared reads a corner of IL channels (staged_word_bilinear). FITX: copy only the chunks of each
+    row that the footprint's x extent covers (_footprint), not all NCH."""
     tiles_x = tl.cdiv(W, BX)
     oy0 = (tl.program_id(0) // tiles_x) * BY
     ox0 = (tl.program_id(0) % tiles_x) * BX
     cbase = tl.program_id(1) * (BLOCK_C * NCB)
     cs, sn, kx, ky, hw, hh = _inverse_rotation(angle_ptr, center_ptr, H, W)
-    xa = ox0.to(tl.float32) + 0.5 - hw  # the box's corner pixels, centre-relative
-    xb = xa + (BX - 1)
-    ya = oy0.to(tl.float32) + 0.5 - hh
-    yb = ya + (BY - 1)
-    # the footprint: the bounds of _source_xy over the box's corners (rounding is absorbed by a pixel of margin); its
-    # x extent never exceeds the plan's NCH chunks, which are all copied
-    sx = tl.minimum(cs * xa, cs * xb) + tl.minimum(sn * ya, sn * yb) + kx + hw - 0.5
-    sy = tl.minimum(-sn * xa, -sn * xb) + tl.minimum(cs * ya, cs * yb) + ky + hh - 0.5
-    ey = tl.maximum(-sn * xa, -sn * xb) + tl.maximum(cs * ya, cs * yb) + ky + hh - 0.5
-    fy0 = tl.floor(sy).to(tl.int32) - 1
-    fxe = tl.floor(sx).to(tl.int32) - 1
-    fx0 = fxe - ((fxe % EC) + EC) % EC  # down to a chunk
-    rows = tl.minimum(tl.floor(ey).to(tl.int32) + 3 - fy0, FH)
+    fy0, fx0, rows, ncx = _footprint(oy0, ox0, BY, BX, cs, sn, kx, ky, hw, hh, EC, FH, NCH)
+    if not FITX:  # every row's NCH chunks, as the plan sizes them (the copy before session 21)
+        ncx = NCH
     # the staged row pitch for the direction a warp's pixels (one output row) walk the source: fewest bank conflicts
     pitch = staged_pitch(cs, -sn, rows, NCH, PLANEC, TAB, NTAB)
     base = shared_base(DECL)
@@ -341,11 +377,11 @@ def _rotate_staged_kernel(
     sc = tl.arange(0, NS)
     if IL == 1:
         stage_box_async(in_ptr, base, (cbase + cc) * SPLANE, cbase + cc < NPLANES, fy0, fx0, rows, pitch, H, W,
-                        BLOCK_C, PLANEC, NCH, STEP, CHUNK, EC, CPASM)
+                        BLOCK_C, PLANEC, NCH, STEP, CHUNK, EC, CPASM, ncx)
         shared_commit()
     else:
         stage_words_sync(in_ptr, base, (cbase + sc * IL) * (SPLANE // 4), SPLANE // 4, NPLANES - cbase - sc * IL,
-                         fy0, fx0, rows, pitch, H, W, NS, IL, PLANEC, NCH, STEP, ILASM)
+                         fy0, fx0, rows, pitch, H, W, NS, IL, PLANEC, NCH, STEP, ILASM, ncx)
         shared_sync(-1)
     p = tl.arange(0, BY * BX)
     oy = oy0 + p // BX
@@ -389,12 +425,12 @@ def _rotate_staged_kernel(
             if k + 1 < NCB:
                 stage_words_sync(in_ptr, base + ((k + 1) % 2) * BUF, (c0 + BLOCK_C + sc * IL) * (SPLANE // 4),
                                  SPLANE // 4, NPLANES - c0 - BLOCK_C - sc * IL, fy0, fx0, rows, pitch, H, W, NS, IL,
-                                 PLANEC, NCH, STEP, ILASM)
+                                 PLANEC, NCH, STEP, ILASM, ncx)
                 shared_sync(-1)
         elif k + 1 < NCB:  # the next block's copy into the other buffer, then wait for this block's
             stage_box_async(in_ptr, base + ((k + 1) % 2) * BUF, (c0 + BLOCK_C + cc) * SPLANE,
                             c0 + BLOCK_C + cc < NPLANES, fy0, fx0, rows, pitch, H, W, BLOCK_C, PLANEC, NCH, STEP,
-                            CHUNK, EC, CPASM)
+                            CHUNK, EC, CPASM, ncx)
             shared_commit()
             shared_sync(1)
         else:
@@ -405,6 +441,112 @@ def _rotate_staged_kernel(
             optr = (opix + k * BLOCK_C * SPLANE)[:, None] + (cc * SPLANE)[None, :]
             tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=pmask[:, None] & ((c0 + cc) < NPLANES)[None, :])
             shared_sync(-1)  # every lane done with this buffer before the next block's copy overwrites it
+
+
+@triton.jit
+def _hwc_pixel(oy, ox, dy, dx, cs, sn, kx, ky, hw, hh, fy0, fx0, qbase, NCH: tl.constexpr, FH: tl.constexpr,
+               QP: tl.constexpr):
+    """For output pixel (oy, ox): its source position's fractions (fx, fy), and the Q address of its corner (dy, dx)
+    (hwc_stage), clamped into the staged box."""
+    ix, iy = _source_xy(ox.to(tl.float32) + 0.5 - hw, oy.to(tl.float32) + 0.5 - hh, cs, sn, kx, ky, hw, hh)
+    x0f = tl.floor(ix)
+    y0f = tl.floor(iy)
+    xs = tl.minimum(tl.maximum(x0f.to(tl.int32) - fx0, 0), NCH * 8 - 2)
+    ys = tl.minimum(tl.maximum(y0f.to(tl.int32) - fy0, 0), FH - 2)
+    return ix - x0f, iy - y0f, qbase + hwc_chunk((ys + dy) * QP + xs + dx) * 16
+
+
+@triton.jit
+def _hwc_weights(fx, fy, HALF_MATH: tl.constexpr):
+    """Bilinear weights (w00, w01, w10, w11) of fractions (fx, fy): fp32, or half2 words for HALF_MATH."""
+    w00 = (1.0 - fx) * (1.0 - fy)
+    w01 = fx * (1.0 - fy)
+    w10 = (1.0 - fx) * fy
+    w11 = fx * fy
+    if HALF_MATH:
+        w00, w01, w10, w11 = half2_splat(w00), half2_splat(w01), half2_splat(w10), half2_splat(w11)
+    return w00, w01, w10, w11
+
+
+@triton.jit
+def _hwc_lane_pixel(oy0, ox0, cpix, spix, BX: tl.constexpr, cs, sn, kx, ky, hw, hh, fy0, fx0, qbase, dy, dx,
+                    NCH: tl.constexpr, FH: tl.constexpr, QP: tl.constexpr, HALF_MATH: tl.constexpr):
+    """One group of a lane (hwc_stage): the weights of the box pixel ``cpix`` it receives, and the Q address of the
+    corner (dy, dx) of the box pixel ``spix`` it provides."""
+    fx, fy, _ = _hwc_pixel(oy0 + cpix // BX, ox0 + cpix % BX, 0, 0, cs, sn, kx, ky, hw, hh, fy0, fx0, qbase, NCH,
+                           FH, QP)
+    _, _, addr = _hwc_pixel(oy0 + spix // BX, ox0 + spix % BX, dy, dx, cs, sn, kx, ky, hw, hh, fy0, fx0, qbase, NCH,
+                            FH, QP)
+    w00, w01, w10, w11 = _hwc_weights(fx, fy, HALF_MATH)
+    return addr, w00, w01, w10, w11
+
+
+@triton.jit
+def _rotate_hwc_kernel(
+    in_ptr, out_ptr, angle_ptr, center_ptr, H, W, NPLANES,
+    BY: tl.constexpr, BX: tl.constexpr, NCB: tl.constexpr, HALF_MATH: tl.constexpr, SPLANE: tl.constexpr,
+    FH: tl.constexpr, NCH: tl.constexpr, PLANEC: tl.constexpr, QP: tl.constexpr, QOFF: tl.constexpr,
+    STEP: tl.constexpr, CPASM: tl.constexpr, DECL: tl.constexpr,
+):
+    """Bilinear rotate of linear fp16 planes staged channels-last (hwc_stage): a program takes a BY x BX box of
+    output pixels and NCB blocks of 8 planes. Each block's footprint is copied as planes (cp.async, the next block's
+    copy in flight while this one is gathered), transposed channels-last into Q, and gathered with one ldmatrix per
+    8 pixels' four corners of 8 channels. Lane l of a warp's 32 box pixels [first, first + 32) receives pixels first +
+    4 (l // 4) + q for its four groups q (neighbouring pixels: one 8-byte store per channel) and provides corner l // 8
+    of pixels first + 4 (l % 8) + q. Sums in fp32 (fp16 out), or half2 (HALF_MATH, fp16x2)."""
+    tiles_x = tl.cdiv(W, BX)
+    oy0 = (tl.program_id(0) // tiles_x) * BY
+    ox0 = (tl.program_id(0) % tiles_x) * BX
+    cbase = tl.program_id(1) * (8 * NCB)
+    cs, sn, kx, ky, hw, hh = _inverse_rotation(angle_ptr, center_ptr, H, W)
+    fy0, fx0, rows, ncx = _footprint(oy0, ox0, BY, BX, cs, sn, kx, ky, hw, hh, 8, FH, NCH)
+    base = shared_base(DECL)
+    qbase = base + QOFF
+    cc = tl.arange(0, 8)
+    stage_box_async(in_ptr, base, (cbase + cc) * SPLANE, cbase + cc < NPLANES, fy0, fx0, rows, NCH, H, W, 8, PLANEC,
+                    NCH, STEP, 16, 8, CPASM, ncx)
+    shared_commit()
+    NE: tl.constexpr = BY * BX  # 32 lanes x 4 groups x 8 channels cover 32 pixels x 8 channels
+    e = tl.arange(0, NE)
+    lane = e % 32
+    first = (e // 32) * 32
+    dy = lane // 16  # the corner this lane provides: lanes 8i .. 8i + 7 give corner i = (dy, dx)
+    dx = (lane // 8) % 2
+    pc = first + 4 * (lane // 4)  # the first of the four box pixels the lane receives (and stores)
+    ps = first + 4 * (lane % 8)  # the first of the four whose corner it provides
+    a0, w000, w001, w010, w011 = _hwc_lane_pixel(oy0, ox0, pc + 0, ps + 0, BX, cs, sn, kx, ky, hw, hh, fy0, fx0,
+                                                 qbase, dy, dx, NCH, FH, QP, HALF_MATH)
+    a1, w100, w101, w110, w111 = _hwc_lane_pixel(oy0, ox0, pc + 1, ps + 1, BX, cs, sn, kx, ky, hw, hh, fy0, fx0,
+                                                 qbase, dy, dx, NCH, FH, QP, HALF_MATH)
+    a2, w200, w201, w210, w211 = _hwc_lane_pixel(oy0, ox0, pc + 2, ps + 2, BX, cs, sn, kx, ky, hw, hh, fy0, fx0,
+                                                 qbase, dy, dx, NCH, FH, QP, HALF_MATH)
+    a3, w300, w301, w310, w311 = _hwc_lane_pixel(oy0, ox0, pc + 3, ps + 3, BX, cs, sn, kx, ky, hw, hh, fy0, fx0,
+                                                 qbase, dy, dx, NCH, FH, QP, HALF_MATH)
+    oy = oy0 + pc // BX
+    ox = ox0 + pc % BX
+    pix_ok = (oy < H) & (ox < W)  # W is a multiple of 8: the four pixels are on or off the map together
+    pair = 2 * (lane % 4)
+    opix = out_ptr + tl.multiple_of(oy * W + ox, 4)
+    for k in tl.static_range(NCB):
+        c0 = cbase + k * 8
+        shared_sync(0)  # block k staged (every thread's copies) and every lane done with Q's previous block
+        hwc_transpose(base, qbase, rows, NCH, PLANEC, QP, NE)
+        shared_sync(-1)  # Q holds block k; the planar stage is free for the next block's copy
+        if k + 1 < NCB:
+            stage_box_async(in_ptr, base, (c0 + 8 + cc) * SPLANE, c0 + 8 + cc < NPLANES, fy0, fx0, rows, NCH, H, W,
+                            8, PLANEC, NCH, STEP, 16, 8, CPASM, ncx)
+            shared_commit()
+        v00, v01, v10, v11 = hwc_corners(a0)
+        r0 = half2_bilinear(v00, v01, v10, v11, w000, w001, w010, w011, HALF_MATH)
+        v00, v01, v10, v11 = hwc_corners(a1)
+        r1 = half2_bilinear(v00, v01, v10, v11, w100, w101, w110, w111, HALF_MATH)
+        v00, v01, v10, v11 = hwc_corners(a2)
+        r2 = half2_bilinear(v00, v01, v10, v11, w200, w201, w210, w211, HALF_MATH)
+        v00, v01, v10, v11 = hwc_corners(a3)
+        r3 = half2_bilinear(v00, v01, v10, v11, w300, w301, w310, w311, HALF_MATH)
+        ch = c0 + pair
+        store_half2_quads(opix + ch * SPLANE, r0, r1, r2, r3, pix_ok & (ch < NPLANES), pix_ok & (ch + 1 < NPLANES),
+                          SPLANE)
 
 
 def _as_device_vector(v, n: int, device, name: str) -> torch.Tensor:
@@ -448,6 +590,19 @@ def rotate_cuda(
     if out.numel() == 0:
         return out
     cfg = tuned(TUNING, precision)
+    if (vec == 1 and mode == 0 and precision in ("fp16", "fp16x2") and cfg["stage_hwc"] and not interpreting()
+            and hwc_launchable(x, planes * h * w)):
+        by, bx = cfg["stage_hwc_box"]
+        plan = hwc_stage_plan(w, by, bx, cfg["stage_step"], cfg["stage_hwc_qpitch"])
+        if plan is not None:
+            grid = (triton.cdiv(h, by) * triton.cdiv(w, bx), triton.cdiv(planes, 8 * cfg["stage_hwc_blocks"]))
+            _rotate_hwc_kernel[grid](
+                x, out, ang, ctr, h, w, planes, BY=by, BX=bx, NCB=cfg["stage_hwc_blocks"],
+                HALF_MATH=precision == "fp16x2", SPLANE=h * w, num_warps=hwc_warps(by * bx),
+                maxnreg=cfg["stage_hwc_maxnreg"],
+                **{k: v for k, v in plan.items() if k != "SHARED"},
+            )
+            return out
     if vec == 1 and mode == 0 and cfg["staged"] and not interpreting():
         il = staged_interleave(cfg, x, cfg["stage_block_c"])
         esize = 4 if il > 1 else x.element_size()
@@ -461,6 +616,7 @@ def rotate_cuda(
             _rotate_staged_kernel[grid](
                 staged_words(x, il), out, ang, ctr, h, w, out_scale, planes, BY=cfg["stage_by"], BX=cfg["stage_bx"],
                 TAB=pitches, NTAB=PITCH_STEPS, IL=il, ILASM=interleave_asm(il) if il > 1 else "",
+                FITX=cfg["stage_fit_x"],
                 BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], HALF_MATH=precision == "fp16x2", SPLANE=h * w,
                 num_warps=cfg["stage_num_warps"], **{k: v for k, v in plan.items() if k != "SHARED"},
             )
