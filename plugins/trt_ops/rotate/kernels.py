@@ -506,7 +506,7 @@ def _rotate_hwc_kernel(
     stage_box_async(in_ptr, base, (cbase + cc) * SPLANE, cbase + cc < NPLANES, fy0, fx0, rows, NCH, H, W, 8, PLANEC,
                     NCH, STEP, 16, 8, CPASM, ncx)
     shared_commit()
-    NE: tl.constexpr = BY * BX  # 32 lanes x 4 groups x 8 channels cover 32 pixels x 8 channels
+    NE: tl.constexpr = BY * BX  # one element per box pixel: a warp's 32 (x 4 groups x 2 channels) cover 32 x 8
     e = tl.arange(0, NE)
     lane = e % 32
     first = (e // 32) * 32
