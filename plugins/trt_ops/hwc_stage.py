@@ -28,7 +28,15 @@ from __future__ import annotations
 import functools
 import math
 
-from .triton_util import SHARED_STATIC_MAX, copy_async_asm, shared_decl, tl, triton
+from .triton_util import (
+    SHARED_STATIC_MAX,
+    add_half_pairs,
+    copy_async_asm,
+    half2_weighted_sum,
+    shared_decl,
+    tl,
+    triton,
+)
 
 HWC_CHANNELS = 8  # fp16 channels per staged 16-byte pixel row
 
@@ -121,32 +129,19 @@ def hwc_corners(addr):
 @triton.jit
 def half2_bilinear(c00, c01, c10, c11, w00, w01, w10, w11, HALF_MATH: tl.constexpr):
     """The bilinear sum of four half2 corner words as one half2 word. HALF_MATH (fp16x2): w00 .. w11 are half2 words
-    of the weights (triton_util.half2_splat), one packed product and three packed fused adds; else fp32 weights,
-    each channel converted and summed in fp32, then rounded to fp16 once."""
+    of the weights (half2_splat) and the sum is triton_util.half2_weighted_sum; else fp32 weights, each channel
+    converted and summed in fp32 (add_half_pairs), then rounded to fp16 once and packed."""
     if HALF_MATH:
-        return tl.inline_asm_elementwise(
-            """{
-            .reg .b32 t;
-            mul.rn.f16x2 t, $1, $5;
-            fma.rn.f16x2 t, $2, $6, t;
-            fma.rn.f16x2 t, $3, $7, t;
-            fma.rn.f16x2 $0, $4, $8, t;
-            }""", "=r,r,r,r,r,r,r,r,r", [c00, c01, c10, c11, w00, w01, w10, w11], dtype=tl.int32, is_pure=True,
-            pack=1)
-    lo = _half_lo(c00) * w00 + _half_lo(c01) * w01 + _half_lo(c10) * w10 + _half_lo(c11) * w11
-    hi = _half_hi(c00) * w00 + _half_hi(c01) * w01 + _half_hi(c10) * w10 + _half_hi(c11) * w11
+        return half2_weighted_sum(c00, c01, c10, c11, w00, w01, w10, w11)
+    z = tl.zeros(w00.shape, dtype=tl.float32)
+    lo, hi = add_half_pairs(c00, w00, z, z, False)
+    lo, hi = add_half_pairs(c01, w01, lo, hi, False)
+    lo, hi = add_half_pairs(c10, w10, lo, hi, False)
+    lo, hi = add_half_pairs(c11, w11, lo, hi, False)
+    # triton_util.half_pair_bits in one instruction (it takes 4 - 5: two conversions and a byte permute); switching
+    # half_pair_bits itself would change the MSDA int8 and vectorized-layout stores, which would need re-measuring
     return tl.inline_asm_elementwise("cvt.rn.f16x2.f32 $0, $2, $1;", "=r,r,r", [lo, hi], dtype=tl.int32,
                                      is_pure=True, pack=1)
-
-
-@triton.jit
-def _half_lo(word):
-    return (word & 0xFFFF).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
-
-
-@triton.jit
-def _half_hi(word):
-    return (word >> 16).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
 
 
 @triton.jit

@@ -486,8 +486,9 @@ def stage_words_sync(words_ptr, sbase, group_off, pstride, nvalid, y0, x0, rows,
     group in its byte(s) k. ``words_ptr``: the input as words of 4 pixels of one plane (int64 for fp16, int32 for
     int8); ``group_off`` [NG]: the word offset of each group's first plane, the group's planes ``pstride`` words
     apart; ``nvalid`` [NG]: how many of the group's planes exist (the rest, and chunks off the map, are staged as
-    zeros; a group with none is not staged at all, its results being masked off by the caller). STEP slots (4 pixels of every group) per step, the next step's loads issued before this step's stores so
-    that one memory latency is exposed per call, not one per step. Synchronous (the data passes through registers):
+    zeros; a group with none is not staged at all, its results being masked off by the caller); of each row only the
+    first ``nfit`` chunks are staged (as stage_box_async). STEP slots (4 pixels of every group) per step, the next
+    step's loads issued before this step's stores so that one memory latency is exposed per call, not one per step. Synchronous (the data passes through registers):
     the stores are done when this returns, so a barrier makes them visible. ILASM: interleave_asm(IL)."""
     dst = sbase + (tl.arange(0, NG) * (PLANEC * 16))[:, None]
     saddr, live, a, b, c, d = _word_slots(words_ptr, dst, group_off, pstride, nvalid, y0, x0, rows, pitch, H, W, 0, IL,
@@ -516,6 +517,27 @@ def half2_splat(w):
 
 
 @triton.jit
+def half2_weighted_sum(v00, v01, v10, v11, w00, w01, w10, w11):
+    """Four half2 words weighted by four half2 words (half2_splat of each weight) and summed, as one half2 word:
+    one packed product and three packed fused adds (fp16x2's arithmetic on two channels at once)."""
+    return tl.inline_asm_elementwise(
+        """{
+        .reg .b32 t;
+        mul.rn.f16x2 t, $1, $5;
+        fma.rn.f16x2 t, $2, $6, t;
+        fma.rn.f16x2 t, $3, $7, t;
+        fma.rn.f16x2 $0, $4, $8, t;
+        }""", "=r,r,r,r,r,r,r,r,r", [v00, v01, v10, v11, w00, w01, w10, w11], dtype=tl.int32, is_pure=True, pack=1)
+
+
+@triton.jit
+def bilinear_weights(fx, fy, scale):
+    """The four bilinear weights (w00, w01, w10, w11) of fractions (fx, fy) within a pixel, times ``scale`` (1.0,
+    or a dequantisation scale folded in)."""
+    return ((1.0 - fx) * (1.0 - fy) * scale, fx * (1.0 - fy) * scale, (1.0 - fx) * fy * scale, fx * fy * scale)
+
+
+@triton.jit
 def staged_word_bilinear(LD4: tl.constexpr, addr, below, w00, w01, w10, w11, IL: tl.constexpr,
                          HALF_MATH: tl.constexpr):
     """A pixel's four staged corners of stage_words_sync's interleaved words (one ld.shared each for IL channels)
@@ -536,16 +558,8 @@ def staged_word_bilinear(LD4: tl.constexpr, addr, below, w00, w01, w10, w11, IL:
         r2 = packed_int8_result(a2, wsum, 1.0)
         r3 = packed_int8_result(a3, wsum, 1.0)
     elif HALF_MATH:  # both channels at once: half2 products and sums on the words as they are
-        res = tl.inline_asm_elementwise(
-            """{
-            .reg .b32 t;
-            mul.rn.f16x2 t, $1, $5;
-            fma.rn.f16x2 t, $2, $6, t;
-            fma.rn.f16x2 t, $3, $7, t;
-            fma.rn.f16x2 $0, $4, $8, t;
-            }""", "=r,r,r,r,r,r,r,r,r",
-            [v00, v01, v10, v11, half2_splat(w00), half2_splat(w01), half2_splat(w10), half2_splat(w11)],
-            dtype=tl.int32, is_pure=True, pack=1)
+        res = half2_weighted_sum(v00, v01, v10, v11, half2_splat(w00), half2_splat(w01), half2_splat(w10),
+                                 half2_splat(w11))
         r0 = (res & 0xFFFF).to(tl.int16).to(tl.float16, bitcast=True)
         r1 = (res >> 16).to(tl.int16).to(tl.float16, bitcast=True)
         r2 = r0

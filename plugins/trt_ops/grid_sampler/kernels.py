@@ -34,6 +34,7 @@ from bevdeploy.plugins.trt_ops.layouts import physical_vector
 from bevdeploy.plugins.trt_ops.triton_util import (
     PITCH_STEPS,
     bilinear_corner,
+    bilinear_weights,
     check_launch,
     corner_pair,
     float_storage,
@@ -423,10 +424,7 @@ def _grid_sampler_staged_kernel(
         fx = px[:, None]
         fy = py[:, None]
         fz = pz[:, None]
-        w00 = (1.0 - fx) * (1.0 - fy) * out_scale
-        w01 = fx * (1.0 - fy) * out_scale
-        w10 = (1.0 - fx) * fy * out_scale
-        w11 = fx * fy * out_scale
+        w00, w01, w10, w11 = bilinear_weights(fx, fy, out_scale)
         cc = tl.arange(0, BLOCK_C)
         ESIZE: tl.constexpr = CHUNK // EC
         PLANE: tl.constexpr = PLANEC * CHUNK  # bytes per staged plane

@@ -39,6 +39,7 @@ from bevdeploy.plugins.trt_ops.layouts import physical_vector
 from bevdeploy.plugins.trt_ops.triton_util import (
     PITCH_STEPS,
     bilinear_corner,
+    bilinear_weights,
     check_launch,
     corner_pair,
     float_storage,
@@ -129,11 +130,12 @@ OP = "rotate"
 # 0.0186): they stay on cp.async planes
 # session 21 (H200, results/rotate_angles-s21.md, NOTES-ops item 32): each staged row copied only as far as the
 # footprint's x extent reaches ("stage_fit_x", _footprint; the plan's NCH chunks cover the box's diagonal): fp16 at 2 /
-# 3 / 5 / 90 degrees 0.0176 / 0.0179 / 0.0184 / 0.0373 -> 0.0172 / 0.0173 / 0.0180 / 0.0359 ms, 7.3 degrees 0.0185
-# either way (fp16x2 alike); int8's synchronous word copy 0.0151 - 0.0156 -> 0.0154 - 0.0158 at 2 - 10 degrees (off).
-# fp16 staged channels-last ("stage_hwc", _rotate_hwc_kernel: ldmatrix gathers of 8 channels) was correct but
-# slower at every angle (0.0269 - 0.0311 ms against 0.0168 - 0.0241): L2-bound on its 16 x 16 boxes' footprint and
-# waiting on its copies (ncu); off
+# 3 / 5 / 90 degrees 0.0175 / 0.0179 / 0.0184 / 0.0371 -> 0.0170 / 0.0173 / 0.0179 / 0.0358 ms, 0 and 7.3 degrees
+# unchanged (fp16x2 alike); int8's synchronous word copy 1 - 3% slower at 0 - 5 and -7.3 degrees, 7% faster at 90
+# (0.0245 -> 0.0228): off for int8, whose anchor is the small angles. fp16 staged channels-last ("stage_hwc",
+# _rotate_hwc_kernel: ldmatrix gathers of 8 channels) was correct but slower at every angle but 90 (0.0267 - 0.0310 ms
+# against 0.0166 - 0.0239; 90 degrees 0.0304 against 0.0358): its 16 x 16 boxes read a footprint ~3.4x the box and it
+# waits on its copies (ncu, results/ncu-s21); off
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
           "vec_wide_num_warps": 4, "vec_num_warps": None, "vec_vectors": 1, "vec_word_store": False,
           "vec_half_words": False, "pairs": False, "vec_pairs": False, "ptr_first": False, "static_strides": False,
@@ -249,6 +251,19 @@ def _footprint(oy0, ox0, BY: tl.constexpr, BX: tl.constexpr, cs, sn, kx, ky, hw,
     fx0 = fxe - ((fxe % EC) + EC) % EC  # down to a chunk
     ncx = tl.minimum((tl.floor(ex).to(tl.int32) + 2 + EC - fx0) // EC, NCH)  # up to pixel floor(ex) + 2
     return fy0, fx0, tl.minimum(tl.floor(ey).to(tl.int32) + 3 - fy0, FH), ncx
+
+
+@triton.jit
+def _source_cell(oy, ox, cs, sn, kx, ky, hw, hh, fy0, fx0, XMAX: tl.constexpr, YMAX: tl.constexpr):
+    """Output pixel (oy, ox)'s source position under _inverse_rotation's map as (fx, fy, xs, ys): its fractions within
+    the source pixel, and that pixel relative to a staged footprint at (fy0, fx0), clamped so that its corners stay
+    inside the XMAX x YMAX pixels staged."""
+    ix, iy = _source_xy(ox.to(tl.float32) + 0.5 - hw, oy.to(tl.float32) + 0.5 - hh, cs, sn, kx, ky, hw, hh)
+    x0f = tl.floor(ix)
+    y0f = tl.floor(iy)
+    xs = tl.minimum(tl.maximum(x0f.to(tl.int32) - fx0, 0), XMAX - 2)
+    ys = tl.minimum(tl.maximum(y0f.to(tl.int32) - fy0, 0), YMAX - 2)
+    return ix - x0f, iy - y0f, xs, ys
 
 
 @triton.jit
@@ -387,17 +402,8 @@ def _rotate_staged_kernel(
     oy = oy0 + p // BX
     ox = ox0 + p % BX
     pmask = (oy < H) & (ox < W)
-    ix, iy = _source_xy(ox.to(tl.float32) + 0.5 - hw, oy.to(tl.float32) + 0.5 - hh, cs, sn, kx, ky, hw, hh)
-    x0f = tl.floor(ix)
-    y0f = tl.floor(iy)
-    fx = ix - x0f
-    fy = iy - y0f
-    w00 = (1.0 - fx) * (1.0 - fy) * out_scale  # [pixels]; [:, None] against a [pixels, planes] tile
-    w01 = fx * (1.0 - fy) * out_scale
-    w10 = (1.0 - fx) * fy * out_scale
-    w11 = fx * fy * out_scale
-    xs = tl.minimum(tl.maximum(x0f.to(tl.int32) - fx0, 0), NCH * EC - 2)  # clamped: never outside the staged box
-    ys = tl.minimum(tl.maximum(y0f.to(tl.int32) - fy0, 0), FH - 2)
+    fx, fy, xs, ys = _source_cell(oy, ox, cs, sn, kx, ky, hw, hh, fy0, fx0, NCH * EC, FH)
+    w00, w01, w10, w11 = bilinear_weights(fx, fy, out_scale)  # [pixels]; [:, None] against a [pixels, planes] tile
     ESIZE: tl.constexpr = CHUNK // EC
     paddr = base + (ys * (pitch * EC) + xs) * ESIZE
     saddr = paddr[:, None] + (sc * (PLANEC * CHUNK))[None, :]
@@ -444,41 +450,16 @@ def _rotate_staged_kernel(
 
 
 @triton.jit
-def _hwc_pixel(oy, ox, dy, dx, cs, sn, kx, ky, hw, hh, fy0, fx0, qbase, NCH: tl.constexpr, FH: tl.constexpr,
-               QP: tl.constexpr):
-    """For output pixel (oy, ox): its source position's fractions (fx, fy), and the Q address of its corner (dy, dx)
-    (hwc_stage), clamped into the staged box."""
-    ix, iy = _source_xy(ox.to(tl.float32) + 0.5 - hw, oy.to(tl.float32) + 0.5 - hh, cs, sn, kx, ky, hw, hh)
-    x0f = tl.floor(ix)
-    y0f = tl.floor(iy)
-    xs = tl.minimum(tl.maximum(x0f.to(tl.int32) - fx0, 0), NCH * 8 - 2)
-    ys = tl.minimum(tl.maximum(y0f.to(tl.int32) - fy0, 0), FH - 2)
-    return ix - x0f, iy - y0f, qbase + hwc_chunk((ys + dy) * QP + xs + dx) * 16
-
-
-@triton.jit
-def _hwc_weights(fx, fy, HALF_MATH: tl.constexpr):
-    """Bilinear weights (w00, w01, w10, w11) of fractions (fx, fy): fp32, or half2 words for HALF_MATH."""
-    w00 = (1.0 - fx) * (1.0 - fy)
-    w01 = fx * (1.0 - fy)
-    w10 = (1.0 - fx) * fy
-    w11 = fx * fy
-    if HALF_MATH:
-        w00, w01, w10, w11 = half2_splat(w00), half2_splat(w01), half2_splat(w10), half2_splat(w11)
-    return w00, w01, w10, w11
-
-
-@triton.jit
 def _hwc_lane_pixel(oy0, ox0, cpix, spix, BX: tl.constexpr, cs, sn, kx, ky, hw, hh, fy0, fx0, qbase, dy, dx,
                     NCH: tl.constexpr, FH: tl.constexpr, QP: tl.constexpr, HALF_MATH: tl.constexpr):
-    """One group of a lane (hwc_stage): the weights of the box pixel ``cpix`` it receives, and the Q address of the
-    corner (dy, dx) of the box pixel ``spix`` it provides."""
-    fx, fy, _ = _hwc_pixel(oy0 + cpix // BX, ox0 + cpix % BX, 0, 0, cs, sn, kx, ky, hw, hh, fy0, fx0, qbase, NCH,
-                           FH, QP)
-    _, _, addr = _hwc_pixel(oy0 + spix // BX, ox0 + spix % BX, dy, dx, cs, sn, kx, ky, hw, hh, fy0, fx0, qbase, NCH,
-                            FH, QP)
-    w00, w01, w10, w11 = _hwc_weights(fx, fy, HALF_MATH)
-    return addr, w00, w01, w10, w11
+    """One group of a lane (hwc_stage): the weights of the box pixel ``cpix`` it receives (fp32, or half2 words for
+    HALF_MATH), and the Q address of the corner (dy, dx) of the box pixel ``spix`` it provides."""
+    fx, fy, _, _ = _source_cell(oy0 + cpix // BX, ox0 + cpix % BX, cs, sn, kx, ky, hw, hh, fy0, fx0, NCH * 8, FH)
+    _, _, xs, ys = _source_cell(oy0 + spix // BX, ox0 + spix % BX, cs, sn, kx, ky, hw, hh, fy0, fx0, NCH * 8, FH)
+    w00, w01, w10, w11 = bilinear_weights(fx, fy, 1.0)
+    if HALF_MATH:
+        w00, w01, w10, w11 = half2_splat(w00), half2_splat(w01), half2_splat(w10), half2_splat(w11)
+    return qbase + hwc_chunk((ys + dy) * QP + xs + dx) * 16, w00, w01, w10, w11
 
 
 @triton.jit
