@@ -142,10 +142,16 @@ TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
                             "fp16x2:2d": {"staged": True, "stage_pad": 3, "stage_maxnreg": 80},
                             "fp16x2": {"block_c": 4, "vec_half_words": True, "vec_vectors": 4, "static_strides": True},
                             "fp32:3d": {"near_z": True, "maxnreg": 80},
-                            "int8:3d": {"near_z": True, "block_c": 4, "staged": True},
-                            "fp16:3d": {"vec_pairs": True, "near_z": True, "vec_near_z": True},
-                            "fp16x2:3d": {"vec_pairs": True, "near_z": True, "vec_near_z": True, "tile_y": 2,
-                                          "tile_z": 4, "vec_wide_tile_y": 1, "vec_wide_tile_z": 4}}}
+                            # session 22 (results/tune-s22-grid3d.md): int8 staged 1 x 8 x 64 boxes, pad 3
+                            # (0.0268 -> 0.0240 ms); fp16 / fp16x2 linear 8 channels in 2 x 4 boxes, constant
+                            # strides, 80 registers (0.0302 -> 0.0270, 0.0276 -> 0.0267: fp16 was slower than fp32)
+                            "int8:3d": {"near_z": True, "block_c": 4, "staged": True, "stage_box_3d": (1, 8, 64),
+                                        "stage_pad": 3},
+                            "fp16:3d": {"vec_pairs": True, "near_z": True, "vec_near_z": True, "block_c": 8,
+                                        "tile_y": 2, "tile_z": 4, "static_strides": True, "maxnreg": 80},
+                            "fp16x2:3d": {"vec_pairs": True, "near_z": True, "vec_near_z": True, "block_c": 8,
+                                          "tile_y": 2, "tile_z": 4, "static_strides": True, "maxnreg": 80,
+                                          "vec_wide_tile_y": 1, "vec_wide_tile_z": 4}}}
 SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128}, {"block_c": 4, "block_p": 256},
          {"block_c": 16, "block_p": 256, "num_warps": 8}, {"block_c": 8, "block_p": 128},
          {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8},

@@ -1,0 +1,160 @@
+"""Time chosen benchmark rows under several TUNING overrides, side by side (GPU, one command).
+
+    python3 benchmarks/ops_tune.py --rows 'grid_sampler 3d fp32,grid_sampler 3d fp16:chw2' \\
+        --configs '[{}, {"per_precision": {"fp32:3d": {"staged": true}}}]' [--rep-ms 40] [--out FILE.md]
+
+ops.py --sweep times a kernels module's whole SWEEP over every row of the op; this times only the rows named,
+under the configurations given, so that one question (does staging pay for grid 3D fp32?) costs seconds. Each
+configuration is applied over the kernels module's committed TUNING: its top-level keys replace TUNING's, and
+its "per_precision" entries are merged key by key into TUNING's entries of the same name (so
+``{"per_precision": {"fp32:3d": {"staged": true}}}`` keeps the other fp32:3d keys). Every row is checked against
+the op's reference before it is timed (a configuration that fails or is out of tolerance is reported, not
+timed); ms: median CUDA-graph replay as in ops.py, "% copy" against the 1 GiB copy measured in the same run.
+Prints one JSON line per measurement and a markdown table (configurations as columns) last.
+"""
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import ops  # noqa: E402  (sets up the package mapping, like ops.py itself)
+import ops_cases  # noqa: E402
+import torch  # noqa: E402
+
+
+def merged(tuning: dict, override: dict) -> dict:
+    """``override`` applied over ``tuning`` (per_precision merged entry by entry, see the module docstring)."""
+    out = copy.deepcopy(tuning)
+    for key, value in override.items():
+        if key == "per_precision":
+            per = out.setdefault("per_precision", {})
+            for name, entry in value.items():
+                per[name] = {**per.get(name, {}), **entry}
+        else:
+            out[key] = value
+    return out
+
+
+def parse_rows(text: str) -> list[tuple[str, str, str, str]]:
+    """'op case precision[:layout], ...' -> [(op, case, precision, layout)]."""
+    rows = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        parts = item.split()
+        if len(parts) != 3:
+            raise ValueError(f"a row is 'OP CASE PRECISION[:LAYOUT]', got {item!r}")
+        op, case, (precision, _, layout) = parts[0], parts[1], parts[2].partition(":")
+        if op not in ops_cases.OPS:
+            raise ValueError(f"unknown op {op!r}; one of {', '.join(ops_cases.OPS)}")
+        if case not in ops_cases.OPS[op][1]:
+            raise ValueError(f"{op} has no anchor case {case!r}; one of {', '.join(ops_cases.OPS[op][1])}")
+        if precision not in ops_cases.OPS[op][3]:
+            raise ValueError(f"{op} has no precision {precision!r}; one of {', '.join(ops_cases.OPS[op][3])}")
+        rows.append((op, case, precision, layout or "linear"))
+    if not rows:
+        raise ValueError("no rows given")
+    return rows
+
+
+def time_row(op, variant, precision, layout, configs, rep_ms, bw) -> list[dict]:
+    case = ops_cases.OPS[op][0](variant, device="cuda")
+    kernel = ops_cases.kernel_for(op)
+    module = sys.modules[kernel.__module__]
+    reference, _ = ops_cases.reference_for(op)
+    kargs, rargs = ops_cases.variant_inputs(case, precision)
+    extra = {}
+    if layout != "linear":
+        if layout not in case.layouts.get(precision, ()):
+            raise ValueError(f"{op} {precision} has no {layout!r} row; one of {case.layouts.get(precision, ())}")
+        kargs, extra = ops_cases.to_case_layout(case, kargs, layout), {"layout": layout}
+    ref = reference(*rargs)
+    default = copy.deepcopy(module.TUNING)
+    out_rows = []
+    try:
+        for i, cfg in enumerate(configs):
+            module.TUNING.clear()
+            module.TUNING.update(merged(default, cfg))
+            row = {"row": f"{op} {variant} {precision}" + ("" if layout == "linear" else f":{layout}"),
+                   "config": i, "override": cfg}
+            try:
+                out = kernel(*kargs, precision=precision, scales=case.scales, **extra)
+                torch.cuda.synchronize()
+                if extra:
+                    out = ops_cases.from_case_layout(case, out, layout, ops_cases.case_channels(case))
+                row["rel_err"] = ops_cases.rel_error(out, ref)
+                row["passed"] = bool(row["rel_err"] <= ops_cases.TOLERANCE[precision])
+                if row["passed"]:
+                    ms = ops.graph_ms(lambda: kernel(*kargs, precision=precision, scales=case.scales, **extra),
+                                      rep_ms)
+                    moved = ops._tensors_bytes(kargs) + out.numel() * out.element_size()
+                    row.update(ms=ms, pct_copy_bw=100.0 * moved / ms / 1e6 / bw if ms else None)
+            except Exception as exc:  # noqa: BLE001 - a configuration that fails to compile is a result too
+                row.update(error=f"{type(exc).__name__}: {exc}"[:300], passed=False)
+            print(json.dumps(row), flush=True)
+            out_rows.append(row)
+    finally:
+        module.TUNING.clear()
+        module.TUNING.update(default)
+    return out_rows
+
+
+def markdown(rows: list[dict], configs: list[dict], copy_gbps: float) -> str:
+    lines = [f"# ops_tune on {torch.cuda.get_device_name()} (copy {copy_gbps:.0f} GB/s)", "", "Configurations:", ""]
+    lines += [f"- c{i}: `{json.dumps(c)}`" for i, c in enumerate(configs)]
+    head = ["row", *(f"c{i} ms" for i in range(len(configs))), *(f"c{i} vs c0" for i in range(1, len(configs)))]
+    lines += ["", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    by_row: dict = {}
+    for r in rows:
+        by_row.setdefault(r["row"], {})[r["config"]] = r
+    for name, per in by_row.items():
+        ms = [per.get(i, {}).get("ms") for i in range(len(configs))]
+        cells = [f"{m:.4f}" if m else ("error" if "error" in per.get(i, {}) else "fail") for i, m in enumerate(ms)]
+        rel = [f"{(m / ms[0] - 1) * 100:+.1f}%" if m and ms[0] else "" for m in ms[1:]]
+        lines.append("| " + " | ".join([name, *cells, *rel]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", required=True, help="comma-separated 'OP CASE PRECISION[:LAYOUT]'")
+    parser.add_argument("--configs", default="[{}]", help="JSON list of TUNING overrides; the first is the baseline")
+    parser.add_argument("--rep-ms", type=int, default=40)
+    parser.add_argument("--out", default="")
+    args = parser.parse_args(argv)
+    try:
+        rows = parse_rows(args.rows)
+        try:
+            configs = json.loads(args.configs)
+        except json.JSONDecodeError:
+            configs = None
+        if not (isinstance(configs, list) and configs and all(isinstance(c, dict) for c in configs)
+                and all(isinstance(c.get("per_precision", {}), dict) for c in configs)):
+            raise ValueError(f"--configs must be a non-empty JSON list of TUNING overrides (objects), got "
+                             f"{args.configs!r}")
+    except ValueError as exc:
+        print(f"ops_tune.py: {exc}", file=sys.stderr)
+        return 2
+    if not torch.cuda.is_available():
+        print("ops_tune.py needs a CUDA GPU", file=sys.stderr)
+        return 2
+    bw = ops.copy_bandwidth(args.rep_ms)["gbps"]
+    results = []
+    for op, variant, precision, layout in rows:
+        try:
+            results += time_row(op, variant, precision, layout, configs, args.rep_ms, bw)
+        except ValueError as exc:
+            print(f"ops_tune.py: {exc}", file=sys.stderr)
+            return 2
+        torch.cuda.empty_cache()
+    text = markdown(results, configs, bw)
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

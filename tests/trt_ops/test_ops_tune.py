@@ -1,0 +1,66 @@
+"""benchmarks/ops_tune.py: how an override combines with a kernels module's TUNING, and its argument checks (bad
+input is one line on stderr and exit code 2; no GPU needed)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+TOOL = BENCH / "ops_tune.py"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def ops_tune():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import ops_tune
+
+        yield ops_tune
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_override_merges_per_precision_entries_key_by_key(ops_tune):
+    tuning = {"block_c": 4, "staged": False, "per_precision": {"fp16": {"block_c": 8, "pairs": True}, "int8": {"x": 1}}}
+    out = ops_tune.merged(tuning, {"staged": True, "per_precision": {"fp16": {"block_c": 16}, "fp32:3d": {"y": 2}}})
+    assert out == {"block_c": 4, "staged": True,
+                   "per_precision": {"fp16": {"block_c": 16, "pairs": True}, "int8": {"x": 1}, "fp32:3d": {"y": 2}}}
+    assert tuning["per_precision"]["fp16"] == {"block_c": 8, "pairs": True}  # the committed TUNING is left alone
+
+
+def test_rows_name_an_op_its_anchor_case_and_a_precision(ops_tune):
+    assert ops_tune.parse_rows("grid_sampler 3d fp32, rotate anchor int8:chw4") == [
+        ("grid_sampler", "3d", "fp32", "linear"), ("rotate", "anchor", "int8", "chw4")]
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("grid_sampler 9d fp32", "grid_sampler has no anchor case '9d'"),
+    ("warp 2d fp32", "unknown op 'warp'"),
+    ("rotate anchor fp64", "rotate has no precision 'fp64'"),
+    ("rotate anchor", "a row is 'OP CASE PRECISION[:LAYOUT]'"),
+    (" , ", "no rows given"),
+])
+def test_bad_rows_are_one_line_and_exit_2(rows, message):
+    out = _run("--rows", rows)
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert out.stderr.count("\n") == 1 and not out.stdout
+
+
+@pytest.mark.parametrize("configs", ["not json", "{}", "[]", "[3]", '[{"per_precision": 3}]'])
+def test_bad_configs_are_one_line_and_exit_2(configs):
+    out = _run("--rows", "rotate anchor fp16", "--configs", configs)
+    assert out.returncode == 2 and "--configs must be a non-empty JSON list" in out.stderr, out.stderr
+    assert out.stderr.count("\n") == 1 and not out.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_without_a_gpu_says_so():
+    out = _run("--rows", "rotate anchor fp16")
+    assert out.returncode == 2 and out.stderr.strip() == "ops_tune.py needs a CUDA GPU", out.stderr
