@@ -33,6 +33,7 @@ from .triton_util import (
     add_half_pairs,
     copy_async_asm,
     half2_weighted_sum,
+    half_pair_bits,
     shared_decl,
     tl,
     triton,
@@ -138,10 +139,7 @@ def half2_bilinear(c00, c01, c10, c11, w00, w01, w10, w11, HALF_MATH: tl.constex
     lo, hi = add_half_pairs(c01, w01, lo, hi, False)
     lo, hi = add_half_pairs(c10, w10, lo, hi, False)
     lo, hi = add_half_pairs(c11, w11, lo, hi, False)
-    # triton_util.half_pair_bits in one instruction (it takes 4 - 5: two conversions and a byte permute); switching
-    # half_pair_bits itself would change the MSDA int8 and vectorized-layout stores, which would need re-measuring
-    return tl.inline_asm_elementwise("cvt.rn.f16x2.f32 $0, $2, $1;", "=r,r,r", [lo, hi], dtype=tl.int32,
-                                     is_pure=True, pack=1)
+    return half_pair_bits(lo, hi)
 
 
 @triton.jit

@@ -44,6 +44,15 @@ def test_no_plan_for_odd_rows_or_too_much_shared_memory():
     assert shared_stage_plan(2, 200, 32, 64, 8, 64) is None  # 2 x 8 planes of a 76 x 80 footprint > 48 KiB
 
 
+def test_reserve_leaves_room_for_the_kernels_own_shared_memory():
+    """The grid sampler's fp16 3D 16 x 32 boxes (4 channels x 3 slices a block) declare 48384 bytes: under 48 KiB
+    alone, over it with the 2 KiB its Triton code takes (which failed to launch), so that plan is refused."""
+    args = (2, 128, 16, 32, 12, 64)
+    assert shared_stage_plan(*args, margin=2, full_pitch=True)["SHARED"] == 48384
+    assert shared_stage_plan(*args, margin=2, full_pitch=True, reserve=2048) is None
+    assert shared_stage_plan(2, 128, 8, 32, 12, 64, margin=2, full_pitch=True, reserve=2048) is not None
+
+
 def test_margin_sizes_the_box_plus_its_margins():
     """With a margin (kernels that check their footprint at run time) the staged box is the output box plus the
     margin on each side and a corner's second pixel, x rounded out to whole copies, not the box's diagonal."""

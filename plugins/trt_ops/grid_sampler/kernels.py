@@ -144,11 +144,14 @@ TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
                             "fp32:3d": {"near_z": True, "maxnreg": 80},
                             # session 22 (results/tune-s22-grid3d.md): int8 staged 1 x 8 x 64 boxes, pad 3
                             # (0.0268 -> 0.0240 ms); fp16 / fp16x2 linear 8 channels in 2 x 4 boxes, constant
-                            # strides, 80 registers (0.0302 -> 0.0270, 0.0276 -> 0.0267: fp16 was slower than fp32)
+                            # strides, 80 registers (0.0302 -> 0.0270, 0.0276 -> 0.0267: fp16 was slower than fp32);
+                            # fp16's kCHW2 / kCHW32 rows at 64 registers (0.0176 -> 0.0164, 0.0175 -> 0.0165 ms;
+                            # fp16x2's kCHW32 and int8's rows were slower with it)
                             "int8:3d": {"near_z": True, "block_c": 4, "staged": True, "stage_box_3d": (1, 8, 64),
                                         "stage_pad": 3},
                             "fp16:3d": {"vec_pairs": True, "near_z": True, "vec_near_z": True, "block_c": 8,
-                                        "tile_y": 2, "tile_z": 4, "static_strides": True, "maxnreg": 80},
+                                        "tile_y": 2, "tile_z": 4, "static_strides": True, "maxnreg": 80,
+                                        "vec_maxnreg": 64},
                             "fp16x2:3d": {"vec_pairs": True, "near_z": True, "vec_near_z": True, "block_c": 8,
                                           "tile_y": 2, "tile_z": 4, "static_strides": True, "maxnreg": 80,
                                           "vec_wide_tile_y": 1, "vec_wide_tile_z": 4}}}
@@ -587,6 +590,12 @@ def grid_sampler_cuda(
     return out
 
 
+# shared memory of _grid_sampler_staged_kernel's own Triton code (the box bounds' cross-warp min / max), offline on
+# sm_90 with 4 warps (benchmarks/sass_offline.py --row grid_sampler 2d fp16: "shared 2048 B"); a plan that left less
+# than this under 48 KiB failed to launch ("invalid argument": 1 x 16 x 32 fp16 3D boxes, session 22)
+STAGED_SCRATCH = 2048
+
+
 def _staged(x, g, out, out_scale, size, out_sp, pad, align, precision, cfg) -> bool:
     """Launch _grid_sampler_staged_kernel for a linear bilinear call, or return False where its plan does not apply
     (rows of an odd byte count, a misaligned input, offsets past int32, a box over the shared-memory limit)."""
@@ -597,7 +606,7 @@ def _staged(x, g, out, out_scale, size, out_sp, pad, align, precision, cfg) -> b
     box = cfg["stage_box_3d" if is3d else "stage_box"]  # output (depth, rows, columns) per program
     fd = 3 if is3d else 1  # a box's z corners span 3 slices where positions round both ways (near-integer z)
     plan = shared_stage_plan(x.element_size(), w, box[1], box[2], cfg["stage_block_c"] * fd, cfg["stage_step"],
-                             pad=cfg["stage_pad"], margin=cfg["stage_margin"], full_pitch=True)
+                             pad=cfg["stage_pad"], margin=cfg["stage_margin"], full_pitch=True, reserve=STAGED_SCRATCH)
     if plan is None or x.data_ptr() % plan["CHUNK"] or x.numel() >= 2**31 or out.numel() >= 2**31:
         return False
     nc = cfg["stage_block_c"] * cfg["stage_blocks"]
