@@ -213,7 +213,9 @@ def _variant(row: dict) -> str:
     return row["precision"] if layout == "linear" else f"{row['precision']} {layout}"
 
 
-def _sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms) -> dict:
+def _sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms, time_failed=True) -> dict:
+    """Check one launch configuration (the kernels module's TUNING as the caller set it) against ``ref`` and time
+    it (CUDA-graph ms; with ``time_failed`` False, only where it is within tolerance); "bytes": what it moved."""
     row = {"op": op, "case": case.name, "precision": precision, "layout": layout, "config": cfg}
     extra = {} if layout == "linear" else {"layout": layout}
     try:
@@ -221,11 +223,13 @@ def _sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms) -> 
             kargs = ops_cases.to_case_layout(case, kargs, layout)
         out = kernel(*kargs, precision=precision, scales=case.scales, **extra)
         torch.cuda.synchronize()
+        row["bytes"] = _tensors_bytes(kargs) + out.numel() * out.element_size()
         if extra:
             out = ops_cases.from_case_layout(case, out, layout, ops_cases.case_channels(case))
         err = ops_cases.rel_error(out, ref)
         row.update(rel_err=err, passed=bool(err <= ops_cases.TOLERANCE[precision]))
-        row["ms"] = graph_ms(lambda: kernel(*kargs, precision=precision, scales=case.scales, **extra), rep_ms)
+        if row["passed"] or time_failed:
+            row["ms"] = graph_ms(lambda: kernel(*kargs, precision=precision, scales=case.scales, **extra), rep_ms)
     except Exception as exc:  # noqa: BLE001 - a configuration that fails to compile is a result too
         row.update(error=f"{type(exc).__name__}: {exc}"[:300], passed=False)
     return row

@@ -40,7 +40,7 @@ def merged(tuning: dict, override: dict) -> dict:
 
 
 def parse_rows(text: str) -> list[tuple[str, str, str, str]]:
-    """'op case precision[:layout], ...' -> [(op, case, precision, layout)]."""
+    """'op case precision[:layout], ...' -> [(op, case, precision, layout)], each checked against ops_cases."""
     rows = []
     for item in filter(None, (s.strip() for s in text.split(","))):
         parts = item.split()
@@ -49,10 +49,14 @@ def parse_rows(text: str) -> list[tuple[str, str, str, str]]:
         op, case, (precision, _, layout) = parts[0], parts[1], parts[2].partition(":")
         if op not in ops_cases.OPS:
             raise ValueError(f"unknown op {op!r}; one of {', '.join(ops_cases.OPS)}")
-        if case not in ops_cases.OPS[op][1]:
-            raise ValueError(f"{op} has no anchor case {case!r}; one of {', '.join(ops_cases.OPS[op][1])}")
-        if precision not in ops_cases.OPS[op][3]:
-            raise ValueError(f"{op} has no precision {precision!r}; one of {', '.join(ops_cases.OPS[op][3])}")
+        build, anchors, tiny, precisions = ops_cases.OPS[op]
+        if case not in anchors:
+            raise ValueError(f"{op} has no anchor case {case!r}; one of {', '.join(anchors)}")
+        if precision not in precisions:
+            raise ValueError(f"{op} has no precision {precision!r}; one of {', '.join(precisions)}")
+        layouts = build(tiny[0]).layouts.get(precision, ())  # the anchors list the same layouts, built on the CPU
+        if layout and layout not in layouts:
+            raise ValueError(f"{op} {precision} has no {layout!r} row; one of {', '.join(layouts) or 'none'}")
         rows.append((op, case, precision, layout or "linear"))
     if not rows:
         raise ValueError("no rows given")
@@ -60,39 +64,24 @@ def parse_rows(text: str) -> list[tuple[str, str, str, str]]:
 
 
 def time_row(op, variant, precision, layout, configs, rep_ms, bw) -> list[dict]:
+    """ops.py's sweep row (checked, then timed where within tolerance) under each configuration in turn."""
     case = ops_cases.OPS[op][0](variant, device="cuda")
     kernel = ops_cases.kernel_for(op)
     module = sys.modules[kernel.__module__]
     reference, _ = ops_cases.reference_for(op)
     kargs, rargs = ops_cases.variant_inputs(case, precision)
-    extra = {}
-    if layout != "linear":
-        if layout not in case.layouts.get(precision, ()):
-            raise ValueError(f"{op} {precision} has no {layout!r} row; one of {case.layouts.get(precision, ())}")
-        kargs, extra = ops_cases.to_case_layout(case, kargs, layout), {"layout": layout}
     ref = reference(*rargs)
+    name = f"{op} {variant} {precision}" + ("" if layout == "linear" else f":{layout}")
     default = copy.deepcopy(module.TUNING)
     out_rows = []
     try:
         for i, cfg in enumerate(configs):
             module.TUNING.clear()
             module.TUNING.update(merged(default, cfg))
-            row = {"row": f"{op} {variant} {precision}" + ("" if layout == "linear" else f":{layout}"),
-                   "config": i, "override": cfg}
-            try:
-                out = kernel(*kargs, precision=precision, scales=case.scales, **extra)
-                torch.cuda.synchronize()
-                if extra:
-                    out = ops_cases.from_case_layout(case, out, layout, ops_cases.case_channels(case))
-                row["rel_err"] = ops_cases.rel_error(out, ref)
-                row["passed"] = bool(row["rel_err"] <= ops_cases.TOLERANCE[precision])
-                if row["passed"]:
-                    ms = ops.graph_ms(lambda: kernel(*kargs, precision=precision, scales=case.scales, **extra),
-                                      rep_ms)
-                    moved = ops._tensors_bytes(kargs) + out.numel() * out.element_size()
-                    row.update(ms=ms, pct_copy_bw=100.0 * moved / ms / 1e6 / bw if ms else None)
-            except Exception as exc:  # noqa: BLE001 - a configuration that fails to compile is a result too
-                row.update(error=f"{type(exc).__name__}: {exc}"[:300], passed=False)
+            checked = ops._sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms, time_failed=False)
+            row = {**checked, "row": name, "config": i, "override": cfg}
+            if row.get("ms"):
+                row["pct_copy_bw"] = 100.0 * row["bytes"] / row["ms"] / 1e6 / bw
             print(json.dumps(row), flush=True)
             out_rows.append(row)
     finally:
@@ -143,11 +132,7 @@ def main(argv=None) -> int:
     bw = ops.copy_bandwidth(args.rep_ms)["gbps"]
     results = []
     for op, variant, precision, layout in rows:
-        try:
-            results += time_row(op, variant, precision, layout, configs, args.rep_ms, bw)
-        except ValueError as exc:
-            print(f"ops_tune.py: {exc}", file=sys.stderr)
-            return 2
+        results += time_row(op, variant, precision, layout, configs, args.rep_ms, bw)
         torch.cuda.empty_cache()
     text = markdown(results, configs, bw)
     if args.out:

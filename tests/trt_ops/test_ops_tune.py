@@ -45,6 +45,8 @@ def test_rows_name_an_op_its_anchor_case_and_a_precision(ops_tune):
     ("warp 2d fp32", "unknown op 'warp'"),
     ("rotate anchor fp64", "rotate has no precision 'fp64'"),
     ("rotate anchor", "a row is 'OP CASE PRECISION[:LAYOUT]'"),
+    ("grid_sampler 2d int8:chw2", "grid_sampler int8 has no 'chw2' row; one of chw4, chw32"),
+    ("rotate anchor fp32:chw4", "rotate fp32 has no 'chw4' row; one of none"),
     (" , ", "no rows given"),
 ])
 def test_bad_rows_are_one_line_and_exit_2(rows, message):
