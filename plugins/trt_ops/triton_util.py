@@ -34,12 +34,8 @@ try:  # optional: the package works on CPU without Triton
     import triton.language as tl
 
     TRITON_ERROR = ""
-    # inline PTX in helpers that also run in Triton's CPU interpreter (which cannot run it): Triton fixes
-    # interpreter mode when it is imported, so this holds for the whole process (see interpreting())
-    PTX = tl.constexpr(os.environ.get("TRITON_INTERPRET", "0") != "1")
 except ImportError as exc:  # pragma: no cover - depends on the environment
     TRITON_ERROR = str(exc)
-    PTX = False
 
     def _missing_jit(fn=None, **_kwargs):
         def wrap(f):
@@ -875,6 +871,11 @@ def resident_programs(device: torch.device, per_sm: int) -> int:
 def interpreting() -> bool:
     """True when Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1)."""
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+# inline PTX in jitted helpers that also run in Triton's CPU interpreter (which cannot run it), as a constexpr
+# global they may read: Triton fixes interpreter mode when it is imported, so this holds for the whole process
+PTX = False if TRITON_ERROR else tl.constexpr(not interpreting())
 
 
 def require_triton(op: str) -> None:
