@@ -87,6 +87,23 @@ def test_staged_3d_matches_reference(kernels, precision, shape, out_sp, yaw, sca
 
 
 @pytest.mark.parametrize("precision", list(TOL))
+@pytest.mark.parametrize("box", [(2, 8, 32), (4, 4, 32), (2, 4, 16)])
+def test_staged_3d_boxes_of_several_slices(kernels, monkeypatch, precision, box):
+    """Boxes of TZ > 1 output slices stage TZ + 2 input slices per channel (FD), so that their programs stay on the
+    staged path; at 4 slices, 6 planes per channel are not a power of two (NPLP pads them)."""
+    from bevdeploy.plugins.trt_ops.grid_sampler import kernels as k
+
+    key = f"{precision}:3d"
+    monkeypatch.setitem(k.TUNING["per_precision"], key, {**k.TUNING["per_precision"][key], "stage_box_3d": box,
+                                                         "stage_block_c": 2})
+    shape, out_sp = (1, 9, 8, 48, 64), (8, 40, 56)
+    x, xf, scales = _inputs(shape, precision)
+    _check(kernels, precision, x, xf, _warp(shape[0], out_sp, 3.0, (0.04, -0.03)), scales)
+    assert kernels.launches[0]["FD"] == box[0] + 2
+    assert kernels.launches[0]["NPLP"] >= 2 * (box[0] + 2)
+
+
+@pytest.mark.parametrize("precision", list(TOL))
 @pytest.mark.parametrize("dims", [2, 3])
 def test_random_grid_falls_back_in_kernel(kernels, precision, dims):
     """Uniform random points (a margin of them off the map): no program's corners fit, all gather from global."""

@@ -373,14 +373,15 @@ def _grid_sampler_staged_kernel(
     SPLANE: tl.constexpr, SVOL: tl.constexpr, SNPIX: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr,
     PLANEC: tl.constexpr, CHUNK: tl.constexpr, EC: tl.constexpr, BUF: tl.constexpr, STEP: tl.constexpr,
     CPASM: tl.constexpr, DECL: tl.constexpr, LD4: tl.constexpr, LDT: tl.constexpr, TAB: tl.constexpr,
-    NTAB: tl.constexpr,
+    NTAB: tl.constexpr, NPLP: tl.constexpr,
 ):
     """Bilinear (trilinear) grid sampling of the linear layout with the input staged in shared memory
     (triton_util.stage_box_async), as rotate's _rotate_staged_kernel does, for grids that are locally smooth (a BEV
     warp, an ego-motion alignment). A program takes a TZ x TY x TX box of output pixels of one sample and NCB blocks of
     BLOCK_C channels. It reads the box's grid once, then takes the bounds of the corners it samples: where they fit
-    the staged box (FD slices x FH rows x NCH chunks; x rounded down to a chunk), each block's planes (channel x
-    slice) are copied into shared memory, the next block's copy in flight while this one is gathered (ld.shared,
+    the staged box (FD slices x FH rows x NCH chunks; x rounded down to a chunk; FD = TZ + 2, as z positions near
+    whole slices floor both ways), each block's planes (channel x slice; NPLP: their count rounded up to a power of
+    two) are copied into shared memory, the next block's copy in flight while this one is gathered (ld.shared,
     LD4), corners off the map reading the zeros the copy wrote. Where they do not fit (a random or strongly
     zooming grid), the program gathers its corners from global memory instead, with masks. The per-pixel work
     (source position, weights, shared addresses) is done once for all NCB blocks. Positions are clamped to
@@ -438,7 +439,6 @@ def _grid_sampler_staged_kernel(
         ESIZE: tl.constexpr = CHUNK // EC
         PLANE: tl.constexpr = PLANEC * CHUNK  # bytes per staged plane
         NPL: tl.constexpr = BLOCK_C * FD
-        NPLP: tl.constexpr = 4 * BLOCK_C if FD == 3 else NPL  # a power of two for arange (stage_box_async)
         q = tl.arange(0, NPLP)  # staged planes, channel-major: (channel q // FD, slice zlo + q % FD)
         qz = zlo + q % FD
         qoff = (n * C + cbase + q // FD) * SVOL + qz * SPLANE
@@ -604,7 +604,7 @@ def _staged(x, g, out, out_scale, size, out_sp, pad, align, precision, cfg) -> b
     is3d = len(out_sp) == 3
     do, ho, wo = (out_sp if is3d else (1, *out_sp))
     box = cfg["stage_box_3d" if is3d else "stage_box"]  # output (depth, rows, columns) per program
-    fd = 3 if is3d else 1  # a box's z corners span 3 slices where positions round both ways (near-integer z)
+    fd = box[0] + 2 if is3d else 1  # a box's z corners span two slices more than it has (near-integer z rounds both ways)
     plan = shared_stage_plan(x.element_size(), w, box[1], box[2], cfg["stage_block_c"] * fd, cfg["stage_step"],
                              pad=cfg["stage_pad"], margin=cfg["stage_margin"], full_pitch=True, reserve=STAGED_SCRATCH)
     if plan is None or x.data_ptr() % plan["CHUNK"] or x.numel() >= 2**31 or out.numel() >= 2**31:
@@ -615,7 +615,8 @@ def _staged(x, g, out, out_scale, size, out_sp, pad, align, precision, cfg) -> b
     _grid_sampler_staged_kernel[(boxes, triton.cdiv(c, nc), n)](
         x, g, out, c, d, h, w, do, ho, wo, out_scale, TAB=pitches, NTAB=PITCH_STEPS,
         IS3D=is3d, ALIGN=bool(align), PAD=pad, HALF_MATH=precision == "fp16x2", TZ=box[0], TY=box[1], TX=box[2],
-        BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], FD=fd, SPLANE=h * w, SVOL=d * h * w,
+        BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], FD=fd, NPLP=triton.next_power_of_2(cfg["stage_block_c"] * fd),
+        SPLANE=h * w, SVOL=d * h * w,
         SNPIX=do * ho * wo, num_warps=cfg["stage_num_warps"], maxnreg=cfg["stage_maxnreg"],
         **{k: v for k, v in plan.items() if k != "SHARED"},
     )
