@@ -9,8 +9,10 @@ between runs); speedup vs the PyTorch reference (fp32, same GPU) and vs our fp32
 the minimal bytes (each input read once, the output written once) and its percent of two copy bandwidths
 measured in the same run: "% copy" against a 1 GiB device-to-device copy (the DRAM roofline), "% same-size
 copy" against a CUDA-graph-timed device-to-device copy that moves the same number of bytes as the variant's
-minimal count (read + write), i.e. what a plain copy of that size reaches, launch and ramp-up included. For fp16x2 it also counts the packed half2 instructions in the
-compiled code. Ops whose case lists TensorRT vectorized layouts (grid sampler, rotate) get one more row per
+minimal count (read + write), i.e. what a plain copy of that size reaches, launch and ramp-up included. The
+graph replays leave the inputs in L2 wherever they fit, so each row also has "cold ms", the replay with the L2
+flushed before every call (cold_graph_ms), and its percent of the 1 GiB copy. For fp16x2 it also counts the packed
+half2 instructions in the compiled code. Ops whose case lists TensorRT vectorized layouts (grid sampler, rotate) get one more row per
 layout (input and output in that format) with the cost of converting to and from linear beside it ("reformat
 ms", not in "ms"). Writes ops.json and ops.md under DIR and prints the table last. With --sweep it also times
 every launch configuration listed in a kernels module's SWEEP (each checked against the reference first)
@@ -51,6 +53,23 @@ def graph_ms(fn, rep_ms: int) -> float | None:
     except Exception:  # noqa: BLE001 - e.g. a host sync inside fn; the eager time still stands
         torch.cuda.synchronize()
         return None
+
+
+_FLUSH: dict = {}
+
+
+def cold_graph_ms(fn, rep_ms: int) -> float | None:
+    """graph_ms with the L2 flushed before every call: the replay of (zero a buffer twice the L2's size, fn) less the
+    replay of the zeroing alone. What a kernel takes when its input is not left in L2 by the previous replay, as in a
+    network where other layers ran in between (graph_ms's replays find whatever of it the L2 kept)."""
+    if "buf" not in _FLUSH:
+        size = 2 * torch.cuda.get_device_properties(torch.cuda.current_device()).L2_cache_size
+        _FLUSH["buf"] = torch.empty(max(size, 1 << 20), dtype=torch.uint8, device="cuda")
+    buf = _FLUSH["buf"]
+    if rep_ms not in _FLUSH:  # the zeroing alone, once per process and rep_ms
+        _FLUSH[rep_ms] = graph_ms(buf.zero_, rep_ms)
+    both = graph_ms(lambda: (buf.zero_(), fn()), rep_ms)
+    return None if both is None or _FLUSH[rep_ms] is None else both - _FLUSH[rep_ms]
 
 
 def copy_bandwidth(rep_ms: int) -> dict:
@@ -144,6 +163,7 @@ def run_variant(op, case, precision, kernel, reference, ref32, t_ref, t_fp32, bw
     eager = median_ms(lambda: kernel(*kargs, precision=precision, scales=case.scales, **extra), rep_ms)
     graph = graph_ms(lambda: kernel(*kargs, precision=precision, scales=case.scales, **extra), rep_ms)
     ms = graph if graph is not None else eager
+    cold = cold_graph_ms(lambda: kernel(*kargs, precision=precision, scales=case.scales, **extra), rep_ms)
     moved = _tensors_bytes(kargs) + out.numel() * out.element_size()
     same = copy_same_size(moved, rep_ms)
     row = {
@@ -154,6 +174,7 @@ def run_variant(op, case, precision, kernel, reference, ref32, t_ref, t_fp32, bw
         "bytes": moved, "gbps": moved / ms / 1e6, "pct_copy_bw": 100.0 * moved / ms / 1e6 / bw,
         "same_size_copy_ms": same["ms"], "same_size_copy_gbps": same["gbps"],
         "pct_same_size_copy": 100.0 * moved / ms / 1e6 / same["gbps"],
+        "cold_ms": cold, "pct_copy_bw_cold": 100.0 * moved / cold / 1e6 / bw if cold else None,
         "rel_err": err, "rel_err_vs_fp32_ref": err_e2e, "tolerance": ops_cases.TOLERANCE[precision],
         "passed": bool(err <= ops_cases.TOLERANCE[precision]),
     }
@@ -213,9 +234,10 @@ def _variant(row: dict) -> str:
     return row["precision"] if layout == "linear" else f"{row['precision']} {layout}"
 
 
-def _sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms, time_failed=True) -> dict:
+def _sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms, time_failed=True, cold=False) -> dict:
     """Check one launch configuration (the kernels module's TUNING as the caller set it) against ``ref`` and time
-    it (CUDA-graph ms; with ``time_failed`` False, only where it is within tolerance); "bytes": what it moved."""
+    it (CUDA-graph ms, with ``cold`` the L2 flushed before each call: cold_graph_ms; with ``time_failed`` False, only
+    where it is within tolerance); "bytes": what it moved."""
     row = {"op": op, "case": case.name, "precision": precision, "layout": layout, "config": cfg}
     extra = {} if layout == "linear" else {"layout": layout}
     try:
@@ -229,7 +251,8 @@ def _sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms, tim
         err = ops_cases.rel_error(out, ref)
         row.update(rel_err=err, passed=bool(err <= ops_cases.TOLERANCE[precision]))
         if row["passed"] or time_failed:
-            row["ms"] = graph_ms(lambda: kernel(*kargs, precision=precision, scales=case.scales, **extra), rep_ms)
+            timer = cold_graph_ms if cold else graph_ms
+            row["ms"] = timer(lambda: kernel(*kargs, precision=precision, scales=case.scales, **extra), rep_ms)
     except Exception as exc:  # noqa: BLE001 - a configuration that fails to compile is a result too
         row.update(error=f"{type(exc).__name__}: {exc}"[:300], passed=False)
     return row
@@ -290,22 +313,26 @@ def markdown(result: dict) -> str:
         "CUDA-graph-timed copy moving the same bytes as the row (read + write), measured in this run. "
         "A precision followed by a layout (e.g. int8 chw4) takes its input and writes its output in that "
         "channel-vectorized TensorRT format (plugins/trt_ops/layouts.py); reformat ms: converting the input from "
-        "linear and the output back (not in ms), what TensorRT adds when neighbouring layers use linear.",
+        "linear and the output back (not in ms), what TensorRT adds when neighbouring layers use linear. cold ms: "
+        "the CUDA-graph replay with the L2 flushed before every call (benchmarks/ops.py cold_graph_ms), as in a "
+        "network where other layers ran since the input was written; % copy cold: its GB/s as a percent of the "
+        "1 GiB copy. The targets use ms.",
         "",
         "| case | precision | ms | reformat ms | eager ms | ref ms | x ref | x fp32 | GB/s | % copy | % same-size copy "
-        "| rel err | err vs fp32 ref | ok |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| cold ms | % copy cold | rel err | err vs fp32 ref | ok |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in result["rows"]:
         if "ms" not in r:
-            lines.append(f"| {r['case']} | {_variant(r)} | error: {r.get('error', '')[:200]!r} ||||||||||||")
+            lines.append(f"| {r['case']} | {_variant(r)} | error: {r.get('error', '')[:200]!r} ||||||||||||||")
             continue
         reformat = f"{r['reformat_ms']:.4f}" if r.get("reformat_ms") else ""
+        cold = (f"{r['cold_ms']:.4f} | {r['pct_copy_bw_cold']:.0f}" if r.get("cold_ms") else " | ")
         lines.append(
             f"| {r['case']} | {_variant(r)} | {r['ms']:.4f} | {reformat} | {r['eager_ms']:.4f} | {r['ref_ms']:.3f} | "
             f"{r['speedup_vs_ref']:.1f} | "
             f"{r['speedup_vs_fp32']:.2f} | {r['gbps']:.0f} | {r['pct_copy_bw']:.0f} | {r['pct_same_size_copy']:.0f} "
-            f"({r['same_size_copy_gbps']:.0f} GB/s) | {r['rel_err']:.1e} | "
+            f"({r['same_size_copy_gbps']:.0f} GB/s) | {cold} | {r['rel_err']:.1e} | "
             f"{r['rel_err_vs_fp32_ref']:.1e} | {'yes' if r['passed'] else 'NO'} |"
         )
     lines += ["", "## Targets", "", "| target | value | met |", "| --- | ---: | --- |"]

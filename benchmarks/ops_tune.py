@@ -1,7 +1,7 @@
 """Time chosen benchmark rows under several TUNING overrides, side by side (GPU, one command).
 
     python3 benchmarks/ops_tune.py --rows 'grid_sampler 3d fp32,grid_sampler 3d fp16:chw2' \\
-        --configs '[{}, {"per_precision": {"fp32:3d": {"staged": true}}}]' [--rep-ms 40] [--out FILE.md]
+        --configs '[{}, {"per_precision": {"fp32:3d": {"staged": true}}}]' [--rep-ms 40] [--l2 warm|cold] [--out FILE.md]
 
 ops.py --sweep times a kernels module's whole SWEEP over every row of the op; this times only the rows named,
 under the configurations given, so that one question (does staging pay for grid 3D fp32?) costs seconds. Each
@@ -10,6 +10,9 @@ its "per_precision" entries are merged key by key into TUNING's entries of the s
 ``{"per_precision": {"fp32:3d": {"staged": true}}}`` keeps the other fp32:3d keys). Every row is checked against
 the op's reference before it is timed (a configuration that fails or is out of tolerance is reported, not
 timed); ms: median CUDA-graph replay as in ops.py, "% copy" against the 1 GiB copy measured in the same run.
+``--l2 cold`` flushes the L2 before every call (ops.cold_graph_ms): replays of one call after another leave the
+input in L2 wherever it fits, and a change that only keeps it there (an output store that leaves L2 first, NOTES-ops
+item 35) looks faster warm than it is in a network.
 Prints one JSON line per measurement and a markdown table (configurations as columns) last.
 """
 
@@ -63,8 +66,9 @@ def parse_rows(text: str) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def time_row(op, variant, precision, layout, configs, rep_ms, bw) -> list[dict]:
-    """ops.py's sweep row (checked, then timed where within tolerance) under each configuration in turn."""
+def time_row(op, variant, precision, layout, configs, rep_ms, bw, cold=False) -> list[dict]:
+    """ops.py's sweep row (checked, then timed where within tolerance; ``cold``: the L2 flushed before each call)
+    under each configuration in turn."""
     case = ops_cases.OPS[op][0](variant, device="cuda")
     kernel = ops_cases.kernel_for(op)
     module = sys.modules[kernel.__module__]
@@ -78,7 +82,8 @@ def time_row(op, variant, precision, layout, configs, rep_ms, bw) -> list[dict]:
         for i, cfg in enumerate(configs):
             module.TUNING.clear()
             module.TUNING.update(merged(default, cfg))
-            checked = ops._sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms, time_failed=False)
+            checked = ops._sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms, time_failed=False,
+                                     cold=cold)
             row = {**checked, "row": name, "config": i, "override": cfg}
             if row.get("ms"):
                 row["pct_copy_bw"] = 100.0 * row["bytes"] / row["ms"] / 1e6 / bw
@@ -90,8 +95,9 @@ def time_row(op, variant, precision, layout, configs, rep_ms, bw) -> list[dict]:
     return out_rows
 
 
-def markdown(rows: list[dict], configs: list[dict], copy_gbps: float) -> str:
-    lines = [f"# ops_tune on {torch.cuda.get_device_name()} (copy {copy_gbps:.0f} GB/s)", "", "Configurations:", ""]
+def markdown(rows: list[dict], configs: list[dict], copy_gbps: float, l2: str = "warm") -> str:
+    lines = [f"# ops_tune on {torch.cuda.get_device_name()} (copy {copy_gbps:.0f} GB/s; L2 {l2})", "",
+             "Configurations:", ""]
     lines += [f"- c{i}: `{json.dumps(c)}`" for i, c in enumerate(configs)]
     head = ["row", *(f"c{i} ms" for i in range(len(configs))), *(f"c{i} vs c0" for i in range(1, len(configs)))]
     lines += ["", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
@@ -111,6 +117,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", required=True, help="comma-separated 'OP CASE PRECISION[:LAYOUT]'")
     parser.add_argument("--configs", default="[{}]", help="JSON list of TUNING overrides; the first is the baseline")
     parser.add_argument("--rep-ms", type=int, default=40)
+    parser.add_argument("--l2", default="warm", help="warm (replays as ops.py times them) or cold (flushed per call)")
     parser.add_argument("--out", default="")
     args = parser.parse_args(argv)
     try:
@@ -123,6 +130,8 @@ def main(argv=None) -> int:
                 and all(isinstance(c.get("per_precision", {}), dict) for c in configs)):
             raise ValueError(f"--configs must be a non-empty JSON list of TUNING overrides (objects), got "
                              f"{args.configs!r}")
+        if args.l2 not in ("warm", "cold"):
+            raise ValueError(f"--l2 must be warm or cold, got {args.l2!r}")
     except ValueError as exc:
         print(f"ops_tune.py: {exc}", file=sys.stderr)
         return 2
@@ -132,9 +141,9 @@ def main(argv=None) -> int:
     bw = ops.copy_bandwidth(args.rep_ms)["gbps"]
     results = []
     for op, variant, precision, layout in rows:
-        results += time_row(op, variant, precision, layout, configs, args.rep_ms, bw)
+        results += time_row(op, variant, precision, layout, configs, args.rep_ms, bw, cold=args.l2 == "cold")
         torch.cuda.empty_cache()
-    text = markdown(results, configs, bw)
+    text = markdown(results, configs, bw, args.l2)
     if args.out:
         Path(args.out).write_text(text)
     print(text)

@@ -62,6 +62,12 @@ def test_bad_configs_are_one_line_and_exit_2(configs):
     assert out.stderr.count("\n") == 1 and not out.stdout
 
 
+def test_bad_l2_mode_is_one_line_and_exit_2():
+    out = _run("--rows", "rotate anchor fp16", "--l2", "hot")
+    assert out.returncode == 2 and "--l2 must be warm or cold, got 'hot'" in out.stderr, out.stderr
+    assert out.stderr.count("\n") == 1 and not out.stdout
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
 def test_without_a_gpu_says_so():
     out = _run("--rows", "rotate anchor fp16")
