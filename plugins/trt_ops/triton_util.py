@@ -174,25 +174,25 @@ def half_pair_bits(lo, hi):
 
 
 @triton.jit
-def store_packed_int8_words(out_ptr, word_offs, acc0, acc1, acc2, acc3, wsum, scale, mask, EVICT: tl.constexpr):
+def store_packed_int8_words(out_ptr, word_offs, acc0, acc1, acc2, acc3, wsum, scale, mask):
     """Store the four add_packed_int8 sums of each word as fp16 channels 4w .. 4w + 3 of an fp16 output with one
     8-byte store per word at out_ptr + 4 * word_offs, without interleave_bytes (whose join and reshape Triton
     does through shared memory, with barriers). Pays where neighbouring lanes' words are neighbours in memory
     (short vectors: kCHW4); where a pixel's words are (kCHW32) the interleave's 16-byte stores measured faster
     (TUNING "vec_word_store", NOTES-ops items 20 - 21)."""
     store_half_quads(out_ptr, word_offs, packed_int8_result(acc0, wsum, scale), packed_int8_result(acc1, wsum, scale),
-                     packed_int8_result(acc2, wsum, scale), packed_int8_result(acc3, wsum, scale), mask, EVICT)
+                     packed_int8_result(acc2, wsum, scale), packed_int8_result(acc3, wsum, scale), mask)
 
 
 @triton.jit
-def store_half_quads(out_ptr, word_offs, r0, r1, r2, r3, mask, EVICT: tl.constexpr):
+def store_half_quads(out_ptr, word_offs, r0, r1, r2, r3, mask):
     """Store fp32 tensors r0 .. r3 as the fp16 elements 4w .. 4w + 3 of an fp16 output, w = word_offs: one 8-byte
     store each, where four 2-byte stores of stride 8 bytes would each write part of a sector (the L2 takes every
     such partial write on its own: NOTES-ops item 24)."""
     lo = half_pair_bits(r0, r1)
     hi = half_pair_bits(r2, r3)
     quad = (lo.to(tl.int64) & 0xFFFFFFFF) | (hi.to(tl.int64) << 32)
-    tl.store(out_ptr.to(tl.pointer_type(tl.int64)) + word_offs, quad, mask=mask, eviction_policy=EVICT)
+    tl.store(out_ptr.to(tl.pointer_type(tl.int64)) + word_offs, quad, mask=mask)
 
 
 @triton.jit
@@ -348,24 +348,15 @@ def sampler_result(a0, a1, a2, a3, wsum, scale, BLOCK_P: tl.constexpr, BLOCK_C: 
     return res
 
 
-def store_eviction(cfg: Mapping) -> str:
-    """The eviction policy a kernel's output stores take (tl.store's ``eviction_policy``): "evict_first" where the
-    op's TUNING sets "store_evict_first" (the output is not read again by the kernel, so its lines should leave L2
-    before the input's), else the default."""
-    return "evict_first" if cfg.get("store_evict_first") else ""
-
-
 @triton.jit
-def sampler_store_words(out_ptr, word_offs, a0, a1, a2, a3, wsum, scale, mask, PACKED: tl.constexpr,
-                        EVICT: tl.constexpr):
+def sampler_store_words(out_ptr, word_offs, a0, a1, a2, a3, wsum, scale, mask, PACKED: tl.constexpr):
     """Store packed sums word by word into an fp16 output, at its [pixels, channels / PACKED] word offsets (units
-    of PACKED channels): int8 with store_packed_int8_words, fp16 pairs as one 4-byte half2 per word. EVICT: the
-    stores' eviction policy (tl.store's; "" or "evict_first")."""
+    of PACKED channels): int8 with store_packed_int8_words, fp16 pairs as one 4-byte half2 per word."""
     if PACKED == 4:
-        store_packed_int8_words(out_ptr, word_offs, a0, a1, a2, a3, wsum[:, None], scale, mask, EVICT)
+        store_packed_int8_words(out_ptr, word_offs, a0, a1, a2, a3, wsum[:, None], scale, mask)
     else:
         words = half_pair_bits(a0.to(tl.float32) * scale, a1.to(tl.float32) * scale)
-        tl.store(out_ptr.to(tl.pointer_type(tl.int32)) + word_offs, words, mask=mask, eviction_policy=EVICT)
+        tl.store(out_ptr.to(tl.pointer_type(tl.int32)) + word_offs, words, mask=mask)
 
 
 # Shared memory through inline PTX (session 18, NOTES-ops item 29). Triton has no shared-memory gather, but a kernel

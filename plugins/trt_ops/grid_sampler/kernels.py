@@ -58,7 +58,6 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     stage_box_async,
     staged_bilinear,
     staged_pitch,
-    store_eviction,
     tile_ptrs,
     tl,
     to_f32,
@@ -134,7 +133,6 @@ TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
           "vec_num_warps": None, "vec_wide_tile_y": None, "vec_wide_tile_z": None,
           "staged": False, "stage_box": (1, 16, 32), "stage_box_3d": (1, 8, 32), "stage_block_c": 4, "stage_blocks": 4,
           "stage_step": 64, "stage_margin": 2, "stage_num_warps": 4, "stage_maxnreg": None, "stage_pad": 0,
-          "store_evict_first": False,
           "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2, "static_strides": True},
                             "int8": {"vec_vectors": 4, "vec_word_store": True, "pairs": True, "vec_pairs": True,
                                      "static_strides": True},
@@ -236,7 +234,7 @@ def _grid_sampler_kernel(
     BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr, VEC: tl.constexpr,
     TY: tl.constexpr = 0, TZ: tl.constexpr = 1, PACKED: tl.constexpr = 0, WORD_STORE: tl.constexpr = False,
     PAIRS: tl.constexpr = False, SIZE1: tl.constexpr = False, NEAR_Z: tl.constexpr = False,
-    PTR_FIRST: tl.constexpr = False, SPLANE: tl.constexpr = 0, SNPIX: tl.constexpr = 0, EVICT: tl.constexpr = "",
+    PTR_FIRST: tl.constexpr = False, SPLANE: tl.constexpr = 0, SNPIX: tl.constexpr = 0,
 ):
     """VEC == 1: linear (N, C, *S) input and output. VEC > 1: both in the channel-vectorized layout
     (N, C / VEC, *S, VEC) (layouts.py); the channel block lies inside one vector, so every corner gather loads
@@ -359,12 +357,12 @@ def _grid_sampler_kernel(
     if WORD_STORE:  # the output's words (PACKED channels each, fp16)
         pix = tl.max_contiguous(pix, 1)  # else a store vectorised along pixels gives a thread 4 pixels of one word
         sampler_store_words(out_ptr, wout + (pix * STEP)[:, None], a0, a1, a2, a3, wsum, out_scale, pmask[:, None],
-                            PACKED, EVICT)
+                            PACKED)
     else:
         if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
             pix = tl.max_contiguous(pix, 1)
         optr = tile_ptrs(dst, cout, pix * VEC, PTR_FIRST)
-        tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None], eviction_policy=EVICT)
+        tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None])
 
 
 @triton.jit
@@ -375,7 +373,7 @@ def _grid_sampler_staged_kernel(
     SPLANE: tl.constexpr, SVOL: tl.constexpr, SNPIX: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr,
     PLANEC: tl.constexpr, CHUNK: tl.constexpr, EC: tl.constexpr, BUF: tl.constexpr, STEP: tl.constexpr,
     CPASM: tl.constexpr, DECL: tl.constexpr, LD4: tl.constexpr, LDT: tl.constexpr, TAB: tl.constexpr,
-    NTAB: tl.constexpr, NPLP: tl.constexpr, EVICT: tl.constexpr = "",
+    NTAB: tl.constexpr, NPLP: tl.constexpr,
 ):
     """Bilinear (trilinear) grid sampling of the linear layout with the input staged in shared memory
     (triton_util.stage_box_async), as rotate's _rotate_staged_kernel does, for grids that are locally smooth (a BEV
@@ -487,8 +485,7 @@ def _grid_sampler_staged_kernel(
                 else:
                     res = res + (far - res) * fz
             optr = (opix + k * BLOCK_C * SNPIX)[:, None] + (cc * SNPIX)[None, :]
-            tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=pmask[:, None] & ((c0 + cc) < C)[None, :],
-                     eviction_policy=EVICT)
+            tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=pmask[:, None] & ((c0 + cc) < C)[None, :])
             shared_sync(-1)  # every lane done with this buffer before the next block's copy overwrites it
     else:
         # [pixels, 1] tiles, in the layout of the staged path's [pixels, channels] ones: one pixel per lane
@@ -510,7 +507,7 @@ def _grid_sampler_staged_kernel(
                     w = w * tl.where(dz == 1, fz, 1.0 - fz)
                 acc += to_f32(tl.load(src + (z * H + y) * W + x, mask=ok, other=0)) * w
             tl.store(opix[:, None] + j * SNPIX, (acc * out_scale).to(out_ptr.dtype.element_ty),
-                     mask=ok0 & (cbase + j < C), eviction_policy=EVICT)
+                     mask=ok0 & (cbase + j < C))
 
 
 def _code(value, table: dict, what: str) -> int:
@@ -587,8 +584,7 @@ def grid_sampler_cuda(
         BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], VEC=vec, TY=ty, TZ=tz, PACKED=packed,
         WORD_STORE=word_store(cfg, packed, vec), PAIRS=bool(cfg["vec_pairs" if vec > 1 else "pairs"]),
         SIZE1=min(d if is3d else 2, h, w) < 2, NEAR_Z=is3d and mode == 0 and bool(cfg[f"{lay}near_z"]),
-        PTR_FIRST=ptr_first, SPLANE=d * h * w if static else 0, SNPIX=npix if static else 0, EVICT=store_eviction(cfg),
-        num_warps=warps,
+        PTR_FIRST=ptr_first, SPLANE=d * h * w if static else 0, SNPIX=npix if static else 0, num_warps=warps,
         maxnreg=cfg[f"{lay}maxnreg"],
     )
     return out
@@ -620,7 +616,7 @@ def _staged(x, g, out, out_scale, size, out_sp, pad, align, precision, cfg) -> b
         x, g, out, c, d, h, w, do, ho, wo, out_scale, TAB=pitches, NTAB=PITCH_STEPS,
         IS3D=is3d, ALIGN=bool(align), PAD=pad, HALF_MATH=precision == "fp16x2", TZ=box[0], TY=box[1], TX=box[2],
         BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], FD=fd, NPLP=triton.next_power_of_2(cfg["stage_block_c"] * fd),
-        EVICT=store_eviction(cfg), SPLANE=h * w, SVOL=d * h * w,
+        SPLANE=h * w, SVOL=d * h * w,
         SNPIX=do * ho * wo, num_warps=cfg["stage_num_warps"], maxnreg=cfg["stage_maxnreg"],
         **{k: v for k, v in plan.items() if k != "SHARED"},
     )

@@ -280,7 +280,7 @@ def _ms_deform_attn_kernel(
     m = rmask[:, None, None] & cmask
     if MODE == 2:  # word w of a row holds channels 4w .. 4w+3 (fp16 out): one 8-byte store per word
         store_packed_int8_words(out_ptr, r[:, None, None] * (C // 4) + c, acc0, acc1, acc2, acc3, wsum[:, None, None],
-                                out_scale, m, "")
+                                out_scale, m)
     else:
         res = acc0.to(tl.float32) * out_scale
         tl.store(out_ptr + r[:, None, None] * C + c, res.to(out_ptr.dtype.element_ty), mask=m)
@@ -529,7 +529,7 @@ def _store_slot_sums(out_ptr, acc0, acc1, acc2, acc3, wsum, C, NH, NQ, ROWS, out
             acc3 = packed_int8_result(acc3, wsum, 1.0)
         store_half_quads(out_ptr, rr[:, None] * (C // 4) + cc, _slot_sum(acc0, RB, K, ROW) * out_scale,
                          _slot_sum(acc1, RB, K, ROW) * out_scale, _slot_sum(acc2, RB, K, ROW) * out_scale,
-                         _slot_sum(acc3, RB, K, ROW) * out_scale, m, "")
+                         _slot_sum(acc3, RB, K, ROW) * out_scale, m)
     else:
         res = _slot_sum(acc0.to(tl.float32), RB, K, ROW) * out_scale
         tl.store(out_ptr + rr[:, None] * C + cc, res.to(out_ptr.dtype.element_ty), mask=m)

@@ -56,7 +56,6 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     sampler_add_pair,
     sampler_result,
     sampler_store_words,
-    store_eviction,
     sampler_zeros,
     shared_base,
     shared_commit,
@@ -143,7 +142,7 @@ TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
           "staged": False, "stage_by": 16, "stage_bx": 32, "stage_block_c": 4, "stage_blocks": 4, "stage_step": 64,
           "stage_pad": 3, "stage_num_warps": 4, "stage_words": False, "stage_word_step": 256,
           "stage_fit_x": True, "stage_hwc": False, "stage_hwc_box": (16, 16), "stage_hwc_blocks": 4,
-          "stage_hwc_qpitch": 48, "stage_hwc_maxnreg": None, "store_evict_first": False,
+          "stage_hwc_qpitch": 48, "stage_hwc_maxnreg": None,
           "per_precision": {"int8": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_num_warps": 4, "vec_vectors": 4,
                                      "vec_word_store": True, "pairs": True, "vec_pairs": True, "static_strides": True,
                                      "staged": True, "stage_block_c": 8, "stage_blocks": 4, "stage_by": 8,
@@ -273,7 +272,7 @@ def _rotate_kernel(
     NEAREST: tl.constexpr, HALF_MATH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr,
     NPLANES, VEC: tl.constexpr, PACKED: tl.constexpr = 0, WORD_STORE: tl.constexpr = False,
     PAIRS: tl.constexpr = False, SIZE1: tl.constexpr = False, PTR_FIRST: tl.constexpr = False,
-    SPLANE: tl.constexpr = 0, EVICT: tl.constexpr = "",
+    SPLANE: tl.constexpr = 0,
 ):
     """[pixels, channels] tile: neighbouring output pixels (neighbouring source addresses) on neighbouring
     lanes, the inverse-mapped position computed once per pixel for the channel block. VEC > 1: input and output
@@ -346,12 +345,12 @@ def _rotate_kernel(
     if WORD_STORE:  # the output's words at the input's word offsets; one pixel per lane, as in the gathers
         pix = tl.max_contiguous(pix, 1)
         sampler_store_words(out_ptr, ibase + (pix * STEP)[:, None], a0, a1, a2, a3, wsum, out_scale, pmask[:, None],
-                            PACKED, EVICT)
+                            PACKED)
     else:
         if ONE_PIX and VEC == 1:  # one pixel per lane: a vectorised store gives each lane several pixels and spreads the gathers
             pix = tl.max_contiguous(pix, 1)
         optr = tile_ptrs(dst, cout, pix * VEC, PTR_FIRST)
-        tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None], eviction_policy=EVICT)
+        tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=lmask & pmask[:, None])
 
 
 @triton.jit
@@ -361,7 +360,7 @@ def _rotate_staged_kernel(
     SPLANE: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr, PLANEC: tl.constexpr, CHUNK: tl.constexpr,
     EC: tl.constexpr, BUF: tl.constexpr, STEP: tl.constexpr, CPASM: tl.constexpr, DECL: tl.constexpr,
     LD4: tl.constexpr, LDT: tl.constexpr, TAB: tl.constexpr, NTAB: tl.constexpr, IL: tl.constexpr = 1,
-    ILASM: tl.constexpr = "", FITX: tl.constexpr = True, EVICT: tl.constexpr = "",
+    ILASM: tl.constexpr = "", FITX: tl.constexpr = True,
 ):
     """Bilinear rotate of the linear layout with the input staged in shared memory (triton_util.stage_box_async).
     A program takes a BY x BX box of output pixels and NCB blocks of BLOCK_C planes. Its input footprint (the box
@@ -428,7 +427,7 @@ def _rotate_staged_kernel(
                         r = r3
                     ch = c0 + g * IL + j
                     tl.store(opix + (ch - cbase) * SPLANE, r.to(out_ptr.dtype.element_ty),
-                             mask=pmask & (ch < NPLANES), eviction_policy=EVICT)
+                             mask=pmask & (ch < NPLANES))
             if k + 1 < NCB:
                 stage_words_sync(in_ptr, base + ((k + 1) % 2) * BUF, (c0 + BLOCK_C + sc * IL) * (SPLANE // 4),
                                  SPLANE // 4, NPLANES - c0 - BLOCK_C - sc * IL, fy0, fx0, rows, pitch, H, W, NS, IL,
@@ -446,8 +445,7 @@ def _rotate_staged_kernel(
             res = staged_bilinear(LD4, LDT, ESIZE, saddr + (k % 2) * BUF, pitch * CHUNK, w00[:, None], w01[:, None],
                                   w10[:, None], w11[:, None], hx, hy, HALF_MATH)
             optr = (opix + k * BLOCK_C * SPLANE)[:, None] + (cc * SPLANE)[None, :]
-            tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=pmask[:, None] & ((c0 + cc) < NPLANES)[None, :],
-                     eviction_policy=EVICT)
+            tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=pmask[:, None] & ((c0 + cc) < NPLANES)[None, :])
             shared_sync(-1)  # every lane done with this buffer before the next block's copy overwrites it
 
 
@@ -599,7 +597,7 @@ def rotate_cuda(
             _rotate_staged_kernel[grid](
                 staged_words(x, il), out, ang, ctr, h, w, out_scale, planes, BY=cfg["stage_by"], BX=cfg["stage_bx"],
                 TAB=pitches, NTAB=PITCH_STEPS, IL=il, ILASM=interleave_asm(il) if il > 1 else "",
-                FITX=cfg["stage_fit_x"], EVICT=store_eviction(cfg),
+                FITX=cfg["stage_fit_x"],
                 BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], HALF_MATH=precision == "fp16x2", SPLANE=h * w,
                 num_warps=cfg["stage_num_warps"], **{k: v for k, v in plan.items() if k != "SHARED"},
             )
@@ -617,6 +615,6 @@ def rotate_cuda(
         x, out, ang, ctr, h, w, out_scale,
         NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], NPLANES=planes, VEC=vec,
         PACKED=packed, WORD_STORE=words, PAIRS=bool(cfg["vec_pairs" if vec > 1 else "pairs"]), SIZE1=min(h, w) < 2,
-        PTR_FIRST=ptr_first, SPLANE=h * w if static else 0, EVICT=store_eviction(cfg), num_warps=warps,
+        PTR_FIRST=ptr_first, SPLANE=h * w if static else 0, num_warps=warps,
     )
     return out
