@@ -11,7 +11,8 @@ measured in the same run: "% copy" against a 1 GiB device-to-device copy (the DR
 copy" against a CUDA-graph-timed device-to-device copy that moves the same number of bytes as the variant's
 minimal count (read + write), i.e. what a plain copy of that size reaches, launch and ramp-up included. The
 graph replays leave the inputs in L2 wherever they fit, so each row also has "cold ms", the replay with the L2
-flushed before every call (cold_graph_ms), and its percent of the 1 GiB copy. For fp16x2 it also counts the packed
+flushed before every call (cold_graph_ms), with its percent of the 1 GiB copy and of the same-size copy timed
+that way. For fp16x2 it also counts the packed
 half2 instructions in the compiled code. Ops whose case lists TensorRT vectorized layouts (grid sampler, rotate) get one more row per
 layout (input and output in that format) with the cost of converting to and from linear beside it ("reformat
 ms", not in "ms"). Writes ops.json and ops.md under DIR and prints the table last. With --sweep it also times
@@ -55,21 +56,22 @@ def graph_ms(fn, rep_ms: int) -> float | None:
         return None
 
 
-_FLUSH: dict = {}
+_FLUSH: dict = {}  # the flush buffer, made once
 
 
 def cold_graph_ms(fn, rep_ms: int) -> float | None:
-    """graph_ms with the L2 flushed before every call: the replay of (zero a buffer twice the L2's size, fn) less the
-    replay of the zeroing alone. What a kernel takes when its input is not left in L2 by the previous replay, as in a
-    network where other layers ran in between (graph_ms's replays find whatever of it the L2 kept)."""
+    """graph_ms with the L2 flushed before every call: the replay of (read a buffer four times the L2's size, fn) less
+    the replay of the read alone, timed just before. What a kernel takes when its input is not left in L2 by the
+    previous replay, as in a network where other layers ran since it was written (graph_ms's replays find whatever of
+    it the L2 kept). The flush reads rather than zeroes: zeroing the buffer instead measured 10 - 30% less kernel time
+    on the sampler and bev_pool rows (H200, session 23), so it left part of the input in L2."""
     if "buf" not in _FLUSH:
-        size = 2 * torch.cuda.get_device_properties(torch.cuda.current_device()).L2_cache_size
-        _FLUSH["buf"] = torch.empty(max(size, 1 << 20), dtype=torch.uint8, device="cuda")
+        size = 4 * torch.cuda.get_device_properties(torch.cuda.current_device()).L2_cache_size
+        _FLUSH["buf"] = torch.empty(max(size, 1 << 20) // 4, dtype=torch.float32, device="cuda")
     buf = _FLUSH["buf"]
-    if rep_ms not in _FLUSH:  # the zeroing alone, once per process and rep_ms
-        _FLUSH[rep_ms] = graph_ms(buf.zero_, rep_ms)
-    both = graph_ms(lambda: (buf.zero_(), fn()), rep_ms)
-    return None if both is None or _FLUSH[rep_ms] is None else both - _FLUSH[rep_ms]
+    alone = graph_ms(buf.sum, rep_ms)
+    both = graph_ms(lambda: (buf.sum(), fn()), rep_ms)
+    return None if both is None or alone is None else both - alone
 
 
 def copy_bandwidth(rep_ms: int) -> dict:
@@ -86,13 +88,16 @@ _SAME_SIZE: dict[int, dict] = {}
 
 
 def copy_same_size(moved: int, rep_ms: int) -> dict:
-    """CUDA-graph-timed device-to-device copy whose read + write bytes equal ``moved`` (cached per size)."""
+    """CUDA-graph-timed device-to-device copy whose read + write bytes equal ``moved`` (cached per size): "ms" /
+    "gbps" as graph_ms times it, "cold_ms" / "cold_gbps" as cold_graph_ms does (None where that fails)."""
     if moved not in _SAME_SIZE:
         n = max(1, moved // 8)  # fp32 elements: n * 4 read + n * 4 written
         src = torch.randn(n, device="cuda")
         dst = torch.empty_like(src)
         ms = graph_ms(lambda: dst.copy_(src), rep_ms) or median_ms(lambda: dst.copy_(src), rep_ms)
-        _SAME_SIZE[moved] = {"bytes": 8 * n, "ms": ms, "gbps": 8 * n / ms / 1e6}
+        cold = cold_graph_ms(lambda: dst.copy_(src), rep_ms)
+        _SAME_SIZE[moved] = {"bytes": 8 * n, "ms": ms, "gbps": 8 * n / ms / 1e6, "cold_ms": cold,
+                             "cold_gbps": 8 * n / cold / 1e6 if cold else None}
         del src, dst
     return _SAME_SIZE[moved]
 
@@ -175,6 +180,9 @@ def run_variant(op, case, precision, kernel, reference, ref32, t_ref, t_fp32, bw
         "same_size_copy_ms": same["ms"], "same_size_copy_gbps": same["gbps"],
         "pct_same_size_copy": 100.0 * moved / ms / 1e6 / same["gbps"],
         "cold_ms": cold, "pct_copy_bw_cold": 100.0 * moved / cold / 1e6 / bw if cold else None,
+        "same_size_copy_cold_gbps": same["cold_gbps"],
+        "pct_same_size_copy_cold": (100.0 * moved / cold / 1e6 / same["cold_gbps"]
+                                    if cold and same["cold_gbps"] else None),
         "rel_err": err, "rel_err_vs_fp32_ref": err_e2e, "tolerance": ops_cases.TOLERANCE[precision],
         "passed": bool(err <= ops_cases.TOLERANCE[precision]),
     }
@@ -315,19 +323,24 @@ def markdown(result: dict) -> str:
         "channel-vectorized TensorRT format (plugins/trt_ops/layouts.py); reformat ms: converting the input from "
         "linear and the output back (not in ms), what TensorRT adds when neighbouring layers use linear. cold ms: "
         "the CUDA-graph replay with the L2 flushed before every call (benchmarks/ops.py cold_graph_ms), as in a "
-        "network where other layers ran since the input was written; % copy cold: its GB/s as a percent of the "
-        "1 GiB copy. The targets use ms.",
+        "network where other layers ran since the input was written; % copy cold / % same-size copy cold: its GB/s as "
+        "a percent of the 1 GiB copy / of the same-size copy timed the same way. The targets use ms.",
         "",
         "| case | precision | ms | reformat ms | eager ms | ref ms | x ref | x fp32 | GB/s | % copy | % same-size copy "
-        "| cold ms | % copy cold | rel err | err vs fp32 ref | ok |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| cold ms | % copy cold | % same-size copy cold | rel err | err vs fp32 ref | ok |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| --- |",
     ]
     for r in result["rows"]:
         if "ms" not in r:
-            lines.append(f"| {r['case']} | {_variant(r)} | error: {r.get('error', '')[:200]!r} ||||||||||||||")
+            lines.append(f"| {r['case']} | {_variant(r)} | error: {r.get('error', '')[:200]!r} |||||||||||||||")
             continue
         reformat = f"{r['reformat_ms']:.4f}" if r.get("reformat_ms") else ""
-        cold = (f"{r['cold_ms']:.4f} | {r['pct_copy_bw_cold']:.0f}" if r.get("cold_ms") else " | ")
+        cold = " | | "
+        if r.get("cold_ms"):
+            same_cold = (f"{r['pct_same_size_copy_cold']:.0f} ({r['same_size_copy_cold_gbps']:.0f} GB/s)"
+                         if r.get("pct_same_size_copy_cold") else "")
+            cold = f"{r['cold_ms']:.4f} | {r['pct_copy_bw_cold']:.0f} | {same_cold}"
         lines.append(
             f"| {r['case']} | {_variant(r)} | {r['ms']:.4f} | {reformat} | {r['eager_ms']:.4f} | {r['ref_ms']:.3f} | "
             f"{r['speedup_vs_ref']:.1f} | "
