@@ -2,22 +2,21 @@
 
     python3 benchmarks/ops.py --out DIR [--ops bev_pool_v2,ms_deform_attn] [--rep-ms 100] [--sweep]
 
-For every op at the anchors' shapes (benchmarks/ops_cases.py) and every precision: the relative error
-against the op's reference on the same inputs (fp16-rounded / dequantised for the reduced variants) and
-against the fp32 reference on the original inputs; the median time (triton.testing.do_bench, L2 flushed
-between runs); speedup vs the PyTorch reference (fp32, same GPU) and vs our fp32 kernel; achieved GB/s over
-the minimal bytes (each input read once, the output written once) and its percent of two copy bandwidths
-measured in the same run: "% copy" against a 1 GiB device-to-device copy (the DRAM roofline), "% same-size
-copy" against a CUDA-graph-timed device-to-device copy that moves the same number of bytes as the variant's
-minimal count (read + write), i.e. what a plain copy of that size reaches, launch and ramp-up included. The
-graph replays leave the inputs in L2 wherever they fit, so each row also has "cold ms", the replay with the L2
-flushed before every call (cold_graph_ms), with its percent of the 1 GiB copy and of the same-size copy timed
-that way. For fp16x2 it also counts the packed
-half2 instructions in the compiled code. Ops whose case lists TensorRT vectorized layouts (grid sampler, rotate) get one more row per
-layout (input and output in that format) with the cost of converting to and from linear beside it ("reformat
-ms", not in "ms"). Writes ops.json and ops.md under DIR and prints the table last. With --sweep it also times
-every launch configuration listed in a kernels module's SWEEP (each checked against the reference first)
-and writes sweep.json / sweep.md; the committed TUNING defaults are restored afterwards. Works from a plain checkout
+For every op at the anchors' shapes (benchmarks/ops_cases.py) and every precision: the relative error against the
+op's reference on the same inputs (fp16-rounded / dequantised for the reduced variants) and against the fp32
+reference on the original inputs; the median time (triton.testing.do_bench, L2 flushed between runs); speedup vs
+the PyTorch reference (fp32, same GPU) and vs our fp32 kernel; achieved GB/s over the minimal bytes (each input
+read once, the output written once) and its percent of two copy bandwidths measured in the same run: "% copy"
+against a 1 GiB device-to-device copy (the DRAM roofline), "% same-size copy" against a CUDA-graph-timed
+device-to-device copy that moves the same number of bytes as the variant's minimal count (read + write), i.e. what
+a plain copy of that size reaches, launch and ramp-up included. The graph replays leave the inputs in L2 wherever
+they fit, so each row also has "cold ms", the replay with the L2 flushed before every call (cold_graph_ms), with
+its percent of the 1 GiB copy and of the same-size copy timed that way. For fp16x2 it also counts the packed half2
+instructions in the compiled code. Ops whose case lists TensorRT vectorized layouts (grid sampler, rotate) get one
+more row per layout (input and output in that format) with the cost of converting to and from linear beside it
+("reformat ms", not in "ms"). Writes ops.json and ops.md under DIR and prints the table last. With --sweep it also
+times every launch configuration listed in a kernels module's SWEEP (each checked against the reference first) and
+writes sweep.json / sweep.md; the committed TUNING defaults are restored afterwards. Works from a plain checkout
 (no install needed): the package mapping of pyproject.toml is set up by hand when bevdeploy is not importable.
 """
 

@@ -89,8 +89,9 @@ def test_staged_3d_matches_reference(kernels, precision, shape, out_sp, yaw, sca
 @pytest.mark.parametrize("precision", list(TOL))
 @pytest.mark.parametrize("box", [(2, 8, 32), (4, 4, 32), (2, 4, 16)])
 def test_staged_3d_boxes_of_several_slices(kernels, monkeypatch, precision, box):
-    """Boxes of TZ > 1 output slices stage TZ + 2 input slices per channel (FD), so that their programs stay on the
-    staged path; at 4 slices, 6 planes per channel are not a power of two (NPLP pads them)."""
+    """Boxes of TZ > 1 output slices stage TZ + 2 input slices per channel (FD; with the 3 staged before, no program of
+    such a box fitted and all gathered from global memory); at 4 slices, 6 planes per channel are not a power of two
+    (NPLP pads them)."""
     from bevdeploy.plugins.trt_ops.grid_sampler import kernels as k
 
     key = f"{precision}:3d"

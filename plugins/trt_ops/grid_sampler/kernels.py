@@ -604,7 +604,7 @@ def _staged(x, g, out, out_scale, size, out_sp, pad, align, precision, cfg) -> b
     is3d = len(out_sp) == 3
     do, ho, wo = (out_sp if is3d else (1, *out_sp))
     box = cfg["stage_box_3d" if is3d else "stage_box"]  # output (depth, rows, columns) per program
-    fd = box[0] + 2 if is3d else 1  # a box's z corners span two slices more than it has (near-integer z rounds both ways)
+    fd = box[0] + 2 if is3d else 1  # z corners span two slices more than the box has (near-integer z floors both ways)
     plan = shared_stage_plan(x.element_size(), w, box[1], box[2], cfg["stage_block_c"] * fd, cfg["stage_step"],
                              pad=cfg["stage_pad"], margin=cfg["stage_margin"], full_pitch=True, reserve=STAGED_SCRATCH)
     if plan is None or x.data_ptr() % plan["CHUNK"] or x.numel() >= 2**31 or out.numel() >= 2**31:
@@ -615,9 +615,9 @@ def _staged(x, g, out, out_scale, size, out_sp, pad, align, precision, cfg) -> b
     _grid_sampler_staged_kernel[(boxes, triton.cdiv(c, nc), n)](
         x, g, out, c, d, h, w, do, ho, wo, out_scale, TAB=pitches, NTAB=PITCH_STEPS,
         IS3D=is3d, ALIGN=bool(align), PAD=pad, HALF_MATH=precision == "fp16x2", TZ=box[0], TY=box[1], TX=box[2],
-        BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], FD=fd, NPLP=triton.next_power_of_2(cfg["stage_block_c"] * fd),
-        SPLANE=h * w, SVOL=d * h * w,
-        SNPIX=do * ho * wo, num_warps=cfg["stage_num_warps"], maxnreg=cfg["stage_maxnreg"],
+        BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], FD=fd,
+        NPLP=triton.next_power_of_2(cfg["stage_block_c"] * fd), SPLANE=h * w, SVOL=d * h * w, SNPIX=do * ho * wo,
+        num_warps=cfg["stage_num_warps"], maxnreg=cfg["stage_maxnreg"],
         **{k: v for k, v in plan.items() if k != "SHARED"},
     )
     return True
