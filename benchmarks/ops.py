@@ -4,23 +4,25 @@
 
 For every op at the anchors' shapes (benchmarks/ops_cases.py) and every precision: the relative error against the
 op's reference on the same inputs (fp16-rounded / dequantised for the reduced variants) and against the fp32
-reference on the original inputs; the median time (triton.testing.do_bench, L2 flushed between runs); speedup vs
-the PyTorch reference (fp32, same GPU) and vs our fp32 kernel; achieved GB/s over the minimal bytes (each input
-read once, the output written once) and its percent of two copy bandwidths measured in the same run: "% copy"
-against a 1 GiB device-to-device copy (the DRAM roofline), "% same-size copy" against a CUDA-graph-timed
-device-to-device copy that moves the same number of bytes as the variant's minimal count (read + write), i.e. what
-a plain copy of that size reaches, launch and ramp-up included. The graph replays leave the inputs in L2 wherever
-they fit, so each row also has "cold ms", the replay with the L2 flushed before every call (cold_graph_ms), with
-its percent of the 1 GiB copy and of the same-size copy timed that way. For fp16x2 it also counts the packed half2
-instructions in the compiled code. Ops whose case lists TensorRT vectorized layouts (grid sampler, rotate) get one
-more row per layout (input and output in that format) with the cost of converting to and from linear beside it
-("reformat ms", not in "ms"). Writes ops.json and ops.md under DIR and prints the table last. With --sweep it also
-times every launch configuration listed in a kernels module's SWEEP (each checked against the reference first) and
-writes sweep.json / sweep.md; the committed TUNING defaults are restored afterwards. Works from a plain checkout
-(no install needed): the package mapping of pyproject.toml is set up by hand when bevdeploy is not importable.
+reference on the original inputs; the median time of CUDA-graph replays ("ms") and of eager calls
+(triton.testing.do_bench, L2 flushed between runs: "eager ms"); speedup vs the PyTorch reference (fp32, same GPU)
+and vs our fp32 kernel; achieved GB/s over the minimal bytes (each input read once, the output written once) and
+its percent of two copy bandwidths measured in the same run: "% copy" against a 1 GiB device-to-device copy (the
+DRAM roofline), "% same-size copy" against a CUDA-graph-timed device-to-device copy that moves the same number of
+bytes as the variant's minimal count (read + write), i.e. what a plain copy of that size reaches, launch and
+ramp-up included. The graph replays leave the inputs in L2 wherever they fit, so each row also has "cold ms", the
+replay with the L2 flushed before every call (cold_graph_ms), with its percent of the 1 GiB copy and of the
+same-size copy timed that way. For fp16x2 it also counts the packed half2 instructions in the compiled code. Ops
+whose case lists TensorRT vectorized layouts (grid sampler, rotate) get one more row per layout (input and output
+in that format) with the cost of converting to and from linear beside it ("reformat ms", not in "ms"). Writes
+ops.json and ops.md under DIR and prints the table last. With --sweep it also times every launch configuration
+listed in a kernels module's SWEEP (each checked against the reference first) and writes sweep.json / sweep.md; the
+committed TUNING defaults are restored afterwards. Works from a plain checkout (no install needed): the package
+mapping of pyproject.toml is set up by hand when bevdeploy is not importable.
 """
 
 import argparse
+import functools
 import json
 import math
 import platform
@@ -55,7 +57,11 @@ def graph_ms(fn, rep_ms: int) -> float | None:
         return None
 
 
-_FLUSH: dict = {}  # the flush buffer, made once
+@functools.cache
+def _flush_buffer() -> torch.Tensor:
+    """cold_graph_ms's buffer: four times the L2's size, made once per process."""
+    size = 4 * torch.cuda.get_device_properties(torch.cuda.current_device()).L2_cache_size
+    return torch.empty(max(size, 1 << 20) // 4, dtype=torch.float32, device="cuda")
 
 
 def cold_graph_ms(fn, rep_ms: int) -> float | None:
@@ -64,10 +70,7 @@ def cold_graph_ms(fn, rep_ms: int) -> float | None:
     previous replay, as in a network where other layers ran since it was written (graph_ms's replays find whatever of
     it the L2 kept). The flush reads rather than zeroes: zeroing the buffer instead measured 5 - 23% less kernel time
     on the sampler and bev_pool rows (H200, session 23), so it left part of the input in L2."""
-    if "buf" not in _FLUSH:
-        size = 4 * torch.cuda.get_device_properties(torch.cuda.current_device()).L2_cache_size
-        _FLUSH["buf"] = torch.empty(max(size, 1 << 20) // 4, dtype=torch.float32, device="cuda")
-    buf = _FLUSH["buf"]
+    buf = _flush_buffer()
     alone = graph_ms(buf.sum, rep_ms)
     both = graph_ms(lambda: (buf.sum(), fn()), rep_ms)
     return None if both is None or alone is None else both - alone
