@@ -6,23 +6,23 @@ For every op at the anchors' shapes (benchmarks/ops_cases.py) and every precisio
 op's reference on the same inputs (fp16-rounded / dequantised for the reduced variants) and against the fp32
 reference on the original inputs; the median time of CUDA-graph replays ("ms") and of eager calls
 (triton.testing.do_bench, L2 flushed between runs: "eager ms"); speedup vs the PyTorch reference (fp32, same GPU)
-and vs our fp32 kernel; achieved GB/s over the minimal bytes (each input read once, the output written once) and
-its percent of two copy bandwidths measured in the same run: "% copy" against a 1 GiB device-to-device copy (the
-DRAM roofline), "% same-size copy" against a CUDA-graph-timed device-to-device copy that moves the same number of
-bytes as the variant's minimal count (read + write), i.e. what a plain copy of that size reaches, launch and
-ramp-up included. The graph replays leave the inputs in L2 wherever they fit, so each row also has "cold ms", the
-replay with the L2 flushed before every call (cold_graph_ms), with its percent of the 1 GiB copy and of the
-same-size copy timed that way. For fp16x2 it also counts the packed half2 instructions in the compiled code. Ops
-whose case lists TensorRT vectorized layouts (grid sampler, rotate) get one more row per layout (input and output
-in that format) with the cost of converting to and from linear beside it ("reformat ms", not in "ms"). Writes
-ops.json and ops.md under DIR and prints the table last. With --sweep it also times every launch configuration
-listed in a kernels module's SWEEP (each checked against the reference first) and writes sweep.json / sweep.md; the
-committed TUNING defaults are restored afterwards. Works from a plain checkout (no install needed): the package
-mapping of pyproject.toml is set up by hand when bevdeploy is not importable.
+and vs our fp32 kernel; achieved GB/s over the minimal bytes (each input read once, the output written once) and its
+percent of two copy bandwidths measured in the same run: "% copy" against a 1 GiB device copy (the DRAM roofline),
+"% same-size copy" against the same copy moving as many bytes as the variant's minimal count (read + write), i.e.
+what a plain copy of that size reaches, launch and ramp-up included; both copies are an elementwise kernel timed as
+CUDA-graph replays (device_copy: a graph-captured cudaMemcpy is slower, and by an amount that depends on the size).
+The graph replays leave the inputs in L2 wherever they fit, so each row also has "cold ms": the time per call when
+every call works on its own copy of the inputs, k copies moving at least four times the L2 in turn (rotating_ms),
+with its percent of the 1 GiB copy and of the same-size copy timed that way. For fp16x2 it also counts the packed
+half2 instructions in the compiled code. Ops whose case lists TensorRT vectorized layouts (grid sampler, rotate) get
+one more row per layout (input and output in that format) with the cost of converting to and from linear beside it
+("reformat ms", not in "ms"). Writes ops.json and ops.md under DIR and prints the table last. With --sweep it also
+times every launch configuration listed in a kernels module's SWEEP (each checked against the reference first) and
+writes sweep.json / sweep.md; the committed TUNING defaults are restored afterwards. Works from a plain checkout (no
+install needed): the package mapping of pyproject.toml is set up by hand when bevdeploy is not importable.
 """
 
 import argparse
-import functools
 import json
 import math
 import platform
@@ -57,31 +57,38 @@ def graph_ms(fn, rep_ms: int) -> float | None:
         return None
 
 
-@functools.cache
-def _flush_buffer() -> torch.Tensor:
-    """cold_graph_ms's buffer: four times the L2's size, made once per process."""
-    size = 4 * torch.cuda.get_device_properties(torch.cuda.current_device()).L2_cache_size
-    return torch.empty(max(size, 1 << 20) // 4, dtype=torch.float32, device="cuda")
+def rotating_ms(make_call, moved: int, rep_ms: int) -> float | None:
+    """Cold time per call: k calls replayed back to back in one CUDA graph, call i on its own copy of the inputs
+    (``make_call(i)`` returns it), k large enough that the other calls move at least four times the L2 between two
+    uses of one copy. So every call finds its input in DRAM and the L2 full of the previous calls' lines, as a layer
+    of a network does, and nothing is subtracted. (Run 44's cold columns timed (flush, call) less the flush alone;
+    that measured 5 - 40% longer than this on copies and kernels alike: benchmarks/cold_check.py, NOTES-ops item 36.)"""
+    l2 = torch.cuda.get_device_properties(torch.cuda.current_device()).L2_cache_size
+    k = max(2, math.ceil(4 * l2 / max(moved, 1)) + 1)
+    calls = [make_call(i) for i in range(k)]
+    total = graph_ms(lambda: [call() for call in calls], rep_ms)
+    return None if total is None else total / k
 
 
-def cold_graph_ms(fn, rep_ms: int) -> float | None:
-    """graph_ms with the L2 flushed before every call: the replay of (read a buffer four times the L2's size, fn) less
-    the replay of the read alone, timed just before. What a kernel takes when its input is not left in L2 by the
-    previous replay, as in a network where other layers ran since it was written (graph_ms's replays find whatever of
-    it the L2 kept). The flush reads rather than zeroes: zeroing the buffer instead measured 5 - 23% less kernel time
-    on the sampler and bev_pool rows (H200, session 23), so it left part of the input in L2."""
-    buf = _flush_buffer()
-    alone = graph_ms(buf.sum, rep_ms)
-    both = graph_ms(lambda: (buf.sum(), fn()), rep_ms)
-    return None if both is None or alone is None else both - alone
+def clone_tensors(args) -> tuple:
+    """``args`` with every tensor replaced by a copy of it (same strides), for rotating_ms's copies of the inputs."""
+    return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
+
+
+def device_copy(src: torch.Tensor, dst: torch.Tensor) -> None:
+    """The copy every bandwidth here is compared with: an elementwise kernel on the SMs (dst = src * 1, the same
+    bytes read and written as a copy). Not ``dst.copy_(src)``: that is a cudaMemcpy, which a CUDA graph turns into a
+    memcpy node whose speed depends on the size (H200, session 24: 2.5 - 2.8 TB/s at 0.5 - 2 GiB moved where this
+    kernel reaches 4.2, and up to 1.6x faster at 64 KiB multiples than at sizes beside them; NOTES-ops item 36)."""
+    torch.mul(src, 1.0, out=dst)
 
 
 def copy_bandwidth(rep_ms: int) -> dict:
-    """Device-to-device copy of 1 GiB, counting bytes read plus written (the memory roofline we compare to)."""
+    """device_copy of 1 GiB, CUDA-graph timed, counting bytes read plus written (the memory roofline we compare to)."""
     n = 1 << 28
     src = torch.randn(n, device="cuda")
     dst = torch.empty_like(src)
-    ms = median_ms(lambda: dst.copy_(src), rep_ms)
+    ms = graph_ms(lambda: device_copy(src, dst), rep_ms) or median_ms(lambda: device_copy(src, dst), rep_ms)
     moved = 2 * n * 4
     return {"bytes": moved, "ms": ms, "gbps": moved / ms / 1e6}
 
@@ -90,18 +97,31 @@ _SAME_SIZE: dict[int, dict] = {}
 
 
 def copy_same_size(moved: int, rep_ms: int) -> dict:
-    """CUDA-graph-timed device-to-device copy whose read + write bytes equal ``moved`` (cached per size): "ms" /
-    "gbps" as graph_ms times it, "cold_ms" / "cold_gbps" as cold_graph_ms does (None where that fails)."""
+    """device_copy whose read + write bytes equal ``moved`` (cached per size): "ms" / "gbps" as graph_ms times it,
+    "cold_ms" / "cold_gbps" as rotating_ms does (None where that fails)."""
     if moved not in _SAME_SIZE:
         n = max(1, moved // 8)  # fp32 elements: n * 4 read + n * 4 written
-        src = torch.randn(n, device="cuda")
-        dst = torch.empty_like(src)
-        ms = graph_ms(lambda: dst.copy_(src), rep_ms) or median_ms(lambda: dst.copy_(src), rep_ms)
-        cold = cold_graph_ms(lambda: dst.copy_(src), rep_ms)
+        pairs = {}
+
+        def make_call(i):
+            pairs[i] = src, dst = torch.randn(n, device="cuda"), torch.empty(n, device="cuda")
+            return lambda: device_copy(src, dst)
+
+        call = make_call(0)
+        ms = graph_ms(call, rep_ms) or median_ms(call, rep_ms)
+        cold = rotating_ms(make_call, 8 * n, rep_ms)
         _SAME_SIZE[moved] = {"bytes": 8 * n, "ms": ms, "gbps": 8 * n / ms / 1e6, "cold_ms": cold,
                              "cold_gbps": 8 * n / cold / 1e6 if cold else None}
-        del src, dst
+        del pairs, call
     return _SAME_SIZE[moved]
+
+
+def kernel_calls(kernel, kargs, **kwargs):
+    """rotating_ms's make_call for ``kernel(*kargs, **kwargs)``: call 0 on ``kargs`` itself, the others on copies."""
+    def make_call(i):
+        args = kargs if i == 0 else clone_tensors(kargs)
+        return lambda: kernel(*args, **kwargs)
+    return make_call
 
 
 def _tensors_bytes(args) -> int:
@@ -170,8 +190,8 @@ def run_variant(op, case, precision, kernel, reference, ref32, t_ref, t_fp32, bw
     eager = median_ms(lambda: kernel(*kargs, precision=precision, scales=case.scales, **extra), rep_ms)
     graph = graph_ms(lambda: kernel(*kargs, precision=precision, scales=case.scales, **extra), rep_ms)
     ms = graph if graph is not None else eager
-    cold = cold_graph_ms(lambda: kernel(*kargs, precision=precision, scales=case.scales, **extra), rep_ms)
     moved = _tensors_bytes(kargs) + out.numel() * out.element_size()
+    cold = rotating_ms(kernel_calls(kernel, kargs, precision=precision, scales=case.scales, **extra), moved, rep_ms)
     same = copy_same_size(moved, rep_ms)
     row = {
         "op": op, "case": case.name, "precision": precision, "layout": layout,
@@ -246,7 +266,7 @@ def _variant(row: dict) -> str:
 
 def _sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms, time_failed=True, cold=False) -> dict:
     """Check one launch configuration (the kernels module's TUNING as the caller set it) against ``ref`` and time
-    it (CUDA-graph ms, with ``cold`` the L2 flushed before each call: cold_graph_ms; with ``time_failed`` False, only
+    it (CUDA-graph ms, with ``cold`` each call on inputs not in L2: rotating_ms; with ``time_failed`` False, only
     where it is within tolerance); "bytes": what it moved."""
     row = {"op": op, "case": case.name, "precision": precision, "layout": layout, "config": cfg}
     extra = {} if layout == "linear" else {"layout": layout}
@@ -261,8 +281,8 @@ def _sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms, tim
         err = ops_cases.rel_error(out, ref)
         row.update(rel_err=err, passed=bool(err <= ops_cases.TOLERANCE[precision]))
         if row["passed"] or time_failed:
-            timer = cold_graph_ms if cold else graph_ms
-            row["ms"] = timer(lambda: kernel(*kargs, precision=precision, scales=case.scales, **extra), rep_ms)
+            make_call = kernel_calls(kernel, kargs, precision=precision, scales=case.scales, **extra)
+            row["ms"] = rotating_ms(make_call, row["bytes"], rep_ms) if cold else graph_ms(make_call(0), rep_ms)
     except Exception as exc:  # noqa: BLE001 - a configuration that fails to compile is a result too
         row.update(error=f"{type(exc).__name__}: {exc}"[:300], passed=False)
     return row
@@ -316,17 +336,18 @@ def markdown(result: dict) -> str:
     lines = [
         f"# Op kernels on {result['device']}",
         "",
-        f"torch {result['torch']}, triton {result['triton']}; device-to-device copy {result['copy']['gbps']:.0f} GB/s "
-        "(read + write). ms: median CUDA-graph replay (device time; L2 not flushed); eager ms: median of "
-        "triton.testing.do_bench with the Python launch (L2 flushed), compared with the eager PyTorch reference "
-        "for x ref; x fp32, GB/s and both % columns use ms. % copy: of the 1 GiB copy; % same-size copy: of a "
-        "CUDA-graph-timed copy moving the same bytes as the row (read + write), measured in this run. "
-        "A precision followed by a layout (e.g. int8 chw4) takes its input and writes its output in that "
-        "channel-vectorized TensorRT format (plugins/trt_ops/layouts.py); reformat ms: converting the input from "
-        "linear and the output back (not in ms), what TensorRT adds when neighbouring layers use linear. cold ms: "
-        "the CUDA-graph replay with the L2 flushed before every call (benchmarks/ops.py cold_graph_ms), as in a "
-        "network where other layers ran since the input was written; % copy cold / % same-size copy cold: its GB/s as "
-        "a percent of the 1 GiB copy / of the same-size copy timed the same way. The targets use ms.",
+        f"torch {result['torch']}, triton {result['triton']}; 1 GiB device copy {result['copy']['gbps']:.0f} GB/s "
+        "(read + write; an elementwise kernel, benchmarks/ops.py device_copy). ms: median CUDA-graph replay (device "
+        "time; L2 not flushed); eager ms: median of triton.testing.do_bench with the Python launch (L2 flushed), "
+        "compared with the eager PyTorch reference for x ref; x fp32, GB/s and both % columns use ms. % copy: of the "
+        "1 GiB copy; % same-size copy: of the same copy moving the same bytes as the row (read + write), "
+        "CUDA-graph-timed in this run. A precision followed by a layout (e.g. int8 chw4) takes its input and writes "
+        "its output in that channel-vectorized TensorRT format (plugins/trt_ops/layouts.py); reformat ms: converting "
+        "the input from linear and the output back (not in ms), what TensorRT adds when neighbouring layers use "
+        "linear. cold ms: the time per call when each call works on its own copy of the inputs, the copies together "
+        "moving at least four times the L2 (benchmarks/ops.py rotating_ms), as in a network where other layers ran "
+        "since the input was written; % copy cold / % same-size copy cold: its GB/s as a percent of the 1 GiB copy / "
+        "of the same-size copy timed the same way. The targets use ms.",
         "",
         "| case | precision | ms | reformat ms | eager ms | ref ms | x ref | x fp32 | GB/s | % copy | % same-size copy "
         "| cold ms | % copy cold | % same-size copy cold | rel err | err vs fp32 ref | ok |",

@@ -10,9 +10,10 @@ its "per_precision" entries are merged key by key into TUNING's entries of the s
 ``{"per_precision": {"fp32:3d": {"staged": true}}}`` keeps the other fp32:3d keys). Every row is checked against
 the op's reference before it is timed (a configuration that fails or is out of tolerance is reported, not
 timed); ms: median CUDA-graph replay as in ops.py, "% copy" against the 1 GiB copy measured in the same run.
-``--l2 cold`` flushes the L2 before every call (ops.cold_graph_ms): replays of one call after another leave the
-input in L2 wherever it fits, and a change that only keeps it there (an output store that leaves L2 first, NOTES-ops
-item 35) looks faster warm than it is in a network.
+``--l2 cold`` times each call on inputs not in L2 (ops.rotating_ms: calls in turn on copies of the inputs that
+together move four times the L2): replays of one call after another leave the input in L2 wherever it fits, and a
+change that only keeps it there (an output store that leaves L2 first, NOTES-ops item 35) looks faster warm than it
+is in a network.
 Prints one JSON line per measurement and a markdown table (configurations as columns) last.
 """
 
@@ -117,7 +118,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", required=True, help="comma-separated 'OP CASE PRECISION[:LAYOUT]'")
     parser.add_argument("--configs", default="[{}]", help="JSON list of TUNING overrides; the first is the baseline")
     parser.add_argument("--rep-ms", type=int, default=40)
-    parser.add_argument("--l2", default="warm", help="warm (replays as ops.py times them) or cold (flushed per call)")
+    parser.add_argument("--l2", default="warm", help="warm (replays as ops.py times ms) or cold (as it times cold ms)")
     parser.add_argument("--out", default="")
     args = parser.parse_args(argv)
     try:
