@@ -101,7 +101,8 @@ def test_staged_3d_boxes_of_several_slices(kernels, monkeypatch, precision, box)
     x, xf, scales = _inputs(shape, precision)
     _check(kernels, precision, x, xf, _warp(shape[0], out_sp, 3.0, (0.04, -0.03)), scales)
     assert kernels.launches[0]["FD"] == box[0] + 2
-    assert kernels.launches[0]["NPLP"] >= 2 * (box[0] + 2)
+    planes, nplp = 2 * (box[0] + 2), kernels.launches[0]["NPLP"]  # 2 channels a block, FD slices each
+    assert nplp >= planes and nplp & (nplp - 1) == 0 and nplp < 2 * planes  # the next power of two
 
 
 @pytest.mark.parametrize("precision", list(TOL))

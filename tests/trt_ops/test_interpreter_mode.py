@@ -9,8 +9,7 @@ pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device
 
 def test_triton_kernels_are_interpreted():
     pytest.importorskip("triton", reason="Triton is not installed (optional extra `gpu`)")
-    from triton.runtime.interpreter import InterpretedFunction
-
     from bevdeploy.plugins.trt_ops.grid_sampler import kernels
+    from triton.runtime.interpreter import InterpretedFunction
 
     assert isinstance(kernels._grid_sampler_kernel, InterpretedFunction), type(kernels._grid_sampler_kernel)
