@@ -62,7 +62,7 @@ def rotating_ms(make_call, moved: int, rep_ms: int) -> float | None:
     (``make_call(i)`` returns it), k large enough that the other calls move at least four times the L2 between two
     uses of one copy. So every call finds its input in DRAM and the L2 full of the previous calls' lines, as a layer
     of a network does, and nothing is subtracted. (Run 44's cold columns timed (flush, call) less the flush alone;
-    that measured 5 - 40% longer than this on copies and kernels alike: benchmarks/cold_check.py, NOTES-ops item 36.)"""
+    that measured 6 - 42% longer than this on copies and kernels alike: benchmarks/cold_check.py, NOTES-ops item 36.)"""
     l2 = torch.cuda.get_device_properties(torch.cuda.current_device()).L2_cache_size
     k = max(2, math.ceil(4 * l2 / max(moved, 1)) + 1)
     calls = [make_call(i) for i in range(k)]
@@ -78,8 +78,8 @@ def clone_tensors(args) -> tuple:
 def device_copy(src: torch.Tensor, dst: torch.Tensor) -> None:
     """The copy every bandwidth here is compared with: an elementwise kernel on the SMs (dst = src * 1, the same
     bytes read and written as a copy). Not ``dst.copy_(src)``: that is a cudaMemcpy, which a CUDA graph turns into a
-    memcpy node whose speed depends on the size (H200, session 24: 2.5 - 2.8 TB/s at 0.5 - 2 GiB moved where this
-    kernel reaches 4.2, and up to 1.6x faster at 64 KiB multiples than at sizes beside them; NOTES-ops item 36)."""
+    memcpy node whose speed depends on the size (H200, session 24: 2.5 - 2.8 TB/s at 1 - 2 GiB moved where this
+    kernel reaches 4.2, and 1.6 - 1.8x faster at 64 KiB multiples than at sizes beside them; NOTES-ops item 36)."""
     torch.mul(src, 1.0, out=dst)
 
 
