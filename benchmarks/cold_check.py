@@ -84,15 +84,8 @@ def measure(name: str, moved: int, make_call, rep_ms: int) -> dict:
 
 def copy_row(size_mb: float, rep_ms: int, memcpy: bool = False) -> dict:
     n = max(1, int(size_mb * 1e6) // 8)  # fp32 elements: 4 bytes read + 4 written each
-    pairs: dict[int, tuple] = {}
-
-    def make_call(i):
-        pairs[i] = src, dst = torch.randn(n, device="cuda"), torch.empty(n, device="cuda")
-        return (lambda: dst.copy_(src)) if memcpy else (lambda: ops.device_copy(src, dst))
-
-    row = measure(f"{'memcpy' if memcpy else 'copy'} {8 * n / 1e6:.1f} MB", 8 * n, make_call, rep_ms)
-    pairs.clear()
-    return row
+    make_call = ops.copy_calls(n, (lambda src, dst: dst.copy_(src)) if memcpy else ops.device_copy)
+    return measure(f"{'memcpy' if memcpy else 'copy'} {8 * n / 1e6:.1f} MB", 8 * n, make_call, rep_ms)
 
 
 def kernel_row(op, variant, precision, layout, rep_ms) -> dict:

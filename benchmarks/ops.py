@@ -101,19 +101,21 @@ def copy_same_size(moved: int, rep_ms: int) -> dict:
     "cold_ms" / "cold_gbps" as rotating_ms does (None where that fails)."""
     if moved not in _SAME_SIZE:
         n = max(1, moved // 8)  # fp32 elements: n * 4 read + n * 4 written
-        pairs = {}
-
-        def make_call(i):
-            pairs[i] = src, dst = torch.randn(n, device="cuda"), torch.empty(n, device="cuda")
-            return lambda: device_copy(src, dst)
-
+        make_call = copy_calls(n)
         call = make_call(0)
         ms = graph_ms(call, rep_ms) or median_ms(call, rep_ms)
         cold = rotating_ms(make_call, 8 * n, rep_ms)
         _SAME_SIZE[moved] = {"bytes": 8 * n, "ms": ms, "gbps": 8 * n / ms / 1e6, "cold_ms": cold,
                              "cold_gbps": 8 * n / cold / 1e6 if cold else None}
-        del pairs, call
     return _SAME_SIZE[moved]
+
+
+def copy_calls(n: int, copy=device_copy):
+    """rotating_ms's make_call for ``copy(src, dst)`` of n fp32 elements, each call its own source and destination."""
+    def make_call(i):
+        src, dst = torch.randn(n, device="cuda"), torch.empty(n, device="cuda")
+        return lambda: copy(src, dst)
+    return make_call
 
 
 def kernel_calls(kernel, kargs, **kwargs):

@@ -10,6 +10,7 @@ entry (default: fp16, fp16x2 and int8 at stage_pad 0 and 3). Each angle is check
 
 import argparse
 import copy
+import functools
 import json
 import sys
 from pathlib import Path
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
                 if err > TOL[precision]:
                     print(f"{precision} {cfg} at {angle} degrees: relative error {err:.2e}", file=sys.stderr)
                     return 1
-                times.append(do_bench_cudagraph(lambda: kernels.rotate_cuda(x, ang, ctr, 0, precision, scales),
+                times.append(do_bench_cudagraph(functools.partial(kernels.rotate_cuda, x, ang, ctr, 0, precision, scales),
                                                 rep=40, return_mode="median"))
             lines.append(f"| {precision} | `{json.dumps(cfg)}` | " + " | ".join(f"{t:.4f}" for t in times) + " |")
             print(lines[-1], flush=True)

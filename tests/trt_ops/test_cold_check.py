@@ -1,30 +1,19 @@
 """benchmarks/ops.py's copy and cold-timing helpers and benchmarks/cold_check.py's argument checks (bad input is one
 line on stderr and exit code 2). The timers themselves need a GPU: tests/gpu/test_bench_timing_gpu.py."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-TOOL = BENCH / "cold_check.py"
+from bench_tools import bench_import, run_tool
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=300)
+def _run(*args: str):
+    return run_tool("cold_check.py", *args)
 
 
 @pytest.fixture(scope="module")
 def ops():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import ops
-
-        yield ops
-    finally:
-        sys.path.remove(str(BENCH))
+    with bench_import("ops") as module:
+        yield module
 
 
 def test_device_copy_reproduces_every_value(ops):

@@ -1,30 +1,19 @@
 """benchmarks/ops_tune.py: how an override combines with a kernels module's TUNING, and its argument checks (bad
 input is one line on stderr and exit code 2; no GPU needed)."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-TOOL = BENCH / "ops_tune.py"
+from bench_tools import bench_import, run_tool
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=300)
+def _run(*args: str):
+    return run_tool("ops_tune.py", *args)
 
 
 @pytest.fixture(scope="module")
 def ops_tune():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import ops_tune
-
-        yield ops_tune
-    finally:
-        sys.path.remove(str(BENCH))
+    with bench_import("ops_tune") as module:
+        yield module
 
 
 def test_override_merges_per_precision_entries_key_by_key(ops_tune):

@@ -1,17 +1,12 @@
 """benchmarks/rotate_angles.py's argument checks: bad input is one line on stderr and exit code 2 (no GPU needed)."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from bench_tools import run_tool
 
-TOOL = Path(__file__).resolve().parents[2] / "benchmarks" / "rotate_angles.py"
 
-
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=300)
+def _run(*args: str):
+    return run_tool("rotate_angles.py", *args)
 
 
 @pytest.mark.parametrize("configs", ["not json", '{"fp16": {}}', '[["fp64", {}]]', '[["fp16", 3]]', '[["fp16"]]'])

@@ -5,25 +5,21 @@ Run as a subprocess: the interpreter tests switch this session's Triton to inter
 
 import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from bench_tools import run_tool
 
 triton = pytest.importorskip("triton", reason="Triton is not installed (optional extra `gpu`)")
 if not os.path.exists(os.path.join(os.path.dirname(triton.__file__), "backends/nvidia/bin/cuobjdump")):
     pytest.skip("Triton's bundled cuobjdump is missing", allow_module_level=True)
 
-TOOL = Path(__file__).resolve().parents[2] / "benchmarks" / "sass_offline.py"
 ROTATE_INT8_CHW4 = ["rotate._rotate_kernel", "--types", "in_ptr=*i32", "out_ptr=*fp16", "--div16", "NPLANES",
                     "--const", "NEAREST=0", "HALF_MATH=0", "ONE_PIX=1", "BLOCK_C=16", "BLOCK_P=256", "VEC=4", "PACKED=4"]
 
 
-def _run(*args: str, **env: str) -> subprocess.CompletedProcess:
+def _run(*args: str, **env: str):
     clean = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, env={**clean, **env},
-                          timeout=300)
+    return run_tool("sass_offline.py", *args, env={**clean, **env})
 
 
 def test_word_store_has_no_shared_memory_shuffle():
