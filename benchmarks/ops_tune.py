@@ -14,7 +14,9 @@ timed); ms: median CUDA-graph replay as in ops.py, "% copy" against the 1 GiB co
 together move four times the L2): replays of one call after another leave the input in L2 wherever it fits, and a
 change that only keeps it there (an output store that leaves L2 first, NOTES-ops item 35) looks faster warm than it
 is in a network.
-Prints one JSON line per measurement and a markdown table (configurations as columns) last.
+``--l2 both`` times every configuration both ways, so that a change is judged on the two at once (a
+configuration that wins warm and loses cold, or the reverse, NOTES-ops items 35 - 37).
+Prints one JSON line per measurement and a markdown table (configurations as columns) last, one per L2 state.
 """
 
 import argparse
@@ -67,9 +69,14 @@ def parse_rows(text: str) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def time_row(op, variant, precision, layout, configs, rep_ms, bw, cold=False) -> list[dict]:
-    """ops.py's sweep row (checked, then timed where within tolerance; ``cold``: the L2 flushed before each call)
-    under each configuration in turn."""
+# --l2 value -> the L2 states timed; each state's time is stored under its key ("ms" warm, "cold_ms" cold)
+L2_MODES = {"warm": ("warm",), "cold": ("cold",), "both": ("warm", "cold")}
+MS_KEY = {"warm": "ms", "cold": "cold_ms"}
+
+
+def time_row(op, variant, precision, layout, configs, rep_ms, bw, states=("warm",)) -> list[dict]:
+    """ops.py's sweep row under each configuration in turn: checked, then timed where within tolerance in each L2
+    state of ``states`` ("warm": CUDA-graph replays, "ms"; "cold": each call on inputs not in L2, "cold_ms")."""
     case = ops_cases.OPS[op][0](variant, device="cuda")
     kernel = ops_cases.kernel_for(op)
     module = sys.modules[kernel.__module__]
@@ -83,11 +90,18 @@ def time_row(op, variant, precision, layout, configs, rep_ms, bw, cold=False) ->
         for i, cfg in enumerate(configs):
             module.TUNING.clear()
             module.TUNING.update(merged(default, cfg))
-            checked = ops._sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms, time_failed=False,
-                                     cold=cold)
-            row = {**checked, "row": name, "config": i, "override": cfg}
-            if row.get("ms"):
-                row["pct_copy_bw"] = 100.0 * row["bytes"] / row["ms"] / 1e6 / bw
+            row = {"row": name, "config": i, "override": cfg}
+            for state in states:
+                checked = ops._sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms,
+                                         time_failed=False, cold=state == "cold")
+                ms = checked.pop("ms", None)
+                checked.pop("config")  # the override, already in the row as "override"; "config" is its index
+                row.update(checked)
+                row[MS_KEY[state]] = ms
+                if ms:
+                    row["pct_copy_bw" if state == "warm" else "pct_copy_bw_cold"] = 100.0 * row["bytes"] / ms / 1e6 / bw
+                if not row.get("passed"):
+                    break
             print(json.dumps(row), flush=True)
             out_rows.append(row)
     finally:
@@ -96,20 +110,25 @@ def time_row(op, variant, precision, layout, configs, rep_ms, bw, cold=False) ->
     return out_rows
 
 
-def markdown(rows: list[dict], configs: list[dict], copy_gbps: float, l2: str = "warm") -> str:
-    lines = [f"# ops_tune on {torch.cuda.get_device_name()} (copy {copy_gbps:.0f} GB/s; L2 {l2})", "",
+def markdown(rows: list[dict], configs: list[dict], copy_gbps: float, l2: str = "warm", device: str = "") -> str:
+    """The configurations, then per L2 state of ``l2`` a table of rows x configurations (ms, then each against c0)."""
+    lines = [f"# ops_tune on {device or 'the GPU'} (copy {copy_gbps:.0f} GB/s; L2 {l2})", "",
              "Configurations:", ""]
     lines += [f"- c{i}: `{json.dumps(c)}`" for i, c in enumerate(configs)]
-    head = ["row", *(f"c{i} ms" for i in range(len(configs))), *(f"c{i} vs c0" for i in range(1, len(configs)))]
-    lines += ["", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     by_row: dict = {}
     for r in rows:
         by_row.setdefault(r["row"], {})[r["config"]] = r
-    for name, per in by_row.items():
-        ms = [per.get(i, {}).get("ms") for i in range(len(configs))]
-        cells = [f"{m:.4f}" if m else ("error" if "error" in per.get(i, {}) else "fail") for i, m in enumerate(ms)]
-        rel = [f"{(m / ms[0] - 1) * 100:+.1f}%" if m and ms[0] else "" for m in ms[1:]]
-        lines.append("| " + " | ".join([name, *cells, *rel]) + " |")
+    for state in L2_MODES[l2]:
+        key = MS_KEY[state]
+        head = ["row", *(f"c{i} {key}" for i in range(len(configs))),
+                *(f"c{i} vs c0" for i in range(1, len(configs)))]
+        lines += ["", f"L2 {state}:", ""] if len(L2_MODES[l2]) > 1 else [""]
+        lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        for name, per in by_row.items():
+            ms = [per.get(i, {}).get(key) for i in range(len(configs))]
+            cells = [f"{m:.4f}" if m else ("error" if "error" in per.get(i, {}) else "fail") for i, m in enumerate(ms)]
+            rel = [f"{(m / ms[0] - 1) * 100:+.1f}%" if m and ms[0] else "" for m in ms[1:]]
+            lines.append("| " + " | ".join([name, *cells, *rel]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -118,7 +137,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", required=True, help="comma-separated 'OP CASE PRECISION[:LAYOUT]'")
     parser.add_argument("--configs", default="[{}]", help="JSON list of TUNING overrides; the first is the baseline")
     parser.add_argument("--rep-ms", type=int, default=40)
-    parser.add_argument("--l2", default="warm", help="warm (replays as ops.py times ms) or cold (as it times cold ms)")
+    parser.add_argument("--l2", default="warm",
+                        help="warm (replays as ops.py times ms), cold (as it times cold ms) or both")
     parser.add_argument("--out", default="")
     args = parser.parse_args(argv)
     try:
@@ -131,8 +151,8 @@ def main(argv=None) -> int:
                 and all(isinstance(c.get("per_precision", {}), dict) for c in configs)):
             raise ValueError(f"--configs must be a non-empty JSON list of TUNING overrides (objects), got "
                              f"{args.configs!r}")
-        if args.l2 not in ("warm", "cold"):
-            raise ValueError(f"--l2 must be warm or cold, got {args.l2!r}")
+        if args.l2 not in L2_MODES:
+            raise ValueError(f"--l2 must be warm, cold or both, got {args.l2!r}")
     except ValueError as exc:
         print(f"ops_tune.py: {exc}", file=sys.stderr)
         return 2
@@ -142,9 +162,9 @@ def main(argv=None) -> int:
     bw = ops.copy_bandwidth(args.rep_ms)["gbps"]
     results = []
     for op, variant, precision, layout in rows:
-        results += time_row(op, variant, precision, layout, configs, args.rep_ms, bw, cold=args.l2 == "cold")
+        results += time_row(op, variant, precision, layout, configs, args.rep_ms, bw, L2_MODES[args.l2])
         torch.cuda.empty_cache()
-    text = markdown(results, configs, bw, args.l2)
+    text = markdown(results, configs, bw, args.l2, torch.cuda.get_device_name())
     if args.out:
         Path(args.out).write_text(text)
     print(text)

@@ -392,6 +392,39 @@ def test_bev_pool_hoist_steps(block_i, pp, ahead, precision, monkeypatch):
            precision)
 
 
+def test_bev_pool_long_interval_shape_follows_the_mean_interval_length():
+    from bevdeploy.plugins.trt_ops.triton_util import tuned
+
+    mod = importlib.import_module("bevdeploy.plugins.trt_ops.bev_pool_v2.kernels")
+    cfg = {"block_i": 1, "pp": 32, "long": (24, {"block_i": 2, "pp": 16})}
+    assert mod.launch_config(cfg, 240, 10) == {**cfg, "block_i": 2, "pp": 16}  # 24 points an interval
+    assert mod.launch_config(cfg, 239, 10) == cfg
+    assert mod.launch_config(cfg, 0, 0) == cfg  # no intervals: nothing to divide
+    assert mod.launch_config({**cfg, "long": None}, 1000, 1) == {**cfg, "long": None}
+    assert mod.launch_config(cfg, 240, 10) is not cfg and cfg["block_i"] == 1  # the TUNING entry is left alone
+    fp16 = mod.launch_config(tuned(mod.TUNING, "fp16"), 1675354, 45516)  # BEVFusion's anchor
+    assert (fp16["block_i"], fp16["pp"]) == (2, 16)
+    assert mod.launch_config(tuned(mod.TUNING, "fp16"), 151762, 9710)["pp"] == 32  # BEVDet's
+    assert mod.launch_config(tuned(mod.TUNING, "int8"), 1675354, 45516)["pp"] == 32
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_bev_pool_long_interval_shape_matches_the_reference(precision, monkeypatch):
+    """The "long" overrides applied (threshold 1: every case qualifies) with intervals longer than PP lanes and
+    empty ones: two intervals a program, 4 lanes each."""
+    mod = _kernels_with(monkeypatch, "bev_pool_v2", long=(1, {"block_i": 2, "pp": 4}))
+    launches = _spy(monkeypatch, mod, "launch_config")
+    case = ops_cases.bev_pool_case("tiny")
+    depth, feat, rd, rf, rb, starts, lengths, shape = case.args
+    assert lengths.max() > 4
+    lengths = lengths.clone()
+    lengths[3::7] = 0
+    _check("bev_pool_v2", ops_cases.Case("bev_pool_v2[long]", (depth, feat, rd, rf, rb, starts, lengths, shape),
+                                         scales=case.scales, half_args=(0, 1), int8_args={0: "depth", 1: "feat"}),
+           precision)
+    assert launches and all((c["block_i"], c["pp"]) == (2, 4) for c in launches)
+
+
 def test_bev_pool_no_intervals_gives_zeros():
     kernel = ops_cases.kernel_for("bev_pool_v2")
     empty = torch.zeros(0, dtype=torch.int32)

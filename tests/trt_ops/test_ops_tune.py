@@ -53,7 +53,7 @@ def test_bad_configs_are_one_line_and_exit_2(configs):
 
 def test_bad_l2_mode_is_one_line_and_exit_2():
     out = _run("--rows", "rotate anchor fp16", "--l2", "hot")
-    assert out.returncode == 2 and "--l2 must be warm or cold, got 'hot'" in out.stderr, out.stderr
+    assert out.returncode == 2 and "--l2 must be warm, cold or both, got 'hot'" in out.stderr, out.stderr
     assert out.stderr.count("\n") == 1 and not out.stdout
 
 
@@ -61,3 +61,21 @@ def test_bad_l2_mode_is_one_line_and_exit_2():
 def test_without_a_gpu_says_so():
     out = _run("--rows", "rotate anchor fp16")
     assert out.returncode == 2 and out.stderr.strip() == "ops_tune.py needs a CUDA GPU", out.stderr
+
+
+def test_both_l2_states_give_a_table_each_against_the_first_configuration(ops_tune):
+    rows = [{"row": "rotate anchor fp16", "config": 0, "ms": 0.02, "cold_ms": 0.025},
+            {"row": "rotate anchor fp16", "config": 1, "ms": 0.01, "cold_ms": 0.03},
+            {"row": "rotate anchor fp16", "config": 2, "error": "CompilationError: x", "passed": False}]
+    text = ops_tune.markdown(rows, [{}, {"block_c": 8}, {"block_c": 99}], 4244.0, "both", "H200")
+    assert text.startswith("# ops_tune on H200 (copy 4244 GB/s; L2 both)")
+    warm, cold = text.split("L2 warm:")[1].split("L2 cold:")
+    assert "| rotate anchor fp16 | 0.0200 | 0.0100 | error | -50.0% |  |" in warm
+    assert "| rotate anchor fp16 | 0.0250 | 0.0300 | error | +20.0% |  |" in cold
+    assert "c0 cold_ms" in cold and "cold_ms" not in warm
+
+
+def test_one_l2_state_is_one_table(ops_tune):
+    rows = [{"row": "rotate anchor fp16", "config": 0, "cold_ms": 0.025}]
+    text = ops_tune.markdown(rows, [{}], 4244.0, "cold")
+    assert text.count("| row |") == 1 and "L2 cold:" not in text and "| rotate anchor fp16 | 0.0250 |" in text

@@ -54,8 +54,15 @@ _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 2}
 # ran BEVFusion fp16 at 0.0860 but BEVDet fp16 at 0.0138 (+35%): one shape for both stays. With "ahead" the long
 # intervals first gain less (bev_pool_order-run32: BEVDet fp32 0.0130 -> 0.0122, int8 0.0120 -> 0.0109 against cell
 # order; BEVFusion fp32 0.0943 -> 0.0948, int8 0.0734 -> 0.0715).
+# session 25 (results/tune-s25-bevpool*.md, warm and cold, two calls alike): 2 intervals x 16 lanes per program took
+# BEVFusion fp16 0.0951 -> 0.0862 ms warm, 0.0976 -> 0.0876 cold, but BEVDet fp16 +18 - 35%, and BEVFusion fp16x2 /
+# int8 +9 / +14% (fp32 -1%). The op cannot tell the rigs apart, but the mean interval length (points / intervals:
+# BEVDet's anchor 15.6, BEVFusion's 36.8) is known from the shapes without a sync: "long" (mean, overrides) applies
+# the overrides where the mean is at least that, fp16 only. Two anchors are all the evidence; other rigs may want
+# another threshold.
 TUNING = {"strategy": "hoist", "block_i": 1, "pp": 32, "num_warps": 1, "full_c": False, "progs_per_sm": 16,
-          "maxnreg": None, "ahead": True}
+          "maxnreg": None, "ahead": True, "long": None,
+          "per_precision": {"fp16": {"long": (24, {"block_i": 2, "pp": 16})}}}
 SWEEP = [{"strategy": "hoist"}, {"strategy": "hoist", "block_i": 4, "num_warps": 2},
          {"strategy": "hoist", "block_i": 1, "pp": 32}, {"strategy": "rows"}, {"strategy": "tile"}, {"block_i": 2, "pp": 16, "num_warps": 1}, {"block_i": 1, "pp": 32, "num_warps": 1},
          {"block_i": 2, "pp": 32, "num_warps": 2}, {"block_i": 2, "pp": 16, "num_warps": 4, "full_c": True},
@@ -309,6 +316,15 @@ def pool_inputs(op: str, depth, feat, precision: str, scales):
     return float_storage(depth, precision), float_storage(feat, precision), 1.0
 
 
+def launch_config(cfg: Mapping, points: int, intervals: int) -> dict:
+    """``cfg`` (a precision's TUNING) with its "long" overrides applied where the intervals average at least its
+    threshold of points (``points`` / ``intervals``, from the shapes: no device sync)."""
+    long = cfg.get("long")
+    if long and intervals and points >= long[0] * intervals:
+        return {**cfg, **long[1]}
+    return dict(cfg)
+
+
 def _channel_block(c: int, elem: int) -> int:
     """Channels per inner step: the largest power of two dividing C (no masked lanes; 80 -> 16), at most
     128 bytes of a row; a padded power of two when C has no such divisor of 8 or more (odd C)."""
@@ -341,7 +357,7 @@ def bev_pool_v2_cuda(
     if n_int == 0:
         return out.permute(0, 4, 1, 2, 3)
     ints = [t.to(torch.int32).contiguous() for t in (ranks_depth, ranks_feat, ranks_bev, interval_starts, interval_lengths)]
-    cfg = tuned(TUNING, precision)
+    cfg = launch_config(tuned(TUNING, precision), int(ranks_depth.numel()), n_int)
     block_c = _channel_block(c, f.element_size())  # hoist, stream and rows (unless full_c) walk C in these blocks
     ncb = -(-c // block_c)
     if cfg["strategy"] == "tile":
