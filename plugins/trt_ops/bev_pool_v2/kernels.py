@@ -10,8 +10,9 @@ runs of equal ranks_bev, out_shape = (B, Z, Y, X, C) (arguments as reference.py)
 depth[ranks_depth] * feat[ranks_feat, c] is written to out[ranks_bev, c]; the frustum feature is never
 materialised and no atomics are needed. Cells without an interval stay zero. Default kernel
 (_bev_pool_hoist_kernel): one interval per one-warp program, 32 lanes walking its points, each point's ranks and
-depth loaded once for all its channel blocks, the next 32 points' a step ahead. The other kernels stay selectable
-for the sweep: "rows" (_bev_pool_rows_kernel, one pass over the points per channel block), "tile"
+depth loaded once for all its channel blocks, the next 32 points' a step ahead (fp16 where the intervals average 24
+points or more: two intervals per program, 16 lanes each; TUNING "long", launch_config). The other kernels stay
+selectable for the sweep: "rows" (_bev_pool_rows_kernel, one pass over the points per channel block), "tile"
 (_bev_pool_v2_kernel, one program per interval) and "stream" (_bev_pool_stream_kernel, a fixed number of
 programs walking intervals, loads a step ahead); see benchmarks/NOTES-ops.md. The programs start in interval
 order, which bev_pool_v2_prepare makes long intervals first.
