@@ -266,10 +266,16 @@ def _variant(row: dict) -> str:
     return row["precision"] if layout == "linear" else f"{row['precision']} {layout}"
 
 
-def _sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms, time_failed=True, cold=False) -> dict:
-    """Check one launch configuration (the kernels module's TUNING as the caller set it) against ``ref`` and time
-    it (CUDA-graph ms, with ``cold`` each call on inputs not in L2: rotating_ms; with ``time_failed`` False, only
-    where it is within tolerance); "bytes": what it moved."""
+# an L2 state a call is timed in -> the row key of its time: "warm" CUDA-graph replays (graph_ms), "cold" each call on
+# inputs not in L2 (rotating_ms)
+L2_TIME_KEYS = {"warm": "ms", "cold": "cold_ms"}
+
+
+def _sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms, time_failed=True,
+               states=("warm",)) -> dict:
+    """Check one launch configuration (the kernels module's TUNING as the caller set it) against ``ref`` once and
+    time it in each L2 state of ``states`` (L2_TIME_KEYS: "ms", "cold_ms"; with ``time_failed`` False, only where
+    it is within tolerance); "bytes": what it moved."""
     row = {"op": op, "case": case.name, "precision": precision, "layout": layout, "config": cfg}
     extra = {} if layout == "linear" else {"layout": layout}
     try:
@@ -284,7 +290,9 @@ def _sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms, tim
         row.update(rel_err=err, passed=bool(err <= ops_cases.TOLERANCE[precision]))
         if row["passed"] or time_failed:
             make_call = kernel_calls(kernel, kargs, precision=precision, scales=case.scales, **extra)
-            row["ms"] = rotating_ms(make_call, row["bytes"], rep_ms) if cold else graph_ms(make_call(0), rep_ms)
+            for state in states:
+                row[L2_TIME_KEYS[state]] = (rotating_ms(make_call, row["bytes"], rep_ms) if state == "cold"
+                                            else graph_ms(make_call(0), rep_ms))
     except Exception as exc:  # noqa: BLE001 - a configuration that fails to compile is a result too
         row.update(error=f"{type(exc).__name__}: {exc}"[:300], passed=False)
     return row

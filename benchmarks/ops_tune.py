@@ -69,9 +69,9 @@ def parse_rows(text: str) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-# --l2 value -> the L2 states timed; each state's time is stored under its key ("ms" warm, "cold_ms" cold)
+# --l2 value -> the L2 states timed; each state's time is stored under ops.L2_TIME_KEYS ("ms" warm, "cold_ms" cold)
 L2_MODES = {"warm": ("warm",), "cold": ("cold",), "both": ("warm", "cold")}
-MS_KEY = {"warm": "ms", "cold": "cold_ms"}
+PCT_KEYS = {"warm": "pct_copy_bw", "cold": "pct_copy_bw_cold"}
 
 
 def time_row(op, variant, precision, layout, configs, rep_ms, bw, states=("warm",)) -> list[dict]:
@@ -90,18 +90,12 @@ def time_row(op, variant, precision, layout, configs, rep_ms, bw, states=("warm"
         for i, cfg in enumerate(configs):
             module.TUNING.clear()
             module.TUNING.update(merged(default, cfg))
-            row = {"row": name, "config": i, "override": cfg}
+            checked = ops._sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms, time_failed=False,
+                                     states=states)
+            row = {**checked, "row": name, "config": i, "override": cfg}  # "config": the index, not the override
             for state in states:
-                checked = ops._sweep_row(op, case, precision, layout, cfg, kernel, kargs, ref, rep_ms,
-                                         time_failed=False, cold=state == "cold")
-                ms = checked.pop("ms", None)
-                checked.pop("config")  # the override, already in the row as "override"; "config" is its index
-                row.update(checked)
-                row[MS_KEY[state]] = ms
-                if ms:
-                    row["pct_copy_bw" if state == "warm" else "pct_copy_bw_cold"] = 100.0 * row["bytes"] / ms / 1e6 / bw
-                if not row.get("passed"):
-                    break
+                if row.get(ops.L2_TIME_KEYS[state]):
+                    row[PCT_KEYS[state]] = 100.0 * row["bytes"] / row[ops.L2_TIME_KEYS[state]] / 1e6 / bw
             print(json.dumps(row), flush=True)
             out_rows.append(row)
     finally:
@@ -119,7 +113,7 @@ def markdown(rows: list[dict], configs: list[dict], copy_gbps: float, l2: str = 
     for r in rows:
         by_row.setdefault(r["row"], {})[r["config"]] = r
     for state in L2_MODES[l2]:
-        key = MS_KEY[state]
+        key = ops.L2_TIME_KEYS[state]
         head = ["row", *(f"c{i} {key}" for i in range(len(configs))),
                 *(f"c{i} vs c0" for i in range(1, len(configs)))]
         lines += ["", f"L2 {state}:", ""] if len(L2_MODES[l2]) > 1 else [""]

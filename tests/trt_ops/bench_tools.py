@@ -1,5 +1,5 @@
-"""What the CPU tests of the command-line tools in benchmarks/ share: running one as a command, and importing one
-as a module (tests/conftest.py puts this directory on sys.path)."""
+"""What the CPU tests of the command-line tools in benchmarks/ share: running one as a command, checking how it
+refuses bad input, and importing one as a module (tests/conftest.py puts this directory on sys.path)."""
 
 import subprocess
 import sys
@@ -13,6 +13,12 @@ def run_tool(name: str, *args: str, env: dict | None = None) -> subprocess.Compl
     """``python3 benchmarks/<name> ARGS`` (with ``env`` as its whole environment where given), output captured."""
     return subprocess.run([sys.executable, str(BENCH / name), *args], capture_output=True, text=True, env=env,
                           timeout=300)
+
+
+def assert_refused(out: subprocess.CompletedProcess, message: str) -> None:
+    """Bad input: exit code 2, one line on stderr that contains ``message``, nothing on stdout."""
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert out.stderr.count("\n") == 1 and not out.stdout
 
 
 @contextmanager

@@ -3,7 +3,7 @@ line on stderr and exit code 2). The timers themselves need a GPU: tests/gpu/tes
 
 import pytest
 import torch
-from bench_tools import bench_import, run_tool
+from bench_tools import assert_refused, bench_import, run_tool
 
 
 def _run(*args: str):
@@ -44,20 +44,17 @@ def test_kernel_calls_run_call_0_on_the_inputs_and_the_others_on_copies(ops):
 @pytest.mark.parametrize("sizes", ["x", "1,-2", "0"])
 def test_bad_sizes_are_one_line_and_exit_2(sizes):
     out = _run("--sizes-mb", sizes)
-    assert out.returncode == 2 and "--sizes-mb must be positive numbers" in out.stderr, out.stderr
-    assert out.stderr.count("\n") == 1 and not out.stdout
+    assert_refused(out, "--sizes-mb must be positive numbers")
 
 
 def test_nothing_to_time_is_one_line_and_exit_2():
     out = _run("--sizes-mb", "")
-    assert out.returncode == 2 and "nothing to time" in out.stderr, out.stderr
-    assert out.stderr.count("\n") == 1 and not out.stdout
+    assert_refused(out, "nothing to time")
 
 
 def test_bad_row_is_one_line_and_exit_2():
     out = _run("--sizes-mb", "", "--rows", "rotate anchor fp64")
-    assert out.returncode == 2 and "rotate has no precision 'fp64'" in out.stderr, out.stderr
-    assert out.stderr.count("\n") == 1 and not out.stdout
+    assert_refused(out, "rotate has no precision 'fp64'")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")

@@ -3,7 +3,7 @@ input is one line on stderr and exit code 2; no GPU needed)."""
 
 import pytest
 import torch
-from bench_tools import bench_import, run_tool
+from bench_tools import assert_refused, bench_import, run_tool
 
 
 def _run(*args: str):
@@ -40,21 +40,18 @@ def test_rows_name_an_op_its_anchor_case_and_a_precision(ops_tune):
 ])
 def test_bad_rows_are_one_line_and_exit_2(rows, message):
     out = _run("--rows", rows)
-    assert out.returncode == 2 and message in out.stderr, out.stderr
-    assert out.stderr.count("\n") == 1 and not out.stdout
+    assert_refused(out, message)
 
 
 @pytest.mark.parametrize("configs", ["not json", "{}", "[]", "[3]", '[{"per_precision": 3}]'])
 def test_bad_configs_are_one_line_and_exit_2(configs):
     out = _run("--rows", "rotate anchor fp16", "--configs", configs)
-    assert out.returncode == 2 and "--configs must be a non-empty JSON list" in out.stderr, out.stderr
-    assert out.stderr.count("\n") == 1 and not out.stdout
+    assert_refused(out, "--configs must be a non-empty JSON list")
 
 
 def test_bad_l2_mode_is_one_line_and_exit_2():
     out = _run("--rows", "rotate anchor fp16", "--l2", "hot")
-    assert out.returncode == 2 and "--l2 must be warm, cold or both, got 'hot'" in out.stderr, out.stderr
-    assert out.stderr.count("\n") == 1 and not out.stdout
+    assert_refused(out, "--l2 must be warm, cold or both, got 'hot'")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")

@@ -56,8 +56,8 @@ _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 2}
 # intervals first gain less (bev_pool_order-run32: BEVDet fp32 0.0130 -> 0.0122, int8 0.0120 -> 0.0109 against cell
 # order; BEVFusion fp32 0.0943 -> 0.0948, int8 0.0734 -> 0.0715).
 # session 25 (results/tune-s25-bevpool*.md, warm and cold, two calls alike): 2 intervals x 16 lanes per program took
-# BEVFusion fp16 0.0951 -> 0.0862 ms warm, 0.0976 -> 0.0876 cold, but BEVDet fp16 +18 - 35%, and BEVFusion fp16x2 /
-# int8 +9 / +14% (fp32 -1%). The op cannot tell the rigs apart, but the mean interval length (points / intervals:
+# BEVFusion fp16 0.0951 -> 0.0862 ms warm, 0.0976 -> 0.0876 cold, but BEVDet fp16 +35% warm / +52% cold, and
+# BEVFusion fp16x2 / int8 +9 / +14% (fp32 -1%). The op cannot tell the rigs apart, but the mean interval length (points / intervals:
 # BEVDet's anchor 15.6, BEVFusion's 36.8) is known from the shapes without a sync: "long" (mean, overrides) applies
 # the overrides where the mean is at least that, fp16 only. Two anchors are all the evidence; other rigs may want
 # another threshold.

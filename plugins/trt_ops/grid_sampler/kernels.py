@@ -141,7 +141,7 @@ TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
                             # linear 512 pixels on 8 warps, kCHW4 128 pixels (0.0155 -> 0.0148 ms warm, 0.0182 ->
                             # 0.0168 cold; 0.0099 -> 0.0095, 0.0132 -> 0.0121); 2D fp16 kCHW2 128 pixels (0.0143 ->
                             # 0.0144 warm, 0.0173 -> 0.0158 cold), fp16x2 kCHW2 512 on 8 warps (0.0138 -> 0.0133,
-                            # 0.0169 -> 0.0163); the 3D rows were level or slower with the same shapes
+                            # 0.0169 -> 0.0163); the 3D int8 rows were level with the int8 shapes (the 2-byte ones not timed in 3D)
                             "int8:2d": {"block_p": 512, "num_warps": 8, "vec_block_p": 128, "vec_num_warps": 4},
                             "fp16:2d": {"block_c": 8, "static_strides": True, "staged": True, "stage_pad": 3,
                                         "stage_maxnreg": 80, "vec_block_p": 128},
