@@ -6,10 +6,11 @@ Rows are matched by case and variant (precision and layout); a row in only one r
 other. Run on the CPU: it reads the two JSON files and times nothing.
 
 Where the two runs come from GPUs whose 1 GiB copies differ by more than 5% (an H100 and an H200, say), the table
-also gives each row's DRAM elasticity, ln(ms B / ms A) / ln(copy A / copy B): 1 where the row's time changes as
-much as the copy's (bound by DRAM bandwidth, as a copy is), 0 where it does not change (bound by something the two
-GPUs share: latency, issue, L1 or L2), from the warm times and from the cold ones (inputs in DRAM). Between runs on one kind of GPU the column is left out: the copies differ by
-noise only, and the ratio would divide noise by noise.
+also gives each row's DRAM elasticity, ln(ms B / ms A) / ln(copy A / copy B), from the warm times and from the cold
+ones (inputs in DRAM): 1 where the row's time changes as much as the copy's (bound by DRAM bandwidth, as a copy
+is), 0 where it does not change (bound by something the two GPUs share: latency, issue, L1 or L2). Between runs on
+one kind of GPU the columns are left out: the copies differ by noise only, and the ratio would divide noise by
+noise.
 """
 
 import argparse
