@@ -152,10 +152,7 @@ def main(argv=None) -> int:
     for row in rows:
         results.append(kernel_row(*row, args.rep_ms))
         torch.cuda.empty_cache()
-    text = markdown(results)
-    if args.out:
-        Path(args.out).write_text(text)
-    print(text)
+    ops.write_report(markdown(results), args.out)
     return 0
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import ops  # noqa: E402  (the row naming and the target names of ops.py)
+import ops  # noqa: E402  (ops.py's row naming and report writer)
 
 ELASTIC_MIN_RATIO = 1.05  # copies further apart than this: the runs are on GPUs of different bandwidth
 
@@ -143,9 +143,7 @@ def main(argv=None) -> int:
     except RunError as exc:
         print(f"compare_runs.py: {exc}", file=sys.stderr)
         return 2
-    if args.out:
-        Path(args.out).write_text(text)
-    print(text, end="")
+    ops.write_report(text, args.out)
     return 0
 
 

@@ -392,6 +392,13 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_report(text: str, out: str | Path | None) -> None:
+    """A benchmark tool's markdown: written to ``out`` where one is given, and printed as written."""
+    if out:
+        Path(out).write_text(text)
+    print(text, end="")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path)
@@ -415,9 +422,7 @@ def main(argv=None) -> int:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ops.json").write_text(json.dumps(result, indent=1, default=lambda o: str(o)))
-    text = markdown(result)
-    (args.out / "ops.md").write_text(text)
-    print(text)
+    write_report(markdown(result), args.out / "ops.md")
     if args.sweep:
         sweep = []
         for op in args.ops.split(","):

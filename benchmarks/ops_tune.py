@@ -158,10 +158,7 @@ def main(argv=None) -> int:
     for op, variant, precision, layout in rows:
         results += time_row(op, variant, precision, layout, configs, args.rep_ms, bw, L2_MODES[args.l2])
         torch.cuda.empty_cache()
-    text = markdown(results, configs, bw, args.l2, torch.cuda.get_device_name())
-    if args.out:
-        Path(args.out).write_text(text)
-    print(text)
+    ops.write_report(markdown(results, configs, bw, args.l2, torch.cuda.get_device_name()), args.out)
     return 0
 
 

@@ -21,6 +21,11 @@ def assert_refused(out: subprocess.CompletedProcess, message: str) -> None:
     assert out.stderr.count("\n") == 1 and not out.stdout
 
 
+def assert_needs_gpu(out: subprocess.CompletedProcess, tool: str) -> None:
+    """A GPU tool on a machine without one: exit code 2 and the one line "<tool> needs a CUDA GPU"."""
+    assert out.returncode == 2 and out.stderr.strip() == f"{tool} needs a CUDA GPU", out.stderr
+
+
 @contextmanager
 def bench_import(name: str):
     """The benchmarks module ``name``, imported with benchmarks/ on sys.path for as long as the block runs."""

@@ -3,7 +3,7 @@ line on stderr and exit code 2). The timers themselves need a GPU: tests/gpu/tes
 
 import pytest
 import torch
-from bench_tools import assert_refused, bench_import, run_tool
+from bench_tools import assert_needs_gpu, assert_refused, bench_import, run_tool
 
 
 def _run(*args: str):
@@ -60,4 +60,4 @@ def test_bad_row_is_one_line_and_exit_2():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
 def test_without_a_gpu_says_so():
     out = _run("--sizes-mb", "6.5")
-    assert out.returncode == 2 and out.stderr.strip() == "cold_check.py needs a CUDA GPU", out.stderr
+    assert_needs_gpu(out, "cold_check.py")

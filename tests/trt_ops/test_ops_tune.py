@@ -3,7 +3,7 @@ input is one line on stderr and exit code 2; no GPU needed)."""
 
 import pytest
 import torch
-from bench_tools import assert_refused, bench_import, run_tool
+from bench_tools import assert_needs_gpu, assert_refused, bench_import, run_tool
 
 
 def _run(*args: str):
@@ -57,7 +57,7 @@ def test_bad_l2_mode_is_one_line_and_exit_2():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
 def test_without_a_gpu_says_so():
     out = _run("--rows", "rotate anchor fp16")
-    assert out.returncode == 2 and out.stderr.strip() == "ops_tune.py needs a CUDA GPU", out.stderr
+    assert_needs_gpu(out, "ops_tune.py")
 
 
 def test_both_l2_states_give_a_table_each_against_the_first_configuration(ops_tune):

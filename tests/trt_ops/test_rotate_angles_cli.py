@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from bench_tools import assert_refused, run_tool
+from bench_tools import assert_needs_gpu, assert_refused, run_tool
 
 
 def _run(*args: str):
@@ -18,4 +18,4 @@ def test_bad_configs_are_one_line_and_exit_2(configs):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
 def test_without_a_gpu_says_so():
     out = _run()
-    assert out.returncode == 2 and out.stderr.strip() == "rotate_angles.py needs a CUDA GPU", out.stderr
+    assert_needs_gpu(out, "rotate_angles.py")
