@@ -279,6 +279,22 @@ def test_grid_sampler_register_cap_is_a_launch_option(monkeypatch):
     _check("grid_sampler", ops_cases.grid_sampler_case("tiny3d"), "int8", "chw4")
 
 
+def test_grid_sampler_wide_vector_register_cap(monkeypatch):
+    """32-byte vector loads take their register cap from "vec_wide_maxnreg" where set (0: none), shorter vectors
+    from "vec_maxnreg" (grid 3D fp16x2: kCHW2 capped, kCHW32 not); the launches match the reference."""
+    mod = _kernels_with(monkeypatch, "grid_sampler", vec_maxnreg=72, vec_wide_maxnreg=0, vec_wide_block_p=8)
+    caps = _spy(monkeypatch, mod, "vector_maxnreg")
+    case = ops_cases.grid_sampler_case("tiny3d")
+    for precision, layout, cap in (("fp16x2", "chw32", None), ("fp16x2", "chw2", 72), ("int8", "chw32", None),
+                                   ("int8", "chw4", 72)):
+        _check("grid_sampler", case, precision, layout)
+        assert caps[-1] == cap, (precision, layout, caps)
+    unset = {"vec_maxnreg": 64, "vec_wide_maxnreg": None}
+    assert mod.vector_maxnreg(unset, 32, 1) == 64  # not set: the shared cap
+    assert mod.vector_maxnreg({**unset, "vec_wide_maxnreg": 80}, 16, 2) == 80
+    assert mod.vector_maxnreg({**unset, "vec_wide_maxnreg": 80}, 2, 2) == 64
+
+
 @pytest.mark.parametrize("shape", [(2, 3, 1, 6), (2, 3, 5, 1), (1, 5, 1, 1), (2, 3, 1, 4, 5), (1, 4, 3, 1, 4),
                                    (1, 3, 2, 5, 1)], ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("padding", [0, 1])

@@ -64,10 +64,15 @@ def test_bad_input_is_one_line_and_exit_2(args, env, says):
 def test_staged_rotate_assembles():
     """rotate's fp16 linear row launches the shared-memory staged kernel, and its inline PTX (the .shared declaration,
     cp.async, ld.shared, bar.sync) assembles with ptxas for sm_90."""
+    from bevdeploy.plugins.trt_ops.rotate.kernels import TUNING
+    from bevdeploy.plugins.trt_ops.triton_util import tuned
+
+    cfg = tuned(TUNING, "fp16")
     row = _run("--row", "rotate", "anchor", "fp16")
     assert row.returncode == 0, row.stderr
     launch, counts = row.stdout.splitlines()[:2]
-    assert launch.startswith("_rotate_staged_kernel grid (91, 16) warps 4 "), launch
+    programs = 256 // (cfg["stage_block_c"] * cfg["stage_blocks"])  # the anchor's 256 planes, in blocks per program
+    assert launch.startswith(f"_rotate_staged_kernel grid (91, {programs}) warps 4 "), launch  # 91 boxes of 16 x 32
     assert "barriers 0" not in counts and "LDS" in row.stdout.splitlines()[2], row.stdout
 
 

@@ -64,6 +64,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     triton,
     tuned,
     vector_box,
+    vector_maxnreg,
     vector_tile,
     word_store,
 )
@@ -130,7 +131,7 @@ TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
           "vec_wide_num_warps": 4, "tile_y": 0, "tile_z": 1, "vec_tile_y": 0, "vec_tile_z": 1, "vec_vectors": 1,
           "vec_word_store": False, "vec_half_words": False, "pairs": False, "vec_pairs": False, "near_z": False,
           "vec_near_z": False, "maxnreg": None, "vec_maxnreg": None, "ptr_first": False, "static_strides": False,
-          "vec_num_warps": None, "vec_wide_tile_y": None, "vec_wide_tile_z": None,
+          "vec_num_warps": None, "vec_wide_tile_y": None, "vec_wide_tile_z": None, "vec_wide_maxnreg": None,
           "staged": False, "stage_box": (1, 16, 32), "stage_box_3d": (1, 8, 32), "stage_block_c": 4, "stage_blocks": 4,
           "stage_step": 64, "stage_margin": 2, "stage_num_warps": 4, "stage_maxnreg": None, "stage_pad": 0,
           "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2, "static_strides": True},
@@ -161,7 +162,11 @@ TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
                                         "vec_maxnreg": 64},
                             "fp16x2:3d": {"vec_pairs": True, "near_z": True, "vec_near_z": True, "block_c": 8,
                                           "tile_y": 2, "tile_z": 4, "static_strides": True, "maxnreg": 80,
-                                          "vec_wide_tile_y": 1, "vec_wide_tile_z": 4}}}
+                                          "vec_wide_tile_y": 1, "vec_wide_tile_z": 4,
+                                          # session 27 (H200 and H100, results/tune-s27-*.md): kCHW2 at 72
+                                          # registers 0.0160 -> 0.0153 ms warm, 0.0196 -> 0.0186 cold (H100
+                                          # 0.0190 -> 0.0184, 0.0213 -> 0.0200); kCHW32 slower capped: no cap
+                                          "vec_maxnreg": 72, "vec_wide_maxnreg": 0}}}
 SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128}, {"block_c": 4, "block_p": 256},
          {"block_c": 16, "block_p": 256, "num_warps": 8}, {"block_c": 8, "block_p": 128},
          {"vec_block_p": 256}, {"vec_block_p": 128}, {"vec_block_p": 512, "num_warps": 8},
@@ -567,10 +572,11 @@ def grid_sampler_cuda(
     lay = "" if vec == 1 else "vec_"  # TUNING keys of the linear / the vectorized layouts
     block_c, block_p, warps = cfg["block_c"], cfg["block_p"], cfg["num_warps"]
     packed = 0
-    ty, tz = cfg["tile_y"], cfg["tile_z"]
+    ty, tz, cap = cfg["tile_y"], cfg["tile_z"], cfg["maxnreg"]
     if vec > 1:  # one vector load of at most 32 bytes per corner
         block_c, block_p, warps = vector_tile(cfg, vec, x.element_size(), c // vec)
         ty, tz = vector_box(cfg, vec, x.element_size())
+        cap = vector_maxnreg(cfg, vec, x.element_size())
         packed = packed_words(precision, mode, block_c, x, vec, cfg)
         x = x.reshape(-1).view(torch.int32) if packed else x  # flat: a size-1 dim may carry an odd stride
     ho, wo = int(out_sp[-2]), int(out_sp[-1])
@@ -592,7 +598,7 @@ def grid_sampler_cuda(
         WORD_STORE=word_store(cfg, packed, vec), PAIRS=bool(cfg["vec_pairs" if vec > 1 else "pairs"]),
         SIZE1=min(d if is3d else 2, h, w) < 2, NEAR_Z=is3d and mode == 0 and bool(cfg[f"{lay}near_z"]),
         PTR_FIRST=ptr_first, SPLANE=d * h * w if static else 0, SNPIX=npix if static else 0, num_warps=warps,
-        maxnreg=cfg[f"{lay}maxnreg"],
+        maxnreg=cap,
     )
     return out
 

@@ -136,17 +136,22 @@ OP = "rotate"
 # _rotate_hwc_kernel: ldmatrix gathers of 8 channels) was correct but slower at every angle but 90 (0.0267 - 0.0310 ms
 # against 0.0166 - 0.0239; 90 degrees 0.0304 against 0.0358): its 16 x 16 boxes read a footprint ~3.4x the box and it
 # waits on its copies (ncu, results/ncu-s21); off
+# session 27 (H200 and H100, results/tune-s27-*.md, rotate_angles-s27-*.md; NOTES-ops item 39): 2 blocks per program
+# for every staged row (was 4) and int8 in 16 x 32 boxes (was 8 x 32): int8 at 7.3 degrees 0.0157 -> 0.0147 ms warm,
+# 0.0187 -> 0.0166 cold on the H200 (H100: 0.0174 -> 0.0156, 0.0203 -> 0.0181), and faster at 0 - 7.3 and 45 - 90
+# degrees on both, but slower at 10 - 20 (H200 0.0155 -> 0.0179 at 10: the 16-row box's copy takes a second step
+# there, as in session 20); fp16 / fp16x2 within 1% on the H200 (+1% at 0 - 5 degrees, -2 to -4% at 20 - 90) and 2 -
+# 5% faster on the H100
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
           "vec_wide_num_warps": 4, "vec_num_warps": None, "vec_vectors": 1, "vec_word_store": False,
           "vec_half_words": False, "pairs": False, "vec_pairs": False, "ptr_first": False, "static_strides": False,
-          "staged": False, "stage_by": 16, "stage_bx": 32, "stage_block_c": 4, "stage_blocks": 4, "stage_step": 64,
+          "staged": False, "stage_by": 16, "stage_bx": 32, "stage_block_c": 4, "stage_blocks": 2, "stage_step": 64,
           "stage_pad": 3, "stage_num_warps": 4, "stage_words": False, "stage_word_step": 256,
           "stage_fit_x": True, "stage_hwc": False, "stage_hwc_box": (16, 16), "stage_hwc_blocks": 4,
           "stage_hwc_qpitch": 48, "stage_hwc_maxnreg": None,
           "per_precision": {"int8": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_num_warps": 4, "vec_vectors": 4,
                                      "vec_word_store": True, "pairs": True, "vec_pairs": True, "static_strides": True,
-                                     "staged": True, "stage_block_c": 8, "stage_blocks": 4, "stage_by": 8,
-                                     "stage_words": True, "stage_fit_x": False},
+                                     "staged": True, "stage_block_c": 8, "stage_words": True, "stage_fit_x": False},
                             "fp16": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_block_p": 512,
                                      "vec_wide_block_p": 256, "vec_wide_num_warps": 8, "vec_half_words": True,
                                      "vec_vectors": 4, "vec_pairs": True, "static_strides": True, "staged": True},
