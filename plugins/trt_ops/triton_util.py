@@ -862,7 +862,7 @@ def vector_box(cfg: Mapping, vec: int, element_size: int) -> tuple[int, int]:
 def vector_maxnreg(cfg: Mapping, vec: int, element_size: int) -> int | None:
     """The register cap of a sampler launch in a vectorized layout: ``cfg["vec_maxnreg"]``, or for 32-byte vector
     loads (wide_vector) ``cfg["vec_wide_maxnreg"]`` where the TUNING sets it (not None; 0: no cap). Session 27
-    (H200 and H100): grid 3D fp16x2 kCHW2 ran 4 - 6% faster at 72 registers and its kCHW32 sibling 4 - 6% slower."""
+    (H200 and H100): grid 3D fp16x2 kCHW2 ran 2 - 6% faster at 72 registers and its kCHW32 sibling 3 - 6% slower."""
     cap = cfg.get("vec_maxnreg")
     if wide_vector(vec, element_size) and cfg.get("vec_wide_maxnreg") is not None:
         cap = cfg["vec_wide_maxnreg"]

@@ -164,7 +164,7 @@ TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
                                           "tile_y": 2, "tile_z": 4, "static_strides": True, "maxnreg": 80,
                                           "vec_wide_tile_y": 1, "vec_wide_tile_z": 4,
                                           # session 27 (H200 and H100, results/tune-s27-*.md): kCHW2 at 72
-                                          # registers 0.0160 -> 0.0153 ms warm, 0.0196 -> 0.0186 cold (H100
+                                          # registers 0.0160 -> 0.0153 ms warm, 0.0194 -> 0.0185 cold (H100
                                           # 0.0190 -> 0.0184, 0.0213 -> 0.0200); kCHW32 slower capped: no cap
                                           "vec_maxnreg": 72, "vec_wide_maxnreg": 0}}}
 SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128}, {"block_c": 4, "block_p": 256},
