@@ -140,7 +140,7 @@ OP = "rotate"
 # for every staged row (was 4) and int8 in 16 x 32 boxes (was 8 x 32): int8 at 7.3 degrees 0.0157 -> 0.0147 ms warm,
 # 0.0187 -> 0.0166 cold on the H200 (H100: 0.0174 -> 0.0156, 0.0203 -> 0.0181), and faster at 0 - 7.3 and 45 - 90
 # degrees on both, but slower at 10 - 20 (H200 0.0155 -> 0.0179 at 10: the 16-row box's copy takes a second step
-# there, as in session 20); fp16 / fp16x2 within 1% on the H200 (+1% at 0 - 5 degrees, -2 to -4% at 20 - 90) and 2 -
+# there, as in session 20); fp16 / fp16x2 within 1% on the H200 (+1% at 0 - 5 degrees, -2 to -4% at 20 - 90) and 1 -
 # 5% faster on the H100
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
           "vec_wide_num_warps": 4, "vec_num_warps": None, "vec_vectors": 1, "vec_word_store": False,
