@@ -132,13 +132,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", default="", help="comma-separated substrings; only rows whose name has one")
     parser.add_argument("--out", default="", help="also write the markdown here")
     args = parser.parse_args(argv)
-    try:
-        run_a, run_b = load_run(args.run_a), load_run(args.run_b)
-    except RunError as exc:
-        print(f"compare_runs.py: {exc}", file=sys.stderr)
-        return 2
     only = [s.strip() for s in args.rows.split(",") if s.strip()]
     try:
+        run_a, run_b = load_run(args.run_a), load_run(args.run_b)
         text = markdown(args.run_a, run_a, args.run_b, run_b, only)
     except RunError as exc:
         print(f"compare_runs.py: {exc}", file=sys.stderr)

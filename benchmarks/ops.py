@@ -175,6 +175,11 @@ def _reformat_ms(case, kargs, layout, out, rep_ms) -> float | None:
     return graph_ms(both, rep_ms)
 
 
+def pct_of(moved: int, ms: float | None, gbps: float | None) -> float | None:
+    """``moved`` bytes in ``ms`` as a percent of ``gbps`` (a copy's bandwidth); None where either is missing."""
+    return 100.0 * moved / ms / 1e6 / gbps if ms and gbps else None
+
+
 def run_variant(op, case, precision, kernel, reference, ref32, t_ref, t_fp32, bw, rep_ms, layout="linear") -> dict:
     kargs, rargs = ops_cases.variant_inputs(case, precision)
     linear_args = kargs
@@ -200,13 +205,12 @@ def run_variant(op, case, precision, kernel, reference, ref32, t_ref, t_fp32, bw
         "reformat_ms": _reformat_ms(case, linear_args, layout, out, rep_ms),
         "ms": ms, "eager_ms": eager, "graph_ms": graph,
         "ref_ms": t_ref, "speedup_vs_ref": t_ref / eager, "speedup_vs_fp32": (t_fp32 or ms) / ms,
-        "bytes": moved, "gbps": moved / ms / 1e6, "pct_copy_bw": 100.0 * moved / ms / 1e6 / bw,
+        "bytes": moved, "gbps": moved / ms / 1e6, "pct_copy_bw": pct_of(moved, ms, bw),
         "same_size_copy_ms": same["ms"], "same_size_copy_gbps": same["gbps"],
-        "pct_same_size_copy": 100.0 * moved / ms / 1e6 / same["gbps"],
-        "cold_ms": cold, "pct_copy_bw_cold": 100.0 * moved / cold / 1e6 / bw if cold else None,
+        "pct_same_size_copy": pct_of(moved, ms, same["gbps"]),
+        "cold_ms": cold, "pct_copy_bw_cold": pct_of(moved, cold, bw),
         "same_size_copy_cold_gbps": same["cold_gbps"],
-        "pct_same_size_copy_cold": (100.0 * moved / cold / 1e6 / same["cold_gbps"]
-                                    if cold and same["cold_gbps"] else None),
+        "pct_same_size_copy_cold": pct_of(moved, cold, same["cold_gbps"]),
         "rel_err": err, "rel_err_vs_fp32_ref": err_e2e, "tolerance": ops_cases.TOLERANCE[precision],
         "passed": bool(err <= ops_cases.TOLERANCE[precision]),
     }

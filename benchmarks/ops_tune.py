@@ -95,7 +95,7 @@ def time_row(op, variant, precision, layout, configs, rep_ms, bw, states=("warm"
             row = {**checked, "row": name, "config": i, "override": cfg}  # "config": the index, not the override
             for state in states:
                 if row.get(ops.L2_TIME_KEYS[state]):
-                    row[PCT_KEYS[state]] = 100.0 * row["bytes"] / row[ops.L2_TIME_KEYS[state]] / 1e6 / bw
+                    row[PCT_KEYS[state]] = ops.pct_of(row["bytes"], row[ops.L2_TIME_KEYS[state]], bw)
             print(json.dumps(row), flush=True)
             out_rows.append(row)
     finally:
