@@ -398,6 +398,17 @@ def shared_sync(WAIT: tl.constexpr):
 
 
 @triton.jit
+def _live_slots(f, total, ch, nfit):
+    """Slots of a staged copy's run (f < total) whose chunk is among its row's first ``nfit``. A constant nfit (a
+    plan's NCH, above every chunk index) needs no chunk test, and none is made: the code differs with it (offline
+    SASS), and this form is the one measured (benchmarks/NOTES-ops.md item 40)."""
+    if isinstance(nfit, int):  # a constexpr: resolved when the kernel is compiled
+        return f < total
+    else:
+        return (f < total) & (ch < nfit)
+
+
+@triton.jit
 def stage_box_async(in_ptr, sbase, plane_off, plane_ok, y0, x0, rows, pitch, H, W, NPL: tl.constexpr,
                     PLANEC: tl.constexpr, NCH: tl.constexpr, STEP: tl.constexpr, CHUNK: tl.constexpr, EC: tl.constexpr,
                     CPASM: tl.constexpr, nfit, NPLP: tl.constexpr = 0):
@@ -405,8 +416,8 @@ def stage_box_async(in_ptr, sbase, plane_off, plane_ok, y0, x0, rows, pitch, H, 
     chunk's pixels; W too, so that a chunk lies wholly on or off the map) of NPL (H, W) planes of ``in_ptr`` into
     shared memory at ``sbase``, plane-major: byte (q * PLANEC + row * pitch + chunk) * CHUNK for plane q, with
     ``pitch`` >= NCH chunks per staged row (shared_pitch_table) and ``rows`` * ``pitch`` <= PLANEC; of each row only
-    the first ``nfit`` chunks (NCH, or fewer where the program knows its footprint's width: less traffic; the rest
-    of the row is left as it was). ``plane_off``
+    the first ``nfit`` chunks (NCH, passed as the constexpr itself, or fewer where the program knows its footprint's
+    width: less traffic; the rest of the row is left as it was). ``plane_off``
     [NPLP]: each plane's first element in ``in_ptr`` (NPLP: NPL rounded up to a power of two, for a count that is
     not one; the planes from NPL on are not copied); ``plane_ok`` [NPLP]: False for planes that do not exist (past
     the channels, or a slice off a volume), which are zero-filled like the chunks off the map (cp.async with source
@@ -421,13 +432,13 @@ def stage_box_async(in_ptr, sbase, plane_off, plane_ok, y0, x0, rows, pitch, H, 
     for f0 in tl.range(0, total, STEP):
         f = f0 + tl.arange(0, STEP)
         r = f // NCH
-        ch = f % NCH
+        ch = f - r * NCH  # fewer instructions than f % NCH, which the compiler does not derive from r
         y = y0 + r
         xc = x0 + ch * EC
         ok = plane_ok[:, None] & ((y >= 0) & (y < H) & (xc >= 0) & (xc < W))[None, :]
         gptr = tl.where(ok, src + (y * W + xc)[None, :], in_ptr).to(tl.int64, bitcast=True)
         saddr = dst + ((r * pitch + ch) * CHUNK)[None, :]
-        live = (((f < total) & (ch < nfit))[None, :] & (q < NPL)[:, None]).to(tl.int32)
+        live = (_live_slots(f, total, ch, nfit)[None, :] & (q < NPL)[:, None]).to(tl.int32)
         tl.inline_asm_elementwise(CPASM, "=r,r,l,r,r", [saddr, gptr, tl.where(ok, CHUNK, 0), live], dtype=tl.int32,
                                   is_pure=False, pack=1)
 
@@ -455,15 +466,16 @@ def _word_slots(words_ptr, dst, group_off, pstride, nvalid, y0, x0, rows, pitch,
     f = f0 + tl.arange(0, STEP)
     total = rows * NCH
     r = f // NCH
-    ch = f % NCH
+    ch = f - r * NCH  # fewer instructions than f % NCH, which the compiler does not derive from r
     y = y0 + r
     xw = x0 // 4 + ch
     w4 = W // 4
-    onmap = ((y >= 0) & (y < H) & (xw >= 0) & (xw < w4) & (f < total) & (ch < nfit))[None, :]
+    run = _live_slots(f, total, ch, nfit)
+    onmap = ((y >= 0) & (y < H) & (xw >= 0) & (xw < w4) & run)[None, :]
     ptr = words_ptr + group_off[:, None] + (y * w4 + xw)[None, :]
     saddr = dst + ((r * pitch + ch) * 16)[None, :]
     # groups past the planes are never stored
-    live = (((f < total) & (ch < nfit))[None, :] & (nvalid > 0)[:, None]).to(tl.int32)
+    live = (run[None, :] & (nvalid > 0)[:, None]).to(tl.int32)
     a = tl.load(ptr, mask=onmap & (nvalid > 0)[:, None], other=0)
     b = tl.load(ptr + pstride, mask=onmap & (nvalid > 1)[:, None], other=0)
     c = b

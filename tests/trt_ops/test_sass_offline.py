@@ -3,6 +3,7 @@
 Run as a subprocess: the interpreter tests switch this session's Triton to interpreter mode, which has no compiler.
 """
 
+import json
 import os
 import re
 
@@ -86,9 +87,24 @@ def test_staged_grid_sampler_assembles():
     assert row.returncode == 0, row.stderr
     launch, counts = row.stdout.splitlines()[:2]
     assert launch.startswith("_grid_sampler_staged_kernel grid (256, 4, 1) warps 4 "), launch  # 1 x 8 x 64 boxes
-    assert "'FD': 3" in launch and "barriers 0" not in counts and "LDS" in row.stdout.splitlines()[2], row.stdout
+    assert "'FD': 3" in launch and "'FITX': False" in launch and "barriers 0" not in counts and "LDS" in row.stdout.splitlines()[2], row.stdout
     own = int(re.search(r"shared (\d+) B", counts).group(1))
     assert own <= STAGED_SCRATCH, counts
+
+
+def test_staged_grid_sampler_fits_its_rows_where_tuned():
+    """The staged grid sampler copies only the chunks its corners reach where TUNING "stage_fit_x" is on (2D fp16:
+    a run-time count) and the plan's whole width where it is off (3D int8, test_staged_grid_sampler_assembles: the
+    constant NCH); the two compile to different code."""
+    from bevdeploy.plugins.trt_ops.grid_sampler.kernels import TUNING
+
+    per = {k: dict(v) for k, v in TUNING["per_precision"].items()}  # --tuning replaces entries whole, as SWEEP does
+    per["fp16:2d"]["stage_fit_x"] = False
+    fitted = _run("--row", "grid_sampler", "2d", "fp16")
+    whole = _run("--row", "grid_sampler", "2d", "fp16", "--tuning", json.dumps({"per_precision": per}))
+    assert fitted.returncode == 0 and whole.returncode == 0, fitted.stderr + whole.stderr
+    assert "'FITX': True" in fitted.stdout and "'FITX': False" in whole.stdout
+    assert fitted.stdout.splitlines()[1:3] != whole.stdout.splitlines()[1:3]
 
 
 def test_rotate_int8_stages_four_channels_a_word():

@@ -134,6 +134,7 @@ TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
           "vec_num_warps": None, "vec_wide_tile_y": None, "vec_wide_tile_z": None, "vec_wide_maxnreg": None,
           "staged": False, "stage_box": (1, 16, 32), "stage_box_3d": (1, 8, 32), "stage_block_c": 4, "stage_blocks": 4,
           "stage_step": 64, "stage_margin": 2, "stage_num_warps": 4, "stage_maxnreg": None, "stage_pad": 0,
+          "stage_fit_x": True,
           "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2, "static_strides": True},
                             "int8": {"vec_vectors": 4, "vec_word_store": True, "pairs": True, "vec_pairs": True,
                                      "static_strides": True},
@@ -155,8 +156,12 @@ TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
                             # strides, 80 registers (0.0302 -> 0.0270, 0.0276 -> 0.0267: fp16 was slower than fp32);
                             # fp16's kCHW2 / kCHW32 rows at 64 registers (0.0176 -> 0.0164, 0.0175 -> 0.0165 ms;
                             # fp16x2's kCHW32 and int8's rows were slower with it)
+                            # session 28 (results/tune-s28-h200.md, two rounds alike): each staged row copied
+                            # only as far as the corners reach ("stage_fit_x", as rotate's): 2D fp16 / fp16x2
+                            # 0.0193 -> 0.0188, 0.0192 -> 0.0187 ms warm, 0.0208 -> 0.0203, 0.0205 -> 0.0200 cold;
+                            # 3D int8 copies the whole staged width (0.0240 -> 0.0251 fitted, in the flat copy)
                             "int8:3d": {"near_z": True, "block_c": 4, "staged": True, "stage_box_3d": (1, 8, 64),
-                                        "stage_pad": 3},
+                                        "stage_pad": 3, "stage_fit_x": False},
                             "fp16:3d": {"vec_pairs": True, "near_z": True, "vec_near_z": True, "block_c": 8,
                                         "tile_y": 2, "tile_z": 4, "static_strides": True, "maxnreg": 80,
                                         "vec_maxnreg": 64},
@@ -385,7 +390,7 @@ def _grid_sampler_staged_kernel(
     SPLANE: tl.constexpr, SVOL: tl.constexpr, SNPIX: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr,
     PLANEC: tl.constexpr, CHUNK: tl.constexpr, EC: tl.constexpr, BUF: tl.constexpr, STEP: tl.constexpr,
     CPASM: tl.constexpr, DECL: tl.constexpr, LD4: tl.constexpr, LDT: tl.constexpr, TAB: tl.constexpr,
-    NTAB: tl.constexpr, NPLP: tl.constexpr,
+    NTAB: tl.constexpr, NPLP: tl.constexpr, FITX: tl.constexpr = True,
 ):
     """Bilinear (trilinear) grid sampling of the linear layout with the input staged in shared memory
     (triton_util.stage_box_async), as rotate's _rotate_staged_kernel does, for grids that are locally smooth (a BEV
@@ -393,8 +398,9 @@ def _grid_sampler_staged_kernel(
     BLOCK_C channels. It reads the box's grid once, then takes the bounds of the corners it samples: where they fit
     the staged box (FD slices x FH rows x NCH chunks; x rounded down to a chunk; FD = TZ + 2, as z positions near
     whole slices floor both ways), each block's planes (channel x slice; NPLP: their count rounded up to a power of
-    two) are copied into shared memory, the next block's copy in flight while this one is gathered (ld.shared,
-    LD4), corners off the map reading the zeros the copy wrote. Where they do not fit (a random or strongly
+    two; of each staged row only the chunks the corners reach where FITX, else all NCH) are copied into shared
+    memory, the next block's copy in flight while this one is gathered (ld.shared, LD4), corners off the map reading
+    the zeros the copy wrote. Where they do not fit (a random or strongly
     zooming grid), the program gathers its corners from global memory instead, with masks. The per-pixel work
     (source position, weights, shared addresses) is done once for all NCB blocks. Positions are clamped to
     [-2, size + 1] for the bounds and addresses only (every corner beyond is off the map); the weights come from
@@ -465,8 +471,10 @@ def _grid_sampler_staged_kernel(
         ddy = (tl.load(g0 + last + 1).to(tl.float32) - tl.load(g0 + 1).to(tl.float32)) * H
         inv = 1.0 / tl.maximum(tl.sqrt(ddx * ddx + ddy * ddy), 1e-6)
         pitch = staged_pitch(ddx * inv, ddy * inv, rows, NCH, PLANEC, TAB, NTAB)
+        nfit = (xhi - fx0) // EC + 1  # the chunks up to the last corner's pixel (at most NCH where it fits)
+        # `nfit if FITX else NCH` inline: a constexpr assigned to a local would become a run-time value
         stage_box_async(in_ptr, base, qoff, qok, ylo, fx0, rows, pitch, H, W, NPL, PLANEC, NCH, STEP, CHUNK, EC, CPASM,
-                        NCH, NPLP)
+                        nfit if FITX else NCH, NPLP)
         shared_commit()
         xs = tl.minimum(tl.maximum(x0 - fx0, 0), NCH * EC - 2)  # clamped: never outside the staged box
         ys = tl.minimum(tl.maximum(y0 - ylo, 0), FH - 2)
@@ -482,7 +490,7 @@ def _grid_sampler_staged_kernel(
             if k + 1 < NCB:  # the next block's copy into the other buffer, then wait for this block's
                 stage_box_async(in_ptr, base + ((k + 1) % 2) * BUF, qoff + (k + 1) * BLOCK_C * SVOL,
                                 qok & (c0 + BLOCK_C + q // FD < C), ylo, fx0, rows, pitch, H, W, NPL, PLANEC, NCH,
-                                STEP, CHUNK, EC, CPASM, NCH, NPLP)
+                                STEP, CHUNK, EC, CPASM, nfit if FITX else NCH, NPLP)
                 shared_commit()
                 shared_sync(1)
             else:
@@ -630,7 +638,7 @@ def _staged(x, g, out, out_scale, size, out_sp, pad, align, precision, cfg) -> b
         IS3D=is3d, ALIGN=bool(align), PAD=pad, HALF_MATH=precision == "fp16x2", TZ=box[0], TY=box[1], TX=box[2],
         BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], FD=fd,
         NPLP=triton.next_power_of_2(cfg["stage_block_c"] * fd), SPLANE=h * w, SVOL=d * h * w, SNPIX=do * ho * wo,
-        num_warps=cfg["stage_num_warps"], maxnreg=cfg["stage_maxnreg"],
+        FITX=bool(cfg["stage_fit_x"]), num_warps=cfg["stage_num_warps"], maxnreg=cfg["stage_maxnreg"],
         **{k: v for k, v in plan.items() if k != "SHARED"},
     )
     return True

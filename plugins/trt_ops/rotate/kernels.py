@@ -390,8 +390,9 @@ def _rotate_staged_kernel(
     cbase = tl.program_id(1) * (BLOCK_C * NCB)
     cs, sn, kx, ky, hw, hh = _inverse_rotation(angle_ptr, center_ptr, H, W)
     fy0, fx0, rows, ncx = _footprint(oy0, ox0, BY, BX, cs, sn, kx, ky, hw, hh, EC, FH, NCH)
-    if not FITX:  # every row's NCH chunks, as the plan sizes them (the copy before session 21)
-        ncx = NCH
+    # without FITX every row's NCH chunks, as the plan sizes them (the copy before session 21); the copies below take
+    # `ncx if FITX else NCH` inline, as a constexpr assigned to a local would become a run-time value (and the copy
+    # then tests every chunk against it: triton_util._live_slots)
     # the staged row pitch for the direction a warp's pixels (one output row) walk the source: fewest bank conflicts
     pitch = staged_pitch(cs, -sn, rows, NCH, PLANEC, TAB, NTAB)
     base = shared_base(DECL)
@@ -400,11 +401,11 @@ def _rotate_staged_kernel(
     sc = tl.arange(0, NS)
     if IL == 1:
         stage_box_async(in_ptr, base, (cbase + cc) * SPLANE, cbase + cc < NPLANES, fy0, fx0, rows, pitch, H, W,
-                        BLOCK_C, PLANEC, NCH, STEP, CHUNK, EC, CPASM, ncx)
+                        BLOCK_C, PLANEC, NCH, STEP, CHUNK, EC, CPASM, ncx if FITX else NCH)
         shared_commit()
     else:
         stage_words_sync(in_ptr, base, (cbase + sc * IL) * (SPLANE // 4), SPLANE // 4, NPLANES - cbase - sc * IL,
-                         fy0, fx0, rows, pitch, H, W, NS, IL, PLANEC, NCH, STEP, ILASM, ncx)
+                         fy0, fx0, rows, pitch, H, W, NS, IL, PLANEC, NCH, STEP, ILASM, ncx if FITX else NCH)
         shared_sync(-1)
     p = tl.arange(0, BY * BX)
     oy = oy0 + p // BX
@@ -439,12 +440,12 @@ def _rotate_staged_kernel(
             if k + 1 < NCB:
                 stage_words_sync(in_ptr, base + ((k + 1) % 2) * BUF, (c0 + BLOCK_C + sc * IL) * (SPLANE // 4),
                                  SPLANE // 4, NPLANES - c0 - BLOCK_C - sc * IL, fy0, fx0, rows, pitch, H, W, NS, IL,
-                                 PLANEC, NCH, STEP, ILASM, ncx)
+                                 PLANEC, NCH, STEP, ILASM, ncx if FITX else NCH)
                 shared_sync(-1)
         elif k + 1 < NCB:  # the next block's copy into the other buffer, then wait for this block's
             stage_box_async(in_ptr, base + ((k + 1) % 2) * BUF, (c0 + BLOCK_C + cc) * SPLANE,
                             c0 + BLOCK_C + cc < NPLANES, fy0, fx0, rows, pitch, H, W, BLOCK_C, PLANEC, NCH, STEP,
-                            CHUNK, EC, CPASM, ncx)
+                            CHUNK, EC, CPASM, ncx if FITX else NCH)
             shared_commit()
             shared_sync(1)
         else:
