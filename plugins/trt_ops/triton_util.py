@@ -432,7 +432,7 @@ def stage_box_async(in_ptr, sbase, plane_off, plane_ok, y0, x0, rows, pitch, H, 
     for f0 in tl.range(0, total, STEP):
         f = f0 + tl.arange(0, STEP)
         r = f // NCH
-        ch = f - r * NCH  # fewer instructions than f % NCH, which the compiler does not derive from r
+        ch = f - r * NCH  # rather than f % NCH: rotate int8 2% faster (NOTES-ops item 40)
         y = y0 + r
         xc = x0 + ch * EC
         ok = plane_ok[:, None] & ((y >= 0) & (y < H) & (xc >= 0) & (xc < W))[None, :]
@@ -466,7 +466,7 @@ def _word_slots(words_ptr, dst, group_off, pstride, nvalid, y0, x0, rows, pitch,
     f = f0 + tl.arange(0, STEP)
     total = rows * NCH
     r = f // NCH
-    ch = f - r * NCH  # fewer instructions than f % NCH, which the compiler does not derive from r
+    ch = f - r * NCH  # rather than f % NCH: rotate int8 2% faster (NOTES-ops item 40)
     y = y0 + r
     xw = x0 // 4 + ch
     w4 = W // 4
