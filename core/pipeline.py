@@ -218,9 +218,11 @@ def _artifact_record(art: Artifact, ws: Workspace) -> dict[str, Any]:
     }
 
 
-def _artifact_from_record(rec: dict[str, Any], ws: Workspace) -> Artifact:
+def _artifact_from_record(rec: dict[str, Any], ws: Workspace, module: torch.nn.Module) -> Artifact:
+    """A recorded file artifact, with ``module``: this run's subgraph module, which the export hooks attach to
+    what they export (an engine may run it rather than the file, as BEVFusion's spconv engine does)."""
     fields = {k: rec[k] for k in ("name", "precision", "backend", "format", "input_names", "output_names", "meta")}
-    return Artifact(path=ws.root / rec["path"], **fields)
+    return Artifact(path=ws.root / rec["path"], module=module, **fields)
 
 
 def piece_precision(res: Resolved, sg: Subgraph) -> str:
@@ -244,7 +246,7 @@ def export_piece(
     entry = f"export:{sg.name}"
     cached = ws.cached(entry, ws.key)
     if cached and cached.get("artifact", {}).get("path"):
-        return _artifact_from_record(cached["artifact"], ws), True
+        return _artifact_from_record(cached["artifact"], ws, sg.module), True
     ws.forget(entry)
     staged = ws.staging(sg.name)
     try:

@@ -59,3 +59,23 @@ def test_bevfusion_tiny_end_to_end(small_dataroot, runs, capsys, precision, back
             onnx.checker.check_model(path)
             has_qdq = any(n.op_type == "QuantizeLinear" for n in onnx.load(path).graph.node)
             assert has_qdq == (expected[piece] == "int8"), piece
+
+
+@pytest.mark.slow
+def test_bevfusion_rerun_reuses_its_pieces(small_dataroot, tmp_path, capsys):
+    """The same command twice in one workspace: the second run reuses every exported piece, the libspconv one
+    included (whose engine runs the sparse module, not the file), and reports the same detections' metrics."""
+    dataroot, version = small_dataroot
+    argv = ["run", "--model", "bevfusion", "--precision", "fp32", "--data", str(dataroot), "--version", version,
+            "--split", "synth_val", "--max-samples", "2", "--out", str(tmp_path / "ws"), "--json"]
+    reports = []
+    for _ in range(2):
+        code = main(argv)
+        cap = capsys.readouterr()
+        assert code == 0, cap.err
+        reports.append(json.loads(cap.out))
+    first, second = reports
+    reused = [n for n in second["notes"] if n.startswith("reused exported pieces from the workspace: ")]
+    assert len(reused) == 1 and set(reused[0].split(": ", 1)[1].split(", ")) == PIECES
+    assert not any(n.startswith("reused exported pieces") for n in first["notes"])
+    assert second["metrics"] == first["metrics"] and second["size_mb"] == first["size_mb"]
