@@ -87,7 +87,8 @@ def test_staged_grid_sampler_assembles():
     assert row.returncode == 0, row.stderr
     launch, counts = row.stdout.splitlines()[:2]
     assert launch.startswith("_grid_sampler_staged_kernel grid (256, 4, 1) warps 4 "), launch  # 1 x 8 x 64 boxes
-    assert "'FD': 3" in launch and "'FITX': False" in launch and "barriers 0" not in counts and "LDS" in row.stdout.splitlines()[2], row.stdout
+    assert "'FD': 3" in launch and "'FITX': False" in launch, launch
+    assert "barriers 0" not in counts and "LDS" in row.stdout.splitlines()[2], row.stdout
     own = int(re.search(r"shared (\d+) B", counts).group(1))
     assert own <= STAGED_SCRATCH, counts
 
