@@ -1,12 +1,14 @@
-"""Benchmark (not a test): per-piece and end-to-end latency of FP32 vs INT8 on a backend, in one
-process, with the INT8/FP32 ratio, for each variant asked.
+"""Benchmark (not a test): per-piece and end-to-end latency of two precisions (FP32 vs INT8 unless
+--precisions says otherwise) on a backend, in one process, with their ratio, for each variant asked.
 
     python benchmarks/pipeline.py --model bevfusion --variants tiny,r50 --samples 5
     python benchmarks/pipeline.py --model bevdet --variants tiny,r50 --samples 5
+    python benchmarks/pipeline.py --model bevfusion --backend torch --precisions fp32,fp16 --name s30-h100
 
 Each (variant, precision) goes through the real pipeline (`bevdeploy.pipeline.run`) on the
 built-in dataset (or --data), so the pieces timed are the exported, built engines. Results go to
-benchmarks/results/pipeline-<model>.{json,md}; the Markdown table is also printed.
+benchmarks/results/pipeline-<model>[-<backend>][-<name>].{json,md} (no backend part for
+onnxruntime); the Markdown table is also printed.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bevdeploy.cli: set before torch loads
 
-from bevdeploy.bench import device_name
 from bevdeploy.pipeline import run
 from bevdeploy.specs.run import DataSpec, QuantSpec, RunSpec
 from bevdeploy.workspace import atomic_write_json, atomic_write_text
@@ -37,10 +38,11 @@ def measure(args: argparse.Namespace, variant: str, precision: str) -> dict:
     return json.loads(report.model_dump_json())
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| variant | piece | FP32 p50 (ms) | INT8 p50 (ms) | INT8/FP32 | speedup |", "| --- | --- | --- | --- | --- | --- |"]
+def table(rows: list[dict], a: str, b: str) -> str:
+    A, B = a.upper(), b.upper()
+    lines = [f"| variant | piece | {A} p50 (ms) | {B} p50 (ms) | {B}/{A} | speedup |", "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        lines.append(f"| {r['variant']} | {r['piece']} | {r['fp32_ms']:.2f} | {r['int8_ms']:.2f} | "
+        lines.append(f"| {r['variant']} | {r['piece']} | {r[a + '_ms']:.2f} | {r[b + '_ms']:.2f} | "
                      f"{r['ratio']:.3f} | {1 / r['ratio'] if r['ratio'] else 0:.2f}x |")
     return "\n".join(lines) + "\n"
 
@@ -50,25 +52,30 @@ def main() -> int:
     p.add_argument("--model", default="bevfusion", help="Registered model: bevfusion, bevdet, or a plugin's.")
     p.add_argument("--variants", default="tiny,r50")
     p.add_argument("--backend", default="onnxruntime")
+    p.add_argument("--precisions", default="fp32,int8", help="The two precisions compared: base,other.")
+    p.add_argument("--name", help="Suffix of the result files (e.g. the machine).")
     p.add_argument("--samples", type=int, default=5, help="Evaluation samples timed per run (first is warm-up).")
     p.add_argument("--calib-batches", type=int, default=4)
     p.add_argument("--data", type=Path)
     p.add_argument("--version")
     p.add_argument("--workdir", default="bevdeploy-runs/bench")
     args = p.parse_args()
+    pa, pb = (p.strip() for p in args.precisions.split(","))
     rows, reports = [], {}
     for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
-        fp32, int8 = measure(args, variant, "fp32"), measure(args, variant, "int8")
-        reports[variant] = {"fp32": fp32, "int8": int8}
-        for piece, lat in fp32["latency_ms"].items():
-            if piece in int8["latency_ms"]:
-                a, b = lat["p50"], int8["latency_ms"][piece]["p50"]
-                rows.append({"variant": variant, "piece": piece, "fp32_ms": a, "int8_ms": b, "ratio": b / a if a else 0.0})
-    md = f"# {args.model}: FP32 vs INT8 on {args.backend}\n\nDevice: {device_name('cpu')}. " \
-         f"{args.samples} samples per run, p50 over all but the first.\n\n" + table(rows)
+        base, other = measure(args, variant, pa), measure(args, variant, pb)
+        reports[variant] = {pa: base, pb: other}
+        for piece, lat in base["latency_ms"].items():
+            if piece in other["latency_ms"]:
+                a, b = lat["p50"], other["latency_ms"][piece]["p50"]
+                rows.append({"variant": variant, "piece": piece, f"{pa}_ms": a, f"{pb}_ms": b, "ratio": b / a if a else 0.0})
+    md = f"# {args.model}: {pa.upper()} vs {pb.upper()} on {args.backend}\n\nDevice: {base['device']}. " \
+         f"{args.samples} samples per run, p50 over all but the first.\n\n" + table(rows, pa, pb)
+    stem = "-".join(["pipeline", args.model] + ([args.backend] if args.backend != "onnxruntime" else [])
+                    + ([args.name] if args.name else []))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(RESULTS / f"pipeline-{args.model}.md", md)
-    atomic_write_json(RESULTS / f"pipeline-{args.model}.json", {"rows": rows, "reports": reports})
+    atomic_write_text(RESULTS / f"{stem}.md", md)
+    atomic_write_json(RESULTS / f"{stem}.json", {"rows": rows, "reports": reports})
     print(md)
     return 0
 

@@ -302,15 +302,24 @@ def timed_graph(graph: DeployGraph, engines: dict[str, Engine], timings: Timings
     return timed, {name: _TimedEngine(e, timings) for name, e in engines.items()}
 
 
+def on_device(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """The sample's tensors on ``device`` (other values as they are)."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+
+
 def infer_all(
     res: Resolved, model: torch.nn.Module, graph: DeployGraph, engines: dict[str, Engine], dataset: Any,
     pm: PluginManager,
 ) -> tuple[dict[str, Any], Timings]:
-    """Detections by sample token over the evaluation samples, with per-node and end-to-end times."""
+    """Detections by sample token over the evaluation samples, with per-node and end-to-end times.
+
+    A sample's inputs move to the backend's device first (inside the end-to-end time), so that the ops
+    between engines (geometry, bev pooling, voxelization, decode) run where the engines do."""
     timings = Timings()
     tgraph, tengines = timed_graph(graph, engines, timings)
+    device = torch.device(res.backend.device)
     infer = timings.wrap("end_to_end", lambda inputs: pm.hook.bevdeploy_infer(
-        graph=tgraph, engines=tengines, sample=inputs))
+        graph=tgraph, engines=tengines, sample=on_device(inputs, device)))
     detections = {}
     indices = eval_indices(dataset, res.spec)
     for i in progress(indices, "inference", total=len(indices)):
@@ -327,11 +336,13 @@ def infer_all(
 def fidelity_all(
     res: Resolved, model: torch.nn.Module, fp32_graph: DeployGraph, engines: dict[str, Engine], dataset: Any
 ) -> dict[str, dict[str, float]]:
-    """Per piece: the engine against the FP32 piece on identical inputs (recorded from the FP32 graph)."""
+    """Per piece: the engine against the FP32 piece on identical inputs (recorded from the FP32 graph in
+    torch on the CPU), handed to the engine on the backend's device as inference hands them."""
     from .eval import fidelity
 
     refs: dict[str, list[torch.Tensor]] = {}
     tests: dict[str, list[torch.Tensor]] = {}
+    device = torch.device(res.backend.device)
     indices = eval_indices(dataset, res.spec)[:FIDELITY_SAMPLES]
     for i in indices:
         with torch.inference_mode():
@@ -339,7 +350,7 @@ def fidelity_all(
             for name, io in seen.items():
                 if name not in engines:
                     continue
-                out = engines[name].infer(io["inputs"])
+                out = engines[name].infer(on_device(io["inputs"], device))
                 compared = fp32_graph.node(name).fidelity_outputs or list(io["outputs"])
                 for o, ref in io["outputs"].items():
                     if o in compared and isinstance(ref, torch.Tensor) and ref.is_floating_point() and o in out:

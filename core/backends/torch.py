@@ -43,8 +43,12 @@ class TorchEngine(Engine):
         module = artifact.module
         self.dtype: torch.dtype | None = None
         quantized = _has_quantizers(module)
+        if self.device.type == "cuda":
+            # a copy: the artifact's module is the model's own (shared with the FP32 twin the fidelity
+            # check runs on the CPU), so moving or halving it in place would move that one too
+            module = copy.deepcopy(module)
         if precision == "fp16" and self.device.type == "cuda":
-            module, self.dtype = copy.deepcopy(module).half(), torch.float16
+            module, self.dtype = module.half(), torch.float16
         elif precision == "fp16":
             self.notes.append("fp16 not executed by torch on the CPU: this piece ran in fp32")
         if precision.startswith("int8") and quantized:

@@ -134,7 +134,7 @@ def _head_task(names: tuple[str, ...], tasks: tuple[tuple[str, ...], ...]) -> in
 
 def decode(heatmap: torch.Tensor, bbox_reg: torch.Tensor, lidar2ego: torch.Tensor, cfg: BEVDetConfig) -> Detections:
     """Dense head maps (batch 1) -> detections in the LiDAR frame (our box convention)."""
-    heatmap, bbox_reg = heatmap.detach().float()[0], bbox_reg.detach().float()[0]
+    heatmap, bbox_reg = heatmap.detach().float()[0].cpu(), bbox_reg.detach().float()[0].cpu()
     channels = [name for names in cfg.head.tasks for name in names]  # the heatmap's channel order
     parts: list[tuple[np.ndarray, ...]] = []
     for g, names in enumerate(TASKS):
@@ -147,5 +147,5 @@ def decode(heatmap: torch.Tensor, bbox_reg: torch.Tensor, lidar2ego: torch.Tenso
         parts.append((boxes.numpy()[keep], scores.numpy()[keep], labels, vel.numpy()[keep]))
     boxes, scores, labels, vel = (np.concatenate([p[i] for p in parts]) for i in range(4))
     best = np.argsort(-scores, kind="stable")[: cfg.head.max_per_img]
-    boxes, vel = to_lidar_frame(boxes[best].reshape(-1, 7), vel[best].reshape(-1, 2), lidar2ego.detach().double().reshape(4, 4).numpy())
+    boxes, vel = to_lidar_frame(boxes[best].reshape(-1, 7), vel[best].reshape(-1, 2), lidar2ego.detach().double().reshape(4, 4).cpu().numpy())
     return Detections(boxes=boxes, scores=scores[best].astype(np.float32), labels=labels[best].astype(np.int64), velocity=vel)

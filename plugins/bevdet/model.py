@@ -78,16 +78,18 @@ class BEVDet(nn.Module):
 
     def bev_ranks(self, camera2ego, camera_intrinsics, img_aug_matrix) -> tuple[torch.Tensor, ...]:
         """bev_pool_v2 ranks for a camera rig, computed once per distinct calibration (the rig is
-        fixed per dataset, as BEVDet's deployment assumes) and recomputed when it changes."""
+        fixed per dataset, as BEVDet's deployment assumes) and recomputed when it changes. They are
+        computed and kept on the matrices' device, where the pooling then reads them."""
+        device = torch.as_tensor(camera2ego).device
         # plain (not inference-mode) tensors: cached ranks are later saved for backward in training
         with torch.inference_mode(False), torch.no_grad():
             mats = [torch.from_numpy(torch.as_tensor(m).detach().float().cpu().numpy().copy())
                     for m in (camera2ego, camera_intrinsics, img_aug_matrix)]
-            key = hashlib.sha1(b"".join(m.numpy().tobytes() for m in mats)).hexdigest()
+            key = hashlib.sha1(b"".join(m.numpy().tobytes() for m in mats) + str(device).encode()).hexdigest()
             if key in self._ranks:
                 self._ranks.move_to_end(key)
                 return self._ranks[key]
-            ranks = self.img_view_transformer.bev_pool_ranks(mats[0][0], mats[1][0], mats[2][0])
+            ranks = self.img_view_transformer.bev_pool_ranks(*(m[0].to(device) for m in mats))
         self._ranks[key] = ranks
         while len(self._ranks) > RANK_CACHE_SIZE:
             self._ranks.popitem(last=False)
@@ -97,7 +99,7 @@ class BEVDet(nn.Module):
         """Splat with ``torch.ops.bevdeploy.bev_pool_v2`` and fold Z into channels -> (1, C*Z, Y, X)."""
         import bevdeploy.plugins.trt_ops  # noqa: F401  (registers torch.ops.bevdeploy.*)
 
-        ranks = tuple(r.to(depth.device) for r in ranks)  # ranks are computed (and cached) on the CPU
+        ranks = tuple(r.to(depth.device) for r in ranks)  # no copy where the geometry ran on the same device
         out = torch.ops.bevdeploy.bev_pool_v2(
             depth.contiguous(), context.contiguous(), *ranks, self.img_view_transformer.out_shape
         )

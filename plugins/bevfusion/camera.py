@@ -119,7 +119,8 @@ class DepthLSSTransform(nn.Module):
         from bevdeploy.plugins.trt_ops.bev_pool_v2 import bev_pool_v2_prepare
 
         geom = self.geometry(camera2lidar.float(), intrinsics.float(), img_aug.float())
-        coords = ((geom - (self.bx - self.dx / 2.0)) / self.dx).long()  # (B*N, D, fH, fW, 3) as x, y, z
+        bx, dx = self.bx.to(geom.device), self.dx.to(geom.device)  # the matrices may live elsewhere than the module
+        coords = ((geom - (bx - dx / 2.0)) / dx).long()  # (B*N, D, fH, fW, 3) as x, y, z
         z, x, y = self.bev_shape
         # the op's grid is (Z, rows, cols) with cols fastest; ours is (Z, X, Y) -> pass (y, x, z)
         swapped = coords[..., [1, 0, 2]].unflatten(0, (batch, -1))
@@ -142,7 +143,7 @@ def bev_pool(
     out = op(
         depth_weights.unflatten(0, (batch, -1)).contiguous(),
         context.unflatten(0, (batch, -1)).contiguous(),
-        *ranks,
+        *(r.to(depth_weights.device) for r in ranks),  # no copy where the geometry ran on the same device
         [batch, z, x, y, c],
     )  # (B, C, Z, X, Y)
     return torch.cat(out.unbind(dim=2), dim=1)

@@ -206,7 +206,8 @@ def decode(
     them into nuScenes boxes with size ``wlh = (d0, d1, d2)`` and yaw ``-yaw_mm - pi/2``; the
     height head predicts the gravity centre. Ours: centre z = height, l = d1, w = d0, h = d2,
     yaw = -yaw_mm - pi/2 wrapped to [-pi, pi)."""
-    center, height, dim, rot, vel, logits, query_score, labels = (t.detach().float() for t in outputs[:8])
+    # on the CPU: 200 proposals are not worth a device round trip per tensor
+    center, height, dim, rot, vel, logits, query_score, labels = (t.detach().float().cpu() for t in outputs[:8])
     k = cfg.num_classes
     one_hot = F.one_hot(labels.long(), num_classes=k).permute(0, 2, 1).float()
     score = logits.sigmoid() * query_score * one_hot

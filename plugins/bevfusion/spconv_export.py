@@ -12,6 +12,7 @@ convs, ``add_quantizer`` on residual blocks) when the module is quantized.
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from pathlib import Path
@@ -208,13 +209,16 @@ def export_spconv(
 
 
 class SpconvEngine(Engine):
-    """Runs the sparse backbone module on spconv (CPU here; fake-quant where quantized)."""
+    """Runs the sparse backbone module on spconv (fake-quant where quantized), on the device its inputs
+    are on: the model's own module on its device, a copy made once per other device (a backend that
+    runs on the GPU hands it CUDA voxels; the module stays where the FP32 fidelity check reads it)."""
 
     def __init__(self, artifact: Artifact, precision: str):
         super().__init__(artifact.name, "spconv", precision, artifact.input_names, artifact.output_names)
         if artifact.module is None:
             raise ValueError(f"artifact {artifact.name!r} carries no module for the spconv engine")
         self.module = artifact.module.eval()
+        self._copies: dict[torch.device, nn.Module] = {}
         self.size_bytes = artifact.size_bytes
         self.notes.append(
             "libspconv is not available here: the libspconv ONNX is exported but the sparse backbone runs on "
@@ -224,5 +228,13 @@ class SpconvEngine(Engine):
     def infer_impl(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         voxels, coords = (inputs[n] for n in self.input_names)
         with torch.no_grad():
-            out = self.module(voxels.float(), coords.int())
+            out = self._module_on(voxels.device)(voxels.float(), coords.int())
         return {self.output_names[0]: out}
+
+    def _module_on(self, device: torch.device) -> nn.Module:
+        home = next(self.module.parameters(), torch.empty(0)).device
+        if device == home:
+            return self.module
+        if device not in self._copies:
+            self._copies[device] = copy.deepcopy(self.module).to(device).eval()
+        return self._copies[device]
