@@ -14,6 +14,11 @@ from collections.abc import Sequence
 
 import torch
 
+# products (points x channels) the reference sums per step, 4 MB of fp32, so that they stay in cache. On our 2-core
+# CPU at BEVFusion r50 (1.8 M points x 80 channels) one step of all points took 586 - 680 ms, steps of 13107 points
+# 191 - 243 ms; at tiny (110 K x 16: two steps) the two were within the noise (5 - 9 ms)
+CHUNK_ELEMENTS = 1 << 20
+
 
 def interval_point_index(interval_starts: torch.Tensor, interval_lengths: torch.Tensor) -> torch.Tensor:
     """Indices into the rank arrays of every point covered by an interval, interval by interval."""
@@ -44,10 +49,16 @@ def bev_pool_v2_reference(
     idx = interval_point_index(interval_starts, interval_lengths)
     cell = ranks_bev.long()[interval_starts.long()]
     cell_per_point = torch.repeat_interleave(cell, interval_lengths.long(), output_size=idx.numel())
-    d = depth.reshape(-1)[ranks_depth.long()[idx]]
-    f = feat.reshape(-1, feat.shape[-1])[ranks_feat.long()[idx]]
+    d = depth.reshape(-1)[ranks_depth.long()[idx]].unsqueeze(1).to(feat.dtype)
+    rows = ranks_feat.long()[idx]
+    feat_rows = feat.reshape(-1, feat.shape[-1])
     out = torch.zeros(b * z * y * x, c, dtype=feat.dtype, device=feat.device)
-    out = out.index_add(0, cell_per_point, d.unsqueeze(1).to(feat.dtype) * f)
+    # the points in chunks, so each chunk's (points, C) products stay in cache instead of one (P, C) array
+    # (BEVFusion r50: 1.8 M x 80); the same sum
+    step = max(1, CHUNK_ELEMENTS // max(c, 1))
+    for i in range(0, idx.numel(), step):
+        part = slice(i, i + step)
+        out.index_add_(0, cell_per_point[part], feat_rows[rows[part]] * d[part])
     return out.reshape(b, z, y, x, c).permute(0, 4, 1, 2, 3)  # channels-last memory, as the kernel writes
 
 
@@ -76,17 +87,15 @@ def bev_pool_v2_prepare(
     bn, n, d, h, w = coords.shape[:5]
     device = coords.device
     coords = coords.long()
-    ranks_depth = torch.arange(bn * n * d * h * w, device=device)
-    pix = torch.arange(h * w, device=device).reshape(1, 1, 1, h, w)
-    cam = torch.arange(bn * n, device=device).reshape(bn, n, 1, 1, 1)
-    ranks_feat = (cam * (h * w) + pix).expand(bn, n, d, h, w).reshape(-1)
-    batch = torch.arange(bn, device=device).reshape(bn, 1, 1, 1, 1).expand(bn, n, d, h, w).reshape(-1)
     cx, cy, cz = (coords[..., i].reshape(-1) for i in range(3))
     keep = (cx >= 0) & (cx < x) & (cy >= 0) & (cy < y) & (cz >= 0) & (cz < z)
-    ranks_bev = ((batch * z + cz) * y + cy) * x + cx
-    ranks_depth, ranks_feat, ranks_bev = ranks_depth[keep], ranks_feat[keep], ranks_bev[keep]
-    order = torch.argsort(ranks_bev, stable=True)
-    ranks_depth, ranks_feat, ranks_bev = ranks_depth[order], ranks_feat[order], ranks_bev[order]
+    # a kept point's rank in depth is its flat index; its frame, camera and pixel follow from that index
+    ranks_depth = torch.nonzero(keep).reshape(-1)
+    batch = ranks_depth // (n * d * h * w)
+    ranks_bev = (((batch * z + cz[ranks_depth]) * y + cy[ranks_depth]) * x + cx[ranks_depth]).to(torch.int32)
+    order = torch.argsort(ranks_bev, stable=True)  # int32 keys: the same order, sorted faster than int64
+    ranks_depth, ranks_bev = ranks_depth[order], ranks_bev[order]
+    ranks_feat = ranks_depth // (d * h * w) * (h * w) + ranks_depth % (h * w)
     if ranks_bev.numel() == 0:
         empty = torch.zeros(0, dtype=torch.int32, device=device)
         return empty, empty.clone(), empty.clone(), empty.clone(), empty.clone()
