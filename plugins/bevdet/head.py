@@ -84,17 +84,19 @@ def circle_nms(centers: np.ndarray, scores: np.ndarray, radius: float, max_keep:
     """Greedy NMS on BEV centres: a box is dropped if its squared distance to a kept, higher-scoring
     box is <= ``radius`` (CenterPoint's convention). Returns kept indices, best first."""
     order = np.argsort(-scores, kind="stable")
+    x, y = np.asarray(centers)[order].T
+    # every pair's squared distance at once (K <= pre_max_size, 1000), in the centres' dtype and summation order as a
+    # distance pass per kept box would; the greedy pass then only ORs the kept boxes' rows
+    close = (x[:, None] - x[None, :]) ** 2 + (y[:, None] - y[None, :]) ** 2 <= radius
     suppressed = np.zeros(len(order), dtype=bool)
     keep: list[int] = []
-    for pos, i in enumerate(order):
+    for pos in range(len(order)):
         if suppressed[pos]:
             continue
-        keep.append(int(i))
+        keep.append(int(order[pos]))
         if len(keep) == max_keep:
             break
-        rest = order[pos + 1 :]
-        d2 = ((centers[rest] - centers[i]) ** 2).sum(axis=1)
-        suppressed[pos + 1 :] |= d2 <= radius
+        suppressed |= close[pos]
     return np.asarray(keep, dtype=np.int64)
 
 

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import onnx
+import pytest
 import torch
 from bevdeploy.graph import DeployGraph
 from bevdeploy.manager import get_plugin_manager, registered_models
@@ -204,6 +205,30 @@ def test_circle_nms_and_lidar_frame():
     out, vel = to_lidar_frame(boxes, np.array([[0.0, 3.0]], np.float32), lidar2ego)
     np.testing.assert_allclose(out[0], [5.0, 0.0, 0.0, 4.0, 2.0, 1.5, 0.0], atol=1e-6)
     np.testing.assert_allclose(vel[0], [3.0, 0.0], atol=1e-6)
+
+
+def _greedy_circle_nms(centers, scores, radius, max_keep):
+    """CenterPoint's greedy circle NMS written the plain way: visit boxes best first, keep one unless a kept box
+    lies within ``radius`` (squared distance)."""
+    keep = []
+    for i in np.argsort(-scores, kind="stable"):
+        if all(((centers[i] - centers[j]) ** 2).sum() > radius for j in keep):
+            keep.append(int(i))
+            if len(keep) == max_keep:
+                break
+    return keep
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_circle_nms_is_greedy_circle_nms(seed):
+    """The vectorized NMS keeps what the plain greedy one keeps, with ties in scores and on the radius."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 120))
+    centers = np.round(rng.random((n, 2)) * rng.choice([4, 20]), 1).astype(np.float32)  # many exact distances
+    scores = np.round(rng.random(n), 1).astype(np.float32)  # many equal scores
+    radius, max_keep = float(rng.choice([0.175, 1.0, 4.0])), int(rng.choice([1, 5, 500]))
+    got = circle_nms(centers, scores, radius, max_keep).tolist()
+    assert got == _greedy_circle_nms(centers, scores, radius, max_keep)
 
 
 def test_single_engine_onnx_has_bev_pool_v2_and_runs_in_ort(tiny, tiny_inputs, tmp_path):
