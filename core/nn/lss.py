@@ -27,7 +27,7 @@ def frustum_points(
     n = camera2frame.shape[0]
     d, h, w, _ = frustum.shape
     # points as rows of one (N, P, 3) matrix per camera: each step is a batched GEMM instead of a 3x3 matmul
-    # per point (2.8x faster on the CPU at BEVFusion's 2 M points, bit-identical results)
+    # per point (2.6 - 2.8x faster on the CPU at BEVFusion r50's 2 M points, bit-identical results)
     pts = frustum.to(img_aug.device, img_aug.dtype).reshape(1, -1, 3) - img_aug[:, None, :3, 3]
     pts = pts.bmm(torch.linalg.inv(img_aug[:, :3, :3]).transpose(1, 2))
     pts = torch.cat((pts[..., :2] * pts[..., 2:3], pts[..., 2:3]), dim=-1)
