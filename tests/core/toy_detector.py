@@ -53,7 +53,7 @@ def pool(feat: torch.Tensor) -> torch.Tensor:
 
 def decode(heatmap: torch.Tensor, boxes: torch.Tensor, top_k: int = 20) -> Detections:
     """Top-k cells of the heatmap; box offsets and log-sizes from the regression map."""
-    heatmap, boxes = heatmap[0].float(), boxes[0].float()
+    heatmap, boxes = heatmap[0].float().cpu(), boxes[0].float().cpu()  # a GPU backend hands CUDA tensors
     scores, flat = heatmap.reshape(-1).topk(top_k)
     label = (flat // (GRID * GRID)).numpy().astype(np.int64)
     cell = (flat % (GRID * GRID)).numpy()
