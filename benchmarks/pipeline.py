@@ -3,7 +3,7 @@
 
     python benchmarks/pipeline.py --model bevfusion --variants tiny,r50 --samples 5
     python benchmarks/pipeline.py --model bevdet --variants tiny,r50 --samples 5
-    python benchmarks/pipeline.py --model bevfusion --backend torch --precisions fp32,fp16 --name s30-h100
+    python benchmarks/pipeline.py --model bevfusion --backend torch --precisions fp32,fp16 --samples 11 --name h100
 
 Each (variant, precision) goes through the real pipeline (`bevdeploy.pipeline.run`) on the
 built-in dataset (or --data), so the pieces timed are the exported, built engines. Results go to
@@ -60,7 +60,10 @@ def main() -> int:
     p.add_argument("--version")
     p.add_argument("--workdir", default="bevdeploy-runs/bench")
     args = p.parse_args()
-    pa, pb = (p.strip() for p in args.precisions.split(","))
+    precisions = [v.strip() for v in args.precisions.split(",") if v.strip()]
+    if len(precisions) != 2:
+        p.error(f"--precisions takes two precisions, base,other (e.g. fp32,fp16); got {args.precisions!r}")
+    pa, pb = precisions
     rows, reports = [], {}
     for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
         base, other = measure(args, variant, pa), measure(args, variant, pb)
