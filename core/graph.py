@@ -59,6 +59,12 @@ class OpNode:
 Node = Subgraph | OpNode
 
 
+def to_device(values: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Named values with their tensors on ``device`` (other values as they are): a sample's inputs for a
+    backend's device, or a training batch for the training device."""
+    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in values.items()}
+
+
 @dataclass
 class DeployGraph:
     """Nodes in execution order. ``inputs`` are the model-input names (keys of the dict that

@@ -20,7 +20,7 @@ from .backends import resolve_backend
 from .bench import Timings, progress
 from .checkpoint import load_checkpoint
 from .errors import BevDeployError
-from .graph import Artifact, DeployGraph, Engine, OpNode, Subgraph
+from .graph import Artifact, DeployGraph, Engine, OpNode, Subgraph, to_device
 from .manager import PluginManager, get_plugin_manager, registered_backends, registered_models
 from .specs.registry import BackendSpec, ModelSpec
 from .specs.run import RunSpec
@@ -302,11 +302,6 @@ def timed_graph(graph: DeployGraph, engines: dict[str, Engine], timings: Timings
     return timed, {name: _TimedEngine(e, timings) for name, e in engines.items()}
 
 
-def on_device(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """The sample's tensors on ``device`` (other values as they are)."""
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
-
-
 def infer_all(
     res: Resolved, model: torch.nn.Module, graph: DeployGraph, engines: dict[str, Engine], dataset: Any,
     pm: PluginManager,
@@ -319,7 +314,7 @@ def infer_all(
     tgraph, tengines = timed_graph(graph, engines, timings)
     device = torch.device(res.backend.device)
     infer = timings.wrap("end_to_end", lambda inputs: pm.hook.bevdeploy_infer(
-        graph=tgraph, engines=tengines, sample=on_device(inputs, device)))
+        graph=tgraph, engines=tengines, sample=to_device(inputs, device)))
     detections = {}
     indices = eval_indices(dataset, res.spec)
     for i in progress(indices, "inference", total=len(indices)):
@@ -350,7 +345,7 @@ def fidelity_all(
             for name, io in seen.items():
                 if name not in engines:
                     continue
-                out = engines[name].infer(on_device(io["inputs"], device))
+                out = engines[name].infer(to_device(io["inputs"], device))
                 compared = fp32_graph.node(name).fidelity_outputs or list(io["outputs"])
                 for o, ref in io["outputs"].items():
                     if o in compared and isinstance(ref, torch.Tensor) and ref.is_floating_point() and o in out:

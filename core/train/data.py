@@ -99,7 +99,3 @@ def loader(
             pin_memory=pin,
         )
     )
-
-
-def to_device(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}

@@ -15,8 +15,9 @@ from typing import Any
 import torch
 
 from ..errors import BevDeployError
+from ..graph import to_device
 from .config import TrainConfig
-from .data import TrainSamples, batches, epoch_order, limit_threads, loader, to_device
+from .data import TrainSamples, batches, epoch_order, limit_threads, loader
 from .state import STATE_FILE, export_weights, load_state, save_state
 
 WARMUP = 4

@@ -105,7 +105,8 @@ def test_torch_engine_runs_the_module_and_is_honest_about_precision():
     net = Net().eval()
     x = torch.randn(1, 3, 8, 8)
     fp32 = torchb.build(_artifact(None, "torch", net), "fp32")
-    assert torch.allclose(fp32.infer({"img": x})["feat"].cpu(), net(x)[0], atol=1e-5)  # the engine's device
+    gpu = {"atol": 1e-5} if torch.cuda.is_available() else {}  # cuDNN's conv differs in the last bits there
+    assert torch.allclose(fp32.infer({"img": x})["feat"].cpu(), net(x)[0], **gpu)
     fp16 = torchb.build(_artifact(None, "torch", net), "fp16")
     if not torch.cuda.is_available():
         assert fp16.notes == ["fp16 not executed by torch on the CPU: this piece ran in fp32"]
