@@ -6,6 +6,8 @@ CPU build cannot even backpropagate: its backward asks for a CUDA stream):
 
 * CUDA, :func:`gather_gemm`: gather every output's neighbours through the neighbour map (a zero
   row where none) and do one GEMM with the weight as (K' * C_in, C_out): no atomics in the forward.
+  Where no gradient is needed (inference), :func:`fused_gather_gemm` does the same in one Triton
+  kernel (:mod:`.kernels`) that never writes the gathered matrix.
 * CPU, :func:`gather_gemm_scatter`: gather the pairs' input rows, then per kernel offset one GEMM
   and one sequential ``index_add_`` into the outputs: least work, and deterministic.
 
@@ -29,6 +31,10 @@ from .tensor import SparseConvTensor
 
 NO_ACTIVATION = "none"
 
+#: On CUDA, run convs that need no gradient through the fused Triton kernel (:func:`fused_gather_gemm`);
+#: False keeps :func:`gather_gemm` there (an A/B switch for benchmarks).
+FUSED = True
+
 
 def _triple(v: int | Sequence[int], ndim: int, what: str) -> tuple[int, ...]:
     if isinstance(v, int):
@@ -39,17 +45,49 @@ def _triple(v: int | Sequence[int], ndim: int, what: str) -> tuple[int, ...]:
     return t
 
 
+def offset_major_weight(weight: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """``weight`` [out, *kernel, in] at the used ``offsets`` as (K' * in, out), offset-major: the
+    B operand of the GEMM over a neighbour map."""
+    c_out, c_in = weight.shape[0], weight.shape[-1]
+    w = weight.reshape(c_out, -1, c_in)[:, offsets, :]  # (out, K', in)
+    return w.permute(1, 2, 0).reshape(-1, c_out)
+
+
 def gather_gemm(features: torch.Tensor, weight: torch.Tensor, rulebook: Rulebook) -> torch.Tensor:
     """Output features (M, out) of ``rulebook`` applied to ``features`` (N, in) with ``weight``
     [out, *kernel, in]: gather each output's neighbours (a zero row where none), one GEMM."""
-    c_out, c_in = weight.shape[0], weight.shape[-1]
-    w = weight.reshape(c_out, -1, c_in)[:, rulebook.offsets, :]  # (out, K', in)
-    w = w.permute(1, 2, 0).reshape(-1, c_out)  # (K' * in, out), K' major as the gather below
+    c_in = weight.shape[-1]
+    w = offset_major_weight(weight, rulebook.offsets)  # K' major as the gather below
     padded = torch.cat([features, features.new_zeros((1, c_in))])
     m = rulebook.neighbors.shape[0]
     # index_select on the flat map: a row copy per pair (2-d advanced indexing is ~10x slower on CPU)
     gathered = padded.index_select(0, rulebook.neighbors.reshape(-1)).reshape(m, w.shape[0])  # (M, K' * in)
     return gathered.matmul(w)
+
+
+def fused_gather_gemm(
+    features: torch.Tensor, weight: torch.Tensor, rulebook: Rulebook, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """:func:`gather_gemm` plus ``bias`` in one Triton kernel (:mod:`.kernels`): the neighbour rows go
+    straight into the GEMM's operand tiles, never to memory. CUDA, forward only; under autocast it
+    computes in the autocast dtype, as the GEMM would."""
+    from . import kernels  # imports Triton: only on this path
+
+    if torch.is_autocast_enabled("cuda"):
+        features = features.to(torch.get_autocast_dtype("cuda"))
+    w = offset_major_weight(weight, rulebook.offsets)
+    return kernels.implicit_gemm(features, w, rulebook.neighbors, bias)
+
+
+def _fused_applies(features: torch.Tensor, *params: torch.Tensor | None) -> bool:
+    """The fused kernel serves a CUDA forward that autograd will not differentiate."""
+    if not (FUSED and features.is_cuda):
+        return False
+    from . import kernels
+
+    if not kernels.available():
+        return False
+    return not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (features, *params)))
 
 
 def gather_gemm_scatter(features: torch.Tensor, weight: torch.Tensor, rulebook: Rulebook) -> torch.Tensor:
@@ -160,11 +198,15 @@ class SparseConvolution(SparseModule):
             )
         rb = self.rulebook(input)
         # CPU: pair list + sequential index_add (least work, deterministic); CUDA: neighbour map +
-        # one GEMM (no atomics, so deterministic there too, and GEMM-bound)
-        conv = gather_gemm if input.features.is_cuda else gather_gemm_scatter
-        out = conv(input.features, weight, rb)
-        if bias is not None:
-            out = out + bias.to(out.dtype)
+        # one GEMM (no atomics, so deterministic there too), fused into one kernel where no
+        # gradient is needed
+        if _fused_applies(input.features, weight, bias):
+            out = fused_gather_gemm(input.features, weight, rb, bias)
+        else:
+            conv = gather_gemm if input.features.is_cuda else gather_gemm_scatter
+            out = conv(input.features, weight, rb)
+            if bias is not None:
+                out = out + bias.to(out.dtype)
         if add_input is not None:
             out = out + add_input.features.to(out.dtype)
         return SparseConvTensor(
