@@ -209,9 +209,10 @@ def export_spconv(
 
 
 class SpconvEngine(Engine):
-    """Runs the sparse backbone module on spconv (fake-quant where quantized), on the device its inputs
-    are on: the model's own module on its device, a copy made once per other device (a backend that
-    runs on the GPU hands it CUDA voxels; the module stays where the FP32 fidelity check reads it)."""
+    """Runs the sparse backbone module (fake-quant where quantized) in PyTorch, on the device its inputs are on:
+    the model's own module on its device, a copy made once per other device (a backend that runs on the GPU hands
+    it CUDA voxels; the module stays where the FP32 fidelity check reads it). At fp16 on a CUDA device it runs under
+    autocast, as libspconv runs FP16 there; elsewhere in FP32."""
 
     def __init__(self, artifact: Artifact, precision: str):
         super().__init__(artifact.name, "spconv", precision, artifact.input_names, artifact.output_names)
@@ -220,16 +221,20 @@ class SpconvEngine(Engine):
         self.module = artifact.module.eval()
         self._copies: dict[torch.device, nn.Module] = {}
         self.size_bytes = artifact.size_bytes
+        impl = getattr(getattr(self.module, "encoder", None), "sparse_impl", "spconv")
+        runtime = "spconv 2.x" if impl == "spconv" else "bevdeploy.sparse"
         self.notes.append(
-            "libspconv is not available here: the libspconv ONNX is exported but the sparse backbone runs on "
-            "spconv 2.x in PyTorch (FP32 arithmetic; INT8 simulated by fake-quant where quantized)"
+            f"libspconv is not available here: the libspconv ONNX is exported but the sparse backbone runs on "
+            f"{runtime} in PyTorch (FP16 under autocast at fp16 on a CUDA device, FP32 otherwise; INT8 simulated "
+            f"by fake-quant where quantized)"
         )
 
     def infer_impl(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         voxels, coords = (inputs[n] for n in self.input_names)
-        with torch.no_grad():
+        half = self.precision == "fp16" and voxels.is_cuda
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=half):
             out = self._module_on(voxels.device)(voxels.float(), coords.int())
-        return {self.output_names[0]: out}
+        return {self.output_names[0]: out.float()}
 
     def _module_on(self, device: torch.device) -> nn.Module:
         home = next(self.module.parameters(), torch.empty(0)).device
