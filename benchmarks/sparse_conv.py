@@ -1,6 +1,6 @@
 """Benchmark (not a test): BEVFusion's sparse LiDAR backbone on a CUDA GPU, each conv through torch's gather +
-GEMM (``gather_gemm``) against the fused Triton kernel (``fused_gather_gemm``), on one built-in frame with random
-weights.
+GEMM (``gather_gemm``) against the fused Triton kernel (``fused_gather_gemm``), and the rulebooks sort-based against
+hashed (``bevdeploy.sparse.hashmap``), on one built-in frame with random weights.
 
     python3 benchmarks/sparse_conv.py --out DIR [--variants tiny,r50] [--sweep] [--rounds 5]
 
@@ -8,8 +8,10 @@ weights.
    dtype (fp32, fp16): the median time of both paths (triton.testing.do_bench, bias included in both) and the fused
    output's relative error against gather_gemm on the same inputs. ``--sweep`` also times every launch shape of
    ``SWEEP`` on each submanifold layer (most of the work; each shape checked first) and reports the fastest.
-2. Backbone: the encoder's forward (rulebooks, BN, ReLU included), CUDA-event timed, with the fused path off and on
-   in alternating rounds (median per round of ``--reps`` calls); fp32, and fp16 under autocast.
+2. Backbone: the encoder's forward (rulebooks, BN, ReLU included), CUDA-event timed, in the ``CONFIGS`` (conv
+   through gather + GEMM or the fused kernel; rulebooks sort-based or hashed) timed in turn each round (median per
+   round of ``--reps`` calls); fp32, and fp16 under autocast. Speedup: gather+sort (the code before) over
+   fused+hash.
 
 Writes DIR/sparse-conv.json and DIR/sparse-conv.md (also printed).
 """
@@ -32,6 +34,7 @@ from bevdeploy.plugins.bevfusion.model import BEVFusion
 from bevdeploy.plugins.bevfusion.prepare import prepare
 from bevdeploy.sparse import conv as sparse_conv
 from bevdeploy.sparse import kernels
+from bevdeploy.sparse import rulebook as sparse_rulebook
 from bevdeploy.specs.run import DataSpec
 
 SWEEP = {"BLOCK_M": (32, 64, 128), "BLOCK_K": (16, 32, 64), "num_warps": (4, 8), "num_stages": (2, 3)}
@@ -123,17 +126,21 @@ def sweep_layer(fd, w2, bd, rb, ref, dtype) -> list[dict]:
     return out
 
 
+#: backbone configurations timed in turn: (conv kernel fused, rulebooks hashed)
+CONFIGS = {"gather+sort": (False, False), "fused+sort": (True, False), "fused+hash": (True, True)}
+
+
 def backbone_rows(encoder, voxels, coords, rounds: int, reps: int) -> list[dict]:
     rows = []
     for dtype in (torch.float32, torch.float16):
-        times: dict[bool, list[float]] = {False: [], True: []}
+        times: dict[str, list[float]] = {c: [] for c in CONFIGS}
         outs = {}
         for _ in range(rounds):
-            for fused in (False, True):
-                sparse_conv.FUSED = fused
+            for config, (fused, hashed) in CONFIGS.items():
+                sparse_conv.FUSED, sparse_rulebook.HASHED = fused, hashed
                 with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=dtype != torch.float32):
                     for _ in range(2):
-                        outs[fused] = encoder(voxels, coords)
+                        outs[config] = encoder(voxels, coords)
                     torch.cuda.synchronize()
                     per = []
                     for _ in range(reps):
@@ -143,13 +150,14 @@ def backbone_rows(encoder, voxels, coords, rounds: int, reps: int) -> list[dict]
                         e.record()
                         torch.cuda.synchronize()
                         per.append(s.elapsed_time(e))
-                times[fused].append(statistics.median(per))
-        sparse_conv.FUSED = True
-        rows.append({"dtype": str(dtype).replace("torch.", ""), "unfused_ms": times[False], "fused_ms": times[True],
-                     "unfused_median_ms": statistics.median(times[False]),
-                     "fused_median_ms": statistics.median(times[True]),
-                     "rel_error": rel_error(outs[True], outs[False])})
-        print(json.dumps(rows[-1]), file=sys.stderr)
+                times[config].append(statistics.median(per))
+        sparse_conv.FUSED, sparse_rulebook.HASHED = True, True
+        row = {"dtype": str(dtype).replace("torch.", ""), "rounds_ms": times,
+               "median_ms": {c: statistics.median(t) for c, t in times.items()},
+               "rel_error": {c: rel_error(outs[c], outs["gather+sort"]) for c in CONFIGS},
+               "hash_equals_sort": bool(torch.equal(outs["fused+hash"], outs["fused+sort"]))}
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr)
     return rows
 
 
@@ -157,11 +165,13 @@ def markdown(result: dict) -> str:
     lines = [f"# Sparse backbone convs: gather + GEMM vs fused kernel ({result['device']})", ""]
     for v in result["variants"]:
         lines += [f"## {v['variant']}: {v['voxels']} voxels", "",
-                  "| dtype | backbone unfused (ms) | backbone fused (ms) | speedup | rel error |",
-                  "| --- | ---: | ---: | ---: | ---: |"]
+                  "| dtype | " + " | ".join(f"{c} (ms)" for c in CONFIGS) + " | speedup | rel error | hash == sort |",
+                  "| --- |" + " ---: |" * (len(CONFIGS) + 3)]
         for r in v["backbone"]:
-            lines.append(f"| {r['dtype']} | {r['unfused_median_ms']:.2f} | {r['fused_median_ms']:.2f} | "
-                         f"{r['unfused_median_ms'] / r['fused_median_ms']:.2f}x | {r['rel_error']:.1e} |")
+            ms = r["median_ms"]
+            lines.append(f"| {r['dtype']} | " + " | ".join(f"{ms[c]:.2f}" for c in CONFIGS) +
+                         f" | {ms['gather+sort'] / ms['fused+hash']:.2f}x | {r['rel_error']['fused+hash']:.1e} | "
+                         f"{r['hash_equals_sort']} |")
         lines += ["", "| layer | sites | K' | C_in -> C_out | pairs | dtype | unfused (ms) | fused (ms) | no skip (ms) "
                   "| speedup | rel error | best swept (ms) |", "| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: "
                   "| ---: | ---: | ---: |"]

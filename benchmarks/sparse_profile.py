@@ -1,9 +1,10 @@
 """Profile (not a test): where BEVFusion's sparse LiDAR backbone spends its time on a CUDA GPU, with the
 sparse implementation found there (bevdeploy.sparse's torch one where spconv is not installed). Prints the mean
 forward time over 10 calls on one built-in frame, then torch.profiler's top ops by GPU and by CPU time over 3 calls,
-for tiny and r50 (random weights).
+for tiny and r50 (random weights). Session 30's profile (sort-based rulebooks, gather + GEMM convs) is
+results/sparse-profile-h100-s30.txt; session 31's (hashed rulebooks, fused convs) results/sparse-profile-h100-s31.txt.
 
-    python3 benchmarks/sparse_profile.py > benchmarks/results/sparse-profile-h100-s30.txt
+    python3 benchmarks/sparse_profile.py > benchmarks/results/sparse-profile-h100-s31.txt
 """
 import torch
 from bevdeploy.data import open_dataset

@@ -24,6 +24,18 @@ from dataclasses import dataclass, field
 
 import torch
 
+#: On CUDA, build 3-d rulebooks with the Triton hash table of :mod:`.hashmap` (the same rulebooks in a handful
+#: of launches); False keeps the sort-based builders there (an A/B switch for benchmarks).
+HASHED = True
+
+
+def _hashed(indices: torch.Tensor, kernel: Sequence[int]) -> bool:
+    if not (HASHED and indices.is_cuda and indices.shape[0] > 0 and len(kernel) == 3):
+        return False
+    from . import hashmap  # imports Triton: only on this path
+
+    return hashmap.available()
+
 
 @dataclass
 class Rulebook:
@@ -130,6 +142,12 @@ def regular_rulebook(
     ``i = o * stride - padding + k * dilation``; every output reached by some input is active."""
     out_shape = output_shape(shape, kernel, stride, padding, dilation)
     device, n = indices.device, indices.shape[0]
+    if _hashed(indices, kernel):
+        from .hashmap import regular_neighbors
+
+        neighbors, keys = regular_neighbors(indices, out_shape, kernel, stride, padding, dilation)
+        neighbors, used = _compact(neighbors, n)
+        return Rulebook(neighbors, used, _decode(keys, out_shape), out_shape, tuple(kernel), tuple(dilation), False, n)
     k_total = math.prod(kernel)
     idx = indices.long()
     key, valid = _candidates(idx[:, 1:], kernel, stride, padding, dilation, out_shape)
@@ -160,6 +178,11 @@ def submanifold_rulebook(
     if any(k % 2 == 0 for k in kernel):
         raise ValueError(f"submanifold conv needs an odd kernel to have a centre; got {list(kernel)}")
     n = indices.shape[0]
+    if _hashed(indices, kernel):
+        from .hashmap import submanifold_neighbors
+
+        neighbors, used = _compact(submanifold_neighbors(indices, shape, kernel, dilation), n)
+        return Rulebook(neighbors, used, indices, list(shape), tuple(kernel), tuple(dilation), True, n)
     reach = [(k // 2) * d for k, d in zip(kernel, dilation, strict=True)]
     padded = [s + 2 * r for s, r in zip(shape, reach, strict=True)]
     strides = _strides(padded)
