@@ -33,19 +33,21 @@ except ImportError as exc:  # optional: the CPU install has no Triton
 
 EMPTY = -1  # a free slot's key
 BLOCK = 256
+# arguments that change with every frame: not specialised (Triton would compile a variant whenever one of them
+# crosses a multiple of 16, stalling a frame mid-stream)
+PER_FRAME = ["n", "SHIFT", "CAP_MASK"]
 
 if not TRITON_ERROR:
 
     @triton.jit
-    def _slot(key, LOG2CAP: tl.constexpr):
-        """Fibonacci hashing: the top LOG2CAP bits of key * 2**64 / golden ratio."""
-        return ((key.to(tl.uint64) * 0x9E3779B97F4A7C15) >> (64 - LOG2CAP)).to(tl.int64)
+    def _slot(key, SHIFT):
+        """Fibonacci hashing: the top 64 - SHIFT bits of key * 2**64 / golden ratio."""
+        return ((key.to(tl.uint64) * 0x9E3779B97F4A7C15) >> SHIFT.to(tl.uint64)).to(tl.int64)
 
     @triton.jit
-    def _insert(tkeys_ptr, key, active, LOG2CAP: tl.constexpr):
+    def _insert(tkeys_ptr, key, active, SHIFT, CAP_MASK):
         """Claim a slot for every active lane's key (or find the one it holds); returns the slots."""
-        mask_cap = (1 << LOG2CAP) - 1
-        slot = _slot(key, LOG2CAP)
+        slot = _slot(key, SHIFT)
         while tl.max(active.to(tl.int32), axis=0) > 0:
             # atomic_cas takes no mask: an inactive lane compares its slot with -3, which no slot holds, so it
             # writes nothing. (Aiming them all at one spare slot instead serialised them there: 1 ms per r50
@@ -53,21 +55,20 @@ if not TRITON_ERROR:
             prev = tl.atomic_cas(tkeys_ptr + slot, tl.where(active, -1, -3).to(tl.int64), key)
             won = active & ((prev == -1) | (prev == key))
             active = active & ~won
-            slot = tl.where(active, (slot + 1) & mask_cap, slot)
+            slot = tl.where(active, (slot + 1) & CAP_MASK, slot)
         return slot
 
     @triton.jit
-    def _find(tkeys_ptr, key, active, LOG2CAP: tl.constexpr):
+    def _find(tkeys_ptr, key, active, SHIFT, CAP_MASK):
         """The slot holding each active lane's key, or -1 where the key is absent."""
-        mask_cap = (1 << LOG2CAP) - 1
-        slot = _slot(key, LOG2CAP)
+        slot = _slot(key, SHIFT)
         found = tl.full(key.shape, -1, tl.int64)
         while tl.max(active.to(tl.int32), axis=0) > 0:
             k = tl.load(tkeys_ptr + slot, mask=active, other=-1)
             hit = active & (k == key)
             found = tl.where(hit, slot, found)
             active = active & ~hit & (k != -1)
-            slot = (slot + 1) & mask_cap
+            slot = (slot + 1) & CAP_MASK
         return found
 
     @triton.jit
@@ -80,28 +81,28 @@ if not TRITON_ERROR:
         d2 = tl.load(base + 3, mask=mask, other=0).to(tl.int64)
         return b * SB + (d0 + R0) * S0 + (d1 + R1) * S1 + (d2 + R2) * S2
 
-    @triton.jit
+    @triton.jit(do_not_specialize=PER_FRAME)
     def _subm_insert_kernel(idx_ptr, n, tkeys_ptr, tvals_ptr, S0, S1, S2, SB,
                             R0: tl.constexpr, R1: tl.constexpr, R2: tl.constexpr,
-                            LOG2CAP: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
+                            SHIFT, CAP_MASK, BLOCK: tl.constexpr):  # fmt: skip
         rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         mask = rows < n
         key = _subm_key(idx_ptr, rows, mask, S0, S1, S2, SB, R0, R1, R2)
-        slot = _insert(tkeys_ptr, key, mask, LOG2CAP)
+        slot = _insert(tkeys_ptr, key, mask, SHIFT, CAP_MASK)
         tl.store(tvals_ptr + slot, rows, mask=mask)
 
-    @triton.jit
+    @triton.jit(do_not_specialize=PER_FRAME)
     def _subm_query_kernel(idx_ptr, n, tkeys_ptr, tvals_ptr, nbr_ptr, S0, S1, S2, SB,
                            R0: tl.constexpr, R1: tl.constexpr, R2: tl.constexpr,
                            K0: tl.constexpr, K1: tl.constexpr, K2: tl.constexpr,
                            D0: tl.constexpr, D1: tl.constexpr, D2: tl.constexpr,
-                           LOG2CAP: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
+                           SHIFT, CAP_MASK, BLOCK: tl.constexpr):  # fmt: skip
         rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         mask = rows < n
         key = _subm_key(idx_ptr, rows, mask, S0, S1, S2, SB, R0, R1, R2)
         for k in range(K0 * K1 * K2):  # row-major offsets, the weight's order
             delta = ((k // (K1 * K2)) * D0 - R0) * S0 + ((k // K2 % K1) * D1 - R1) * S1 + ((k % K2) * D2 - R2) * S2
-            slot = _find(tkeys_ptr, key + delta, mask, LOG2CAP)
+            slot = _find(tkeys_ptr, key + delta, mask, SHIFT, CAP_MASK)
             hit = slot >= 0
             val = tl.load(tvals_ptr + slot, mask=hit, other=n)
             tl.store(nbr_ptr + rows.to(tl.int64) * (K0 * K1 * K2) + k, val.to(tl.int64), mask=mask)
@@ -128,30 +129,30 @@ if not TRITON_ERROR:
         key = b * SB + (num0 // ST0) * (OUT1 * OUT2) + (num1 // ST1) * OUT2 + num2 // ST2
         return ok, key, k, i
 
-    @triton.jit
+    @triton.jit(do_not_specialize=PER_FRAME)
     def _regular_insert_kernel(idx_ptr, n, tkeys_ptr, tvals_ptr, OUT0, OUT1, OUT2, SB,
                                K0: tl.constexpr, K1: tl.constexpr, K2: tl.constexpr,
                                ST0: tl.constexpr, ST1: tl.constexpr, ST2: tl.constexpr,
                                P0: tl.constexpr, P1: tl.constexpr, P2: tl.constexpr,
                                D0: tl.constexpr, D1: tl.constexpr, D2: tl.constexpr,
-                               LOG2CAP: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
+                               SHIFT, CAP_MASK, BLOCK: tl.constexpr):  # fmt: skip
         p = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         ok, key, k, i = _regular_pair(idx_ptr, p, n, OUT0, OUT1, OUT2, SB, K0, K1, K2, ST0, ST1, ST2,
                                       P0, P1, P2, D0, D1, D2)  # fmt: skip
-        slot = _insert(tkeys_ptr, key, ok, LOG2CAP)
+        slot = _insert(tkeys_ptr, key, ok, SHIFT, CAP_MASK)
         tl.atomic_min(tvals_ptr + slot, p.to(tl.int32), mask=ok)
 
-    @triton.jit
+    @triton.jit(do_not_specialize=PER_FRAME)
     def _regular_fill_kernel(idx_ptr, n, tkeys_ptr, rank_ptr, nbr_ptr, KP, OUT0, OUT1, OUT2, SB,
                              K0: tl.constexpr, K1: tl.constexpr, K2: tl.constexpr,
                              ST0: tl.constexpr, ST1: tl.constexpr, ST2: tl.constexpr,
                              P0: tl.constexpr, P1: tl.constexpr, P2: tl.constexpr,
                              D0: tl.constexpr, D1: tl.constexpr, D2: tl.constexpr,
-                             LOG2CAP: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
+                             SHIFT, CAP_MASK, BLOCK: tl.constexpr):  # fmt: skip
         p = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         ok, key, k, i = _regular_pair(idx_ptr, p, n, OUT0, OUT1, OUT2, SB, K0, K1, K2, ST0, ST1, ST2,
                                       P0, P1, P2, D0, D1, D2)  # fmt: skip
-        slot = _find(tkeys_ptr, key, ok, LOG2CAP)
+        slot = _find(tkeys_ptr, key, ok, SHIFT, CAP_MASK)
         row = tl.load(rank_ptr + slot, mask=ok, other=0).to(tl.int64)
         tl.store(nbr_ptr + row * KP + k, i, mask=ok)
 
@@ -194,7 +195,8 @@ def submanifold_neighbors(
     k_total = math.prod(kernel)
     nbr = torch.empty((n, k_total), dtype=torch.int64, device=indices.device)
     grid = (triton.cdiv(n, BLOCK),)
-    consts = {"R0": reach[0], "R1": reach[1], "R2": reach[2], "LOG2CAP": log2cap, "BLOCK": BLOCK}
+    consts = {"R0": reach[0], "R1": reach[1], "R2": reach[2], "SHIFT": 64 - log2cap, "CAP_MASK": (1 << log2cap) - 1,
+              "BLOCK": BLOCK}  # fmt: skip
     _subm_insert_kernel[grid](idx, n, tkeys, tvals, s0, s1, s2, sb, **consts)
     _subm_query_kernel[grid](idx, n, tkeys, tvals, nbr, s0, s1, s2, sb, K0=kernel[0], K1=kernel[1],
                              K2=kernel[2], D0=dilation[0], D1=dilation[1], D2=dilation[2], **consts)  # fmt: skip
@@ -223,7 +225,8 @@ def regular_neighbors(
     idx = indices.contiguous()
     consts = {"K0": kernel[0], "K1": kernel[1], "K2": kernel[2], "ST0": stride[0], "ST1": stride[1],
               "ST2": stride[2], "P0": padding[0], "P1": padding[1], "P2": padding[2], "D0": dilation[0],
-              "D1": dilation[1], "D2": dilation[2], "LOG2CAP": log2cap, "BLOCK": BLOCK}  # fmt: skip
+              "D1": dilation[1], "D2": dilation[2], "SHIFT": 64 - log2cap, "CAP_MASK": (1 << log2cap) - 1,
+              "BLOCK": BLOCK}  # fmt: skip
     grid = (triton.cdiv(k_total * n, BLOCK),)
     o0, o1, o2 = out_shape
     _regular_insert_kernel[grid](idx, n, tkeys, first, o0, o1, o2, sb, **consts)

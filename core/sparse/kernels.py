@@ -34,7 +34,9 @@ except ImportError as exc:  # optional: the CPU install has no Triton
 
 if not TRITON_ERROR:
 
-    @triton.jit
+    # the site counts change with every frame: not specialised (a variant compiled whenever one crosses a
+    # multiple of 16 would stall that frame)
+    @triton.jit(do_not_specialize=["M", "N_IN"])
     def _implicit_gemm_kernel(
         feat_ptr, nbr_ptr, w_ptr, bias_ptr, out_ptr,
         M, N_IN, C_OUT,
