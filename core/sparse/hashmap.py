@@ -1,8 +1,9 @@
 """Rulebooks built on the GPU with a hash table of sites, in Triton: a handful of launches where the sort-based
 builders of :mod:`.rulebook` take 50 - 100 tensor ops each.
 
-On an H100 the fused convolutions left BEVFusion's sparse backbone bound by kernel launches (about 760 per
-forward, two thirds of them building rulebooks; benchmarks/results/sparse-profile-h100-s31.txt). Here a site's
+With its convolutions fused (:mod:`.kernels`), BEVFusion's sparse backbone on an H100 was bound by kernel
+launches (about 760 per forward in benchmarks/results/sparse-profile-h100-s30.txt; counted on the CPU, 590 of the
+forward's 860 tensor ops build rulebooks). Here a site's
 linear key goes into an open-addressing table (linear probing, Fibonacci hashing, keys claimed with an atomic
 compare-and-swap) and every neighbour lookup is a probe:
 
@@ -23,13 +24,7 @@ from collections.abc import Sequence
 
 import torch
 
-try:
-    import triton
-    import triton.language as tl
-
-    TRITON_ERROR = ""
-except ImportError as exc:  # optional: the CPU install has no Triton
-    TRITON_ERROR = str(exc)
+from .kernels import TRITON_ERROR, available
 
 EMPTY = -1  # a free slot's key
 BLOCK = 256
@@ -37,7 +32,11 @@ BLOCK = 256
 # crosses a multiple of 16, stalling a frame mid-stream)
 PER_FRAME = ["n", "SHIFT", "CAP_MASK"]
 
-if not TRITON_ERROR:
+__all__ = ["available", "regular_neighbors", "submanifold_neighbors"]
+
+if not TRITON_ERROR:  # the CPU install has no Triton
+    import triton
+    import triton.language as tl
 
     @triton.jit
     def _slot(key, SHIFT):
@@ -155,11 +154,6 @@ if not TRITON_ERROR:
         slot = _find(tkeys_ptr, key, ok, SHIFT, CAP_MASK)
         row = tl.load(rank_ptr + slot, mask=ok, other=0).to(tl.int64)
         tl.store(nbr_ptr + row * KP + k, i, mask=ok)
-
-
-def available() -> bool:
-    """True when Triton imports (the hashed builders' only requirement besides a CUDA device)."""
-    return not TRITON_ERROR
 
 
 def _table(capacity_for: int, device: torch.device, fill: int) -> tuple[torch.Tensor, torch.Tensor, int]:

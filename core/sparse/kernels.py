@@ -89,7 +89,7 @@ if not TRITON_ERROR:
 
 
 def available() -> bool:
-    """True when Triton imports (the fused path's only requirement besides a CUDA device)."""
+    """True when Triton imports (the sparse kernels' only requirement besides a CUDA device)."""
     return not TRITON_ERROR
 
 
