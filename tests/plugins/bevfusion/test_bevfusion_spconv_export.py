@@ -116,3 +116,9 @@ def test_spconv_engine_runs_the_module(tiny, lidar_inputs, tmp_path):
     with torch.no_grad():
         ref = sg.module(*lidar_inputs.values())
     assert torch.equal(out, ref)
+    # the note names the sparse implementation that runs; fp16 is autocast on a CUDA device only, so the CPU
+    # inputs here run in FP32 and give the FP32 output exactly
+    impl = sg.module.encoder.sparse_impl
+    assert any(("spconv 2.x" if impl == "spconv" else "bevdeploy.sparse") in n for n in engine.notes)
+    half = bevdeploy_build(artifact=art, backend=BACKEND, precision="fp16").infer(lidar_inputs)["lidar_bev"]
+    assert half.dtype == torch.float32 and torch.equal(half, ref)
