@@ -1,7 +1,8 @@
-"""The fused sparse-conv kernel (bevdeploy.sparse.kernels) on a CUDA GPU: against torch's gather + GEMM at realistic
-sizes, inside BEVFusion's sparse backbone on a built-in frame, and only where no gradient is needed (skipped
-without a GPU). Its CPU twin, tests/sparse/test_sparse_kernel_interpret.py, runs the same kernel in Triton's
-interpreter at small sizes."""
+"""The sparse kernels on a CUDA GPU (skipped without one). The fused conv (bevdeploy.sparse.kernels): against
+torch's gather + GEMM at realistic sizes, inside BEVFusion's sparse backbone on a built-in frame, and only where
+no gradient is needed. The hashed rulebooks (bevdeploy.sparse.hashmap): bit for bit the sort-based ones at LiDAR
+sizes. Their CPU twins, tests/sparse/test_sparse_kernel_interpret.py and test_sparse_hashmap_interpret.py, run the
+same kernels in Triton's interpreter at small sizes."""
 
 from __future__ import annotations
 
