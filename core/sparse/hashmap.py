@@ -2,8 +2,8 @@
 builders of :mod:`.rulebook` take 50 - 100 tensor ops each.
 
 With its convolutions fused (:mod:`.kernels`), BEVFusion's sparse backbone on an H100 was bound by kernel
-launches (about 760 per forward in benchmarks/results/sparse-profile-h100-s30.txt; counted on the CPU, 590 of the
-forward's 860 tensor ops build rulebooks). Here a site's
+launches (about 760 per forward in benchmarks/results/sparse-profile-h100-s30.txt; counted on the CPU by
+benchmarks/sparse_cpu.py, 592 of the forward's 862 tensor ops build rulebooks). Here a site's
 linear key goes into an open-addressing table (linear probing, Fibonacci hashing, keys claimed with an atomic
 compare-and-swap) and every neighbour lookup is a probe:
 

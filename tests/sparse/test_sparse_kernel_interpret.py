@@ -57,7 +57,7 @@ def test_launch_shapes_cover_both_reduction_layouts() -> None:
     assert kernels.launch_shape(16, 16, half=False)["ROW_CHUNKS"]
     assert kernels.launch_shape(64, 32, half=True)["ROW_CHUNKS"]
     assert not kernels.launch_shape(5, 8, half=False)["ROW_CHUNKS"]
-    assert not kernels.launch_shape(24, 8, half=True)["ROW_CHUNKS"]
+    assert not kernels.launch_shape(8, 16, half=True)["ROW_CHUNKS"]
 
 
 def test_blocks_without_neighbours_are_skipped_exactly() -> None:
