@@ -137,6 +137,7 @@ class Engine:
         self.input_names = list(input_names)
         self.output_names = list(output_names)
         self.notes: list[str] = []  # e.g. "fp16 upcast to fp32 by onnxruntime on CPU"
+        self.execution = ""  # how the backend runs the piece where it chooses, e.g. "CUDA graph"
         self.size_bytes = 0
 
     def infer(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -82,6 +82,7 @@ def build_report(res: Any, ws: Any, state: dict[str, Any], dataset: Any, clock: 
         artifacts=artifacts,
         piece_precisions={name: art.precision for name, art in state["artifacts"].items()},
         not_honoured=_not_honoured(state["engines"], state["artifacts"]),
+        execution={name: e.execution for name, e in state["engines"].items() if getattr(e, "execution", "")},
         notes=list(res.notes),
         timings_s={k: round(v, 3) for k, v in clock.items()},
         workspace=str(ws.root),
@@ -121,7 +122,8 @@ def format_markdown(rep: RunReport) -> str:
         )
     lines += ["", f"Memory: {rep.memory_what}.", "Latency: graph execution from prepared inputs to detections, "
               "batch 1, first sample dropped as warm-up."]
-    for title, items in (("Not honoured", rep.not_honoured), ("Notes", rep.notes)):
+    execution = [f"{name}: {how}" for name, how in rep.execution.items()]
+    for title, items in (("Not honoured", rep.not_honoured), ("Execution", execution), ("Notes", rep.notes)):
         if items:
             lines += ["", f"{title}:"] + [f"- {x}" for x in items]
     return "\n".join(lines) + "\n"

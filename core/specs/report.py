@@ -55,6 +55,10 @@ class RunReport(_Spec):
     artifacts: dict[str, str] = Field(default_factory=dict, description="Piece -> file (or 'module' for torch).")
     piece_precisions: dict[str, str] = Field(default_factory=dict, description="Piece -> precision it was built at.")
     not_honoured: list[str] = Field(default_factory=list, description="Precisions the backend did not execute as asked.")
+    execution: dict[str, str] = Field(
+        default_factory=dict,
+        description="Piece -> how its engine ran it where the backend chooses (e.g. 'CUDA graph', or 'eager: why').",
+    )
     notes: list[str] = Field(default_factory=list, description="Other facts a reader needs (reuse, demo, ...).")
     timings_s: dict[str, float] = Field(default_factory=dict, description="Wall time per pipeline stage.")
     workspace: str = Field(default="", description="The run's folder.")
