@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -114,7 +115,9 @@ class GraphedModule:
         with torch.cuda.stream(side):
             self.module(*static)
             previous = torch.cuda.get_sync_debug_mode()
-            torch.cuda.set_sync_debug_mode("error")
+            with warnings.catch_warnings():  # "a prototype feature": what it misses, the capture below fails on
+                warnings.simplefilter("ignore", UserWarning)
+                torch.cuda.set_sync_debug_mode("error")
             try:
                 result = _as_tuple(self.module(*static))
             finally:

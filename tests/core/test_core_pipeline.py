@@ -57,6 +57,15 @@ def test_toy_pipeline_end_to_end(small_dataroot, tmp_path, capsys, precision, ba
     assert (out / "report.md").read_text().startswith(f"# toydet (tiny) {precision} on {backend}")
     assert "inference 3/3" in stderr
     _no_half_files(out)
+    # how each engine ran its piece, where the backend chooses: the torch backend on CUDA (CUDA graph, or eager
+    # and why); nothing where there is no choice
+    md = (out / "report.md").read_text()
+    if backend == "torch" and torch.cuda.is_available():
+        assert set(rep["execution"]) == set(PIECES)
+        assert all(how.startswith(("CUDA graph", "eager: ")) for how in rep["execution"].values())
+        assert f"Execution:\n- backbone: {rep['execution']['backbone']}" in md
+    else:
+        assert rep["execution"] == {} and "Execution:" not in md
     fid = rep["fidelity"]
     if precision == "fp32":
         assert all(f["cosine"] > 0.99999 and f["max_abs"] < 1e-3 for f in fid.values())
