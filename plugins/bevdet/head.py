@@ -15,6 +15,8 @@ transformer lifts into, and are moved into the LiDAR frame with ``lidar2ego``.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from bevdeploy.data.types import DETECTION_CLASSES, Detections
@@ -75,11 +77,6 @@ class CenterHead(nn.Module):
         return heatmap, reg
 
 
-def _top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices of the k largest scores, ties to the lower index (stable, like ONNX TopK)."""
-    return scores.sort(descending=True, stable=True).indices[:k]
-
-
 def circle_nms(centers: np.ndarray, scores: np.ndarray, radius: float, max_keep: int) -> np.ndarray:
     """Greedy NMS on BEV centres: a box is dropped if its squared distance to a kept, higher-scoring
     box is <= ``radius`` (CenterPoint's convention). Returns kept indices, best first."""
@@ -100,24 +97,6 @@ def circle_nms(centers: np.ndarray, scores: np.ndarray, radius: float, max_keep:
     return np.asarray(keep, dtype=np.int64)
 
 
-def _decode_task(heat: torch.Tensor, reg: torch.Tensor, cfg: BEVDetConfig) -> tuple[torch.Tensor, ...]:
-    """One NMS group: heat (C, H, W), reg (10, H, W) -> boxes (K, 7), scores, class, velocity (ego frame)."""
-    hc = cfg.head
-    c, h, w = heat.shape
-    idx = _top_k(heat.reshape(-1), hc.pre_max_size)
-    scores, cls, pix = heat.reshape(-1)[idx], idx // (h * w), idx % (h * w)
-    ys, xs = (pix // w).float(), (pix % w).float()
-    r = reg.reshape(REG_CHANNELS, -1)[:, pix]
-    x = (xs + r[0]) * hc.out_size_factor * hc.voxel_size[0] + cfg.xbound[0]
-    y = (ys + r[1]) * hc.out_size_factor * hc.voxel_size[1] + cfg.ybound[0]
-    dims = r[3:6].exp()
-    yaw = torch.atan2(r[6], r[7])
-    boxes = torch.stack([x, y, r[2], dims[0], dims[1], dims[2], yaw], dim=1)
-    lo, hi = torch.tensor(hc.post_center_range[:3]), torch.tensor(hc.post_center_range[3:])
-    keep = (scores > hc.score_threshold) & (boxes[:, :3] >= lo).all(1) & (boxes[:, :3] <= hi).all(1)
-    return boxes[keep], scores[keep], cls[keep], r[8:10].t()[keep]
-
-
 def to_lidar_frame(boxes: np.ndarray, velocity: np.ndarray, lidar2ego: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ego-frame boxes/velocities -> LiDAR frame (LiDAR z assumed parallel to ego z, as in nuScenes)."""
     rot, t = lidar2ego[:3, :3], lidar2ego[:3, 3]
@@ -129,24 +108,54 @@ def to_lidar_frame(boxes: np.ndarray, velocity: np.ndarray, lidar2ego: np.ndarra
     return out.astype(np.float32), vel.astype(np.float32)
 
 
-def _head_task(names: tuple[str, ...], tasks: tuple[tuple[str, ...], ...]) -> int:
-    """Index of the head task that predicts all of an NMS group's classes (they share its regression)."""
-    return next(t for t, task in enumerate(tasks) if set(names) <= set(task))
+@functools.lru_cache(maxsize=8)
+def _groups(cfg: BEVDetConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per NMS group of :data:`TASKS`: its heatmap channels (padded with the index one past the last
+    channel, a row of -1 scores) and the head task whose regression its classes share."""
+    channels = [name for names in cfg.head.tasks for name in names]  # the heatmap's channel order
+    width = max(len(names) for names in TASKS)
+    rows = [[channels.index(n) for n in names] + [len(channels)] * (width - len(names)) for names in TASKS]
+    tasks = [next(t for t, task in enumerate(cfg.head.tasks) if set(names) <= set(task)) for names in TASKS]
+    return torch.tensor(rows), torch.tensor(tasks)
+
+
+def _candidates(heat: torch.Tensor, reg: torch.Tensor, cfg: BEVDetConfig) -> tuple[torch.Tensor, ...]:
+    """Every NMS group at once, where the maps are: heat (C, H, W), reg (T*10, H, W) -> per group (G, K) the
+    top-K scores, class within the group and the mask of those above the threshold inside the centre range,
+    with their boxes (G, K, 7) and velocities (G, K, 2), in the ego frame."""
+    hc = cfg.head
+    c, h, w = heat.shape
+    rows, tasks = (t.to(heat.device) for t in _groups(cfg))
+    padded = torch.cat([heat, heat.new_full((1, h, w), -1.0)])  # sigmoid scores are >= 0: padding sorts last
+    scores = padded[rows].reshape(len(TASKS), -1)  # (G, width * H * W), a group's classes one after the other
+    k = min(hc.pre_max_size, scores.shape[1])
+    # ties to the lower index, like ONNX TopK; the padding sits after every real index, so it changes no order
+    idx = scores.sort(dim=1, descending=True, stable=True).indices[:, :k]
+    scores, cls, pix = scores.gather(1, idx), idx // (h * w), idx % (h * w)
+    ys, xs = (pix // w).float(), (pix % w).float()
+    r = reg.reshape(-1, REG_CHANNELS, h * w)[tasks].gather(2, pix[:, None, :].expand(-1, REG_CHANNELS, -1))  # (G, 10, K)
+    x = (xs + r[:, 0]) * hc.out_size_factor * hc.voxel_size[0] + cfg.xbound[0]
+    y = (ys + r[:, 1]) * hc.out_size_factor * hc.voxel_size[1] + cfg.ybound[0]
+    dims = r[:, 3:6].exp()
+    yaw = torch.atan2(r[:, 6], r[:, 7])
+    boxes = torch.stack([x, y, r[:, 2], dims[:, 0], dims[:, 1], dims[:, 2], yaw], dim=2)
+    lo, hi = (torch.tensor(v, device=heat.device) for v in (hc.post_center_range[:3], hc.post_center_range[3:]))
+    keep = (scores > hc.score_threshold) & (boxes[..., :3] >= lo).all(2) & (boxes[..., :3] <= hi).all(2)
+    return boxes, scores, cls, r[:, 8:10].transpose(1, 2), keep
 
 
 def decode(heatmap: torch.Tensor, bbox_reg: torch.Tensor, lidar2ego: torch.Tensor, cfg: BEVDetConfig) -> Detections:
-    """Dense head maps (batch 1) -> detections in the LiDAR frame (our box convention)."""
-    heatmap, bbox_reg = heatmap.detach().float()[0].cpu(), bbox_reg.detach().float()[0].cpu()
-    channels = [name for names in cfg.head.tasks for name in names]  # the heatmap's channel order
+    """Dense head maps (batch 1) -> detections in the LiDAR frame (our box convention). Top-K and boxes of all
+    groups run in a few batched ops on the maps' device (the GPU's, on a CUDA backend); one copy brings the
+    candidates to the host for the circle NMS."""
+    found = _candidates(heatmap.detach().float()[0], bbox_reg.detach().float()[0], cfg)
+    boxes, scores, cls, vel, keep = (t.cpu().numpy() for t in found)
     parts: list[tuple[np.ndarray, ...]] = []
     for g, names in enumerate(TASKS):
-        t = _head_task(names, cfg.head.tasks)
-        boxes, scores, cls, vel = _decode_task(
-            heatmap[[channels.index(n) for n in names]], bbox_reg[t * REG_CHANNELS : (t + 1) * REG_CHANNELS], cfg
-        )
-        keep = circle_nms(boxes[:, :2].numpy(), scores.numpy(), cfg.head.min_radius[g], cfg.head.post_max_size)
-        labels = np.array([DETECTION_CLASSES.index(n) for n in names], dtype=np.int64)[cls.numpy()[keep]]
-        parts.append((boxes.numpy()[keep], scores.numpy()[keep], labels, vel.numpy()[keep]))
+        b, s, c, v = (a[g][keep[g]] for a in (boxes, scores, cls, vel))
+        kept = circle_nms(b[:, :2], s, cfg.head.min_radius[g], cfg.head.post_max_size)
+        labels = np.array([DETECTION_CLASSES.index(n) for n in names], dtype=np.int64)[c[kept]]
+        parts.append((b[kept], s[kept], labels, v[kept]))
     boxes, scores, labels, vel = (np.concatenate([p[i] for p in parts]) for i in range(4))
     best = np.argsort(-scores, kind="stable")[: cfg.head.max_per_img]
     boxes, vel = to_lidar_frame(boxes[best].reshape(-1, 7), vel[best].reshape(-1, 2), lidar2ego.detach().double().reshape(4, 4).cpu().numpy())
