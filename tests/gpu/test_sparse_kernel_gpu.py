@@ -6,6 +6,8 @@ same kernels in Triton's interpreter at small sizes."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from bevdeploy import sparse as ts
@@ -159,3 +161,23 @@ def test_backbone_output_is_the_same_with_hashed_rulebooks(frame) -> None:
     finally:
         R.HASHED = True
     assert torch.equal(hashed, ref)
+
+
+def test_the_spconv_engine_folds_bn_on_the_gpu(frame) -> None:
+    """The engine's CUDA copy of the backbone has every BatchNorm folded into its conv (one launch fewer per conv),
+    and gives the unfolded backbone's output at fp32 rounding; the module itself keeps its BNs."""
+    from bevdeploy.graph import Artifact
+    from bevdeploy.plugins.bevfusion.spconv_export import SpconvEngine
+
+    encoder, voxels, coords = frame
+    cpu = copy.deepcopy(encoder).cpu()  # the module at home on the CPU, as the pipeline holds it
+    art = Artifact("lidar.backbone", "fp32", "torch", "spconv", ["voxels", "coords"], ["lidar_bev"], module=cpu)
+    engine = SpconvEngine(art, "fp32")
+    got = engine.infer({"voxels": voxels, "coords": coords})["lidar_bev"]
+    convs = sum(isinstance(m, sparse_conv.SparseConvolution) for m in encoder.modules())
+    assert engine.execution == f"BatchNorm folded into {convs} sparse convs on cuda"
+    on_gpu = engine._module_on(voxels.device)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in on_gpu.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in cpu.modules()) == convs
+    ref = _backbone(frame, True, enabled=False)
+    assert _rel(got, ref) <= 1e-5
