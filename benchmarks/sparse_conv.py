@@ -9,9 +9,10 @@ hashed (``bevdeploy.sparse.hashmap``), on one built-in frame with random weights
    output's relative error against gather_gemm on the same inputs. ``--sweep`` also times every launch shape of
    ``SWEEP`` on each submanifold layer (most of the work; each shape checked first) and reports the fastest.
 2. Backbone: the encoder's forward (rulebooks, BN, ReLU included), CUDA-event timed, in the ``CONFIGS`` (conv
-   through gather + GEMM or the fused kernel; rulebooks sort-based or hashed) timed in turn each round (median per
-   round of ``--reps`` calls); fp32, and fp16 under autocast. Speedup: gather+sort (the code before) over
-   fused+hash.
+   through gather + GEMM or the fused kernel; rulebooks sort-based or hashed; BatchNorm separate or folded into the
+   convs, as the SpconvEngine runs it on CUDA) timed in turn each round (median per round of ``--reps`` calls);
+   fp32, and fp16 under autocast. Speedup: gather+sort (session 30's code) over fused+hash+fold. ``--backbone-only``
+   skips part 1.
 
 Writes DIR/sparse-conv.json and DIR/sparse-conv.md (also printed).
 """
@@ -19,6 +20,7 @@ Writes DIR/sparse-conv.json and DIR/sparse-conv.md (also printed).
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import json
 import statistics
@@ -32,6 +34,7 @@ from bevdeploy.data import open_dataset
 from bevdeploy.plugins.bevfusion.config import get_config, with_sparse_impl
 from bevdeploy.plugins.bevfusion.model import BEVFusion
 from bevdeploy.plugins.bevfusion.prepare import prepare
+from bevdeploy.quant import fold_bn
 from bevdeploy.sparse import conv as sparse_conv
 from bevdeploy.sparse import kernels
 from bevdeploy.sparse import rulebook as sparse_rulebook
@@ -126,27 +129,32 @@ def sweep_layer(fd, w2, bd, rb, ref, dtype) -> list[dict]:
     return out
 
 
-#: backbone configurations timed in turn: (conv kernel fused, rulebooks hashed)
-CONFIGS = {"gather+sort": (False, False), "fused+sort": (True, False), "fused+hash": (True, True)}
+#: backbone configurations timed in turn: (conv kernel fused, rulebooks hashed, BatchNorm folded into the convs as
+#: the SpconvEngine does on CUDA)
+CONFIGS = {"gather+sort": (False, False, False), "fused+sort": (True, False, False), "fused+hash": (True, True, False),
+           "fused+hash+fold": (True, True, True)}
 
 
 def backbone_rows(encoder, voxels, coords, rounds: int, reps: int) -> list[dict]:
     rows = []
+    folded = copy.deepcopy(encoder)
+    fold_bn(folded)
     for dtype in (torch.float32, torch.float16):
         times: dict[str, list[float]] = {c: [] for c in CONFIGS}
         outs = {}
         for _ in range(rounds):
-            for config, (fused, hashed) in CONFIGS.items():
+            for config, (fused, hashed, fold) in CONFIGS.items():
                 sparse_conv.FUSED, sparse_rulebook.HASHED = fused, hashed
+                net = folded if fold else encoder
                 with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=dtype != torch.float32):
                     for _ in range(2):
-                        outs[config] = encoder(voxels, coords)
+                        outs[config] = net(voxels, coords)
                     torch.cuda.synchronize()
                     per = []
                     for _ in range(reps):
                         s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                         s.record()
-                        encoder(voxels, coords)
+                        net(voxels, coords)
                         e.record()
                         torch.cuda.synchronize()
                         per.append(s.elapsed_time(e))
@@ -165,13 +173,15 @@ def markdown(result: dict) -> str:
     lines = [f"# Sparse backbone convs: gather + GEMM vs fused kernel ({result['device']})", ""]
     for v in result["variants"]:
         lines += [f"## {v['variant']}: {v['voxels']} voxels", "",
-                  "| dtype | " + " | ".join(f"{c} (ms)" for c in CONFIGS) + " | speedup | rel error | hash == sort |",
-                  "| --- |" + " ---: |" * (len(CONFIGS) + 3)]
+                  "| dtype | " + " | ".join(f"{c} (ms)" for c in CONFIGS) + " | speedup | rel error | folded rel error "
+                  "| hash == sort |", "| --- |" + " ---: |" * (len(CONFIGS) + 4)]
         for r in v["backbone"]:
             ms = r["median_ms"]
             lines.append(f"| {r['dtype']} | " + " | ".join(f"{ms[c]:.2f}" for c in CONFIGS) +
-                         f" | {ms['gather+sort'] / ms['fused+hash']:.2f}x | {r['rel_error']['fused+hash']:.1e} | "
-                         f"{r['hash_equals_sort']} |")
+                         f" | {ms['gather+sort'] / ms['fused+hash+fold']:.2f}x | {r['rel_error']['fused+hash']:.1e} | "
+                         f"{r['rel_error']['fused+hash+fold']:.1e} | {r['hash_equals_sort']} |")
+        if not v["layers"]:
+            continue
         lines += ["", "| layer | sites | K' | C_in -> C_out | pairs | dtype | unfused (ms) | fused (ms) | no skip (ms) "
                   "| speedup | rel error | best swept (ms) |", "| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: "
                   "| ---: | ---: | ---: |"]
@@ -192,6 +202,7 @@ def main() -> int:
     p.add_argument("--sweep", action="store_true")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--reps", type=int, default=10)
+    p.add_argument("--backbone-only", action="store_true", help="Time the backbone configurations only, no layers.")
     args = p.parse_args()
     if not torch.cuda.is_available():
         p.error("needs a CUDA GPU")
@@ -207,7 +218,7 @@ def main() -> int:
         encoder = model.encoders["lidar"]["backbone"]
         layers = record_layers(encoder, voxels, coords)
         result["variants"].append({
-            "variant": variant, "voxels": int(voxels.shape[0]), "layers": layer_rows(layers, args.sweep),
+            "variant": variant, "voxels": int(voxels.shape[0]), "layers": [] if args.backbone_only else layer_rows(layers, args.sweep),
             "backbone": backbone_rows(encoder, voxels, coords, args.rounds, args.reps)})
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "sparse-conv.json").write_text(json.dumps(result, indent=1))
