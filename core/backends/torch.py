@@ -142,6 +142,8 @@ class _NotGraphable(Exception):
 
 
 def _why(exc: Exception) -> str:
+    if isinstance(exc, _NotGraphable):
+        return str(exc)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "synchronizing" in text:
         return "the piece synchronises with the host (e.g. .item(), nonzero, a data-dependent shape)"

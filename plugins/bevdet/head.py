@@ -124,7 +124,7 @@ def _candidates(heat: torch.Tensor, reg: torch.Tensor, cfg: BEVDetConfig) -> tup
     top-K scores, class within the group and the mask of those above the threshold inside the centre range,
     with their boxes (G, K, 7) and velocities (G, K, 2), in the ego frame."""
     hc = cfg.head
-    c, h, w = heat.shape
+    _, h, w = heat.shape
     rows, tasks = (t.to(heat.device) for t in _groups(cfg))
     padded = torch.cat([heat, heat.new_full((1, h, w), -1.0)])  # sigmoid scores are >= 0: padding sorts last
     scores = padded[rows].reshape(len(TASKS), -1)  # (G, width * H * W), a group's classes one after the other

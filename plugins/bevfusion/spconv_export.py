@@ -212,7 +212,8 @@ class SpconvEngine(Engine):
     """Runs the sparse backbone module (fake-quant where quantized) in PyTorch, on the device its inputs are on:
     the model's own module on its device, a copy made once per other device (a backend that runs on the GPU hands
     it CUDA voxels; the module stays where the FP32 fidelity check reads it). At fp16 on a CUDA device it runs under
-    autocast, as libspconv runs FP16 there; elsewhere in FP32."""
+    autocast, as libspconv runs FP16 there; elsewhere in FP32. A CUDA copy of an unquantized backbone has its
+    BatchNorms folded into the convs, as libspconv's engine has; :attr:`execution` then says so."""
 
     def __init__(self, artifact: Artifact, precision: str):
         super().__init__(artifact.name, "spconv", precision, artifact.input_names, artifact.output_names)
