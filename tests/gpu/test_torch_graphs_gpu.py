@@ -94,6 +94,22 @@ def test_a_capture_that_fails_half_way_leaves_the_stream_usable():
     torch.cuda.synchronize()
 
 
+class WithCount(torch.nn.Module):
+    """Returns a Python number beside its tensor: a graph can only replay tensors that live on the GPU."""
+
+    def forward(self, x):
+        return x * 2, 3
+
+
+def test_a_piece_with_an_output_off_the_gpu_runs_eagerly():
+    engine = _engine(WithCount(), ["x"], ["y", "n"])
+    x = torch.arange(4.0, device="cuda")
+    for _ in range(2):
+        out = engine.infer({"x": x})
+        assert torch.equal(out["y"], x * 2) and out["n"] == 3
+    assert engine.execution == "eager: an output is not a CUDA tensor"
+
+
 def test_each_input_signature_gets_its_graph_until_shapes_keep_changing():
     module = ConvNet().cuda().eval()
     graphed = torchb.GraphedModule(module, max_signatures=2)
