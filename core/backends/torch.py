@@ -8,6 +8,8 @@ On CUDA a piece is replayed as a CUDA graph (:class:`GraphedModule`): eager PyTo
 kernel per op from Python, and at batch 1 the dense pieces spend more time launching than computing.
 A piece that synchronises with the host (``.item()``, ``nonzero``, a data-dependent shape) or whose
 input shapes keep changing runs eagerly instead, and the report's ``execution`` says which and why.
+Fake-quant pieces (simulated INT8) get a sync-free quantizer forward with the same arithmetic
+(:func:`bevdeploy.quant.without_host_syncs`), so they are replayed too.
 ``BEVDEPLOY_CUDA_GRAPHS=0`` in the environment turns graphs off (for A/B timing).
 """
 
@@ -175,6 +177,10 @@ class TorchEngine(Engine):
             self.notes.append("int8 asked but this piece has no quantizers: it ran in fp32")
         self.module = module.to(self.device).eval()
         self.graphed = GraphedModule(self.module) if self.device.type == "cuda" and graphs_enabled() else None
+        if self.graphed is not None and quantized:
+            from ..quant import without_host_syncs
+
+            without_host_syncs(self.module)  # the same fake-quant arithmetic, capturable (the module is a copy)
         if self.device.type == "cuda" and self.graphed is None:
             self.execution = "eager: CUDA graphs turned off (BEVDEPLOY_CUDA_GRAPHS=0)"
         self.size_bytes = artifact.size_bytes

@@ -16,6 +16,7 @@ from .modules import (
     named_quantizers,
     share_bottleneck_quantizers,
     share_input_quantizer,
+    without_host_syncs,
 )
 from .table import calib_table, load_calib_table, save_calib_table
 
@@ -31,4 +32,5 @@ __all__ = [
     "save_calib_table",
     "share_bottleneck_quantizers",
     "share_input_quantizer",
+    "without_host_syncs",
 ]

@@ -143,3 +143,54 @@ def set_amax(q: TensorQuantizer, amax) -> None:
         q._amax = value.to(q._amax.device)
     else:
         q.register_buffer("_amax", value)
+
+
+def _plain_fake_quant(q: TensorQuantizer) -> bool:
+    """A calibrated, fake-quantizing quantizer with a fixed amax: the case :func:`without_host_syncs` reproduces."""
+    return (
+        hasattr(q, "_amax") and q._fake_quant and not q._learn_amax and not q._if_calib and not q._if_clip
+        and not TensorQuantizer.use_fb_fake_quant
+    )  # fmt: skip
+
+
+def _fake_quant_forward(self: TensorQuantizer, inputs):
+    """pytorch-quantization's fake-quant forward (``fake_tensor_quant``: the same ops in the same order, so the
+    same bits), less its two host synchronisations: ``if amax.min() < 0`` and the CPU-to-device copy of the
+    bound. The negative-amax check is left out (calibration never produces one); a zero amax still gives zeros."""
+    import torch
+
+    if self._disabled or not self._if_quant:
+        return inputs
+    amax = self._get_amax(inputs)
+    x = inputs.float() if inputs.dtype == torch.half else inputs
+    amax = amax.float() if amax.dtype == torch.half else amax
+    max_bound = amax.new_full((), 2.0 ** (self._num_bits - 1 + int(self._unsigned)) - 1.0)
+    if self._unsigned:
+        min_bound = 0
+    elif self._narrow_range:
+        min_bound = -max_bound
+    else:
+        min_bound = -max_bound - 1
+    scale = max_bound / amax
+    zero = amax <= 1.0 / (1 << 24)  # below FP16's smallest value: quantize to 0
+    scale = torch.where(zero, 0.0, scale)
+    outputs = torch.clamp((x * scale).round_(), min_bound, max_bound)
+    scale = torch.where(zero, 1.0, scale)
+    if inputs.dtype == torch.half:
+        outputs = outputs.half()
+    return outputs / scale.to(inputs.dtype)
+
+
+def without_host_syncs(model: nn.Module) -> int:
+    """Give every calibrated fake-quant quantizer of ``model`` (an inference copy) a forward that computes what
+    pytorch-quantization's does, bit for bit, without waiting for the device, so that a CUDA graph can capture
+    the module. Quantizers in another state (calibrating, learned amax, ONNX-export mode) keep their own.
+    Returns how many were given the new forward."""
+    import types
+
+    done = 0
+    for module in model.modules():
+        if isinstance(module, TensorQuantizer) and _plain_fake_quant(module):
+            module.forward = types.MethodType(_fake_quant_forward, module)
+            done += 1
+    return done

@@ -4,6 +4,8 @@ synchronises with the host, a capture that fails half-way, input shapes that kee
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from bevdeploy.backends import torch as torchb
@@ -124,6 +126,28 @@ def test_each_input_signature_gets_its_graph_until_shapes_keep_changing():
         assert torch.equal(got[0], module(inp["x"], inp["scale"])[0])
     assert graphed.execution == "eager: input shapes changed across calls (over 2 signatures)"
     assert graphed.captures == {}
+
+
+def test_a_fake_quant_piece_is_replayed_with_the_eager_bits():
+    """Simulated INT8: pytorch-quantization's quantizers wait for the GPU on every call; the engine's copy gets
+    sync-free ones with the same arithmetic, so the piece is captured and gives the eager module's output."""
+    from bevdeploy.quant import calibrate, insert_quantizers
+    from bevdeploy.specs.run import QuantSpec
+
+    net = ConvNet().eval()
+    insert_quantizers(net, QuantSpec())
+    cpu = [{k: v.cpu() for k, v in _inputs(s).items()} for s in range(2)]
+    calibrate(net, lambda m: [m(**b) for b in cpu], QuantSpec())  # on the CPU, as the pipeline does
+    net.eval()
+    engine = _engine(net, ["x", "scale"], ["feat", "peak"], "int8")
+    reference = copy.deepcopy(net).cuda()  # pytorch-quantization's own forward, eagerly
+    for seed in (3, 4):
+        got = engine.infer(_inputs(seed))
+        with torch.inference_mode():
+            want = reference(**_inputs(seed))
+        assert torch.equal(got["feat"], want[0]) and torch.equal(got["peak"], want[1])
+    assert engine.execution == "CUDA graph (1 input signature)"
+    assert "int8 simulated with fake-quant (fp32 arithmetic) by the torch backend" in engine.notes
 
 
 def test_inputs_on_the_cpu_are_moved_then_replayed():
