@@ -213,7 +213,8 @@ class SpconvEngine(Engine):
     the model's own module on its device, a copy made once per other device (a backend that runs on the GPU hands
     it CUDA voxels; the module stays where the FP32 fidelity check reads it). At fp16 on a CUDA device it runs under
     autocast, as libspconv runs FP16 there; elsewhere in FP32. A CUDA copy of an unquantized backbone has its
-    BatchNorms folded into the convs, as libspconv's engine has; :attr:`execution` then says so."""
+    BatchNorms folded into the convs, as libspconv's engine has; a quantized one gets fake-quant quantizers that do
+    not wait for the GPU (:func:`bevdeploy.quant.without_host_syncs`, the same bits); :attr:`execution` says which."""
 
     def __init__(self, artifact: Artifact, precision: str):
         super().__init__(artifact.name, "spconv", precision, artifact.input_names, artifact.output_names)
@@ -243,7 +244,15 @@ class SpconvEngine(Engine):
             return self.module
         if device not in self._copies:
             moved = copy.deepcopy(self.module).to(device).eval()
-            if device.type == "cuda" and not any(type(m).__name__ == "TensorQuantizer" for m in moved.modules()):
+            quantized = any(type(m).__name__ == "TensorQuantizer" for m in moved.modules())
+            if device.type == "cuda" and quantized:
+                # pytorch-quantization's fake-quant waits for the GPU twice per call; the same arithmetic without
+                # those waits lets the CPU queue the backbone's launches ahead
+                from bevdeploy.quant import without_host_syncs
+
+                n = without_host_syncs(moved)
+                self.execution = f"{n} fake-quant quantizers without host syncs on {device.type}"
+            elif device.type == "cuda":
                 # inference only: each BN becomes its conv's scale and bias, one kernel launch fewer per conv in a
                 # backbone bound by launches. (An INT8 model had its BNs folded before calibration; the module at
                 # home keeps them, as spconv's CPU kernels reject a bias in eval mode.)

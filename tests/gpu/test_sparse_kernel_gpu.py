@@ -181,3 +181,28 @@ def test_the_spconv_engine_folds_bn_on_the_gpu(frame) -> None:
     assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in cpu.modules()) == convs
     ref = _backbone(frame, True, enabled=False)
     assert _rel(got, ref) <= 1e-5
+
+
+def test_the_spconv_engine_runs_fake_quant_without_host_syncs(frame) -> None:
+    """At INT8 the engine's CUDA copy gets sync-free fake-quant quantizers: the fake-quant backbone's exact output."""
+    from bevdeploy.graph import Artifact
+    from bevdeploy.plugins.bevfusion.spconv_export import SpconvEngine
+    from bevdeploy.quant import calibrate, fold_bn, insert_quantizers
+    from bevdeploy.specs.run import QuantSpec
+
+    encoder, voxels, coords = frame
+    quantized = copy.deepcopy(encoder)
+    fold_bn(quantized)
+    insert_quantizers(quantized, QuantSpec(method="max"))
+    with torch.no_grad():
+        calibrate(quantized, lambda m: m(voxels, coords), QuantSpec(method="max"))
+    quantized.eval()
+    art = Artifact("lidar.backbone", "int8", "torch", "spconv", ["voxels", "coords"], ["lidar_bev"],
+                   module=copy.deepcopy(quantized).cpu())
+    engine = SpconvEngine(art, "int8")
+    got = engine.infer({"voxels": voxels, "coords": coords})["lidar_bev"]
+    n = sum(type(m).__name__ == "TensorQuantizer" for m in quantized.modules())
+    assert engine.execution == f"{n} fake-quant quantizers without host syncs on cuda"
+    with torch.inference_mode():
+        want = quantized(voxels, coords)  # pytorch-quantization's own forward
+    assert want.abs().max() > 0 and torch.equal(got, want.float())
