@@ -10,8 +10,10 @@ module keeps its name, parameters and hooks, so state-dict keys stay those of th
 from __future__ import annotations
 
 import fnmatch
+import types
 from collections.abc import Callable, Iterable, Iterator
 
+import torch
 from pytorch_quantization import nn as qnn
 from pytorch_quantization.nn import TensorQuantizer
 from pytorch_quantization.tensor_quant import QuantDescriptor
@@ -136,8 +138,6 @@ def share_bottleneck_quantizers(model: nn.Module) -> int:
 
 def set_amax(q: TensorQuantizer, amax) -> None:
     """Set a quantizer's amax buffer (the property setter warns on tensors and cannot reshape)."""
-    import torch
-
     value = torch.as_tensor(amax, dtype=torch.float32).detach().clone()
     if hasattr(q, "_amax"):
         q._amax = value.to(q._amax.device)
@@ -157,8 +157,6 @@ def _fake_quant_forward(self: TensorQuantizer, inputs):
     """pytorch-quantization's fake-quant forward (``fake_tensor_quant``: the same ops in the same order, so the
     same bits), less its two host synchronisations: ``if amax.min() < 0`` and the CPU-to-device copy of the
     bound. The negative-amax check is left out (calibration never produces one); a zero amax still gives zeros."""
-    import torch
-
     if self._disabled or not self._if_quant:
         return inputs
     amax = self._get_amax(inputs)
@@ -186,8 +184,6 @@ def without_host_syncs(model: nn.Module) -> int:
     pytorch-quantization's does, bit for bit, without waiting for the device, so that a CUDA graph can capture
     the module. Quantizers in another state (calibrating, learned amax, ONNX-export mode) keep their own.
     Returns how many were given the new forward."""
-    import types
-
     done = 0
     for module in model.modules():
         if isinstance(module, TensorQuantizer) and _plain_fake_quant(module):

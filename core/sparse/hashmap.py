@@ -129,31 +129,25 @@ if not TRITON_ERROR:  # the CPU install has no Triton
         return ok, key, k, i
 
     @triton.jit(do_not_specialize=PER_FRAME)
-    def _regular_insert_kernel(idx_ptr, n, tkeys_ptr, tvals_ptr, OUT0, OUT1, OUT2, SB,
-                               K0: tl.constexpr, K1: tl.constexpr, K2: tl.constexpr,
-                               ST0: tl.constexpr, ST1: tl.constexpr, ST2: tl.constexpr,
-                               P0: tl.constexpr, P1: tl.constexpr, P2: tl.constexpr,
-                               D0: tl.constexpr, D1: tl.constexpr, D2: tl.constexpr,
-                               SHIFT, CAP_MASK, BLOCK: tl.constexpr):  # fmt: skip
+    def _regular_pairs_kernel(idx_ptr, n, tkeys_ptr, tvals_ptr, nbr_ptr, KP, OUT0, OUT1, OUT2, SB,
+                              K0: tl.constexpr, K1: tl.constexpr, K2: tl.constexpr,
+                              ST0: tl.constexpr, ST1: tl.constexpr, ST2: tl.constexpr,
+                              P0: tl.constexpr, P1: tl.constexpr, P2: tl.constexpr,
+                              D0: tl.constexpr, D1: tl.constexpr, D2: tl.constexpr,
+                              SHIFT, CAP_MASK, FILL: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
+        """Every valid (offset, input) pair of a strided conv. FILL = 0: insert its output key and keep the pair's
+        smallest flat index in ``tvals``. FILL = 1: ``tvals`` holds each output's row; write the pair's input into
+        the neighbour map (``nbr``, KP columns)."""
         p = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         ok, key, k, i = _regular_pair(idx_ptr, p, n, OUT0, OUT1, OUT2, SB, K0, K1, K2, ST0, ST1, ST2,
                                       P0, P1, P2, D0, D1, D2)  # fmt: skip
-        slot = _insert(tkeys_ptr, key, ok, SHIFT, CAP_MASK)
-        tl.atomic_min(tvals_ptr + slot, p.to(tl.int32), mask=ok)
-
-    @triton.jit(do_not_specialize=PER_FRAME)
-    def _regular_fill_kernel(idx_ptr, n, tkeys_ptr, rank_ptr, nbr_ptr, KP, OUT0, OUT1, OUT2, SB,
-                             K0: tl.constexpr, K1: tl.constexpr, K2: tl.constexpr,
-                             ST0: tl.constexpr, ST1: tl.constexpr, ST2: tl.constexpr,
-                             P0: tl.constexpr, P1: tl.constexpr, P2: tl.constexpr,
-                             D0: tl.constexpr, D1: tl.constexpr, D2: tl.constexpr,
-                             SHIFT, CAP_MASK, BLOCK: tl.constexpr):  # fmt: skip
-        p = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        ok, key, k, i = _regular_pair(idx_ptr, p, n, OUT0, OUT1, OUT2, SB, K0, K1, K2, ST0, ST1, ST2,
-                                      P0, P1, P2, D0, D1, D2)  # fmt: skip
-        slot = _find(tkeys_ptr, key, ok, SHIFT, CAP_MASK)
-        row = tl.load(rank_ptr + slot, mask=ok, other=0).to(tl.int64)
-        tl.store(nbr_ptr + row * KP + k, i, mask=ok)
+        if FILL:
+            slot = _find(tkeys_ptr, key, ok, SHIFT, CAP_MASK)
+            row = tl.load(tvals_ptr + slot, mask=ok, other=0).to(tl.int64)
+            tl.store(nbr_ptr + row * KP + k, i, mask=ok)
+        else:
+            slot = _insert(tkeys_ptr, key, ok, SHIFT, CAP_MASK)
+            tl.atomic_min(tvals_ptr + slot, p.to(tl.int32), mask=ok)
 
 
 def _table(capacity_for: int, device: torch.device, fill: int) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -223,11 +217,12 @@ def regular_neighbors(
               "BLOCK": BLOCK}  # fmt: skip
     grid = (triton.cdiv(k_total * n, BLOCK),)
     o0, o1, o2 = out_shape
-    _regular_insert_kernel[grid](idx, n, tkeys, first, o0, o1, o2, sb, **consts)
+    # the insert pass writes no neighbour map: ``first`` stands in for its pointer, never stored to
+    _regular_pairs_kernel[grid](idx, n, tkeys, first, first, 0, o0, o1, o2, sb, FILL=0, **consts)
     slots = torch.nonzero(tkeys >= 0).squeeze(1)
     slots = slots[torch.argsort(first[slots])]  # first appearance: flat pair indices are distinct
     rank = torch.empty_like(first)
     rank[slots] = torch.arange(slots.numel(), dtype=torch.int32, device=indices.device)
     nbr = torch.full((slots.numel(), k_total), n, dtype=torch.int64, device=indices.device)
-    _regular_fill_kernel[grid](idx, n, tkeys, rank, nbr, k_total, o0, o1, o2, sb, **consts)
+    _regular_pairs_kernel[grid](idx, n, tkeys, rank, nbr, k_total, o0, o1, o2, sb, FILL=1, **consts)
     return nbr, tkeys[slots]

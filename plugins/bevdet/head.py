@@ -109,14 +109,16 @@ def to_lidar_frame(boxes: np.ndarray, velocity: np.ndarray, lidar2ego: np.ndarra
 
 
 @functools.lru_cache(maxsize=8)
-def _groups(cfg: BEVDetConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def _groups(cfg: BEVDetConfig, device: torch.device) -> tuple[torch.Tensor, ...]:
     """Per NMS group of :data:`TASKS`: its heatmap channels (padded with the index one past the last
-    channel, a row of -1 scores) and the head task whose regression its classes share."""
+    channel, a row of -1 scores) and the head task whose regression its classes share; then the low and
+    high corners of the centre range. On ``device``, made once rather than copied there every frame."""
     channels = [name for names in cfg.head.tasks for name in names]  # the heatmap's channel order
     width = max(len(names) for names in TASKS)
     rows = [[channels.index(n) for n in names] + [len(channels)] * (width - len(names)) for names in TASKS]
     tasks = [next(t for t, task in enumerate(cfg.head.tasks) if set(names) <= set(task)) for names in TASKS]
-    return torch.tensor(rows), torch.tensor(tasks)
+    r = cfg.head.post_center_range
+    return tuple(torch.tensor(v, device=device) for v in (rows, tasks, r[:3], r[3:]))
 
 
 def _candidates(heat: torch.Tensor, reg: torch.Tensor, cfg: BEVDetConfig) -> tuple[torch.Tensor, ...]:
@@ -125,7 +127,7 @@ def _candidates(heat: torch.Tensor, reg: torch.Tensor, cfg: BEVDetConfig) -> tup
     with their boxes (G, K, 7) and velocities (G, K, 2), in the ego frame."""
     hc = cfg.head
     _, h, w = heat.shape
-    rows, tasks = (t.to(heat.device) for t in _groups(cfg))
+    rows, tasks, lo, hi = _groups(cfg, heat.device)
     padded = torch.cat([heat, heat.new_full((1, h, w), -1.0)])  # sigmoid scores are >= 0: padding sorts last
     scores = padded[rows].reshape(len(TASKS), -1)  # (G, width * H * W), a group's classes one after the other
     k = min(hc.pre_max_size, scores.shape[1])
@@ -139,7 +141,6 @@ def _candidates(heat: torch.Tensor, reg: torch.Tensor, cfg: BEVDetConfig) -> tup
     dims = r[:, 3:6].exp()
     yaw = torch.atan2(r[:, 6], r[:, 7])
     boxes = torch.stack([x, y, r[:, 2], dims[:, 0], dims[:, 1], dims[:, 2], yaw], dim=2)
-    lo, hi = (torch.tensor(v, device=heat.device) for v in (hc.post_center_range[:3], hc.post_center_range[3:]))
     keep = (scores > hc.score_threshold) & (boxes[..., :3] >= lo).all(2) & (boxes[..., :3] <= hi).all(2)
     return boxes, scores, cls, r[:, 8:10].transpose(1, 2), keep
 

@@ -68,7 +68,6 @@ def test_torch_backend_on_the_gpu(small_dataroot, runs, capsys, model, precision
     # sparse backbone is the plugin's own engine: on the GPU it folds BN, or at INT8 (BNs folded before calibration)
     # runs sync-free fake-quant
     ex = rep["execution"]
-    print(model, precision, ex)
     assert set(ex) == m["pieces"]
     if "lidar.backbone" in ex:
         what = r"\d+ fake-quant quantizers without host syncs" if precision == "int8" else r"BatchNorm folded into \d+ sparse convs"
