@@ -120,35 +120,68 @@ def frustum_coords(n_cam, depth_bins, feat_hw, img_hw, fx, cy, xy_range, xy_res,
     return torch.stack(coords).unsqueeze(0).long()
 
 
+def nuscenes_ranks(model: str) -> tuple[tuple[torch.Tensor, ...], list[int], tuple[int, ...]]:
+    """bev_pool_v2's ranks, out_shape and depth shape (1, N, D, H, W) as a model plugin's r50 view transform
+    computes them for nuScenes' camera rig (the built-in dataset's calibration without its per-scene jitter) at
+    test-time image augmentation: BEVDet in the ego frame, BEVFusion in the LiDAR frame, each with its own
+    resize, crop, frustum (pixel positions linspace(0, size - 1)) and voxel truncation. BEVDet's come to 179,324
+    ranks / 11,431 intervals, within 0.3% of the 179,520 / 11,398 its TensorRT deployment reports at 256x704
+    (REFERENCE.md); BEVFusion's to 1,833,766 / 96,821."""
+    import numpy as np
+    from bevdeploy.data.images import scaled_size
+    from bevdeploy.data.synth_sensors import LIDAR, rig_calibration
+    from bevdeploy.data.types import CAMERAS
+
+    rig = rig_calibration(None)
+    cam2ego = np.stack([rig[c].sensor2ego for c in CAMERAS])
+    intrinsics = np.tile(np.eye(4), (len(CAMERAS), 1, 1))
+    intrinsics[:, :3, :3] = np.stack([rig[c].intrinsic for c in CAMERAS])
+    if model == "bevdet":
+        from bevdeploy.plugins.bevdet.config import get_config
+        from bevdeploy.plugins.bevdet.necks import LSSViewTransformer
+        from bevdeploy.plugins.bevdet.prepare import crop_box, image_aug_matrix
+
+        cfg = get_config("r50")
+        vt, frame, out_shape = LSSViewTransformer(cfg), cam2ego, None
+    else:
+        from bevdeploy.plugins.bevfusion.camera import DepthLSSTransform
+        from bevdeploy.plugins.bevfusion.config import get_config
+        from bevdeploy.plugins.bevfusion.prepare import crop_box, image_aug_matrix
+
+        cfg = get_config("r50").camera
+        vt, frame = DepthLSSTransform(cfg), np.linalg.inv(rig[LIDAR].sensor2ego) @ cam2ego
+        z, x, y = vt.bev_shape
+        out_shape = [1, z, x, y, vt.C]
+    aug = image_aug_matrix(cfg.resize, crop_box(scaled_size((900, 1600), cfg.resize), cfg.image_size))
+    ranks = vt.bev_pool_ranks(*(torch.as_tensor(np.asarray(m), dtype=torch.float32) for m in
+                                (frame, intrinsics, np.tile(aug, (len(CAMERAS), 1, 1)))))
+    d, fh, fw, _ = vt.frustum.shape
+    return ranks, out_shape or vt.out_shape, (1, len(CAMERAS), d, fh, fw)
+
+
 def bev_pool_case(variant: str, device="cpu", seed=0) -> Case:
-    """BEVDet 256x704 (C=64, 128x128), BEVFusion (118x32x88, C=80, 360x360) or a tiny rig."""
+    """BEVDet r50 (256x704, C=64, 128x128) or BEVFusion r50 (118x32x88, C=80, 360x360) on nuScenes' rig
+    (nuscenes_ranks), or a tiny rig of evenly spaced cameras (frustum_coords)."""
     from bevdeploy.plugins.trt_ops.bev_pool_v2.reference import bev_pool_v2_prepare
 
     g = torch.Generator(device="cpu").manual_seed(seed)
-    if variant == "bevdet":
-        geo = dict(n_cam=6, depth_bins=(1.0, 60.0, 1.0), feat_hw=(16, 44), img_hw=(256, 704), fx=557.0, cy=58.0,
-                   xy_range=51.2, xy_res=0.8, z_range=(-5.0, 3.0), nz=1)
-        c, grid = 64, 128
-    elif variant == "bevfusion":
-        geo = dict(n_cam=6, depth_bins=(1.0, 60.0, 0.5), feat_hw=(32, 88), img_hw=(256, 704), fx=608.0, cy=40.0,
-                   xy_range=54.0, xy_res=0.3, z_range=(-10.0, 10.0), nz=1)
-        c, grid = 80, 360
-    elif variant == "tiny_tall":  # 40 pixel rows: two 32-row column slices in bev_pool_columns
-        geo = dict(n_cam=2, depth_bins=(1.0, 9.0, 1.0), feat_hw=(40, 3), img_hw=(80, 24), fx=30.0, cy=40.0,
-                   xy_range=8.0, xy_res=1.0, z_range=(-5.0, 3.0), nz=1)
-        c, grid = 5, 16
+    if variant in ("bevdet", "bevfusion"):
+        ranks, out_shape, depth_shape = nuscenes_ranks(variant)
     else:
         geo = dict(n_cam=2, depth_bins=(1.0, 9.0, 1.0), feat_hw=(3, 5), img_hw=(24, 40), fx=30.0, cy=8.0,
                    xy_range=8.0, xy_res=1.0, z_range=(-5.0, 3.0), nz=1)
-        c, grid = 5, 16
-    coords = frustum_coords(device="cpu", **geo)
-    out_shape = [1, 1, grid, grid, c]
-    ranks = bev_pool_v2_prepare(coords, out_shape)
-    _, n, dd, h, w, _ = coords.shape
+        if variant == "tiny_tall":  # 40 pixel rows: two 32-row column slices in bev_pool_columns
+            geo.update(feat_hw=(40, 3), img_hw=(80, 24), cy=40.0)
+        coords = frustum_coords(device="cpu", **geo)
+        out_shape = [1, 1, 16, 16, 5]
+        ranks = bev_pool_v2_prepare(coords, out_shape)
+        depth_shape = coords.shape[:5]
+    _, n, dd, h, w = depth_shape
+    c = out_shape[-1]
     depth = torch.rand((1, n, dd, h, w), generator=g).softmax(2)
     feat = torch.randn((1, n, h, w, c), generator=g)
     args = tuple(t.to(device) for t in (depth, feat, *ranks)) + (out_shape,)
-    out_bytes = grid * grid * c * 4
+    out_bytes = math.prod(out_shape) * 4
     return Case(
         name=f"bev_pool_v2[{variant}]", args=args,
         scales={"depth": _amax_scale(depth), "feat": _amax_scale(feat)},

@@ -85,17 +85,19 @@ class SensorCalib:
         return make_transform(quat_to_matrix(self.rotation), self.translation)
 
 
-def rig_calibration(rng: np.random.Generator) -> dict[str, SensorCalib]:
+def rig_calibration(rng: np.random.Generator | None) -> dict[str, SensorCalib]:
     """The rig of one scene: nuScenes' calibration perturbed slightly (as each real log's is),
-    so models cannot memorise one matrix."""
+    so models cannot memorise one matrix; with ``rng`` None, nuScenes' calibration itself."""
     out: dict[str, SensorCalib] = {}
     for channel in CAMERAS:
-        trans, quat, focal, (cx, cy) = _CAMERA_CALIB[channel]
-        jitter = rot_z(rng.normal(0, np.radians(0.3)))
-        rot = matrix_to_quat(jitter @ quat_to_matrix(quat))
-        f = focal * (1 + rng.normal(0, 0.003))
-        k = np.array([[f, 0.0, cx + rng.normal(0, 2)], [0.0, f, cy + rng.normal(0, 2)], [0.0, 0.0, 1.0]])
-        t = np.asarray(trans) + rng.normal(0, 0.01, 3)
+        trans, quat, f, (cx, cy) = _CAMERA_CALIB[channel]
+        t, rot = np.asarray(trans, np.float64), np.asarray(quat) / np.linalg.norm(quat)
+        if rng is not None:  # the draws in this order keep the built-in dataset's scenes as they were
+            rot = matrix_to_quat(rot_z(rng.normal(0, np.radians(0.3))) @ quat_to_matrix(quat))
+            f = f * (1 + rng.normal(0, 0.003))
+            cx, cy = cx + rng.normal(0, 2), cy + rng.normal(0, 2)
+            t = t + rng.normal(0, 0.01, 3)
+        k = np.array([[f, 0.0, cx], [0.0, f, cy], [0.0, 0.0, 1.0]])
         out[channel] = SensorCalib(channel, t, rot, k)
     trans, quat = _LIDAR_CALIB
     out[LIDAR] = SensorCalib(LIDAR, np.asarray(trans, np.float64), np.asarray(quat) / np.linalg.norm(quat), None)

@@ -394,11 +394,14 @@ def test_bev_pool_stream_strategy(per_sm, pp, channels, precision, monkeypatch):
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@pytest.mark.parametrize("block_i,pp,ahead", [(1, 4, True), (2, 8, True), (1, 32, True), (1, 4, False), (2, 8, False)])
-def test_bev_pool_hoist_steps(block_i, pp, ahead, precision, monkeypatch):
+@pytest.mark.parametrize("block_i,pp,ahead,grid", [(1, 4, True, False), (2, 8, True, False), (1, 32, True, False),
+                                                   (1, 4, False, False), (2, 8, False, False), (2, 8, True, True),
+                                                   (4, 2, True, True), (1, 4, False, True)])
+def test_bev_pool_hoist_steps(block_i, pp, ahead, grid, precision, monkeypatch):
     """The hoist kernel with each step's next ranks and depths loaded ahead ("ahead", the default) or at the top of
-    each step: intervals of several steps (PP 4 / 8 lanes), two intervals per program, empty intervals."""
-    _kernels_with(monkeypatch, "bev_pool_v2", strategy="hoist", ahead=ahead, block_i=block_i, pp=pp)
+    each step, its lanes as one vector or as an [intervals, lanes] grid: intervals of several steps (PP 2 - 8
+    lanes), two or four intervals per program, empty intervals."""
+    _kernels_with(monkeypatch, "bev_pool_v2", strategy="hoist", ahead=ahead, block_i=block_i, pp=pp, grid=grid)
     case = ops_cases.bev_pool_case("tiny")
     depth, feat, rd, rf, rb, starts, lengths, shape = case.args
     lengths = lengths.clone()
@@ -408,37 +411,40 @@ def test_bev_pool_hoist_steps(block_i, pp, ahead, precision, monkeypatch):
            precision)
 
 
-def test_bev_pool_long_interval_shape_follows_the_mean_interval_length():
+def test_bev_pool_launch_shape_follows_the_interval_count():
     from bevdeploy.plugins.trt_ops.triton_util import tuned
 
     mod = importlib.import_module("bevdeploy.plugins.trt_ops.bev_pool_v2.kernels")
-    cfg = {"block_i": 1, "pp": 32, "long": (24, {"block_i": 2, "pp": 16})}
-    assert mod.launch_config(cfg, 240, 10) == {**cfg, "block_i": 2, "pp": 16}  # 24 points an interval
-    assert mod.launch_config(cfg, 239, 10) == cfg
-    assert mod.launch_config(cfg, 0, 0) == cfg  # no intervals: nothing to divide
-    assert mod.launch_config({**cfg, "long": None}, 1000, 1) == {**cfg, "long": None}
-    assert mod.launch_config(cfg, 240, 10) is not cfg and cfg["block_i"] == 1  # the TUNING entry is left alone
-    fp16 = mod.launch_config(tuned(mod.TUNING, "fp16"), 1675354, 45516)  # BEVFusion's anchor
-    assert (fp16["block_i"], fp16["pp"]) == (2, 16)
-    assert mod.launch_config(tuned(mod.TUNING, "fp16"), 151762, 9710)["pp"] == 32  # BEVDet's
-    assert mod.launch_config(tuned(mod.TUNING, "int8"), 1675354, 45516)["pp"] == 32
+    cfg = {"block_i": 1, "pp": 32, "grid": False, "many": (100, {"grid": True, "block_i": 2, "pp": 16})}
+    assert mod.launch_config(cfg, 100) == {**cfg, "grid": True, "block_i": 2, "pp": 16}
+    assert mod.launch_config(cfg, 99) == cfg
+    assert mod.launch_config({**cfg, "many": None}, 10**6) == {**cfg, "many": None}
+    assert mod.launch_config(cfg, 100) is not cfg and cfg["block_i"] == 1  # the TUNING entry is left alone
+    # the anchors' interval counts (ops_cases.nuscenes_ranks): BEVDet's 11,431 and BEVFusion's 96,821
+    for precision in ("fp32", "fp16", "fp16x2"):
+        few, many = (mod.launch_config(tuned(mod.TUNING, precision), n) for n in (11431, 96821))
+        assert (few["grid"], few["block_i"], few["pp"]) == (False, 1, 32)
+        assert (many["grid"], many["block_i"], many["pp"]) == (True, 2, 16)
+    few, many = (mod.launch_config(tuned(mod.TUNING, "int8"), n) for n in (11431, 96821))
+    assert (few["block_i"], few["pp"], many["grid"], many["block_i"], many["pp"]) == (1, 32, False, 4, 8)
 
 
+@pytest.mark.parametrize("grid", [False, True])
 @pytest.mark.parametrize("precision", PRECISIONS)
-def test_bev_pool_long_interval_shape_matches_the_reference(precision, monkeypatch):
-    """The "long" overrides applied (threshold 1: every case qualifies) with intervals longer than PP lanes and
-    empty ones: two intervals a program, 4 lanes each."""
-    mod = _kernels_with(monkeypatch, "bev_pool_v2", long=(1, {"block_i": 2, "pp": 4}))
+def test_bev_pool_many_interval_shape_matches_the_reference(precision, grid, monkeypatch):
+    """The "many" overrides applied (threshold 1: every case qualifies) with intervals longer than PP lanes and
+    empty ones: two intervals a program, 4 lanes each, as one vector or as a grid."""
+    mod = _kernels_with(monkeypatch, "bev_pool_v2", many=(1, {"block_i": 2, "pp": 4, "grid": grid}))
     launches = _spy(monkeypatch, mod, "launch_config")
     case = ops_cases.bev_pool_case("tiny")
     depth, feat, rd, rf, rb, starts, lengths, shape = case.args
     assert lengths.max() > 4
     lengths = lengths.clone()
     lengths[3::7] = 0
-    _check("bev_pool_v2", ops_cases.Case("bev_pool_v2[long]", (depth, feat, rd, rf, rb, starts, lengths, shape),
+    _check("bev_pool_v2", ops_cases.Case("bev_pool_v2[many]", (depth, feat, rd, rf, rb, starts, lengths, shape),
                                          scales=case.scales, half_args=(0, 1), int8_args={0: "depth", 1: "feat"}),
            precision)
-    assert launches and all((c["block_i"], c["pp"]) == (2, 4) for c in launches)
+    assert launches and all((c["block_i"], c["pp"], c["grid"]) == (2, 4, grid) for c in launches)
 
 
 def test_bev_pool_no_intervals_gives_zeros():

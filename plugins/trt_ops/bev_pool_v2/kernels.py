@@ -10,8 +10,9 @@ runs of equal ranks_bev, out_shape = (B, Z, Y, X, C) (arguments as reference.py)
 depth[ranks_depth] * feat[ranks_feat, c] is written to out[ranks_bev, c]; the frustum feature is never
 materialised and no atomics are needed. Cells without an interval stay zero. Default kernel
 (_bev_pool_hoist_kernel): one interval per one-warp program, 32 lanes walking its points, each point's ranks and
-depth loaded once for all its channel blocks, the next 32 points' a step ahead (fp16 where the intervals average 24
-points or more: two intervals per program, 16 lanes each; TUNING "long", launch_config). The other kernels stay
+depth loaded once for all its channel blocks, the next 32 points' a step ahead. Where there are many intervals
+(32,768 or more, TUNING "many", launch_config): two intervals per program, 16 lanes each, as an [intervals, lanes]
+grid (GRID), or for int8 four intervals of 8 lanes as one vector. The other kernels stay
 selectable for the sweep: "rows" (_bev_pool_rows_kernel, one pass over the points per channel block), "tile"
 (_bev_pool_v2_kernel, one program per interval) and "stream" (_bev_pool_stream_kernel, a fixed number of
 programs walking intervals, loads a step ahead); see benchmarks/NOTES-ops.md. The programs start in interval
@@ -61,16 +62,31 @@ _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 2}
 # BEVDet's anchor 15.6, BEVFusion's 36.8) is known from the shapes without a sync: "long" (mean, overrides) applies
 # the overrides where the mean is at least that, fp16 only. Two anchors are all the evidence; other rigs may want
 # another threshold.
+# session 33 (H100; results/tune-s33-bevpool-*.md, two rounds, warm and cold alike): the anchors' ranks are now those
+# the model plugins compute for nuScenes' rig (ops_cases.nuscenes_ranks). BEVDet's changed little (179,324 ranks /
+# 11,431 intervals, mean 15.7), BEVFusion's much (1,833,766 / 96,821, mean 18.9 instead of 36.8), which made its
+# rows 1.5x slower (fp32 0.100 -> 0.155 ms) and the mean no guide: at 15.7 and 18.9 BEVDet wants 1 x 32 in every
+# precision and BEVFusion 2 x 16. What separates them is the interval count (11k programs of one warp are under
+# three waves on 132 SMs; 97k are 23). Lanes as an [intervals, lanes] grid ("grid", GRID) instead of one vector
+# reshaped for the final sum took BEVFusion's 2 x 16 further: fp32 0.155 -> 0.126 ms (flat 2 x 16: 0.143), fp16
+# 0.157 -> 0.119, fp16x2 0.141 -> 0.111; int8 ran fastest as 4 x 8 flat, 0.130 -> 0.088 (grid 4 x 8: 0.102, grid
+# 2 x 16: 0.139). On BEVDet the grid's 1 x 32 is within 3% of the flat one and every other shape 14 - 300% slower.
+# "many" (intervals, overrides) applies the overrides from that many intervals on; 32,768 sits between the two
+# anchors (geometric mean ~33k), which are again all the evidence.
 TUNING = {"strategy": "hoist", "block_i": 1, "pp": 32, "num_warps": 1, "full_c": False, "progs_per_sm": 16,
-          "maxnreg": None, "ahead": True, "long": None,
-          "per_precision": {"fp16": {"long": (24, {"block_i": 2, "pp": 16})}}}
-SWEEP = [{"strategy": "hoist"}, {"strategy": "hoist", "block_i": 4, "num_warps": 2},
+          "maxnreg": None, "ahead": True, "grid": False,
+          "many": (32768, {"grid": True, "block_i": 2, "pp": 16}),
+          "per_precision": {"int8": {"many": (32768, {"block_i": 4, "pp": 8})}}}
+# the sweep takes each entry as it stands: without the "many" overrides (top level and int8's)
+SWEEP = [{"many": None, "per_precision": {}, **entry} for entry in (
+         {"strategy": "hoist"}, {"strategy": "hoist", "block_i": 4, "num_warps": 2},
          {"strategy": "hoist", "block_i": 1, "pp": 32}, {"strategy": "rows"}, {"strategy": "tile"}, {"block_i": 2, "pp": 16, "num_warps": 1}, {"block_i": 1, "pp": 32, "num_warps": 1},
          {"block_i": 2, "pp": 32, "num_warps": 2}, {"block_i": 2, "pp": 16, "num_warps": 4, "full_c": True},
          {"block_i": 1, "pp": 32, "num_warps": 4, "full_c": True}, {"block_i": 4, "pp": 16, "num_warps": 2},
          *({"strategy": "stream", "progs_per_sm": k} for k in (12, 16, 24)),
          {"strategy": "stream", "progs_per_sm": 24, "maxnreg": 128}, {"ahead": False},
-         {"ahead": True, "block_i": 2, "pp": 16}]
+         {"ahead": True, "block_i": 2, "pp": 16}, {"block_i": 4, "pp": 8},
+         *({"grid": True, "block_i": i, "pp": 32 // i} for i in (1, 2, 4, 8)))]
 
 
 @triton.jit
@@ -90,22 +106,25 @@ def _point(depth_ptr, rd_ptr, rf_ptr, start, j, length):
 
 @triton.jit
 def _pool_add(acc, d, feat_ptr, rf, C, c, pm, EVEN_C: tl.constexpr, MODE: tl.constexpr):
-    """acc += depth * feat[rank, c] for one channel block of every lane's point."""
-    fmask = pm[:, None] & ((c < C) | EVEN_C)[None, :]
-    f = tl.load(feat_ptr + rf[:, None] * C + c[None, :], mask=fmask, other=0)
+    """acc += depth * feat[rank, c] for one channel block of every lane's point; the lanes are a vector or an
+    [intervals, lanes] grid (the channels are acc's last dimension either way)."""
+    fmask = tl.expand_dims(pm, -1) & ((c < C) | EVEN_C)
+    f = tl.load(feat_ptr + tl.expand_dims(rf, -1) * C + c, mask=fmask, other=0)
+    d = tl.expand_dims(d, -1)
     if MODE == 0:
-        acc += d.to(tl.float32)[:, None] * f.to(tl.float32)
+        acc += d.to(tl.float32) * f.to(tl.float32)
     elif MODE == 1:
-        acc += d[:, None] * f
+        acc += d * f
     else:
-        acc += d.to(tl.int32)[:, None] * f.to(tl.int32)
+        acc += d.to(tl.int32) * f.to(tl.int32)
     return acc
 
 
 @triton.jit
 def _pool_store(acc, out_ptr, rb, C, c, imask, out_scale, BLOCK_I: tl.constexpr, PP: tl.constexpr,
                 BLOCK_C: tl.constexpr, EVEN_C: tl.constexpr, MODE: tl.constexpr):
-    """Sum a channel block's PP lanes per interval and store it at the intervals' cells."""
+    """Sum a channel block's PP lanes per interval and store it at the intervals' cells (acc as [BLOCK_I * PP,
+    BLOCK_C] lanes or already as the [BLOCK_I, PP, BLOCK_C] grid)."""
     acc3 = tl.reshape(acc, [BLOCK_I, PP, BLOCK_C])
     if MODE == 1:
         total = tl.sum(acc3, axis=1, dtype=tl.float16)
@@ -156,6 +175,19 @@ def _intervals(rb_ptr, starts_ptr, lens_ptr, N_INT, BLOCK_I: tl.constexpr, PP: t
     flen = tl.load(lens_ptr + first, mask=fmask, other=0)
     rb = tl.load(rb_ptr + tl.load(starts_ptr + first, mask=fmask, other=0), mask=fmask & (flen > 0), other=0)
     return start, length, q % PP, tl.max(length, axis=0), fmask, flen, rb
+
+
+@triton.jit
+def _interval_grid(rb_ptr, starts_ptr, lens_ptr, N_INT, BLOCK_I: tl.constexpr, PP: tl.constexpr):
+    """_intervals with the lanes as an [BLOCK_I, PP] grid: start and length [BLOCK_I, 1], lane [1, PP], so that
+    each interval's lanes are a dimension of their own and the final PP-way sum needs no reshape."""
+    first = tl.program_id(0) * BLOCK_I + tl.arange(0, BLOCK_I)
+    fmask = first < N_INT
+    start = tl.load(starts_ptr + first, mask=fmask, other=0)
+    flen = tl.load(lens_ptr + first, mask=fmask, other=0)
+    rb = tl.load(rb_ptr + start, mask=fmask & (flen > 0), other=0)
+    lane = tl.arange(0, PP)[None, :]
+    return start[:, None], flen[:, None], lane, tl.max(flen, axis=0), fmask, flen, rb
 
 
 @triton.jit
@@ -229,17 +261,24 @@ def _bev_pool_hoist_kernel(
     depth_ptr, feat_ptr, rd_ptr, rf_ptr, rb_ptr, starts_ptr, lens_ptr, out_ptr,
     N_INT, C, out_scale,
     MODE: tl.constexpr, BLOCK_I: tl.constexpr, PP: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr,
-    EVEN_C: tl.constexpr, AHEAD: tl.constexpr = False,
+    EVEN_C: tl.constexpr, AHEAD: tl.constexpr = False, GRID: tl.constexpr = False,
 ):
     """The rows kernel with every channel block in one pass over the points: a point's ranks and depth are
     loaded once for all NCB (<= 8) blocks of its feature row, instead of once per block (5 times for
     BEVFusion's 80 channels in 16-channel blocks), so each dependent rank -> row chain feeds NCB loads.
     AHEAD: an interval's next PP points' ranks are loaded while this step's rows are gathered, and their depths
-    before the step ends (as the stream kernel does), instead of at the top of the next step."""
-    start, length, lane, steps, fmask, flen, rb = _intervals(rb_ptr, starts_ptr, lens_ptr, N_INT, BLOCK_I, PP)
+    before the step ends (as the stream kernel does), instead of at the top of the next step.
+    GRID: the lanes as an [intervals, lanes] grid (_interval_grid) instead of one vector of BLOCK_I * PP."""
+    if GRID:
+        start, length, lane, steps, fmask, flen, rb = _interval_grid(rb_ptr, starts_ptr, lens_ptr, N_INT, BLOCK_I, PP)
+    else:
+        start, length, lane, steps, fmask, flen, rb = _intervals(rb_ptr, starts_ptr, lens_ptr, N_INT, BLOCK_I, PP)
     acc_dt = tl.float32 if MODE == 0 else (tl.float16 if MODE == 1 else tl.int32)
     cb = tl.arange(0, BLOCK_C)
-    a0 = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
+    if GRID:
+        a0 = tl.zeros([BLOCK_I, PP, BLOCK_C], dtype=acc_dt)
+    else:
+        a0 = tl.zeros([BLOCK_I * PP, BLOCK_C], dtype=acc_dt)
     a1, a2, a3, a4, a5, a6, a7 = a0, a0, a0, a0, a0, a0, a0
     if AHEAD:
         pm, rf, d = _point(depth_ptr, rd_ptr, rf_ptr, start, lane, length)
@@ -317,12 +356,12 @@ def pool_inputs(op: str, depth, feat, precision: str, scales):
     return float_storage(depth, precision), float_storage(feat, precision), 1.0
 
 
-def launch_config(cfg: Mapping, points: int, intervals: int) -> dict:
-    """``cfg`` (a precision's TUNING) with its "long" overrides applied where the intervals average at least its
-    threshold of points (``points`` / ``intervals``, from the shapes: no device sync)."""
-    long = cfg.get("long")
-    if long and intervals and points >= long[0] * intervals:
-        return {**cfg, **long[1]}
+def launch_config(cfg: Mapping, intervals: int) -> dict:
+    """``cfg`` (a precision's TUNING) with its "many" overrides applied where there are at least its threshold of
+    ``intervals`` (from the shapes: no device sync)."""
+    many = cfg.get("many")
+    if many and intervals >= many[0]:
+        return {**cfg, **many[1]}
     return dict(cfg)
 
 
@@ -358,7 +397,7 @@ def bev_pool_v2_cuda(
     if n_int == 0:
         return out.permute(0, 4, 1, 2, 3)
     ints = [t.to(torch.int32).contiguous() for t in (ranks_depth, ranks_feat, ranks_bev, interval_starts, interval_lengths)]
-    cfg = launch_config(tuned(TUNING, precision), int(ranks_depth.numel()), n_int)
+    cfg = launch_config(tuned(TUNING, precision), n_int)
     block_c = _channel_block(c, f.element_size())  # hoist, stream and rows (unless full_c) walk C in these blocks
     ncb = -(-c // block_c)
     if cfg["strategy"] == "tile":
@@ -371,7 +410,7 @@ def bev_pool_v2_cuda(
         _bev_pool_hoist_kernel[(triton.cdiv(n_int, cfg["block_i"]),)](
             d, f, *ints, out, n_int, c, out_scale,
             MODE=_MODE[precision], BLOCK_I=cfg["block_i"], PP=cfg["pp"], BLOCK_C=block_c, NCB=ncb,
-            EVEN_C=c % block_c == 0, AHEAD=cfg["ahead"], num_warps=cfg["num_warps"],
+            EVEN_C=c % block_c == 0, AHEAD=cfg["ahead"], GRID=cfg["grid"], num_warps=cfg["num_warps"],
         )
     elif cfg["strategy"] == "stream" and ncb <= 8:
         progs = min(n_int, resident_programs(depth.device, cfg["progs_per_sm"]))
