@@ -18,8 +18,10 @@ half2 instructions in the compiled code. Ops whose case lists TensorRT vectorize
 one more row per layout (input and output in that format) with the cost of converting to and from linear beside it
 ("reformat ms", not in "ms"). Writes ops.json and ops.md under DIR and prints the table last. With --sweep it also
 times every launch configuration listed in a kernels module's SWEEP (each checked against the reference first) and
-writes sweep.json / sweep.md; the committed TUNING defaults are restored afterwards. Works from a plain checkout (no
-install needed): the package mapping of pyproject.toml is set up by hand when bevdeploy is not importable.
+writes sweep.json / sweep.md; the committed TUNING defaults are restored afterwards. The kernels run from a plain
+checkout (the package mapping of pyproject.toml is set up by hand when bevdeploy is not importable), but the bev_pool
+anchors build their ranks with the model plugins' geometry (ops_cases.nuscenes_ranks), which needs the installed
+package (pip install -e .).
 """
 
 import argparse
