@@ -142,7 +142,8 @@ def nuscenes_ranks(model: str) -> tuple[tuple[torch.Tensor, ...], list[int], tup
         from bevdeploy.plugins.bevdet.prepare import crop_box, image_aug_matrix
 
         cfg = get_config("r50")
-        vt, frame, out_shape = LSSViewTransformer(cfg), cam2ego, None
+        vt, frame = LSSViewTransformer(cfg), cam2ego
+        out_shape = vt.out_shape
     else:
         from bevdeploy.plugins.bevfusion.camera import DepthLSSTransform
         from bevdeploy.plugins.bevfusion.config import get_config
@@ -156,7 +157,7 @@ def nuscenes_ranks(model: str) -> tuple[tuple[torch.Tensor, ...], list[int], tup
     ranks = vt.bev_pool_ranks(*(torch.as_tensor(np.asarray(m), dtype=torch.float32) for m in
                                 (frame, intrinsics, np.tile(aug, (len(CAMERAS), 1, 1)))))
     d, fh, fw, _ = vt.frustum.shape
-    return ranks, out_shape or vt.out_shape, (1, len(CAMERAS), d, fh, fw)
+    return ranks, out_shape, (1, len(CAMERAS), d, fh, fw)
 
 
 def bev_pool_case(variant: str, device="cpu", seed=0) -> Case:

@@ -147,3 +147,22 @@ def test_bevformer_scheme_refuses_batch_or_z_above_one_and_mmdeploy_has_no_count
         export_one_op(fn, (depth, feat, *ranks), "bevformer_tensorrt")
     with pytest.raises(BevDeployError, match="no mmdeploy counterpart"):
         export_one_op(fn, (depth, feat, *ranks), "mmdeploy")
+
+
+def test_benchmark_anchors_are_the_models_ranks_on_nuscenes_rig():
+    """benchmarks/ops.py times bev_pool_v2 on the ranks the model plugins compute for nuScenes' rig: BEVDet's within
+    0.5% of the 179,520 ranks / 11,398 intervals of its TensorRT deployment at 256x704 (REFERENCE.md)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import ops_cases
+
+    (rd, rf, rb, starts, lengths), out_shape, depth_shape = ops_cases.nuscenes_ranks("bevdet")
+    assert out_shape == [1, 1, 128, 128, 64] and depth_shape == (1, 6, 59, 16, 44)
+    assert abs(rd.numel() / 179520 - 1) < 0.005 and abs(starts.numel() / 11398 - 1) < 0.005
+    assert int(lengths.sum()) == rd.numel() and rb.unique().numel() == starts.numel()
+    (rd, _rf, _rb, starts, _lengths), out_shape, depth_shape = ops_cases.nuscenes_ranks("bevfusion")
+    assert out_shape == [1, 1, 360, 360, 80] and depth_shape == (1, 6, 118, 32, 88)
+    # 1,833,766 / 96,821 here; fp32 rounding on another CPU may move a few points across a cell edge
+    assert abs(rd.numel() / 1833766 - 1) < 0.001 and abs(starts.numel() / 96821 - 1) < 0.001
