@@ -154,7 +154,7 @@ def nuscenes_ranks(model: str) -> tuple[tuple[torch.Tensor, ...], list[int], tup
         z, x, y = vt.bev_shape
         out_shape = [1, z, x, y, vt.C]
     aug = image_aug_matrix(cfg.resize, crop_box(scaled_size((900, 1600), cfg.resize), cfg.image_size))
-    ranks = vt.bev_pool_ranks(*(torch.as_tensor(np.asarray(m), dtype=torch.float32) for m in
+    ranks = vt.bev_pool_ranks(*(torch.as_tensor(m, dtype=torch.float32) for m in
                                 (frame, intrinsics, np.tile(aug, (len(CAMERAS), 1, 1)))))
     d, fh, fw, _ = vt.frustum.shape
     return ranks, out_shape, (1, len(CAMERAS), d, fh, fw)

@@ -82,7 +82,7 @@ def build_report(res: Any, ws: Any, state: dict[str, Any], dataset: Any, clock: 
         artifacts=artifacts,
         piece_precisions={name: art.precision for name, art in state["artifacts"].items()},
         not_honoured=_not_honoured(state["engines"], state["artifacts"]),
-        execution={name: e.execution for name, e in state["engines"].items() if getattr(e, "execution", "")},
+        execution={name: e.execution for name, e in state["engines"].items() if e.execution},
         notes=list(res.notes),
         timings_s={k: round(v, 3) for k, v in clock.items()},
         workspace=str(ws.root),

@@ -47,10 +47,6 @@ def _to(value: object, device: torch.device, dtype: torch.dtype | None) -> objec
     return value
 
 
-def _has_quantizers(module: torch.nn.Module) -> bool:
-    return any(type(m).__name__ == "TensorQuantizer" for m in module.modules())
-
-
 def _as_tuple(result: object) -> tuple:
     return (result,) if isinstance(result, torch.Tensor) else tuple(result)  # type: ignore[arg-type]
 
@@ -162,7 +158,10 @@ class TorchEngine(Engine):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         module = artifact.module
         self.dtype: torch.dtype | None = None
-        quantized = _has_quantizers(module)
+        # pytorch-quantization is imported once an engine is built, not when the backends are listed
+        from ..quant import has_quantizers, without_host_syncs
+
+        quantized = has_quantizers(module)
         if self.device.type == "cuda":
             # a copy: the artifact's module is the model's own (shared with the FP32 twin the fidelity
             # check runs on the CPU), so moving or halving it in place would move that one too
@@ -178,8 +177,6 @@ class TorchEngine(Engine):
         self.module = module.to(self.device).eval()
         self.graphed = GraphedModule(self.module) if self.device.type == "cuda" and graphs_enabled() else None
         if self.graphed is not None and quantized:
-            from ..quant import without_host_syncs
-
             without_host_syncs(self.module)  # the same fake-quant arithmetic, capturable (the module is a copy)
         if self.device.type == "cuda" and self.graphed is None:
             self.execution = "eager: CUDA graphs turned off (BEVDEPLOY_CUDA_GRAPHS=0)"

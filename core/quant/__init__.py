@@ -12,6 +12,7 @@ from .fold import fold_bn
 from .generic import generic_quantize
 from .modules import (
     disable,
+    has_quantizers,
     insert_quantizers,
     named_quantizers,
     share_bottleneck_quantizers,
@@ -26,6 +27,7 @@ __all__ = [
     "disable",
     "fold_bn",
     "generic_quantize",
+    "has_quantizers",
     "insert_quantizers",
     "load_calib_table",
     "named_quantizers",

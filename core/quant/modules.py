@@ -89,6 +89,11 @@ def named_quantizers(model: nn.Module) -> Iterator[tuple[str, TensorQuantizer]]:
             yield name, module
 
 
+def has_quantizers(model: nn.Module) -> bool:
+    """Whether ``model`` holds any TensorQuantizer (a quantized model, simulated INT8 when run in PyTorch)."""
+    return next(named_quantizers(model), None) is not None
+
+
 def disable(model: nn.Module, patterns: Iterable[str]) -> list[str]:
     """Switch off the quantizers of modules whose name matches a glob; return the module names hit.
 

@@ -243,21 +243,18 @@ class SpconvEngine(Engine):
         if device == home:
             return self.module
         if device not in self._copies:
+            from bevdeploy.quant import fold_bn, has_quantizers, without_host_syncs
+
             moved = copy.deepcopy(self.module).to(device).eval()
-            quantized = any(type(m).__name__ == "TensorQuantizer" for m in moved.modules())
-            if device.type == "cuda" and quantized:
+            if device.type == "cuda" and has_quantizers(moved):
                 # pytorch-quantization's fake-quant waits for the GPU twice per call; the same arithmetic without
                 # those waits lets the CPU queue the backbone's launches ahead
-                from bevdeploy.quant import without_host_syncs
-
                 n = without_host_syncs(moved)
                 self.execution = f"{n} fake-quant quantizers without host syncs on {device.type}"
             elif device.type == "cuda":
                 # inference only: each BN becomes its conv's scale and bias, one kernel launch fewer per conv in a
                 # backbone bound by launches. (An INT8 model had its BNs folded before calibration; the module at
                 # home keeps them, as spconv's CPU kernels reject a bias in eval mode.)
-                from bevdeploy.quant import fold_bn
-
                 self.execution = f"BatchNorm folded into {len(fold_bn(moved))} sparse convs on {device.type}"
             self._copies[device] = moved
         return self._copies[device]
