@@ -27,7 +27,6 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from bevdeploy.plugins.trt_ops.triton_util import (
-    channel_tiles,
     check_launch,
     float_storage,
     int8_input,
@@ -75,7 +74,7 @@ _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 2}
 # "many" (intervals, overrides) applies the overrides from that many intervals on; 32,768 sits between the two
 # anchors (geometric mean ~33k), which are again all the evidence.
 TUNING = {"strategy": "hoist", "block_i": 1, "pp": 32, "num_warps": 1, "full_c": False, "progs_per_sm": 16,
-          "maxnreg": None, "ahead": True, "grid": False, "block_r": 64,
+          "maxnreg": None, "ahead": True, "grid": False,
           "many": (32768, {"grid": True, "block_i": 2, "pp": 16}),
           "per_precision": {"int8": {"many": (32768, {"block_i": 4, "pp": 8})}}}
 # the sweep takes each entry as it stands: without the "many" overrides (top level and int8's)
@@ -347,83 +346,6 @@ def _bev_pool_stream_kernel(
         length_n = tl.load(lens_ptr + it + 2 * nprog, mask=ok, other=0)
 
 
-@triton.jit
-def _labels_kernel(starts_ptr, lens_ptr, labels_ptr, N_INT, BLOCK_I: tl.constexpr, PP: tl.constexpr):
-    """Marks the points of this program's BLOCK_I intervals in ``labels``: 2 at an interval's first point, 1 at
-    its others. Points of no interval keep the 0 they were given; empty intervals mark nothing."""
-    first = tl.program_id(0) * BLOCK_I + tl.arange(0, BLOCK_I)
-    fmask = first < N_INT
-    flen = tl.load(lens_ptr + first, mask=fmask, other=0)
-    start = tl.load(starts_ptr + first, mask=fmask, other=0)[:, None]
-    length = flen[:, None]
-    lane = tl.arange(0, PP)[None, :]
-    for j0 in range(0, tl.max(flen, axis=0), PP):
-        j = j0 + lane
-        tl.store(labels_ptr + start + j, tl.where(j == 0, 2, 1).to(tl.int8), mask=j < length)
-
-
-@triton.jit
-def _segment_add(f1, v1, f2, v2):
-    """Combine of a segmented sum: a flagged element starts a new sum."""
-    return f1 | f2, tl.where(f2 != 0, v2, v1 + v2)
-
-
-@triton.jit
-def _segment_tile(d, feat_ptr, rf, covered, starts, cell, store, add, out_ptr, C, c, out_scale, MODE: tl.constexpr):
-    """One channel tile of a segments-kernel block: each point's depth * feature row, summed along the block's
-    points run by run (a segmented scan), the sums stored (``store``) or added (``add``) at the runs' last points."""
-    cm = c[None, :] < C
-    f = tl.load(feat_ptr + rf[:, None].to(tl.int64) * C + c[None, :], mask=covered[:, None] & cm, other=0)
-    if MODE == 0:
-        v = d[:, None].to(tl.float32) * f.to(tl.float32)
-    elif MODE == 1:
-        v = d[:, None] * f
-    else:
-        v = d[:, None].to(tl.int32) * f.to(tl.int32)
-    flags = tl.broadcast_to(starts[:, None], v.shape)
-    _, total = tl.associative_scan((flags, v), 0, _segment_add)
-    res = (total.to(tl.float32) * out_scale).to(out_ptr.dtype.element_ty)
-    ptr = out_ptr + cell[:, None].to(tl.int64) * C + c[None, :]
-    tl.store(ptr, res, mask=store[:, None] & cm)
-    tl.atomic_add(ptr, res, mask=add[:, None] & cm, sem="relaxed")
-
-
-@triton.jit
-def _bev_pool_segments_kernel(
-    depth_ptr, feat_ptr, rd_ptr, rf_ptr, rb_ptr, labels_ptr, out_ptr, R, C, out_scale,
-    MODE: tl.constexpr, BLOCK_R: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr,
-):
-    """BLOCK_R consecutive points per program, whatever intervals they belong to (_labels_kernel's marks say
-    where each starts and which points belong to none): every point's row is gathered at once, with no lanes
-    idle at interval ends, and each run of one interval's points in the block is summed by a segmented scan.
-    A run wholly inside the block is stored at its cell; the first run of a block that continues an interval
-    from the block before, and the last that goes on into the next, are added with atomics (into the zeroed
-    output), so an interval longer than a block costs one atomic row per block it touches. Channels as one
-    tile of C1, or C1 + C2 (80 = 64 + 16), per program of axis 1."""
-    p0 = tl.program_id(0) * BLOCK_R
-    j = p0 + tl.arange(0, BLOCK_R)
-    label = tl.load(labels_ptr + j, mask=j < R, other=0)
-    after = tl.load(labels_ptr + j + 1, mask=j + 1 < R, other=0)
-    covered = label != 0
-    last = j == p0 + BLOCK_R - 1
-    ends = covered & ((after != 1) | last)
-    starts = ((label != 1) | (j == p0)).to(tl.int32)
-    first_run = tl.cumsum(starts, 0) == 1
-    continued = tl.load(labels_ptr + p0) == 1  # the block's first run began in the block before
-    add = ends & ((first_run & continued) | (last & (after == 1)))
-    store = ends & ~add
-    rd = tl.load(rd_ptr + j, mask=covered, other=0)
-    rf = tl.load(rf_ptr + j, mask=covered, other=0)
-    d = tl.load(depth_ptr + rd, mask=covered, other=0)
-    cell = tl.load(rb_ptr + j, mask=ends, other=0)
-    c0 = tl.program_id(1) * (C1 + C2)
-    _segment_tile(d, feat_ptr, rf, covered, starts, cell, store, add, out_ptr, C, c0 + tl.arange(0, C1), out_scale,
-                  MODE)
-    if C2 > 0:
-        _segment_tile(d, feat_ptr, rf, covered, starts, cell, store, add, out_ptr, C, c0 + C1 + tl.arange(0, C2),
-                      out_scale, MODE)
-
-
 def pool_inputs(op: str, depth, feat, precision: str, scales):
     """(depth, feat, output scale) in a variant's storage: int8 with the product of the two scales, else the
     float storage and 1. Shared with bev_pool_columns, which takes the same two inputs."""
@@ -489,15 +411,6 @@ def bev_pool_v2_cuda(
             d, f, *ints, out, n_int, c, out_scale,
             MODE=_MODE[precision], BLOCK_I=cfg["block_i"], PP=cfg["pp"], BLOCK_C=block_c, NCB=ncb,
             EVEN_C=c % block_c == 0, AHEAD=cfg["ahead"], GRID=cfg["grid"], num_warps=cfg["num_warps"],
-        )
-    elif cfg["strategy"] == "segments":
-        r = int(ranks_depth.numel())
-        labels = torch.zeros(r, dtype=torch.int8, device=depth.device)
-        _labels_kernel[(triton.cdiv(n_int, 4),)](ints[3], ints[4], labels, n_int, BLOCK_I=4, PP=32, num_warps=4)
-        c1, c2 = channel_tiles(c, 128, True)
-        _bev_pool_segments_kernel[(triton.cdiv(r, cfg["block_r"]), triton.cdiv(c, c1 + c2))](
-            d, f, *ints[:3], labels, out, r, c, out_scale,
-            MODE=_MODE[precision], BLOCK_R=cfg["block_r"], C1=c1, C2=c2, num_warps=cfg["num_warps"],
         )
     elif cfg["strategy"] == "stream" and ncb <= 8:
         progs = min(n_int, resident_programs(depth.device, cfg["progs_per_sm"]))
