@@ -151,17 +151,13 @@ def check_floor(depth, feat, rd, rf, block_r, warps, tiles) -> float:
 
 def point_orders(case, seed: int = 0) -> dict[str, torch.Tensor]:
     """Permutations of the points (indices into the rank arrays) that walk them in each interval order."""
+    from bevdeploy.plugins.trt_ops.bev_pool_v2.reference import interval_point_index
+
     depth, _feat, rd, _rf, _rb, starts, lengths, _ = case.args
-    starts, lengths = starts.long().cpu(), lengths.long().cpu()
-
-    def walk(order):
-        s, n = starts[order], lengths[order]
-        base = torch.repeat_interleave(s - torch.cumsum(n, 0) + n, n)
-        return base + torch.arange(int(n.sum()))
-
+    starts, lengths = starts.cpu(), lengths.cpu()
     g = torch.Generator(device="cpu").manual_seed(seed)
     ray = torch.argsort(ray_key(rd.cpu(), starts, depth.shape), stable=True)
-    return {"prepared": walk(torch.arange(starts.numel())), "ray": walk(ray),
+    return {"prepared": interval_point_index(starts, lengths), "ray": interval_point_index(starts[ray], lengths[ray]),
             "random": torch.randperm(rd.numel(), generator=g)}
 
 
