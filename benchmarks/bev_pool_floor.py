@@ -117,12 +117,14 @@ def row_sectors(rf: torch.Tensor, row_bytes: int) -> int:
 
 
 def tilings(c: int) -> dict[str, tuple[int, int]]:
-    """(C1, C2) channel tilings to try: one padded power-of-two tile, and where C is not a power of two the
-    largest power of two below it plus a tile for the rest."""
-    out = {"padded": (triton.next_power_of_2(c), 0)}
-    c1 = 1 << (c.bit_length() - 1)
-    if c1 != c:
-        out["split"] = (c1, max(16, triton.next_power_of_2(c - c1)))
+    """(C1, C2) channel tilings to try (triton_util.channel_tiles, all channels in one program): one padded
+    power-of-two tile, and where that pads, the largest power of two below C plus a tile for the rest."""
+    from bevdeploy.plugins.trt_ops.triton_util import channel_tiles
+
+    out = {"padded": channel_tiles(c, c, False)}
+    split = channel_tiles(c, c, True)
+    if sum(split) < sum(out["padded"]):
+        out["split"] = split
     return out
 
 
@@ -136,16 +138,19 @@ def gather_floor(depth, feat, rd, rf, block_r, warps, tiles, sink_rows=SINK_ROWS
     return sink
 
 
-def check_floor(depth, feat, rd, rf, block_r, warps, tiles) -> float:
-    """Relative error of the floor kernel's block sums (one sink row per block) against torch: the kernel gathers
-    the rows it is timed on."""
+def point_products(depth, feat, rd, rf) -> torch.Tensor:
+    """Each point's depth * feature row in float64 (R x C): what check_floor sums block by block."""
+    d = depth.reshape(-1)[rd.long()].double()
+    return d[:, None] * feat.reshape(-1, feat.shape[-1])[rf.long()].double()
+
+
+def check_floor(depth, feat, rd, rf, products, block_r, warps, tiles) -> float:
+    """Relative error of the floor kernel's block sums (one sink row per block) against ``products``
+    (point_products of the same points) summed per block: the kernel gathers the rows it is timed on."""
     blocks, c = triton.cdiv(rd.numel(), block_r), feat.shape[-1]
     sink = gather_floor(depth, feat, rd, rf, block_r, warps, tiles, sink_rows=blocks)[:, :c]
-    d = depth.reshape(-1)[rd.long()].double()
-    f = feat.reshape(-1, c)[rf.long()].double()
-    prod = torch.zeros((blocks * block_r, c), dtype=torch.float64, device=f.device)
-    prod[:rd.numel()] = d[:, None] * f
-    want = prod.reshape(blocks, block_r, c).sum(1)
+    pad = blocks * block_r - rd.numel()
+    want = torch.nn.functional.pad(products, (0, 0, 0, pad)).reshape(blocks, block_r, c).sum(1)
     return float((sink.double() - want).norm() / want.norm().clamp_min(1e-30))
 
 
@@ -195,11 +200,12 @@ def main(argv=None) -> int:
             row["fill_ms"] = ops.graph_ms(partial(fill.fill_, 1.0), opts.rep_ms)
             for name, perm in perms.items():
                 prd, prf = rd[perm].contiguous(), rf[perm].contiguous()
+                products = point_products(depth, feat, prd, prf)
                 times, errors = {}, []
                 for (block_r, warps), (tiling, tiles) in product(SHAPES, tilings(feat.shape[-1]).items()):
                     if block_r * tiles[0] > MAX_PER_THREAD * 32 * warps:
                         continue
-                    errors.append(check_floor(depth, feat, prd, prf, block_r, warps, tiles))
+                    errors.append(check_floor(depth, feat, prd, prf, products, block_r, warps, tiles))
                     times[f"{block_r}x{warps} {tiling}"] = ops.graph_ms(
                         partial(gather_floor, depth, feat, prd, prf, block_r, warps, tiles), opts.rep_ms)
                 best = min(times, key=times.get)
@@ -209,6 +215,7 @@ def main(argv=None) -> int:
                              "floor_ms": floor, "max_pct_copy": 100 * moved / floor / 1e6 / copy["gbps"],
                              "all_ms": times}
                 ok &= max(errors) < 1e-4
+                del products
             result["rows"].append(row)
             print(json.dumps(row), flush=True)
         del case, perms

@@ -927,6 +927,19 @@ def next_pow2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
 
+def channel_tiles(c: int, cap: int, split: bool) -> tuple[int, int]:
+    """(C1, C2) channel tiles covering min(c, cap) channels in one program: one padded power-of-two tile (C2 = 0),
+    or with ``split`` the largest power of two that fits plus a second tile for the rest (80 = 64 + 16, no padded
+    lanes). Wider inputs take several such blocks (a second program axis). bev_pool_columns' tiles; the
+    bev_pool_v2 floor study (benchmarks/bev_pool_floor.py) tries both."""
+    width = min(c, cap)
+    if not split:
+        return max(16, next_pow2(width)), 0
+    c1 = max(16, 1 << (width.bit_length() - 1))
+    rest = width - c1
+    return c1, (0 if rest <= 0 else max(16, next_pow2(rest)))
+
+
 def float_storage(x: torch.Tensor, precision: str) -> torch.Tensor:
     """The tensor in the storage dtype of a float variant, contiguous."""
     dtype = torch.float32 if precision == "fp32" else torch.float16

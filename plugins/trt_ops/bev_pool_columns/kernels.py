@@ -23,7 +23,15 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from bevdeploy.plugins.trt_ops.bev_pool_v2.kernels import pool_inputs
-from bevdeploy.plugins.trt_ops.triton_util import check_launch, next_pow2, out_dtype, tl, triton, tuned
+from bevdeploy.plugins.trt_ops.triton_util import (
+    channel_tiles,
+    check_launch,
+    next_pow2,
+    out_dtype,
+    tl,
+    triton,
+    tuned,
+)
 
 from .reference import ROWS_PER_SLICE, RUN_ALIGN
 
@@ -111,18 +119,6 @@ def _columns_kernel(depth_ptr, feat_ptr, runs_ptr, out_ptr, R, D, H, W, C, SLICE
                    MODE)
 
 
-def _channel_tiles(c: int, cap: int, split: bool) -> tuple[int, int]:
-    """(C1, C2) covering min(c, cap) channels: one padded power-of-two tile (C2 = 0), or with ``split`` the
-    largest power of two that fits plus a second tile for the rest (80 = 64 + 16). Wider inputs take several
-    such blocks (program axis 1)."""
-    width = min(c, cap)
-    if not split:
-        return max(16, next_pow2(width)), 0
-    c1 = max(16, 1 << (width.bit_length() - 1))
-    rest = width - c1
-    return c1, (0 if rest <= 0 else max(16, next_pow2(rest)))
-
-
 def bev_pool_columns_cuda(
     depth: torch.Tensor,
     feat: torch.Tensor,
@@ -140,7 +136,7 @@ def bev_pool_columns_cuda(
     dq, fq, out_scale = pool_inputs(OP, depth, feat, precision, scales)
     out = torch.empty((b, z, y, x, c), dtype=out_dtype(precision), device=depth.device)
     cfg = tuned(TUNING, precision)
-    c1, c2 = _channel_tiles(c, cfg["block_c"], cfg["split_c"])
+    c1, c2 = channel_tiles(c, cfg["block_c"], cfg["split_c"])
     if RUN_ALIGN % cfg["block_r"]:
         raise ValueError(f"block_r {cfg['block_r']} must divide the plan's column alignment {RUN_ALIGN}")
     n_fill, n_runs = int(fill.numel()), int(runs.shape[1])
