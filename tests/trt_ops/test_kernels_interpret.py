@@ -411,29 +411,6 @@ def test_bev_pool_hoist_steps(block_i, pp, ahead, grid, precision, monkeypatch):
            precision)
 
 
-@pytest.mark.parametrize("precision", PRECISIONS)
-@pytest.mark.parametrize("block_i,pp,channels,pack_c,split_c",
-                         [(4, 16, 5, 128, True), (16, 32, 80, 128, True), (32, 16, 80, 128, False),
-                          (2, 32, 36, 16, True), (3, 64, 80, 32, True)])
-def test_bev_pool_packed_strategy(block_i, pp, channels, pack_c, split_c, precision, monkeypatch):
-    """The "packed" kernel: a program's intervals' points end to end, PP a step whichever interval they are in,
-    summed per interval by a depth-matrix product. Intervals in shuffled order (so a program's points are not
-    one run of the rank arrays), empty ones, programs of fewer and more than the product's 16 rows (3: a partial
-    last program), channels in one padded tile, split 64 + 16, or over several programs (pack_c 16 / 32)."""
-    _kernels_with(monkeypatch, "bev_pool_v2", strategy="packed", block_i=block_i, pp=pp, pack_c=pack_c,
-                  split_c=split_c)
-    depth, feat, rd, rf, rb, starts, lengths, shape = ops_cases.bev_pool_case("tiny").args
-    g = torch.Generator().manual_seed(channels + block_i)
-    feat = torch.randn((*feat.shape[:-1], channels), generator=g)
-    order = torch.randperm(starts.numel(), generator=g)
-    starts, lengths = starts[order].contiguous(), lengths[order].clone()
-    lengths[3::7] = 0
-    scales = {"depth": float(depth.abs().max()) / 127, "feat": float(feat.abs().max()) / 127}
-    args = (depth, feat, rd, rf, rb, starts, lengths, [*shape[:-1], channels])
-    _check("bev_pool_v2", ops_cases.Case("bev_pool_v2[packed]", args, scales=scales, half_args=(0, 1),
-                                         int8_args={0: "depth", 1: "feat"}), precision)
-
-
 def test_bev_pool_launch_shape_follows_the_interval_count():
     from bevdeploy.plugins.trt_ops.triton_util import tuned
 

@@ -27,7 +27,6 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from bevdeploy.plugins.trt_ops.triton_util import (
-    channel_tiles,
     check_launch,
     float_storage,
     int8_input,
@@ -75,7 +74,7 @@ _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 2}
 # "many" (intervals, overrides) applies the overrides from that many intervals on; 32,768 sits between the two
 # anchors (geometric mean ~33k), which are again all the evidence.
 TUNING = {"strategy": "hoist", "block_i": 1, "pp": 32, "num_warps": 1, "full_c": False, "progs_per_sm": 16,
-          "maxnreg": None, "ahead": True, "grid": False, "pack_c": 128, "split_c": True, "stages": 1,
+          "maxnreg": None, "ahead": True, "grid": False,
           "many": (32768, {"grid": True, "block_i": 2, "pp": 16}),
           "per_precision": {"int8": {"many": (32768, {"block_i": 4, "pp": 8})}}}
 # the sweep takes each entry as it stands: without the "many" overrides (top level and int8's)
@@ -347,75 +346,6 @@ def _bev_pool_stream_kernel(
         length_n = tl.load(lens_ptr + it + 2 * nprog, mask=ok, other=0)
 
 
-@triton.jit
-def _packed_tile(acc, own, d, feat_ptr, rf, pm, c, C, FP32: tl.constexpr, MODE: tl.constexpr):
-    """acc (intervals x channels) += the depth matrix (intervals x points: a point's depth in its interval's row,
-    zero elsewhere) @ the points' feature rows for channels c, on the tensor cores. fp16 / int8: one product of
-    the stored values (exact products; fp32, fp16 or exact int32 sums per MODE). fp32: the rows' products with
-    their depths formed in fp32 and each split into a TF32 head and the rest, so two TF32 products of the exact
-    0 / 1 ownership matrix sum them (the second's rounding is 2^-11 of the rest, ~2^-21 of the value)."""
-    f = tl.load(feat_ptr + rf[:, None] * C + c[None, :], mask=pm[:, None] & (c < C)[None, :], other=0)
-    if FP32:
-        prod = d[:, None] * f
-        head = (prod.to(tl.uint32, bitcast=True) & 0xFFFFE000).to(tl.float32, bitcast=True)
-        onehot = own.to(tl.float32)
-        acc = tl.dot(onehot, head, acc, input_precision="tf32")
-        acc = tl.dot(onehot, prod - head, acc, input_precision="tf32")
-    else:
-        acc = tl.dot(tl.where(own, d[None, :], 0).to(f.dtype), f, acc, out_dtype=acc.dtype)
-    return acc
-
-
-@triton.jit
-def _bev_pool_packed_kernel(
-    depth_ptr, feat_ptr, rd_ptr, rf_ptr, rb_ptr, starts_ptr, lens_ptr, out_ptr,
-    N_INT, C, out_scale,
-    MODE: tl.constexpr, BLOCK_I: tl.constexpr, ROWS: tl.constexpr, PP: tl.constexpr, C1: tl.constexpr,
-    C2: tl.constexpr, FP32: tl.constexpr, STAGES: tl.constexpr,
-):
-    """BLOCK_I intervals per program with their points packed end to end: step k takes the program's points
-    k * PP ... k * PP + PP - 1 whichever intervals they belong to, so no lane idles at an interval's end (the hoist
-    kernel's lanes wait out the longest interval of their program), and the per-interval sums are one matrix
-    product per step (_packed_tile) instead of a cross-lane reduction. ROWS = max(16, BLOCK_I) rows of the
-    product (a tensor-core minimum), the rows past BLOCK_I empty. Intervals may be in any order and any cells;
-    points outside every interval are never read."""
-    r = tl.arange(0, ROWS)
-    it = tl.program_id(0) * BLOCK_I + r
-    im = (r < BLOCK_I) & (it < N_INT)
-    start = tl.load(starts_ptr + it, mask=im, other=0)
-    length = tl.load(lens_ptr + it, mask=im, other=0)
-    end = tl.cumsum(length, 0)  # each interval's end in the program's packed points
-    begin = end - length
-    shift = start - begin  # packed point g of interval i is rank g + shift[i]
-    total = tl.sum(length, 0)
-    c0 = tl.program_id(1) * (C1 + C2)
-    ca = c0 + tl.arange(0, C1)
-    cb = c0 + C1 + tl.arange(0, max(C2, 16))
-    acc_dt = tl.float16 if MODE == 1 else (tl.int32 if MODE == 2 else tl.float32)
-    acc_a = tl.zeros([ROWS, C1], dtype=acc_dt)
-    acc_b = tl.zeros([ROWS, max(C2, 16)], dtype=acc_dt)
-    for g0 in tl.range(0, total, PP, num_stages=STAGES):
-        g = g0 + tl.arange(0, PP)
-        own = (g[None, :] >= begin[:, None]) & (g[None, :] < end[:, None])
-        pm = g < total
-        ri = g + tl.sum(tl.where(own, shift[:, None], 0), axis=0)
-        rd = tl.load(rd_ptr + ri, mask=pm, other=0)
-        rf = tl.load(rf_ptr + ri, mask=pm, other=0)
-        d = tl.load(depth_ptr + rd, mask=pm, other=0)
-        acc_a = _packed_tile(acc_a, own, d, feat_ptr, rf, pm, ca, C, FP32, MODE)
-        if C2 > 0:
-            acc_b = _packed_tile(acc_b, own, d, feat_ptr, rf, pm, cb, C, FP32, MODE)
-    # an empty interval writes nothing: its start may point into another interval's points
-    ok = im & (length > 0)
-    rb = tl.load(rb_ptr + start, mask=ok, other=0)
-    out_dt = out_ptr.dtype.element_ty
-    tl.store(out_ptr + rb[:, None] * C + ca[None, :], (acc_a.to(tl.float32) * out_scale).to(out_dt),
-             mask=ok[:, None] & (ca < C)[None, :])
-    if C2 > 0:
-        tl.store(out_ptr + rb[:, None] * C + cb[None, :], (acc_b.to(tl.float32) * out_scale).to(out_dt),
-                 mask=ok[:, None] & (cb < C)[None, :])
-
-
 def pool_inputs(op: str, depth, feat, precision: str, scales):
     """(depth, feat, output scale) in a variant's storage: int8 with the product of the two scales, else the
     float storage and 1. Shared with bev_pool_columns, which takes the same two inputs."""
@@ -481,13 +411,6 @@ def bev_pool_v2_cuda(
             d, f, *ints, out, n_int, c, out_scale,
             MODE=_MODE[precision], BLOCK_I=cfg["block_i"], PP=cfg["pp"], BLOCK_C=block_c, NCB=ncb,
             EVEN_C=c % block_c == 0, AHEAD=cfg["ahead"], GRID=cfg["grid"], num_warps=cfg["num_warps"],
-        )
-    elif cfg["strategy"] == "packed":
-        c1, c2 = channel_tiles(c, cfg["pack_c"], cfg["split_c"])
-        _bev_pool_packed_kernel[(triton.cdiv(n_int, cfg["block_i"]), triton.cdiv(c, c1 + c2))](
-            d, f, *ints, out, n_int, c, out_scale,
-            MODE=_MODE[precision], BLOCK_I=cfg["block_i"], ROWS=max(16, next_pow2(cfg["block_i"])), PP=cfg["pp"],
-            C1=c1, C2=c2, FP32=precision == "fp32", STAGES=cfg["stages"], num_warps=cfg["num_warps"],
         )
     elif cfg["strategy"] == "stream" and ncb <= 8:
         progs = min(n_int, resident_programs(depth.device, cfg["progs_per_sm"]))
