@@ -74,7 +74,7 @@ _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 2}
 # "many" (intervals, overrides) applies the overrides from that many intervals on; 32,768 sits between the two
 # anchors (geometric mean ~33k), which are again all the evidence.
 TUNING = {"strategy": "hoist", "block_i": 1, "pp": 32, "num_warps": 1, "full_c": False, "progs_per_sm": 16,
-          "maxnreg": None, "ahead": True, "grid": False,
+          "maxnreg": None, "ahead": True, "grid": False, "row_bytes": 128, "split_blocks": None,
           "many": (32768, {"grid": True, "block_i": 2, "pp": 16}),
           "per_precision": {"int8": {"many": (32768, {"block_i": 4, "pp": 8})}}}
 # the sweep takes each entry as it stands: without the "many" overrides (top level and int8's)
@@ -274,7 +274,7 @@ def _bev_pool_hoist_kernel(
     else:
         start, length, lane, steps, fmask, flen, rb = _intervals(rb_ptr, starts_ptr, lens_ptr, N_INT, BLOCK_I, PP)
     acc_dt = tl.float32 if MODE == 0 else (tl.float16 if MODE == 1 else tl.int32)
-    cb = tl.arange(0, BLOCK_C)
+    cb = tl.program_id(1) * (NCB * BLOCK_C) + tl.arange(0, BLOCK_C)  # this program's NCB channel blocks
     if GRID:
         a0 = tl.zeros([BLOCK_I, PP, BLOCK_C], dtype=acc_dt)
     else:
@@ -365,10 +365,10 @@ def launch_config(cfg: Mapping, intervals: int) -> dict:
     return dict(cfg)
 
 
-def _channel_block(c: int, elem: int) -> int:
+def _channel_block(c: int, elem: int, row_bytes: int = 128) -> int:
     """Channels per inner step: the largest power of two dividing C (no masked lanes; 80 -> 16), at most
-    128 bytes of a row; a padded power of two when C has no such divisor of 8 or more (odd C)."""
-    cap = 128 // elem
+    ``row_bytes`` of a row; a padded power of two when C has no such divisor of 8 or more (odd C)."""
+    cap = row_bytes // elem
     p2 = c & -c
     return min(p2, cap) if p2 >= 8 else min(next_pow2(c), cap)
 
@@ -398,7 +398,8 @@ def bev_pool_v2_cuda(
         return out.permute(0, 4, 1, 2, 3)
     ints = [t.to(torch.int32).contiguous() for t in (ranks_depth, ranks_feat, ranks_bev, interval_starts, interval_lengths)]
     cfg = launch_config(tuned(TUNING, precision), n_int)
-    block_c = _channel_block(c, f.element_size())  # hoist, stream and rows (unless full_c) walk C in these blocks
+    # hoist, stream and rows (unless full_c) walk C in these blocks
+    block_c = _channel_block(c, f.element_size(), cfg["row_bytes"])
     ncb = -(-c // block_c)
     if cfg["strategy"] == "tile":
         block_c = min(next_pow2(c), 128)
@@ -407,10 +408,12 @@ def bev_pool_v2_cuda(
             MODE=_MODE[precision], BLOCK_P=16, BLOCK_C=block_c, EVEN_C=block_c == c, num_warps=4,
         )
     elif cfg["strategy"] == "hoist" and ncb <= 8:
-        _bev_pool_hoist_kernel[(triton.cdiv(n_int, cfg["block_i"]),)](
+        per = min(ncb, cfg["split_blocks"] or ncb)  # channel blocks per program; the rest on more programs
+        _bev_pool_hoist_kernel[(triton.cdiv(n_int, cfg["block_i"]), triton.cdiv(ncb, per))](
             d, f, *ints, out, n_int, c, out_scale,
-            MODE=_MODE[precision], BLOCK_I=cfg["block_i"], PP=cfg["pp"], BLOCK_C=block_c, NCB=ncb,
-            EVEN_C=c % block_c == 0, AHEAD=cfg["ahead"], GRID=cfg["grid"], num_warps=cfg["num_warps"],
+            MODE=_MODE[precision], BLOCK_I=cfg["block_i"], PP=cfg["pp"], BLOCK_C=block_c, NCB=per,
+            EVEN_C=c % block_c == 0 and ncb % per == 0, AHEAD=cfg["ahead"], GRID=cfg["grid"],
+            num_warps=cfg["num_warps"], maxnreg=cfg["maxnreg"],
         )
     elif cfg["strategy"] == "stream" and ncb <= 8:
         progs = min(n_int, resident_programs(depth.device, cfg["progs_per_sm"]))
