@@ -73,10 +73,17 @@ _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 2}
 # 2 x 16: 0.139). On BEVDet the grid's 1 x 32 is within 3% of the flat one and every other shape 14 - 300% slower.
 # "many" (intervals, overrides) applies the overrides from that many intervals on; 32,768 sits between the two
 # anchors (geometric mean ~33k), which are again all the evidence.
+# session 35 (H100; results/tune-s35-split.md, tune-s35-int8-cap.md, two rounds, warm and cold alike): hoist under a
+# register cap ("maxnreg", now passed to hoist too): int8 at 96 took BEVDet 0.0124 -> 0.0112 ms warm, 0.0156 ->
+# 0.0139 cold (80 spills, +66%; 112 and 128 level); the same cap slowed fp32 and fp16 (BEVDet +224% / +66%) and
+# BEVFusion int8's shape (+54%), and left fp16x2 level, so it is int8's alone and BEVFusion's "many" lifts it. A point's channel blocks spread over programs (a second grid
+# axis) were slower in every row they changed (BEVFusion +23 to +100%: each program repeats the interval's chain of
+# dependent loads); not kept. The "packed" strategy (intervals' points end to end, summed by a depth-matrix product,
+# results/tune-s35-packed.md) lost in every row too and was reverted (NOTES-ops item 44).
 TUNING = {"strategy": "hoist", "block_i": 1, "pp": 32, "num_warps": 1, "full_c": False, "progs_per_sm": 16,
-          "maxnreg": None, "ahead": True, "grid": False, "row_bytes": 128, "split_blocks": None,
+          "maxnreg": None, "ahead": True, "grid": False,
           "many": (32768, {"grid": True, "block_i": 2, "pp": 16}),
-          "per_precision": {"int8": {"many": (32768, {"block_i": 4, "pp": 8})}}}
+          "per_precision": {"int8": {"maxnreg": 96, "many": (32768, {"block_i": 4, "pp": 8, "maxnreg": None})}}}
 # the sweep takes each entry as it stands: without the "many" overrides (top level and int8's)
 SWEEP = [{"many": None, "per_precision": {}, **entry} for entry in (
          {"strategy": "hoist"}, {"strategy": "hoist", "block_i": 4, "num_warps": 2},
@@ -85,7 +92,7 @@ SWEEP = [{"many": None, "per_precision": {}, **entry} for entry in (
          {"block_i": 1, "pp": 32, "num_warps": 4, "full_c": True}, {"block_i": 4, "pp": 16, "num_warps": 2},
          *({"strategy": "stream", "progs_per_sm": k} for k in (12, 16, 24)),
          {"strategy": "stream", "progs_per_sm": 24, "maxnreg": 128}, {"ahead": False},
-         {"ahead": True, "block_i": 2, "pp": 16}, {"block_i": 4, "pp": 8},
+         {"ahead": True, "block_i": 2, "pp": 16}, {"block_i": 4, "pp": 8}, {"maxnreg": 96}, {"maxnreg": 128},
          *({"grid": True, "block_i": i, "pp": 32 // i} for i in (1, 2, 4, 8)))]
 
 
@@ -274,7 +281,7 @@ def _bev_pool_hoist_kernel(
     else:
         start, length, lane, steps, fmask, flen, rb = _intervals(rb_ptr, starts_ptr, lens_ptr, N_INT, BLOCK_I, PP)
     acc_dt = tl.float32 if MODE == 0 else (tl.float16 if MODE == 1 else tl.int32)
-    cb = tl.program_id(1) * (NCB * BLOCK_C) + tl.arange(0, BLOCK_C)  # this program's NCB channel blocks
+    cb = tl.arange(0, BLOCK_C)
     if GRID:
         a0 = tl.zeros([BLOCK_I, PP, BLOCK_C], dtype=acc_dt)
     else:
@@ -365,10 +372,10 @@ def launch_config(cfg: Mapping, intervals: int) -> dict:
     return dict(cfg)
 
 
-def _channel_block(c: int, elem: int, row_bytes: int = 128) -> int:
+def _channel_block(c: int, elem: int) -> int:
     """Channels per inner step: the largest power of two dividing C (no masked lanes; 80 -> 16), at most
-    ``row_bytes`` of a row; a padded power of two when C has no such divisor of 8 or more (odd C)."""
-    cap = row_bytes // elem
+    128 bytes of a row; a padded power of two when C has no such divisor of 8 or more (odd C)."""
+    cap = 128 // elem
     p2 = c & -c
     return min(p2, cap) if p2 >= 8 else min(next_pow2(c), cap)
 
@@ -398,8 +405,7 @@ def bev_pool_v2_cuda(
         return out.permute(0, 4, 1, 2, 3)
     ints = [t.to(torch.int32).contiguous() for t in (ranks_depth, ranks_feat, ranks_bev, interval_starts, interval_lengths)]
     cfg = launch_config(tuned(TUNING, precision), n_int)
-    # hoist, stream and rows (unless full_c) walk C in these blocks
-    block_c = _channel_block(c, f.element_size(), cfg["row_bytes"])
+    block_c = _channel_block(c, f.element_size())  # hoist, stream and rows (unless full_c) walk C in these blocks
     ncb = -(-c // block_c)
     if cfg["strategy"] == "tile":
         block_c = min(next_pow2(c), 128)
@@ -408,12 +414,11 @@ def bev_pool_v2_cuda(
             MODE=_MODE[precision], BLOCK_P=16, BLOCK_C=block_c, EVEN_C=block_c == c, num_warps=4,
         )
     elif cfg["strategy"] == "hoist" and ncb <= 8:
-        per = min(ncb, cfg["split_blocks"] or ncb)  # channel blocks per program; the rest on more programs
-        _bev_pool_hoist_kernel[(triton.cdiv(n_int, cfg["block_i"]), triton.cdiv(ncb, per))](
+        _bev_pool_hoist_kernel[(triton.cdiv(n_int, cfg["block_i"]),)](
             d, f, *ints, out, n_int, c, out_scale,
-            MODE=_MODE[precision], BLOCK_I=cfg["block_i"], PP=cfg["pp"], BLOCK_C=block_c, NCB=per,
-            EVEN_C=c % block_c == 0 and ncb % per == 0, AHEAD=cfg["ahead"], GRID=cfg["grid"],
-            num_warps=cfg["num_warps"], maxnreg=cfg["maxnreg"],
+            MODE=_MODE[precision], BLOCK_I=cfg["block_i"], PP=cfg["pp"], BLOCK_C=block_c, NCB=ncb,
+            EVEN_C=c % block_c == 0, AHEAD=cfg["ahead"], GRID=cfg["grid"], num_warps=cfg["num_warps"],
+            maxnreg=cfg["maxnreg"],
         )
     elif cfg["strategy"] == "stream" and ncb <= 8:
         progs = min(n_int, resident_programs(depth.device, cfg["progs_per_sm"]))
