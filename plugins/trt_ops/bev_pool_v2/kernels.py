@@ -75,10 +75,11 @@ _MODE = {"fp32": 0, "fp16": 0, "fp16x2": 1, "int8": 2}
 # anchors (geometric mean ~33k), which are again all the evidence.
 # session 35 (H100; results/tune-s35-split.md, tune-s35-int8-cap.md, two rounds, warm and cold alike): hoist under a
 # register cap ("maxnreg", now passed to hoist too): int8 at 96 took BEVDet 0.0124 -> 0.0112 ms warm, 0.0156 ->
-# 0.0139 cold (80 spills, +66%; 112 and 128 level); the same cap slowed fp32 and fp16 (BEVDet +224% / +66%) and
-# BEVFusion int8's shape (+54%), and left fp16x2 level, so it is int8's alone and BEVFusion's "many" lifts it. A point's channel blocks spread over programs (a second grid
-# axis) were slower in every row they changed (BEVFusion +23 to +100%: each program repeats the interval's chain of
-# dependent loads); not kept. The "packed" strategy (intervals' points end to end, summed by a depth-matrix product,
+# 0.0139 cold (80 spills, +66%; 112 and 128 level; the H200 -10% both ways, tune-s35-int8-cap-h200.md). The same
+# cap slowed fp32 and fp16 (BEVDet +224% / +66%) and BEVFusion int8's shape (+54%) and left fp16x2 level, so it is
+# int8's alone and int8's "many" lifts it. A point's channel blocks spread over programs (a second grid axis) were
+# slower in every row they changed (BEVFusion +23 to +100%: each program repeats the interval's chain of dependent
+# loads); not kept. The "packed" strategy (intervals' points end to end, summed by a depth-matrix product,
 # results/tune-s35-packed.md) lost in every row too and was reverted (NOTES-ops item 44).
 TUNING = {"strategy": "hoist", "block_i": 1, "pp": 32, "num_warps": 1, "full_c": False, "progs_per_sm": 16,
           "maxnreg": None, "ahead": True, "grid": False,
