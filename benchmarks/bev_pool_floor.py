@@ -32,7 +32,6 @@ copy bandwidth asks for (ops.py's bytes: inputs read once, output written once),
 at the floor could show. fp16x2 moves fp16's bytes, so fp16 stands for both.
 """
 
-import argparse
 import json
 import sys
 from functools import partial
@@ -167,12 +166,8 @@ def point_orders(case, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, help="also write the rows as JSON")
-    parser.add_argument("--rep-ms", type=int, default=40)
-    opts = parser.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("bev_pool_floor.py needs a CUDA GPU", file=sys.stderr)
+    opts = ops.study_options(__doc__, "bev_pool_floor.py", argv)
+    if opts is None:
         return 2
     copy = ops.copy_bandwidth(opts.rep_ms)
     kernel = ops_cases.kernel_for("bev_pool_v2")

@@ -16,17 +16,14 @@ shuffled). Each order is checked against the reference before it is timed (CUDA-
 benchmarks/ops.py). Results and their reading: benchmarks/NOTES-ops.md, run 14 and item 28.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import ops  # noqa: E402  (sets up the package mapping, like ops.py itself)
 import ops_cases  # noqa: E402
-
-ops_cases.ensure_package()
-
 import torch  # noqa: E402
 
 
@@ -69,12 +66,8 @@ def distinct_rows(case, order: torch.Tensor, group: int = 8) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, help="also write the rows as JSON")
-    parser.add_argument("--rep-ms", type=int, default=40)
-    opts = parser.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("bev_pool_order.py needs a CUDA GPU", file=sys.stderr)
+    opts = ops.study_options(__doc__, "bev_pool_order.py", argv)
+    if opts is None:
         return 2
     from triton.testing import do_bench_cudagraph
 

@@ -46,6 +46,19 @@ from triton.testing import do_bench, do_bench_cudagraph  # noqa: E402
 MEMORY_BOUND = ("bev_pool_v2", "bev_pool_columns", "grid_sampler", "rotate")
 
 
+def study_options(doc: str, script: str, argv=None) -> argparse.Namespace | None:
+    """The options of a one-command GPU study (``--out`` JSON, ``--rep-ms``), or None, after one line on stderr
+    saying so, where there is no CUDA GPU (bev_pool_floor.py and bev_pool_order.py open this way)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--rep-ms", type=int, default=40)
+    opts = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        print(f"{script} needs a CUDA GPU", file=sys.stderr)
+        return None
+    return opts
+
+
 def median_ms(fn, rep_ms: int) -> float:
     return float(do_bench(fn, warmup=max(10, rep_ms // 4), rep=rep_ms, return_mode="median"))
 
