@@ -224,6 +224,40 @@ def test_sampler_corner_pairs_and_masked_corners(op, pairs, monkeypatch):
         _check_every_layout(op, case)
 
 
+@pytest.mark.parametrize("pairs", [False, True])
+@pytest.mark.parametrize("near_z", [False, True])
+def test_grid_sampler_row_parity(pairs, near_z, monkeypatch):
+    """TUNING "row_parity" / "vec_row_parity" (triton_util.even_row_first): each pixel's even row gathered first,
+    then the odd one, in both ways of gathering and both z orders; points off the map, rows at either edge (odd and
+    even y0, negative ones included), maps one row high, border padding: every precision and layout."""
+    _kernels_with(monkeypatch, "grid_sampler", pairs=pairs, vec_pairs=pairs, near_z=near_z, vec_near_z=near_z,
+                  row_parity=True, vec_row_parity=True)
+    g = torch.Generator().manual_seed(7)
+    cases = [ops_cases.grid_sampler_case(v, padding=pad) for v in ("tiny2d", "tiny3d") for pad in (0, 1)]
+    for shape in ((2, 3, 1, 6), (1, 3, 2, 1, 5)):  # one row high: the second row is never read
+        grid = torch.rand((shape[0], 3, 4, *([2] if len(shape) == 5 else []), len(shape) - 2), generator=g) * 2.4 - 1.2
+        cases.append(_grid_case(str(shape), torch.randn(shape, generator=g), grid, 0, False))
+    for case in cases:
+        _check_every_layout("grid_sampler", case)
+
+
+@pytest.mark.parametrize("pairs", [False, True])
+def test_rotate_row_parity(pairs, monkeypatch):
+    """rotate under "row_parity" / "vec_row_parity": the tiny case, a turn that sends corners off the map and a map
+    one row high, every precision and layout, both ways of gathering."""
+    _kernels_with(monkeypatch, "rotate", pairs=pairs, vec_pairs=pairs, row_parity=True, vec_row_parity=True)
+    g = torch.Generator().manual_seed(3)
+    cases = [ops_cases.rotate_case("tiny")]
+    for shape, angle in (((3, 9, 11), 33.0), ((3, 1, 6), 20.0)):
+        img = torch.randn(shape, generator=g)
+        args = (img, torch.tensor([angle]), torch.tensor([0.3 * shape[2], 0.6 * shape[1]]), 0)
+        cases.append(ops_cases.Case(f"rotate[{shape}]", args, scales={"img": float(img.abs().max()) / 127},
+                                    half_args=(0,), int8_args={0: "img"}, layouts=ops_cases.SAMPLER_LAYOUTS,
+                                    unbatched=True))
+    for case in cases:
+        _check_every_layout("rotate", case)
+
+
 @pytest.mark.parametrize("op", ["grid_sampler", "rotate"])
 @pytest.mark.parametrize("cfg", [{"ptr_first": True}, {"static_strides": True}], ids=["ptr_first", "static"])
 @pytest.mark.parametrize("pairs", [False, True])

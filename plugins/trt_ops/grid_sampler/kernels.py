@@ -43,6 +43,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     near_far,
     out_dtype,
     packed_words,
+    pair_row,
     pitch_words,
     plane_strides,
     plane_tiles,
@@ -134,7 +135,7 @@ TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
           "vec_num_warps": None, "vec_wide_tile_y": None, "vec_wide_tile_z": None, "vec_wide_maxnreg": None,
           "staged": False, "stage_box": (1, 16, 32), "stage_box_3d": (1, 8, 32), "stage_block_c": 4, "stage_blocks": 4,
           "stage_step": 64, "stage_margin": 2, "stage_num_warps": 4, "stage_maxnreg": None, "stage_pad": 0,
-          "stage_fit_x": True,
+          "stage_fit_x": True, "row_parity": False, "vec_row_parity": False,
           "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2, "static_strides": True},
                             "int8": {"vec_vectors": 4, "vec_word_store": True, "pairs": True, "vec_pairs": True,
                                      "static_strides": True},
@@ -202,7 +203,9 @@ SWEEP = [{"one_pix": False}, {"one_pix": True}, {"block_c": 16, "block_p": 128},
          {"staged": False}, {"staged": True}, {"staged": True, "stage_block_c": 2, "stage_blocks": 8},
          {"staged": True, "stage_box": (1, 8, 32)}, {"staged": True, "stage_box_3d": (1, 16, 32), "stage_block_c": 2},
          {"staged": True, "stage_maxnreg": 72}, {"staged": True, "stage_pad": 3},
-         {"staged": True, "stage_pad": 3, "stage_maxnreg": 80}]
+         {"staged": True, "stage_pad": 3, "stage_maxnreg": 80},
+         # session 36: each pixel's even row gathered first (triton_util.even_row_first)
+         {"row_parity": True}, {"vec_row_parity": True}]
 
 
 @triton.jit
@@ -251,7 +254,7 @@ def _grid_sampler_kernel(
     BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr, VEC: tl.constexpr,
     TY: tl.constexpr = 0, TZ: tl.constexpr = 1, PACKED: tl.constexpr = 0, WORD_STORE: tl.constexpr = False,
     PAIRS: tl.constexpr = False, SIZE1: tl.constexpr = False, NEAR_Z: tl.constexpr = False,
-    PTR_FIRST: tl.constexpr = False, SPLANE: tl.constexpr = 0, SNPIX: tl.constexpr = 0,
+    PTR_FIRST: tl.constexpr = False, SPLANE: tl.constexpr = 0, SNPIX: tl.constexpr = 0, ROW_PARITY: tl.constexpr = False,
 ):
     """VEC == 1: linear (N, C, *S) input and output. VEC > 1: both in the channel-vectorized layout
     (N, C / VEC, *S, VEC) (layouts.py); the channel block lies inside one vector, so every corner gather loads
@@ -267,7 +270,8 @@ def _grid_sampler_kernel(
     triton_util.near_far's nearer and farther slice instead of floor's pair. PTR_FIRST (linear layout): a pixel's
     pointer first, then each channel's plane offset (triton_util.tile_ptrs); SPLANE / SNPIX > 0: the input's and
     output's channel strides (D * H * W, NPIX) as compile-time constants, which the loads and stores take as
-    immediate offsets (one kernel per shape; C % BLOCK_C == 0)."""
+    immediate offsets (one kernel per shape; C % BLOCK_C == 0). ROW_PARITY (bilinear): of each pixel's two rows
+    the even one gathered first (triton_util.even_row_first: fewer lines per load where the grid crosses rows)."""
     n = tl.program_id(2)
     if TY == 0:
         pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
@@ -340,15 +344,16 @@ def _grid_sampler_kernel(
             for k in tl.static_range(4 if IS3D else 2):  # the corner rows (dz, dy), each a pair along x
                 dy = k % 2
                 dz = k // 2
-                wr = wy1 if dy == 1 else wy0
+                yoff, wr = pair_row(dy, yb, wy0, wy1, W * STEP, ROW_PARITY)
                 if IS3D:
                     wr = wr * (wz1 if dz == 1 else wz0)
+                # read under SIZE1 only; the second row read is yb + 1 wherever H is 1 (yb is 0 there)
                 if NEAR_Z and dz == 1:  # the far slice: its own offset per pixel, clamped in bounds
                     row_ok = H > 1 if dy == 1 else True
-                    p = row + dzoff + (dy * W) * STEP
+                    p = row + dzoff + yoff
                 else:
-                    row_ok = (H > 1 if dy == 1 else True) & (D > 1 if dz == 1 else True)  # read under SIZE1 only
-                    p = row + ((dz * H + dy) * W) * STEP
+                    row_ok = (H > 1 if dy == 1 else True) & (D > 1 if dz == 1 else True)
+                    p = row + (dz * H * W) * STEP + yoff
                 a0, a1, a2, a3, wsum = sampler_add_pair(p, STEP, wr * wx0, wr * wx1, row_ok, W, a0, a1, a2, a3, wsum,
                                                         SIZE1, PACKED, HALF_MATH)
         else:  # each corner masked where it lies off the map
@@ -357,7 +362,7 @@ def _grid_sampler_kernel(
             if NEAR_Z:
                 zn, wzn, zf, wzf = near_far(iz, D)
             for k in tl.static_range(8 if IS3D else 4):
-                x, y, w, ok = bilinear_corner(k % 4, x0, y0, fx, fy, W, H, pmask)
+                x, y, w, ok = bilinear_corner(k % 4, x0, y0, fx, fy, W, H, pmask, ROW_PARITY)
                 if NEAR_Z:  # both slices in bounds (clamped; an off-map one weighs 0)
                     z = zn if k // 4 == 0 else zf
                     w = w * (wzn if k // 4 == 0 else wzf)
@@ -605,8 +610,8 @@ def grid_sampler_cuda(
         BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], VEC=vec, TY=ty, TZ=tz, PACKED=packed,
         WORD_STORE=word_store(cfg, packed, vec), PAIRS=bool(cfg["vec_pairs" if vec > 1 else "pairs"]),
         SIZE1=min(d if is3d else 2, h, w) < 2, NEAR_Z=is3d and mode == 0 and bool(cfg[f"{lay}near_z"]),
-        PTR_FIRST=ptr_first, SPLANE=d * h * w if static else 0, SNPIX=npix if static else 0, num_warps=warps,
-        maxnreg=cap,
+        PTR_FIRST=ptr_first, SPLANE=d * h * w if static else 0, SNPIX=npix if static else 0,
+        ROW_PARITY=mode == 0 and bool(cfg[f"{lay}row_parity"]), num_warps=warps, maxnreg=cap,
     )
     return out
 

@@ -49,6 +49,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     interpreting,
     out_dtype,
     packed_words,
+    pair_row,
     pitch_words,
     plane_strides,
     plane_tiles,
@@ -148,7 +149,7 @@ TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
           "staged": False, "stage_by": 16, "stage_bx": 32, "stage_block_c": 4, "stage_blocks": 2, "stage_step": 64,
           "stage_pad": 3, "stage_num_warps": 4, "stage_words": False, "stage_word_step": 256,
           "stage_fit_x": True, "stage_hwc": False, "stage_hwc_box": (16, 16), "stage_hwc_blocks": 4,
-          "stage_hwc_qpitch": 48, "stage_hwc_maxnreg": None,
+          "stage_hwc_qpitch": 48, "stage_hwc_maxnreg": None, "row_parity": False, "vec_row_parity": False,
           "per_precision": {"int8": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_num_warps": 4, "vec_vectors": 4,
                                      "vec_word_store": True, "pairs": True, "vec_pairs": True, "static_strides": True,
                                      "staged": True, "stage_block_c": 8, "stage_words": True, "stage_fit_x": False},
@@ -191,7 +192,9 @@ SWEEP = [{**cfg, "per_precision": {}} for cfg in (
     {"staged": True, "stage_words": True, "stage_by": 16, "stage_blocks": 2},
     # session 21: fitted row copies; the channels-last staging (_rotate_hwc_kernel, fp16 / fp16x2)
     {"staged": True, "stage_fit_x": False}, {"staged": True, "stage_fit_x": True},
-    *({"stage_hwc": True, "stage_hwc_blocks": b} for b in (2, 4)), {"stage_hwc": True, "stage_hwc_maxnreg": 80}]
+    *({"stage_hwc": True, "stage_hwc_blocks": b} for b in (2, 4)), {"stage_hwc": True, "stage_hwc_maxnreg": 80},
+    # session 36: each pixel's even row gathered first (triton_util.even_row_first)
+    {"row_parity": True}, {"vec_row_parity": True}]
 
 
 @triton.jit
@@ -280,7 +283,7 @@ def _rotate_kernel(
     NEAREST: tl.constexpr, HALF_MATH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr,
     NPLANES, VEC: tl.constexpr, PACKED: tl.constexpr = 0, WORD_STORE: tl.constexpr = False,
     PAIRS: tl.constexpr = False, SIZE1: tl.constexpr = False, PTR_FIRST: tl.constexpr = False,
-    SPLANE: tl.constexpr = 0,
+    SPLANE: tl.constexpr = 0, ROW_PARITY: tl.constexpr = False,
 ):
     """[pixels, channels] tile: neighbouring output pixels (neighbouring source addresses) on neighbouring
     lanes, the inverse-mapped position computed once per pixel for the channel block. VEC > 1: input and output
@@ -291,7 +294,8 @@ def _rotate_kernel(
     (triton_util.sampler_store_words) instead of through sampler_result. PAIRS / SIZE1: as in the grid sampler's
     kernel (in-bounds corner pairs without masks; triton_util.corner_pair). PTR_FIRST / SPLANE (linear layout): as
     there, pointers per pixel plus each plane's offset (triton_util.tile_ptrs), SPLANE > 0 the plane size H * W as a
-    compile-time constant (NPLANES % BLOCK_C == 0)."""
+    compile-time constant (NPLANES % BLOCK_C == 0). ROW_PARITY: the even one of a pixel's two rows gathered first
+    (triton_util.even_row_first), as in the grid sampler."""
     pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     pmask = pix < H * W
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)  # VEC > 1: part of a vector, or whole ones
@@ -334,8 +338,8 @@ def _rotate_kernel(
             cl = ibase if VEC > 1 or PACKED or PTR_FIRST else (tl.minimum(c, NPLANES - 1) * (H * W))[None, :]
             row = tile_ptrs(src, cl, (yb * W + xb) * STEP, PTR_FIRST)
             for dy in tl.static_range(2):  # the corner rows, each a pair along x
-                wr = wy1 if dy == 1 else wy0
-                a0, a1, a2, a3, wsum = sampler_add_pair(row + dy * W * STEP, STEP, wr * wx0, wr * wx1,
+                yoff, wr = pair_row(dy, yb, wy0, wy1, W * STEP, ROW_PARITY)
+                a0, a1, a2, a3, wsum = sampler_add_pair(row + yoff, STEP, wr * wx0, wr * wx1,
                                                         H > 1 if dy == 1 else True, W, a0, a1, a2, a3, wsum, SIZE1,
                                                         PACKED, HALF_MATH)
         else:  # each corner masked where it lies off the map
@@ -344,7 +348,7 @@ def _rotate_kernel(
             x0 = x0f.to(tl.int32)
             y0 = y0f.to(tl.int32)
             for k in tl.static_range(4):
-                x, y, w, ok = bilinear_corner(k, x0, y0, fx, fy, W, H, pmask)
+                x, y, w, ok = bilinear_corner(k, x0, y0, fx, fy, W, H, pmask, ROW_PARITY)
                 a0, a1, a2, a3, wsum = sampler_add(tile_ptrs(src, ibase, (y * W + x) * STEP, PTR_FIRST), w,
                                                    ok[:, None] & (True if PACKED else lmask), a0, a1, a2, a3, wsum,
                                                    PACKED, HALF_MATH)
@@ -618,12 +622,14 @@ def rotate_cuda(
         packed = packed_words(precision, mode, block_c, x, vec, cfg)
         x = x.reshape(-1).view(torch.int32) if packed else x  # flat: a size-1 dim may carry an odd stride
     words = word_store(cfg, packed, vec)
+    lay = "" if vec == 1 else "vec_"  # TUNING keys of the linear / the vectorized layouts
     grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
     ptr_first, static = plane_strides(cfg, vec, planes, block_c)
     _rotate_kernel[grid](
         x, out, ang, ctr, h, w, out_scale,
         NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], NPLANES=planes, VEC=vec,
         PACKED=packed, WORD_STORE=words, PAIRS=bool(cfg["vec_pairs" if vec > 1 else "pairs"]), SIZE1=min(h, w) < 2,
-        PTR_FIRST=ptr_first, SPLANE=h * w if static else 0, num_warps=warps,
+        PTR_FIRST=ptr_first, SPLANE=h * w if static else 0, ROW_PARITY=mode == 0 and bool(cfg[f"{lay}row_parity"]),
+        num_warps=warps,
     )
     return out
