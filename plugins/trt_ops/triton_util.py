@@ -888,27 +888,26 @@ def vector_tile(cfg: Mapping, vec: int, element_size: int, groups: int = 1) -> t
     return block_c, cfg["vec_block_p"], cfg.get("vec_num_warps") or cfg["num_warps"]
 
 
+def vector_key(cfg: Mapping, name: str, vec: int, element_size: int):
+    """A vectorized-layout launch setting: ``cfg["vec_" + name]``, or for 32-byte vector loads (wide_vector, as in
+    vector_tile) ``cfg["vec_wide_" + name]`` where the TUNING sets it (not None). The sweeps kept finding a setting
+    that speeds up a kCHW32 row slowing its kCHW2 sibling, which shared the "vec_" key (boxes: NOTES-ops items 26 -
+    27; register caps: item 39; "row_parity": item 45)."""
+    wide = cfg.get(f"vec_wide_{name}")
+    return wide if wide_vector(vec, element_size) and wide is not None else cfg.get(f"vec_{name}")
+
+
 def vector_box(cfg: Mapping, vec: int, element_size: int) -> tuple[int, int]:
-    """(rows, slices) of a vectorized-layout program's output box (rows 0: a run of pixels, not a box):
-    ``cfg["vec_tile_y"]`` / ``cfg["vec_tile_z"]``, or for 32-byte vector loads (as in vector_tile)
-    ``cfg["vec_wide_tile_y"]`` / ``cfg["vec_wide_tile_z"]`` where the TUNING sets them (not None). The 3D sweeps
-    (NOTES-ops.md items 26 - 27) found boxes that speed up a kCHW32 row slowing its kCHW2 sibling, which shared
-    the vec_tile keys."""
-    rows, slices = cfg["vec_tile_y"], cfg["vec_tile_z"]
-    if wide_vector(vec, element_size):
-        rows = rows if cfg.get("vec_wide_tile_y") is None else cfg["vec_wide_tile_y"]
-        slices = slices if cfg.get("vec_wide_tile_z") is None else cfg["vec_wide_tile_z"]
-    return rows, slices
+    """(rows, slices) of a vectorized-layout program's output box (rows 0: a run of pixels, not a box): the
+    "tile_y" / "tile_z" settings of vector_key."""
+    return vector_key(cfg, "tile_y", vec, element_size), vector_key(cfg, "tile_z", vec, element_size)
 
 
 def vector_maxnreg(cfg: Mapping, vec: int, element_size: int) -> int | None:
-    """The register cap of a sampler launch in a vectorized layout: ``cfg["vec_maxnreg"]``, or for 32-byte vector
-    loads (wide_vector) ``cfg["vec_wide_maxnreg"]`` where the TUNING sets it (not None; 0: no cap). Session 27
-    (H200 and H100): grid 3D fp16x2 kCHW2 ran 2 - 6% faster at 72 registers and its kCHW32 sibling 3 - 6% slower."""
-    cap = cfg.get("vec_maxnreg")
-    if wide_vector(vec, element_size) and cfg.get("vec_wide_maxnreg") is not None:
-        cap = cfg["vec_wide_maxnreg"]
-    return cap or None
+    """The register cap of a sampler launch in a vectorized layout: the "maxnreg" setting of vector_key (0 or None:
+    no cap; "vec_wide_maxnreg" 0 lifts the shared cap for 32-byte loads). Session 27 (H200 and H100): grid 3D fp16x2
+    kCHW2 ran 2 - 6% faster at 72 registers and its kCHW32 sibling 3 - 6% slower."""
+    return vector_key(cfg, "maxnreg", vec, element_size) or None
 
 
 def resident_programs(device: torch.device, per_sm: int) -> int:

@@ -241,6 +241,20 @@ def test_grid_sampler_row_parity(pairs, near_z, monkeypatch):
         _check_every_layout("grid_sampler", case)
 
 
+def test_grid_sampler_row_parity_by_vector_width(monkeypatch):
+    """32-byte vector loads take "vec_wide_row_parity" where it is set, shorter vectors "vec_row_parity" (grid 3D
+    fp16: kCHW32 on, kCHW2 off); the launches match the reference either way."""
+    mod = _kernels_with(monkeypatch, "grid_sampler", vec_row_parity=False, vec_wide_row_parity=True,
+                        vec_wide_block_p=8)
+    taken = _spy(monkeypatch, mod, "vector_key")
+    case = ops_cases.grid_sampler_case("tiny3d")
+    for precision, layout, on in (("fp16", "chw32", True), ("fp16", "chw2", False), ("int8", "chw32", True),
+                                  ("int8", "chw4", False)):
+        _check("grid_sampler", case, precision, layout)
+        assert taken[-1] is on, (precision, layout, taken)
+    assert mod.vector_key({"vec_row_parity": True, "vec_wide_row_parity": None}, "row_parity", 16, 2) is True
+
+
 @pytest.mark.parametrize("pairs", [False, True])
 def test_rotate_row_parity(pairs, monkeypatch):
     """rotate under "row_parity" / "vec_row_parity": the tiny case, a turn that sends corners off the map and a map

@@ -65,6 +65,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     triton,
     tuned,
     vector_box,
+    vector_key,
     vector_maxnreg,
     vector_tile,
     word_store,
@@ -128,6 +129,11 @@ _PADS = {"zeros": 0, "border": 1, "reflection": 2}
 # (the 3-degree warp's rows on the same banks) and 108 registers (4 CTAs per SM). With the row pitch from rotate's
 # table by the direction of the box's first row ("stage_pad" 3) and an 80-register cap: 2D fp16 0.0198 -> 0.0194,
 # fp16x2 0.0207 -> 0.0192 (on); int8 0.0153 -> 0.0186 and 3D (0.034, pad 7 too large for a plan) stay as they were
+# session 36 (results/tune-s36-parity-*.md, two rounds each, warm and cold, H100 and H200): each pixel's even row
+# gathered first ("row_parity" / "vec_row_parity" / "vec_wide_row_parity", triton_util.even_row_first): 3D fp16
+# linear 0.0277 -> 0.0264 ms warm on the H100 (0.0270 -> 0.0250 on the H200), fp16x2 -2% (-6%), fp16 kCHW32 -1 to
+# -3% on both, 2D fp16 kCHW2 / kCHW32 and fp16x2 kCHW2 / kCHW32 -1 to -8% warm and cold on both: on there. Not on:
+# 3D fp16 kCHW2 (H200 +3 / +4% warm), fp16x2 vectors (kCHW2 +1%), int8 vectors (kCHW4 +6 to +14%), fp32 (+1 - 2%)
 TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 64,
           "vec_wide_num_warps": 4, "tile_y": 0, "tile_z": 1, "vec_tile_y": 0, "vec_tile_z": 1, "vec_vectors": 1,
           "vec_word_store": False, "vec_half_words": False, "pairs": False, "vec_pairs": False, "near_z": False,
@@ -135,7 +141,7 @@ TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
           "vec_num_warps": None, "vec_wide_tile_y": None, "vec_wide_tile_z": None, "vec_wide_maxnreg": None,
           "staged": False, "stage_box": (1, 16, 32), "stage_box_3d": (1, 8, 32), "stage_block_c": 4, "stage_blocks": 4,
           "stage_step": 64, "stage_margin": 2, "stage_num_warps": 4, "stage_maxnreg": None, "stage_pad": 0,
-          "stage_fit_x": True, "row_parity": False, "vec_row_parity": False,
+          "stage_fit_x": True, "row_parity": False, "vec_row_parity": False, "vec_wide_row_parity": None,
           "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2, "static_strides": True},
                             "int8": {"vec_vectors": 4, "vec_word_store": True, "pairs": True, "vec_pairs": True,
                                      "static_strides": True},
@@ -147,9 +153,9 @@ TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
                             # 0.0169 -> 0.0163); the 3D int8 rows were level with the int8 shapes (the 2-byte ones not timed in 3D)
                             "int8:2d": {"block_p": 512, "num_warps": 8, "vec_block_p": 128, "vec_num_warps": 4},
                             "fp16:2d": {"block_c": 8, "static_strides": True, "staged": True, "stage_pad": 3,
-                                        "stage_maxnreg": 80, "vec_block_p": 128},
+                                        "stage_maxnreg": 80, "vec_block_p": 128, "vec_row_parity": True},
                             "fp16x2:2d": {"staged": True, "stage_pad": 3, "stage_maxnreg": 80, "vec_block_p": 512,
-                                          "vec_num_warps": 8},
+                                          "vec_num_warps": 8, "vec_row_parity": True},
                             "fp16x2": {"block_c": 4, "vec_half_words": True, "vec_vectors": 4, "static_strides": True},
                             "fp32:3d": {"near_z": True, "maxnreg": 80},
                             # session 22 (results/tune-s22-grid3d.md): int8 staged 1 x 8 x 64 boxes, pad 3
@@ -165,9 +171,10 @@ TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
                                         "stage_pad": 3, "stage_fit_x": False},
                             "fp16:3d": {"vec_pairs": True, "near_z": True, "vec_near_z": True, "block_c": 8,
                                         "tile_y": 2, "tile_z": 4, "static_strides": True, "maxnreg": 80,
-                                        "vec_maxnreg": 64},
+                                        "vec_maxnreg": 64, "row_parity": True, "vec_wide_row_parity": True},
                             "fp16x2:3d": {"vec_pairs": True, "near_z": True, "vec_near_z": True, "block_c": 8,
                                           "tile_y": 2, "tile_z": 4, "static_strides": True, "maxnreg": 80,
+                                          "row_parity": True,
                                           "vec_wide_tile_y": 1, "vec_wide_tile_z": 4,
                                           # session 27 (H200 and H100, results/tune-s27-*.md): kCHW2 at 72
                                           # registers 0.0160 -> 0.0153 ms warm, 0.0194 -> 0.0185 cold (H100
@@ -585,11 +592,12 @@ def grid_sampler_cuda(
     lay = "" if vec == 1 else "vec_"  # TUNING keys of the linear / the vectorized layouts
     block_c, block_p, warps = cfg["block_c"], cfg["block_p"], cfg["num_warps"]
     packed = 0
-    ty, tz, cap = cfg["tile_y"], cfg["tile_z"], cfg["maxnreg"]
+    ty, tz, cap, parity = cfg["tile_y"], cfg["tile_z"], cfg["maxnreg"], cfg["row_parity"]
     if vec > 1:  # one vector load of at most 32 bytes per corner
         block_c, block_p, warps = vector_tile(cfg, vec, x.element_size(), c // vec)
         ty, tz = vector_box(cfg, vec, x.element_size())
         cap = vector_maxnreg(cfg, vec, x.element_size())
+        parity = vector_key(cfg, "row_parity", vec, x.element_size())
         packed = packed_words(precision, mode, block_c, x, vec, cfg)
         x = x.reshape(-1).view(torch.int32) if packed else x  # flat: a size-1 dim may carry an odd stride
     ho, wo = int(out_sp[-2]), int(out_sp[-1])
@@ -611,7 +619,7 @@ def grid_sampler_cuda(
         WORD_STORE=word_store(cfg, packed, vec), PAIRS=bool(cfg["vec_pairs" if vec > 1 else "pairs"]),
         SIZE1=min(d if is3d else 2, h, w) < 2, NEAR_Z=is3d and mode == 0 and bool(cfg[f"{lay}near_z"]),
         PTR_FIRST=ptr_first, SPLANE=d * h * w if static else 0, SNPIX=npix if static else 0,
-        ROW_PARITY=mode == 0 and bool(cfg[f"{lay}row_parity"]), num_warps=warps, maxnreg=cap,
+        ROW_PARITY=mode == 0 and bool(parity), num_warps=warps, maxnreg=cap,
     )
     return out
 

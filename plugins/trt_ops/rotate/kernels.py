@@ -74,6 +74,7 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     to_f32,
     triton,
     tuned,
+    vector_key,
     vector_tile,
     word_store,
 )
@@ -143,6 +144,9 @@ OP = "rotate"
 # degrees on both, but slower at 10 - 20 (H200 0.0155 -> 0.0179 at 10: the 16-row box's copy takes a second step
 # there, as in session 20); fp16 / fp16x2 within 1% on the H200 (+1% at 0 - 5 degrees, -2 to -4% at 20 - 90) and 1 -
 # 5% faster on the H100
+# session 36 (results/tune-s36-parity-*.md, two rounds, warm and cold): fp32 with each pixel's even row gathered
+# first ("row_parity", triton_util.even_row_first) 0.0344 -> 0.0339 ms on the H100, 0.0285 -> 0.0279 on the H200;
+# the vectors level or slower with it (fp16 kCHW2 +3% warm on the H200, int8 kCHW4 +14%): off there
 TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_block_p": 256, "vec_wide_block_p": 128,
           "vec_wide_num_warps": 4, "vec_num_warps": None, "vec_vectors": 1, "vec_word_store": False,
           "vec_half_words": False, "pairs": False, "vec_pairs": False, "ptr_first": False, "static_strides": False,
@@ -150,6 +154,7 @@ TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
           "stage_pad": 3, "stage_num_warps": 4, "stage_words": False, "stage_word_step": 256,
           "stage_fit_x": True, "stage_hwc": False, "stage_hwc_box": (16, 16), "stage_hwc_blocks": 4,
           "stage_hwc_qpitch": 48, "stage_hwc_maxnreg": None, "row_parity": False, "vec_row_parity": False,
+          "vec_wide_row_parity": None,
           "per_precision": {"int8": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_num_warps": 4, "vec_vectors": 4,
                                      "vec_word_store": True, "pairs": True, "vec_pairs": True, "static_strides": True,
                                      "staged": True, "stage_block_c": 8, "stage_words": True, "stage_fit_x": False},
@@ -161,7 +166,7 @@ TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
                             "fp16x2": {"vec_block_p": 512, "vec_num_warps": 8,
                                        "vec_wide_block_p": 256, "vec_wide_num_warps": 8, "vec_half_words": True,
                                        "vec_vectors": 4, "vec_pairs": True, "static_strides": True, "staged": True},
-                            "fp32": {"block_c": 8, "block_p": 512, "num_warps": 8, "static_strides": True}}}
+                            "fp32": {"block_c": 8, "block_p": 512, "num_warps": 8, "static_strides": True, "row_parity": True}}}
 # every entry up to session 14's clears per_precision so that it measures the shape it names
 SWEEP = [{**cfg, "per_precision": {}} for cfg in (
     {"one_pix": False}, {"one_pix": True}, {"block_c": 8, "block_p": 256}, {"block_c": 16, "block_p": 128},
@@ -617,19 +622,20 @@ def rotate_cuda(
             return out
     block_c, block_p, warps = cfg["block_c"], cfg["block_p"], cfg["num_warps"]  # [pixels, channels], see _rotate_kernel
     packed = 0
+    parity = cfg["row_parity"]
     if vec > 1:  # one vector load of at most 32 bytes per corner
         block_c, block_p, warps = vector_tile(cfg, vec, x.element_size(), img.shape[0])
+        parity = vector_key(cfg, "row_parity", vec, x.element_size())
         packed = packed_words(precision, mode, block_c, x, vec, cfg)
         x = x.reshape(-1).view(torch.int32) if packed else x  # flat: a size-1 dim may carry an odd stride
     words = word_store(cfg, packed, vec)
-    lay = "" if vec == 1 else "vec_"  # TUNING keys of the linear / the vectorized layouts
     grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
     ptr_first, static = plane_strides(cfg, vec, planes, block_c)
     _rotate_kernel[grid](
         x, out, ang, ctr, h, w, out_scale,
         NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], NPLANES=planes, VEC=vec,
         PACKED=packed, WORD_STORE=words, PAIRS=bool(cfg["vec_pairs" if vec > 1 else "pairs"]), SIZE1=min(h, w) < 2,
-        PTR_FIRST=ptr_first, SPLANE=h * w if static else 0, ROW_PARITY=mode == 0 and bool(cfg[f"{lay}row_parity"]),
+        PTR_FIRST=ptr_first, SPLANE=h * w if static else 0, ROW_PARITY=mode == 0 and bool(parity),
         num_warps=warps,
     )
     return out
