@@ -634,20 +634,6 @@ def staged_corners(LD4: tl.constexpr, LDT: tl.constexpr, ESIZE: tl.constexpr, ad
 
 
 @triton.jit
-def staged_even_row_first(ys, addr, below, w00, w01, w10, w11, fy):
-    """A staged pixel's (addr, below, w00, w01, w10, w11, fy) for staged_bilinear / staged_word_bilinear with its
-    even staged row read first: where its row ``ys`` is odd the first read is the row below (``addr + below``), the
-    second ``below`` back (a negative offset), and the rows' weights and fraction swap. As even_row_first does for
-    global gathers, this puts each ld.shared of a warp on staged rows of one parity, which the pitch table
-    (shared_pitch_table(parity=True)) then keeps on distinct banks."""
-    odd = (ys & 1) == 1
-    first = tl.where(odd, addr + below, addr)
-    step = tl.where(odd, -below, below)
-    return (first, step, tl.where(odd, w10, w00), tl.where(odd, w11, w01), tl.where(odd, w00, w10),
-            tl.where(odd, w01, w11), tl.where(odd, 1.0 - fy, fy))
-
-
-@triton.jit
 def staged_bilinear(LD4: tl.constexpr, LDT: tl.constexpr, ESIZE: tl.constexpr, addr, below, w00, w01, w10, w11, hx,
                     hy, HALF_MATH: tl.constexpr):
     """A pixel's four staged corners read with shared_stage_plan's LD4 / LDT at ``addr`` ((y, x), (y, x + 1) and
@@ -752,7 +738,7 @@ WIDER_PITCH_GAIN = 0.8  # shared_pitch_table takes a wider pitch where it costs 
 
 @functools.cache
 def shared_pitch_table(element_size: int, chunk: int, nch: int, pad: int, box: tuple = (), planec: int = 0,
-                       lanes: int = 32, steps: int = PITCH_STEPS, parity: bool = False) -> tuple:
+                       lanes: int = 32, steps: int = PITCH_STEPS) -> tuple:
     """Row pitches (chunks) for a staged sampler whose warps read ``lanes`` neighbouring output pixels of a row, by
     the direction (dx, dy) those pixels walk through the source, folded to dx >= 0 (so that dy = -1 and 1 are one
     line): entry j for dy = -1 + 2 * j / (steps - 1), i.e. the angle asin(dy) (staged_pitch reads it without an
@@ -761,8 +747,7 @@ def shared_pitch_table(element_size: int, chunk: int, nch: int, pad: int, box: t
     share a bank), counted over sub-pixel starts and chunk alignments: neighbouring rows of a warp's run must not
     land on the same banks, and which pitch avoids that depends on how many pixels a row's run spans. Measured on
     the H200 (NOTES-ops item 30): at 3 degrees a 96-byte pitch costs 2.2 wavefronts per read and rotate fp16 takes
-    0.0218 ms, at 0 degrees 1.0 and 0.0161 ms; at 90 degrees 8 and 0.0599 ms. ``parity``: the kernel reads each
-    pixel's even staged row first (staged_even_row_first); the count then averages the run's two row parities."""
+    0.0218 ms, at 0 degrees 1.0 and 0.0161 ms; at 90 degrees 8 and 0.0599 ms."""
     import numpy as np
 
     epc = chunk // element_size
@@ -777,20 +762,15 @@ def shared_pitch_table(element_size: int, chunk: int, nch: int, pad: int, box: t
     cost = []
     for pitch in range(nch, nch + pad + 1):
         total = 0.0
-        starts = (0, 1) if parity else (0,)  # the run's first staged row, even or odd
-        for y0 in starts:
-            ys = y + y0
-            for k in (0, 1):
-                row = ys + (k ^ (ys & 1)) if parity else ys + k
-                for dx in (0, 1):
-                    word = (row * pitch * chunk + (x + dx) * element_size) // 4
-                    key = np.sort((word % 32) * (1 << 40) + word, axis=2)
-                    first = np.concatenate([np.ones_like(key[..., :1], dtype=bool), key[..., 1:] != key[..., :-1]],
-                                           axis=2)
-                    per_bank = np.zeros(key.shape[:2] + (32,))
-                    np.add.at(per_bank, (np.arange(key.shape[0])[:, None, None],
-                                         np.arange(key.shape[1])[None, :, None], key >> 40), first)
-                    total = total + per_bank.max(axis=2).mean(axis=1) / len(starts)
+        for dy in (0, 1):
+            for dx in (0, 1):
+                word = ((y + dy) * pitch * chunk + (x + dx) * element_size) // 4
+                key = np.sort((word % 32) * (1 << 40) + word, axis=2)
+                first = np.concatenate([np.ones_like(key[..., :1], dtype=bool), key[..., 1:] != key[..., :-1]], axis=2)
+                per_bank = np.zeros(key.shape[:2] + (32,))
+                np.add.at(per_bank, (np.arange(key.shape[0])[:, None, None], np.arange(key.shape[1])[None, :, None],
+                                     key >> 40), first)
+                total = total + per_bank.max(axis=2).mean(axis=1)
         cost.append(total)
     cost = np.stack(cost)
     if box:  # the staged rows of a (box_h, box_w) box turned by phi (rotate's bound) x pitch must fit planec,
@@ -810,13 +790,12 @@ def shared_pitch_table(element_size: int, chunk: int, nch: int, pad: int, box: t
 
 
 @functools.cache
-def pitch_words(element_size: int, chunk: int, nch: int, pad: int, box: tuple = (), planec: int = 0,
-                parity: bool = False) -> tuple:
+def pitch_words(element_size: int, chunk: int, nch: int, pad: int, box: tuple = (), planec: int = 0) -> tuple:
     """shared_pitch_table's entries as staged_pitch's TAB: each pitch - nch in PITCH_BITS bits, PITCH_PER_WORD to a
     64-bit word (as Python ints, below 2**63)."""
     if pad >= 1 << PITCH_BITS:
         raise ValueError(f"pitch_words: pad {pad} needs more than {PITCH_BITS} bits per entry")
-    table = shared_pitch_table(element_size, chunk, nch, pad, box, planec, parity=parity)
+    table = shared_pitch_table(element_size, chunk, nch, pad, box, planec)
     words = []
     for start in range(0, len(table), PITCH_PER_WORD):
         words.append(sum((p - nch) << (PITCH_BITS * k) for k, p in enumerate(table[start:start + PITCH_PER_WORD])))

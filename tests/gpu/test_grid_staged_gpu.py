@@ -15,10 +15,8 @@ from gpu_staged import MARKS, TOL, record_launches, stored
 pytestmark = MARKS
 
 
-@pytest.fixture(params=[False, True], ids=["rows", "even_row_first"])
-def kernels(monkeypatch, request):
-    """The kernels with staging on; "even_row_first": TUNING "stage_row_parity" (each pixel's even staged row read
-    first, triton_util.staged_even_row_first)."""
+@pytest.fixture
+def kernels(monkeypatch):
     pytest.importorskip("triton")
     from bevdeploy.plugins.trt_ops.grid_sampler import kernels as k
 
@@ -26,8 +24,8 @@ def kernels(monkeypatch, request):
     for precision in TOL:
         for key in (precision, f"{precision}:2d", f"{precision}:3d"):
             monkeypatch.setitem(k.TUNING["per_precision"], key, {**k.TUNING["per_precision"].get(key, {}),
-                                                                  "staged": True, "stage_row_parity": request.param})
-    return types.SimpleNamespace(grid_sampler_cuda=k.grid_sampler_cuda, launches=launches, parity=request.param)
+                                                                  "staged": True})
+    return types.SimpleNamespace(grid_sampler_cuda=k.grid_sampler_cuda, launches=launches)
 
 
 def _warp(n, out_sp, yaw_deg, shift, scale=1.0, jitter=0.002, seed=0):
@@ -56,7 +54,6 @@ def _check(kernels, precision, x, xf, grid, scales, pad=0, align=False, staged=T
     out = kernels.grid_sampler_cuda(x, g, 0, pad, align, precision, scales)
     ref = grid_sampler_reference(xf, g.float(), 0, pad, align)
     assert bool(kernels.launches) == staged
-    assert all(launch["PARITY"] == kernels.parity for launch in kernels.launches)
     assert ref.abs().max() > 0
     err = float((out.float() - ref.float()).norm() / ref.float().norm())
     assert err <= TOL[precision], f"{precision}: relative error {err:.2e}"

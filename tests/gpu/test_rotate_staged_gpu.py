@@ -11,22 +11,18 @@ from gpu_staged import MARKS, TOL, record_launches, stored
 pytestmark = MARKS
 
 
-@pytest.fixture(params=[(False, False), (True, False), (False, True), (True, True)],
-                ids=["planes", "words", "planes-even_row_first", "words-even_row_first"])
+@pytest.fixture(params=[False, True], ids=["planes", "words"])
 def kernels(monkeypatch, request):
     """The kernels with staging on; "words": each staged word holding 2 (fp16) or 4 (int8) channels
-    (stage_words_sync), "planes": each plane staged on its own by cp.async; "even_row_first": TUNING
-    "stage_row_parity" (each pixel's even staged row read first, triton_util.staged_even_row_first)."""
-    words, parity = request.param
+    (stage_words_sync), "planes": each plane staged on its own by cp.async."""
     pytest.importorskip("triton")
     from bevdeploy.plugins.trt_ops.rotate import kernels as k
 
     launches = record_launches(monkeypatch, k, "_rotate_staged_kernel")
     for precision in TOL:
         monkeypatch.setitem(k.TUNING["per_precision"][precision], "staged", True)
-        monkeypatch.setitem(k.TUNING["per_precision"][precision], "stage_words", words)
-        monkeypatch.setitem(k.TUNING["per_precision"][precision], "stage_row_parity", parity)
-    return types.SimpleNamespace(rotate_cuda=k.rotate_cuda, launches=launches, words=words, parity=parity)
+        monkeypatch.setitem(k.TUNING["per_precision"][precision], "stage_words", request.param)
+    return types.SimpleNamespace(rotate_cuda=k.rotate_cuda, launches=launches, words=request.param)
 
 
 def _inputs(shape, precision, seed=0):
@@ -57,7 +53,6 @@ def test_staged_matches_reference(kernels, precision, shape, angle, center):
     ref = rotate_reference(xf, ang, _centre(shape, ctr), 0)
     if (shape[-1] * x.element_size()) % 4 == 0:
         assert kernels.launches, "the staged kernel did not run"
-        assert kernels.launches[0]["PARITY"] == kernels.parity
         # words where the rows hold whole 4-pixel words, else each plane on its own
         assert kernels.launches[0]["IL"] == ({"int8": 4}.get(precision, 2) if kernels.words and shape[-1] % 4 == 0
                                              else 1)

@@ -89,20 +89,6 @@ def test_pitch_table_avoids_bank_conflicts_and_fits_the_plane():
         assert at(deg) == plan["NCH"] or rows * at(deg) <= plan["PLANEC"], deg
 
 
-def test_pitch_table_for_even_rows_first():
-    """With each pixel's even staged row read first (parity=True), a warp's read touches rows of one parity, two
-    pitches apart: at about 6 degrees the 96-byte rows of a 16 x 32 fp16 box then keep the bank groups apart and the
-    table stays at the narrowest pitch, where reading the rows in order needs a wider one; pitch_words packs that
-    table for the kernel."""
-    plan = shared_stage_plan(2, 200, 16, 32, 4, 64, pad=3)
-    args = (2, plan["CHUNK"], plan["NCH"], 3, (16, 32), plan["PLANEC"])
-    rows_in_order, even_first = shared_pitch_table(*args), shared_pitch_table(*args, parity=True)
-    j = round((math.sin(math.radians(6.4)) + 1) * (len(even_first) - 1) / 2)
-    assert rows_in_order[j] > plan["NCH"] and even_first[j] == plan["NCH"]
-    assert pitch_words(*args, parity=True) != pitch_words(*args)
-    assert set(even_first) <= set(range(plan["NCH"], plan["NCH"] + 4)) and even_first[0] == even_first[-1]
-
-
 def test_copies_are_predicated():
     """Lanes past a plane's run copy nothing: the cp.async sits under a predicate set from its last operand."""
     cp = shared_stage_plan(1, 200, 16, 32, 8, 64)["CPASM"]

@@ -58,7 +58,6 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     shared_sync,
     stage_box_async,
     staged_bilinear,
-    staged_even_row_first,
     staged_pitch,
     tile_ptrs,
     tl,
@@ -142,7 +141,7 @@ TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
           "vec_num_warps": None, "vec_wide_tile_y": None, "vec_wide_tile_z": None, "vec_wide_maxnreg": None,
           "staged": False, "stage_box": (1, 16, 32), "stage_box_3d": (1, 8, 32), "stage_block_c": 4, "stage_blocks": 4,
           "stage_step": 64, "stage_margin": 2, "stage_num_warps": 4, "stage_maxnreg": None, "stage_pad": 0,
-          "stage_fit_x": True, "row_parity": False, "vec_row_parity": False, "vec_wide_row_parity": None, "stage_row_parity": False,
+          "stage_fit_x": True, "row_parity": False, "vec_row_parity": False, "vec_wide_row_parity": None,
           "per_precision": {"fp32": {"tile_y": 4, "tile_z": 2, "static_strides": True},
                             "int8": {"vec_vectors": 4, "vec_word_store": True, "pairs": True, "vec_pairs": True,
                                      "static_strides": True},
@@ -403,7 +402,7 @@ def _grid_sampler_staged_kernel(
     SPLANE: tl.constexpr, SVOL: tl.constexpr, SNPIX: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr,
     PLANEC: tl.constexpr, CHUNK: tl.constexpr, EC: tl.constexpr, BUF: tl.constexpr, STEP: tl.constexpr,
     CPASM: tl.constexpr, DECL: tl.constexpr, LD4: tl.constexpr, LDT: tl.constexpr, TAB: tl.constexpr,
-    NTAB: tl.constexpr, NPLP: tl.constexpr, FITX: tl.constexpr = True, PARITY: tl.constexpr = False,
+    NTAB: tl.constexpr, NPLP: tl.constexpr, FITX: tl.constexpr = True,
 ):
     """Bilinear (trilinear) grid sampling of the linear layout with the input staged in shared memory
     (triton_util.stage_box_async), as rotate's _rotate_staged_kernel does, for grids that are locally smooth (a BEV
@@ -420,8 +419,7 @@ def _grid_sampler_staged_kernel(
     the unclamped positions. The staged row pitch comes from the table TAB (triton_util.shared_pitch_table /
     pitch_words, NTAB entries) by the direction the box's first row walks the source (its end pixels' grid
     points), as in rotate. HALF_MATH (fp16x2): weights and sums in fp16 on the staged path, fp32 on the fallback.
-    SPLANE / SVOL / SNPIX: H * W, D * H * W and the output's pixels per channel, as constants. PARITY: each pixel's
-    even staged row read first (triton_util.staged_even_row_first; TAB then modelled for it)."""
+    SPLANE / SVOL / SNPIX: H * W, D * H * W and the output's pixels per channel, as constants."""
     n = tl.program_id(2)
     nx = tl.cdiv(WO, TX)
     ny = tl.cdiv(HO, TY)
@@ -497,10 +495,6 @@ def _grid_sampler_staged_kernel(
         else:
             zs = z0
         saddr = base + (((zs * PLANE + (ys * (pitch * EC) + xs) * ESIZE))[:, None] + (cc * (FD * PLANE))[None, :])
-        below = pitch * CHUNK  # the second staged row read, from the first
-        if PARITY:
-            saddr, below, w00, w01, w10, w11, fy = staged_even_row_first(ys[:, None], saddr, below, w00, w01, w10, w11,
-                                                                         fy)
         hx = fx.to(tl.float16)
         hy = fy.to(tl.float16)
         for k in tl.static_range(NCB):
@@ -514,9 +508,9 @@ def _grid_sampler_staged_kernel(
             else:
                 shared_sync(0)
             sa = saddr + (k % 2) * BUF
-            res = staged_bilinear(LD4, LDT, ESIZE, sa, below, w00, w01, w10, w11, hx, hy, HALF_MATH)
+            res = staged_bilinear(LD4, LDT, ESIZE, sa, pitch * CHUNK, w00, w01, w10, w11, hx, hy, HALF_MATH)
             if IS3D:  # the next slice, one staged plane on
-                far = staged_bilinear(LD4, LDT, ESIZE, sa + PLANE, below, w00, w01, w10, w11, hx, hy,
+                far = staged_bilinear(LD4, LDT, ESIZE, sa + PLANE, pitch * CHUNK, w00, w01, w10, w11, hx, hy,
                                       HALF_MATH)
                 if HALF_MATH:
                     res = res + (far - res) * fz.to(tl.float16)
@@ -651,14 +645,13 @@ def _staged(x, g, out, out_scale, size, out_sp, pad, align, precision, cfg) -> b
         return False
     nc = cfg["stage_block_c"] * cfg["stage_blocks"]
     boxes = triton.cdiv(wo, box[2]) * triton.cdiv(ho, box[1]) * triton.cdiv(do, box[0])
-    parity = bool(cfg["stage_row_parity"])
-    pitches = pitch_words(x.element_size(), plan["CHUNK"], plan["NCH"], cfg["stage_pad"], parity=parity)
+    pitches = pitch_words(x.element_size(), plan["CHUNK"], plan["NCH"], cfg["stage_pad"])
     _grid_sampler_staged_kernel[(boxes, triton.cdiv(c, nc), n)](
         x, g, out, c, d, h, w, do, ho, wo, out_scale, TAB=pitches, NTAB=PITCH_STEPS,
         IS3D=is3d, ALIGN=bool(align), PAD=pad, HALF_MATH=precision == "fp16x2", TZ=box[0], TY=box[1], TX=box[2],
         BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], FD=fd,
         NPLP=triton.next_power_of_2(cfg["stage_block_c"] * fd), SPLANE=h * w, SVOL=d * h * w, SNPIX=do * ho * wo,
-        FITX=bool(cfg["stage_fit_x"]), PARITY=parity, num_warps=cfg["stage_num_warps"], maxnreg=cfg["stage_maxnreg"],
+        FITX=bool(cfg["stage_fit_x"]), num_warps=cfg["stage_num_warps"], maxnreg=cfg["stage_maxnreg"],
         **{k: v for k, v in plan.items() if k != "SHARED"},
     )
     return True

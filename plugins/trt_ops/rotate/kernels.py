@@ -65,7 +65,6 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     stage_box_async,
     stage_words_sync,
     staged_bilinear,
-    staged_even_row_first,
     staged_interleave,
     staged_pitch,
     staged_word_bilinear,
@@ -155,7 +154,7 @@ TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
           "stage_pad": 3, "stage_num_warps": 4, "stage_words": False, "stage_word_step": 256,
           "stage_fit_x": True, "stage_hwc": False, "stage_hwc_box": (16, 16), "stage_hwc_blocks": 4,
           "stage_hwc_qpitch": 48, "stage_hwc_maxnreg": None, "row_parity": False, "vec_row_parity": False,
-          "vec_wide_row_parity": None, "stage_row_parity": False,
+          "vec_wide_row_parity": None,
           "per_precision": {"int8": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_num_warps": 4, "vec_vectors": 4,
                                      "vec_word_store": True, "pairs": True, "vec_pairs": True, "static_strides": True,
                                      "staged": True, "stage_block_c": 8, "stage_words": True, "stage_fit_x": False},
@@ -378,7 +377,7 @@ def _rotate_staged_kernel(
     SPLANE: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr, PLANEC: tl.constexpr, CHUNK: tl.constexpr,
     EC: tl.constexpr, BUF: tl.constexpr, STEP: tl.constexpr, CPASM: tl.constexpr, DECL: tl.constexpr,
     LD4: tl.constexpr, LDT: tl.constexpr, TAB: tl.constexpr, NTAB: tl.constexpr, IL: tl.constexpr = 1,
-    ILASM: tl.constexpr = "", FITX: tl.constexpr = True, PARITY: tl.constexpr = False,
+    ILASM: tl.constexpr = "", FITX: tl.constexpr = True,
 ):
     """Bilinear rotate of the linear layout with the input staged in shared memory (triton_util.stage_box_async).
     A program takes a BY x BX box of output pixels and NCB blocks of BLOCK_C planes. Its input footprint (the box
@@ -393,8 +392,7 @@ def _rotate_staged_kernel(
     row: BX >= 32). IL > 1: in_ptr holds words of 4 pixels and each block's planes are staged IL to a shared word
     (triton_util.stage_words_sync, ILASM its permute; the plan is then of 4-byte elements and BLOCK_C / IL planes),
     so that one ld.shared reads a corner of IL channels (staged_word_bilinear). FITX: copy only the chunks of each
-    row that the footprint's x extent covers (_footprint), not all NCH. PARITY: each pixel's even staged row read
-    first (triton_util.staged_even_row_first; TAB then modelled for it)."""
+    row that the footprint's x extent covers (_footprint), not all NCH."""
     tiles_x = tl.cdiv(W, BX)
     oy0 = (tl.program_id(0) // tiles_x) * BY
     ox0 = (tl.program_id(0) % tiles_x) * BX
@@ -426,12 +424,6 @@ def _rotate_staged_kernel(
     w00, w01, w10, w11 = bilinear_weights(fx, fy, out_scale)  # [pixels]; [:, None] against a [pixels, planes] tile
     ESIZE: tl.constexpr = CHUNK // EC
     paddr = base + (ys * (pitch * EC) + xs) * ESIZE
-    below = pitch * CHUNK  # the second staged row read, from the first
-    if PARITY:
-        paddr, below, w00, w01, w10, w11, fy = staged_even_row_first(ys, paddr, below, w00, w01, w10, w11, fy)
-        below_tile = below[:, None]
-    else:
-        below_tile = below
     saddr = paddr[:, None] + (sc * (PLANEC * CHUNK))[None, :]
     opix = out_ptr + cbase * SPLANE + tl.max_contiguous(oy * W + ox, 1)  # one pixel per lane
     hx = fx[:, None].to(tl.float16)  # fp16x2's fractions
@@ -441,7 +433,7 @@ def _rotate_staged_kernel(
         if IL > 1:  # gather this block, then stage the next one into the other buffer through registers
             for g in tl.static_range(NS):  # per staged plane, on [pixels] vectors: one layout from load to store
                 r0, r1, r2, r3 = staged_word_bilinear(LD4, paddr + ((k % 2) * BUF + g * PLANEC * CHUNK),
-                                                      below, w00, w01, w10, w11, IL, HALF_MATH)
+                                                      pitch * CHUNK, w00, w01, w10, w11, IL, HALF_MATH)
                 for j in tl.static_range(IL):
                     if j == 0:
                         r = r0
@@ -468,7 +460,7 @@ def _rotate_staged_kernel(
         else:
             shared_sync(0)
         if IL == 1:
-            res = staged_bilinear(LD4, LDT, ESIZE, saddr + (k % 2) * BUF, below_tile, w00[:, None], w01[:, None],
+            res = staged_bilinear(LD4, LDT, ESIZE, saddr + (k % 2) * BUF, pitch * CHUNK, w00[:, None], w01[:, None],
                                   w10[:, None], w11[:, None], hx, hy, HALF_MATH)
             optr = (opix + k * BLOCK_C * SPLANE)[:, None] + (cc * SPLANE)[None, :]
             tl.store(optr, res.to(out_ptr.dtype.element_ty), mask=pmask[:, None] & ((c0 + cc) < NPLANES)[None, :])
@@ -618,13 +610,12 @@ def rotate_cuda(
         if plan is not None and planes * h * w < 2**31 and x.data_ptr() % plan["CHUNK"] == 0:
             nc = cfg["stage_block_c"] * cfg["stage_blocks"]
             grid = (triton.cdiv(h, cfg["stage_by"]) * triton.cdiv(w, cfg["stage_bx"]), triton.cdiv(planes, nc))
-            parity = bool(cfg["stage_row_parity"])
             pitches = pitch_words(esize, plan["CHUNK"], plan["NCH"], cfg["stage_pad"],
-                                  (cfg["stage_by"], cfg["stage_bx"]), plan["PLANEC"], parity=parity)
+                                  (cfg["stage_by"], cfg["stage_bx"]), plan["PLANEC"])
             _rotate_staged_kernel[grid](
                 staged_words(x, il), out, ang, ctr, h, w, out_scale, planes, BY=cfg["stage_by"], BX=cfg["stage_bx"],
                 TAB=pitches, NTAB=PITCH_STEPS, IL=il, ILASM=interleave_asm(il) if il > 1 else "",
-                FITX=cfg["stage_fit_x"], PARITY=parity,
+                FITX=cfg["stage_fit_x"],
                 BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], HALF_MATH=precision == "fp16x2", SPLANE=h * w,
                 num_warps=cfg["stage_num_warps"], **{k: v for k, v in plan.items() if k != "SHARED"},
             )
