@@ -164,6 +164,20 @@ def test_grid_sampler_wide_vector_boxes(monkeypatch):
     assert mod.vector_box({**unset, "vec_wide_tile_z": 4}, 16, 2) == (4, 4)  # one key set: the other shared
 
 
+@pytest.mark.parametrize("box", [(2, 2), (1, 4), (4, 1)], ids=lambda b: f"{b[0]}x{b[1]}")
+def test_grid_sampler_boxes_over_many_programs(box, monkeypatch):
+    """Boxes of output pixels (TUNING "tile_y" / "tile_z", and the vectorized layouts' own) over an output that takes
+    several boxes along every axis, none of them whole (triton_util.box_tile's quotients): every precision and
+    layout matches the reference."""
+    ty, tz = box
+    _kernels_with(monkeypatch, "grid_sampler", tile_y=ty, tile_z=tz, vec_tile_y=ty, vec_tile_z=tz, vec_wide_tile_y=ty,
+                  vec_wide_tile_z=tz, block_p=8 * ty * tz, vec_block_p=8 * ty * tz, vec_wide_block_p=8 * ty * tz)
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn((1, 4, 3, 6, 7), generator=g)
+    grid = torch.rand((1, 5, 7, 19, 3), generator=g) * 2.2 - 1.1  # 3 x 2 x 3 boxes of 8 x 2 x 2 and more
+    _check_every_layout("grid_sampler", _grid_case("boxes", x, grid, 0, False))
+
+
 def test_vectorized_layout_rejects_a_linear_tensor():
     case = ops_cases.grid_sampler_case("tiny2d")
     kargs, _ = ops_cases.variant_inputs(case, "fp32")

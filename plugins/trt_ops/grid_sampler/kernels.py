@@ -35,6 +35,8 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     PITCH_STEPS,
     bilinear_corner,
     bilinear_weights,
+    box_launch,
+    box_tile,
     check_launch,
     corner_pair,
     float_storage,
@@ -256,7 +258,7 @@ def _rint(x):
 
 @triton.jit
 def _grid_sampler_kernel(
-    in_ptr, grid_ptr, out_ptr, C, D, H, W, NPIX, HO, WO, out_scale,
+    in_ptr, grid_ptr, out_ptr, C, D, H, W, NPIX, HO, WO, out_scale, DO, INV_NX, INV_NY,
     IS3D: tl.constexpr, NEAREST: tl.constexpr, ALIGN: tl.constexpr, PAD: tl.constexpr, HALF_MATH: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ONE_PIX: tl.constexpr, VEC: tl.constexpr,
     TY: tl.constexpr = 0, TZ: tl.constexpr = 1, PACKED: tl.constexpr = 0, WORD_STORE: tl.constexpr = False,
@@ -285,14 +287,12 @@ def _grid_sampler_kernel(
         pmask = pix < NPIX
     else:
         TX: tl.constexpr = BLOCK_P // (TY * TZ)
-        nx = tl.cdiv(WO, TX)
-        ny = tl.cdiv(HO, TY)
-        t = tl.program_id(0)
+        bx, by, bz = box_tile(tl.program_id(0), WO, HO, TX, TY, INV_NX, INV_NY)
         i = tl.arange(0, BLOCK_P)
-        ox = (t % nx) * TX + i % TX
-        oy = ((t // nx) % ny) * TY + (i // TX) % TY
-        oz = (t // (nx * ny)) * TZ + i // (TX * TY)
-        pmask = (ox < WO) & (oy < HO) & (oz < NPIX // (HO * WO))
+        ox = bx * TX + i % TX
+        oy = by * TY + (i // TX) % TY
+        oz = bz * TZ + i // (TX * TY)
+        pmask = (ox < WO) & (oy < HO) & (oz < DO)
         pix = (oz * HO + oy) * WO + ox
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     src = in_ptr
@@ -396,7 +396,7 @@ def _grid_sampler_kernel(
 
 @triton.jit
 def _grid_sampler_staged_kernel(
-    in_ptr, grid_ptr, out_ptr, C, D, H, W, DO, HO, WO, out_scale,
+    in_ptr, grid_ptr, out_ptr, C, D, H, W, DO, HO, WO, out_scale, INV_NX, INV_NY,
     IS3D: tl.constexpr, ALIGN: tl.constexpr, PAD: tl.constexpr, HALF_MATH: tl.constexpr, TZ: tl.constexpr,
     TY: tl.constexpr, TX: tl.constexpr, BLOCK_C: tl.constexpr, NCB: tl.constexpr, FD: tl.constexpr,
     SPLANE: tl.constexpr, SVOL: tl.constexpr, SNPIX: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr,
@@ -421,13 +421,11 @@ def _grid_sampler_staged_kernel(
     points), as in rotate. HALF_MATH (fp16x2): weights and sums in fp16 on the staged path, fp32 on the fallback.
     SPLANE / SVOL / SNPIX: H * W, D * H * W and the output's pixels per channel, as constants."""
     n = tl.program_id(2)
-    nx = tl.cdiv(WO, TX)
-    ny = tl.cdiv(HO, TY)
-    t = tl.program_id(0)
+    bx, by, bz = box_tile(tl.program_id(0), WO, HO, TX, TY, INV_NX, INV_NY)
     i = tl.arange(0, TZ * TY * TX)
-    ox = (t % nx) * TX + i % TX
-    oy = ((t // nx) % ny) * TY + (i // TX) % TY
-    oz = (t // (nx * ny)) * TZ + i // (TX * TY)
+    ox = bx * TX + i % TX
+    oy = by * TY + (i // TX) % TY
+    oz = bz * TZ + i // (TX * TY)
     pmask = (ox < WO) & (oy < HO) & (oz < DO)
     pix = tl.max_contiguous((oz * HO + oy) * WO + ox, 1)  # one pixel per lane
     NDIM: tl.constexpr = 3 if IS3D else 2
@@ -476,9 +474,9 @@ def _grid_sampler_staged_kernel(
         base = shared_base(DECL)
         rows = yhi - ylo + 1
         # the row pitch for the direction the box's first row walks the source (fewest bank conflicts)
-        first = (t // (nx * ny)) * TZ * HO * WO + ((t // nx) % ny) * TY * WO + (t % nx) * TX  # the box's first pixel
+        first = bz * TZ * HO * WO + by * TY * WO + bx * TX  # the box's first pixel
         g0 = grid_ptr + (n * SNPIX + first) * NDIM
-        last = (tl.minimum((t % nx) * TX + TX, WO) - 1 - (t % nx) * TX) * NDIM
+        last = (tl.minimum(bx * TX + TX, WO) - 1 - bx * TX) * NDIM
         ddx = (tl.load(g0 + last).to(tl.float32) - tl.load(g0).to(tl.float32)) * W
         ddy = (tl.load(g0 + last + 1).to(tl.float32) - tl.load(g0 + 1).to(tl.float32)) * H
         inv = 1.0 / tl.maximum(tl.sqrt(ddx * ddx + ddy * ddy), 1e-6)
@@ -602,18 +600,19 @@ def grid_sampler_cuda(
         x = x.reshape(-1).view(torch.int32) if packed else x  # flat: a size-1 dim may carry an odd stride
     ho, wo = int(out_sp[-2]), int(out_sp[-1])
     tz = tz if is3d else 1
-    if ty:  # boxes of tz x ty x tx output pixels
-        tx = block_p // (ty * tz)
-        n_pblocks = triton.cdiv(wo, tx) * triton.cdiv(ho, ty) * triton.cdiv(npix // (ho * wo), tz)
-    else:
-        n_pblocks = triton.cdiv(npix, block_p)
+    do = npix // (ho * wo)
+    boxes = box_launch(wo, ho, do, block_p // (ty * tz), ty, tz) if ty else None
+    if boxes:  # boxes of tz x ty x tx output pixels
+        n_pblocks, inv_nx, inv_ny = boxes
+    else:  # runs of pixels (also where boxes would take too many programs for box_tile)
+        ty, n_pblocks, inv_nx, inv_ny = 0, triton.cdiv(npix, block_p), 1.0, 1.0
     grid_dims = (n_pblocks, triton.cdiv(c, block_c), n)
     if vec == 1 and mode == 0 and cfg["staged"] and not interpreting():
         if _staged(x, g, out, out_scale, (d, h, w), out_sp, pad, align_corners, precision, cfg):
             return out
     ptr_first, static = plane_strides(cfg, vec, c, block_c)
     _grid_sampler_kernel[grid_dims](
-        x, g, out, c, d, h, w, npix, ho, wo, out_scale,
+        x, g, out, c, d, h, w, npix, ho, wo, out_scale, do, inv_nx, inv_ny,
         IS3D=is3d, NEAREST=mode == 1, ALIGN=bool(align_corners), PAD=pad, HALF_MATH=precision == "fp16x2",
         BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], VEC=vec, TY=ty, TZ=tz, PACKED=packed,
         WORD_STORE=word_store(cfg, packed, vec), PAIRS=bool(cfg["vec_pairs" if vec > 1 else "pairs"]),
@@ -644,10 +643,12 @@ def _staged(x, g, out, out_scale, size, out_sp, pad, align, precision, cfg) -> b
     if plan is None or x.data_ptr() % plan["CHUNK"] or x.numel() >= 2**31 or out.numel() >= 2**31:
         return False
     nc = cfg["stage_block_c"] * cfg["stage_blocks"]
-    boxes = triton.cdiv(wo, box[2]) * triton.cdiv(ho, box[1]) * triton.cdiv(do, box[0])
+    boxes = box_launch(wo, ho, do, box[2], box[1], box[0])
+    if boxes is None:
+        return False
     pitches = pitch_words(x.element_size(), plan["CHUNK"], plan["NCH"], cfg["stage_pad"])
-    _grid_sampler_staged_kernel[(boxes, triton.cdiv(c, nc), n)](
-        x, g, out, c, d, h, w, do, ho, wo, out_scale, TAB=pitches, NTAB=PITCH_STEPS,
+    _grid_sampler_staged_kernel[(boxes[0], triton.cdiv(c, nc), n)](
+        x, g, out, c, d, h, w, do, ho, wo, out_scale, boxes[1], boxes[2], TAB=pitches, NTAB=PITCH_STEPS,
         IS3D=is3d, ALIGN=bool(align), PAD=pad, HALF_MATH=precision == "fp16x2", TZ=box[0], TY=box[1], TX=box[2],
         BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], FD=fd,
         NPLP=triton.next_power_of_2(cfg["stage_block_c"] * fd), SPLANE=h * w, SVOL=d * h * w, SNPIX=do * ho * wo,
