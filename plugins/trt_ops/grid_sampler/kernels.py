@@ -173,7 +173,12 @@ TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
                                         "stage_pad": 3, "stage_fit_x": False},
                             "fp16:3d": {"vec_pairs": True, "near_z": True, "vec_near_z": True, "block_c": 8,
                                         "tile_y": 2, "tile_z": 4, "static_strides": True, "maxnreg": 80,
-                                        "vec_maxnreg": 64, "row_parity": True, "vec_wide_row_parity": True},
+                                        "vec_maxnreg": 64, "row_parity": True, "vec_wide_row_parity": True,
+                                        # session 36 (tune-s36-vec-boxes-*.md), once boxes lost their integer
+                                        # divisions (triton_util.box_tile): kCHW2 / kCHW32 in 1 x 4 boxes, H100
+                                        # -7 / -12% warm, -5 / -8% cold; H200 -5 / -2%, -4 / -4% (int8's
+                                        # vectors +3 - 5% and fp16x2 kCHW2 level in boxes: not set there)
+                                        "vec_tile_y": 1, "vec_tile_z": 4, "vec_wide_tile_y": 1, "vec_wide_tile_z": 4},
                             "fp16x2:3d": {"vec_pairs": True, "near_z": True, "vec_near_z": True, "block_c": 8,
                                           "tile_y": 2, "tile_z": 4, "static_strides": True, "maxnreg": 80,
                                           "row_parity": True,
