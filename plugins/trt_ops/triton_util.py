@@ -320,10 +320,10 @@ def even_row_first(y0):
     """Which of the rows y0 and y0 + 1 a sampler gathers first (0 or 1, per pixel) under TUNING "row_parity": the
     even one. A warp's 32 pixels along an output row cross source rows where the grid turns (a 3-degree yaw crosses
     1.7 rows in 32 pixels), so gathering row y0 touches every row the warp crosses, and so does y0 + 1; gathering
-    the even row of the pair first, then the odd one, puts each load on rows of one parity (modelled: 29% fewer
-    128-byte lines per load for the 3D anchor's fp16 gathers). Measured (NOTES-ops item 45): 19% fewer L1 sectors
-    and 3 - 8% less time for the 2-byte rows; slower for int8 vectors, whose L1 hit rate it lowers. The sum is the
-    same, the two rows added in the other order."""
+    the even row of the pair first, then the odd one, puts each load on rows of one parity (modelled by
+    benchmarks/gather_lines.py: 29% fewer 128-byte lines per load for the 3D anchor's fp16 gathers). Measured
+    (NOTES-ops item 45): 19% fewer L1 sectors and 3 - 8% less time for the 2-byte rows; slower for int8 vectors,
+    whose L1 hit rate it lowers. The sum is the same, the two rows added in the other order."""
     return y0 & 1
 
 
@@ -918,10 +918,13 @@ def vector_tile(cfg: Mapping, vec: int, element_size: int, groups: int = 1) -> t
 
 
 def vector_key(cfg: Mapping, name: str, vec: int, element_size: int):
-    """A vectorized-layout launch setting: ``cfg["vec_" + name]``, or for 32-byte vector loads (wide_vector, as in
-    vector_tile) ``cfg["vec_wide_" + name]`` where the TUNING sets it (not None). The sweeps kept finding a setting
-    that speeds up a kCHW32 row slowing its kCHW2 sibling, which shared the "vec_" key (boxes: NOTES-ops items 26 -
-    27; register caps: item 39; "row_parity": item 45)."""
+    """A sampler launch setting for its layout: ``cfg[name]`` in the linear layout (``vec`` 1); in a vectorized one
+    ``cfg["vec_" + name]``, or for 32-byte vector loads (wide_vector, as in vector_tile) ``cfg["vec_wide_" + name]``
+    where the TUNING sets it (not None). The sweeps kept finding a setting that speeds up a kCHW32 row slowing its
+    kCHW2 sibling, which shared the "vec_" key (boxes: NOTES-ops items 26 - 27; register caps: item 39; "row_parity":
+    item 45)."""
+    if vec == 1:
+        return cfg.get(name)
     wide = cfg.get(f"vec_wide_{name}")
     return wide if wide_vector(vec, element_size) and wide is not None else cfg.get(f"vec_{name}")
 

@@ -166,15 +166,15 @@ def test_grid_sampler_wide_vector_boxes(monkeypatch):
 
 @pytest.mark.parametrize("box", [(2, 2), (1, 4), (4, 1)], ids=lambda b: f"{b[0]}x{b[1]}")
 def test_grid_sampler_boxes_over_many_programs(box, monkeypatch):
-    """Boxes of output pixels (TUNING "tile_y" / "tile_z", and the vectorized layouts' own) over an output that takes
-    several boxes along every axis, none of them whole (triton_util.box_tile's quotients): every precision and
-    layout matches the reference."""
+    """Boxes of output pixels (TUNING "tile_y" / "tile_z", and the vectorized layouts' own) over a 19 x 7 x 5 output
+    that takes several boxes along every axis, the last one partial wherever the box has more than one pixel
+    there (triton_util.box_tile's quotients): every precision and layout matches the reference."""
     ty, tz = box
     _kernels_with(monkeypatch, "grid_sampler", tile_y=ty, tile_z=tz, vec_tile_y=ty, vec_tile_z=tz, vec_wide_tile_y=ty,
                   vec_wide_tile_z=tz, block_p=8 * ty * tz, vec_block_p=8 * ty * tz, vec_wide_block_p=8 * ty * tz)
     g = torch.Generator().manual_seed(11)
     x = torch.randn((1, 4, 3, 6, 7), generator=g)
-    grid = torch.rand((1, 5, 7, 19, 3), generator=g) * 2.2 - 1.1  # 3 x 2 x 3 boxes of 8 x 2 x 2 and more
+    grid = torch.rand((1, 5, 7, 19, 3), generator=g) * 2.2 - 1.1  # 8-pixel-wide boxes: 3 along x, the last partial
     _check_every_layout("grid_sampler", _grid_case("boxes", x, grid, 0, False))
 
 
@@ -267,6 +267,7 @@ def test_grid_sampler_row_parity_by_vector_width(monkeypatch):
         _check("grid_sampler", case, precision, layout)
         assert taken[-1] is on, (precision, layout, taken)
     assert mod.vector_key({"vec_row_parity": True, "vec_wide_row_parity": None}, "row_parity", 16, 2) is True
+    assert mod.vector_key({"row_parity": False, "vec_row_parity": True}, "row_parity", 1, 2) is False  # linear
 
 
 @pytest.mark.parametrize("pairs", [False, True])

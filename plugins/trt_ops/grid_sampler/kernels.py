@@ -595,12 +595,12 @@ def grid_sampler_cuda(
     lay = "" if vec == 1 else "vec_"  # TUNING keys of the linear / the vectorized layouts
     block_c, block_p, warps = cfg["block_c"], cfg["block_p"], cfg["num_warps"]
     packed = 0
-    ty, tz, cap, parity = cfg["tile_y"], cfg["tile_z"], cfg["maxnreg"], cfg["row_parity"]
+    ty, tz, cap = cfg["tile_y"], cfg["tile_z"], cfg["maxnreg"]
+    parity = vector_key(cfg, "row_parity", vec, x.element_size())
     if vec > 1:  # one vector load of at most 32 bytes per corner
         block_c, block_p, warps = vector_tile(cfg, vec, x.element_size(), c // vec)
         ty, tz = vector_box(cfg, vec, x.element_size())
         cap = vector_maxnreg(cfg, vec, x.element_size())
-        parity = vector_key(cfg, "row_parity", vec, x.element_size())
         packed = packed_words(precision, mode, block_c, x, vec, cfg)
         x = x.reshape(-1).view(torch.int32) if packed else x  # flat: a size-1 dim may carry an odd stride
     ho, wo = int(out_sp[-2]), int(out_sp[-1])

@@ -622,10 +622,9 @@ def rotate_cuda(
             return out
     block_c, block_p, warps = cfg["block_c"], cfg["block_p"], cfg["num_warps"]  # [pixels, channels], see _rotate_kernel
     packed = 0
-    parity = cfg["row_parity"]
+    parity = vector_key(cfg, "row_parity", vec, x.element_size())
     if vec > 1:  # one vector load of at most 32 bytes per corner
         block_c, block_p, warps = vector_tile(cfg, vec, x.element_size(), img.shape[0])
-        parity = vector_key(cfg, "row_parity", vec, x.element_size())
         packed = packed_words(precision, mode, block_c, x, vec, cfg)
         x = x.reshape(-1).view(torch.int32) if packed else x  # flat: a size-1 dim may carry an odd stride
     words = word_store(cfg, packed, vec)
