@@ -5,11 +5,12 @@
 
 KERNEL is ``<op>.<function>`` in bevdeploy.plugins.trt_ops.<op>.kernels. Every non-constexpr argument gets a type:
 ``--types`` names them (pointers ``*i32``, ``*fp16`` ...); otherwise pointers are ``*fp32``, arguments named
-``*_scale`` ``fp32`` and the rest ``i32``. Pointers are marked 16-byte aligned and ``--div16`` integers multiples of
-16, as the JIT specialises the real values (without that, Triton lays tiles out differently and the code differs
-from what runs: give --div16 for the integers that are multiples of 16 at the shape of interest). Prints the
-instruction total, the most frequent opcodes, barriers, shared memory and the TTGIR blocked layouts: what
-NOTES-ops quotes as "offline sm_90 SASS". Needs Triton's bundled ptxas / cuobjdump only.
+``*_scale`` or ``INV_*`` (reciprocals, triton_util.quotient) ``fp32`` and the rest ``i32``. Pointers are marked
+16-byte aligned and ``--div16`` integers multiples of 16, as the JIT specialises the real values (without that,
+Triton lays tiles out differently and the code differs from what runs: give --div16 for the integers that are
+multiples of 16 at the shape of interest). Prints the instruction total, the most frequent opcodes, barriers, shared
+memory and the TTGIR blocked layouts: what NOTES-ops quotes as "offline sm_90 SASS". Needs Triton's bundled ptxas /
+cuobjdump only.
 
     python3 benchmarks/sass_offline.py --row rotate anchor int8 [--tuning '{"static_strides": true}']
     python3 benchmarks/sass_offline.py --row grid_sampler 3d fp16x2:chw2
@@ -54,7 +55,8 @@ def compile_sm90(fn, types: dict, consts: dict, num_warps: int, div16: tuple = (
         if p.is_constexpr or p.name in consts:
             signature[p.name] = "constexpr"
             continue
-        default = "*fp32" if p.name.endswith("_ptr") else ("fp32" if p.name.endswith("scale") else "i32")
+        floats = p.name.endswith("scale") or p.name.startswith("INV_")  # scales and reciprocals (quotient)
+        default = "*fp32" if p.name.endswith("_ptr") else ("fp32" if floats else "i32")
         signature[p.name] = types.get(p.name, default)
         if signature[p.name].startswith("*") or p.name in div16:
             attrs[(i,)] = [["tt.divisibility", 16]]

@@ -287,31 +287,53 @@ def near_far(coord, size):
     return tl.minimum(tl.maximum(near, 0), hi), w_near, tl.minimum(tl.maximum(far, 0), hi), w_far
 
 
-# box_tile's float quotients are exact for program indices below this (the error analysis in its docstring)
-BOX_PROGRAMS_MAX = 1 << 22
+# quotient()'s float path is exact for dividends below this (the error analysis in its docstring)
+QUOTIENT_MAX = 1 << 22
+
+
+def float_quotients(*dividends: int) -> bool:
+    """Whether quotient() may take its float path for dividends up to (not including) the largest of these: a
+    launch passes the result as the kernel's FQ constexpr."""
+    return max(dividends) <= QUOTIENT_MAX
+
+
+def reciprocal(n: int) -> float:
+    """1 / n for quotient()'s ``inv_n`` (1.0 for an empty extent, whose quotients are never used)."""
+    return 1.0 / n if n > 0 else 1.0
+
+
+@triton.jit
+def quotient(t, n, inv_n, FLOAT: tl.constexpr):
+    """t // n for 0 <= t and 1 <= n, ``inv_n`` = 1 / n (reciprocal) from the launch. A signed integer division by a
+    run-time value is ~25 instructions on sm_90 (offline SASS; box_tile's three of them cost grid 3D fp16 kCHW32 38%
+    more executed instructions, NOTES-ops item 45). FLOAT (float_quotients): the quotient of the fp32 product
+    (t + 0.5) * inv_n, four instructions. Exact: (t + 0.5) / n lies at least 0.5 / n from an integer, and the
+    product's error (under 2^-23 of it: inv_n's rounding and the product's) stays below that while t + 0.5 < 2^22
+    (QUOTIENT_MAX); t + 0.5 itself is exact in fp32 there. Else the integer division."""
+    if FLOAT:
+        return ((t.to(tl.float32) + 0.5) * inv_n).to(tl.int32)
+    else:
+        return t // n
 
 
 def box_launch(wo: int, ho: int, do: int, tx: int, ty: int, tz: int) -> tuple[int, float, float] | None:
     """(programs, 1 / nx, 1 / ny) of a sampler launch in boxes of tz x ty x tx output pixels over a do x ho x wo
-    output (nx, ny: the boxes along a row and a column), for box_tile; None where the programs reach
-    BOX_PROGRAMS_MAX (the caller then takes runs of pixels instead)."""
+    output (nx, ny: the boxes along a row and a column), for box_tile; None where the programs exceed QUOTIENT_MAX
+    (the caller then takes runs of pixels instead)."""
     nx, ny = -(-wo // tx), -(-ho // ty)
     programs = nx * ny * -(-do // tz)
-    return None if programs >= BOX_PROGRAMS_MAX else (programs, 1.0 / nx, 1.0 / ny)
+    return None if not float_quotients(programs) else (programs, 1.0 / nx, 1.0 / ny)
 
 
 @triton.jit
 def box_tile(t, WO, HO, TX: tl.constexpr, TY: tl.constexpr, INV_NX, INV_NY):
-    """Program ``t``'s box (x, y, z: which box along a row, a column, the depth) for box_launch's launch. The
-    quotients by the runtime box counts come from their fp32 reciprocals (INV_NX, INV_NY): a signed integer
-    division by a runtime value is ~25 instructions on sm_90, and a box launch did three of them (offline SASS of grid
-    3D fp16 kCHW32 in 1 x 4 boxes: 424 instructions against 312 in runs of pixels; this way 336; NOTES-ops item 45).
-    Exact: (t + 0.5) / n lies at least 0.5 / n from an integer, and the fp32 product's error (under 2^-23 of it)
-    stays below that while t + 0.5 < 2^22 (BOX_PROGRAMS_MAX)."""
+    """Program ``t``'s box (x, y, z: which box along a row, a column, the depth) for box_launch's launch, the
+    quotients by the run-time box counts from their fp32 reciprocals (quotient; offline SASS of grid 3D fp16 kCHW32
+    in 1 x 4 boxes: 424 instructions with integer divisions against 312 in runs of pixels; this way 336)."""
     nx = (WO + (TX - 1)) // TX
     ny = (HO + (TY - 1)) // TY
-    q = ((t.to(tl.float32) + 0.5) * INV_NX).to(tl.int32)
-    tz = ((q.to(tl.float32) + 0.5) * INV_NY).to(tl.int32)
+    q = quotient(t, nx, INV_NX, True)
+    tz = quotient(q, ny, INV_NY, True)
     return t - q * nx, q - tz * ny, tz
 
 

@@ -59,20 +59,3 @@ def test_onnx_round_trip(scheme, half2, dims, op_type):
     (out,) = run_onnx(model, (x, grid))
     expected = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     torch.testing.assert_close(torch.from_numpy(out), expected, rtol=1e-5, atol=1e-5)
-
-
-def test_box_quotients_are_exact_below_the_program_limit():
-    """triton_util.box_tile divides a program index by the boxes along a row (and then a column) through an fp32
-    reciprocal; emulated in fp32 as the kernel computes it, the quotient equals the integer one for every program
-    index below BOX_PROGRAMS_MAX and box counts up to 4096 (primes, powers of two and their neighbours), and
-    box_launch refuses a launch of that many programs."""
-    import numpy as np
-    from bevdeploy.plugins.trt_ops.triton_util import BOX_PROGRAMS_MAX, box_launch
-
-    t = np.arange(BOX_PROGRAMS_MAX, dtype=np.int64)
-    tf = t.astype(np.float32) + np.float32(0.5)
-    for n in (1, 2, 3, 5, 7, 13, 63, 64, 65, 127, 255, 256, 257, 1000, 2047, 2048, 2049, 4093, 4096):
-        q = (tf * np.float32(1.0 / n)).astype(np.int64)
-        assert np.array_equal(q, t // n), n
-    assert box_launch(200, 200, 1, 32, 4, 1) == (7 * 50, 1 / 7, 1 / 50)
-    assert box_launch(4096, 4096, 1, 2, 1, 1) is None  # 2048 x 4096 boxes: 2^23 programs

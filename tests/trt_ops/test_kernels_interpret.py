@@ -17,6 +17,7 @@ import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 from bevdeploy import BevDeployError  # noqa: E402
 from bevdeploy.plugins.trt_ops.rotate.kernels import _cos_sin_degrees  # noqa: E402
+from bevdeploy.plugins.trt_ops.triton_util import QUOTIENT_MAX, quotient, reciprocal  # noqa: E402
 
 
 def _variants():
@@ -176,6 +177,24 @@ def test_grid_sampler_boxes_over_many_programs(box, monkeypatch):
     x = torch.randn((1, 4, 3, 6, 7), generator=g)
     grid = torch.rand((1, 5, 7, 19, 3), generator=g) * 2.2 - 1.1  # 8-pixel-wide boxes: 3 along x, the last partial
     _check_every_layout("grid_sampler", _grid_case("boxes", x, grid, 0, False))
+
+
+@triton.jit
+def _divide_kernel(t_ptr, q_ptr, n, inv_n, N: tl.constexpr, FQ: tl.constexpr):
+    i = tl.arange(0, N)
+    tl.store(q_ptr + i, quotient(tl.load(t_ptr + i), n, inv_n, FQ))
+
+
+@pytest.mark.parametrize("fq", [False, True])
+def test_quotient_in_a_kernel(fq):
+    """triton_util.quotient, both paths: the quotients of dividends up to QUOTIENT_MAX by divisors the kernels meet
+    (tests/trt_ops/test_quotient.py emulates every dividend)."""
+    spread = torch.randint(0, QUOTIENT_MAX, (1024,), generator=torch.Generator().manual_seed(0))
+    t = torch.cat([torch.arange(512), spread, QUOTIENT_MAX - 1 - torch.arange(512)]).to(torch.int32)
+    for n in (1, 3, 8, 200, 2500, 40000, 320000):
+        q = torch.empty_like(t)
+        _divide_kernel[(1,)](t, q, n, reciprocal(n), N=t.numel(), FQ=fq)
+        assert torch.equal(q, t // n), n
 
 
 def test_vectorized_layout_rejects_a_linear_tensor():

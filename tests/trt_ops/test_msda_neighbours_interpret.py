@@ -255,24 +255,31 @@ def test_value_neighbours_rejects_other_corner_counts():
         kernels.value_neighbours(torch.zeros(1, 2, 1, 4, dtype=torch.int8), torch.tensor([[1, 2]]), torch.tensor([0]), 3)
 
 
+@pytest.mark.parametrize("fq", [False, True])
 @pytest.mark.parametrize("head_major", [False, True])
-def test_program_order_of_rows(head_major):
+def test_program_order_of_rows(head_major, fq):
     """_memory_row: the k-th row in program order is row k, or, head-major, the k-th of (batch, head, query), so
-    that consecutive programs share a (batch, head). A permutation of the rows either way."""
+    that consecutive programs share a (batch, head). A permutation of the rows either way, with each row's head and
+    batch; the same through integer divisions and through fp32 reciprocals (FQ, triton_util.quotient)."""
     triton, tl = kernels.triton, kernels.tl
-    bs, nq, nh = 2, 5, 3
+    bs, nq, nh = 3, 7, 5
 
     @triton.jit
-    def rows_kernel(out_ptr, NH, NQ, N: tl.constexpr, HEAD_MAJOR: tl.constexpr):
+    def rows_kernel(out_ptr, NH, NQ, INV_NH, INV_NQ, N: tl.constexpr, HEAD_MAJOR: tl.constexpr, FQ: tl.constexpr):
         k = tl.arange(0, N)
-        tl.store(out_ptr + k, kernels._memory_row(k, NH, NQ, HEAD_MAJOR))
+        r, h, b = kernels._memory_row(k, NH, NQ, INV_NH, INV_NQ, HEAD_MAJOR, FQ)
+        tl.store(out_ptr + k, r)
+        tl.store(out_ptr + N + k, h)
+        tl.store(out_ptr + 2 * N + k, b)
 
-    out = torch.empty(32, dtype=torch.int32)
-    rows_kernel[(1,)](out, nh, nq, N=32, HEAD_MAJOR=head_major)
-    got = out[: bs * nq * nh].tolist()
-    rows = torch.arange(bs * nq * nh).view(bs, nq, nh)  # the (batch, query, head) row numbers
-    want = (rows.transpose(1, 2) if head_major else rows).flatten().tolist()
-    assert got == want
+    n = bs * nq * nh
+    out = torch.empty(3 * 128, dtype=torch.int32)
+    rows_kernel[(1,)](out, nh, nq, 1.0 / nh, 1.0 / nq, N=128, HEAD_MAJOR=head_major, FQ=fq)
+    got, heads, batches = (out[i * 128: i * 128 + n] for i in range(3))
+    rows = torch.arange(n).view(bs, nq, nh)  # the (batch, query, head) row numbers
+    want = (rows.transpose(1, 2) if head_major else rows).flatten()
+    assert got.tolist() == want.tolist()
+    assert heads.tolist() == (want % nh).tolist() and batches.tolist() == (want // (nh * nq)).tolist()
 
 
 def test_dot_byte_pairs_integer_form():

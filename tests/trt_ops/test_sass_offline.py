@@ -43,7 +43,7 @@ def test_row_compiles_the_launch_the_op_makes():
     assert launch.startswith("_rotate_kernel grid (2, 1) warps 2 ") and "'BLOCK_C': 4, 'BLOCK_P': 64" in launch, launch
     by_hand = _run("rotate._rotate_kernel", "--types", "in_ptr=*i8", "out_ptr=*fp16", "--warps", "2", "--const",
                    "NEAREST=False", "HALF_MATH=False", "BLOCK_C=4", "BLOCK_P=64", "ONE_PIX=True", "VEC=1",
-                   "PAIRS=False")
+                   "PAIRS=False", "FQ=True")
     assert by_hand.returncode == 0, by_hand.stderr
     assert counts == by_hand.stdout.splitlines()[0]
 

@@ -68,12 +68,15 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     check_launch,
     dot_byte_pairs,
     fixed_pair,
+    float_quotients,
     float_storage,
     int8_input,
     interpreting,
     next_pow2,
     out_dtype,
     packed_int8_result,
+    quotient,
+    reciprocal,
     store_half_quads,
     store_packed_int8_words,
     tl,
@@ -169,27 +172,32 @@ def _point_corner(x, y, aw, rmask, wl, hl):
 
 
 @triton.jit
-def _memory_row(k, NH, NQ, HEAD_MAJOR: tl.constexpr):
-    """The (batch, query, head) row of the locations, weights and output that the k-th row in program order is:
-    k itself, or with HEAD_MAJOR the k-th of the order (batch, head, query), so that the programs running at
-    once share one (batch, head) and its slab of the head-major value."""
+def _memory_row(k, NH, NQ, INV_NH, INV_NQ, HEAD_MAJOR: tl.constexpr, FQ: tl.constexpr):
+    """(row, head, batch) of the k-th row in program order: the (batch, query, head) row of the locations, weights
+    and output, k itself or with HEAD_MAJOR the k-th of the order (batch, head, query), so that the programs running
+    at once share one (batch, head) and its slab of the head-major value. INV_NH / INV_NQ: 1 / NH, 1 / NQ for
+    triton_util.quotient (FQ: its fp32 path, four instructions instead of a run-time division's ~25)."""
     if HEAD_MAJOR:
-        bh = k // NQ
-        return ((bh // NH) * NQ + k % NQ) * NH + bh % NH
-    return k
+        bh = quotient(k, NQ, INV_NQ, FQ)
+        b = quotient(bh, NH, INV_NH, FQ)
+        h = bh - b * NH
+        return (b * NQ + k - bh * NQ) * NH + h, h, b
+    kh = quotient(k, NH, INV_NH, FQ)
+    return k, k - kh * NH, quotient(kh, NQ, INV_NQ, FQ)
 
 
 @triton.jit
-def _row_lanes(ROWS, NH, NQ, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, NCH: tl.constexpr, VW: tl.constexpr,
-               HEAD_MAJOR: tl.constexpr):
+def _row_lanes(ROWS, NH, NQ, INV_NH, INV_NQ, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, NCH: tl.constexpr,
+               VW: tl.constexpr, HEAD_MAJOR: tl.constexpr, FQ: tl.constexpr):
     """This program's lanes: SPLIT neighbouring lanes per (batch, query, head) row r (_memory_row); per lane its
-    row, its part of the row, the row mask, head, batch and its [lanes, NCH, VW] element offsets within the row."""
+    row, its part of the row, the row mask, head, batch and its [lanes, NCH, VW] element offsets within the row.
+    The tail program's spare lanes (masked) take row ROWS - 1, so that their addresses stay in bounds."""
     q = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
     k = q // SPLIT
-    r = _memory_row(k, NH, NQ, HEAD_MAJOR)
+    r, h, b = _memory_row(tl.minimum(k, ROWS - 1), NH, NQ, INV_NH, INV_NQ, HEAD_MAJOR, FQ)
     part = q % SPLIT
     c = (part * (NCH * VW))[:, None, None] + tl.arange(0, NCH)[None, :, None] * VW + tl.arange(0, VW)[None, None, :]
-    return r, part, k < ROWS, r % NH, r // (NH * NQ), c
+    return r, part, k < ROWS, h, b, c
 
 
 @triton.jit
@@ -251,9 +259,10 @@ def _level_corners(value_ptr, loc_ptr, attn_ptr, r, lvl, L, P, rmask, wl, hl, kb
 @triton.jit
 def _ms_deform_attn_kernel(
     value_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, out_ptr,
-    S, NQ, NH, C, L, P, ROWS, attn_scale, out_scale,
+    S, NQ, NH, C, L, P, ROWS, attn_scale, out_scale, INV_NH, INV_NQ,
     MODE: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, NCH: tl.constexpr, VW: tl.constexpr,
     ROW: tl.constexpr, EVEN: tl.constexpr, HEAD_MAJOR: tl.constexpr = False, L1_BYTES: tl.constexpr = 0,
+    FQ: tl.constexpr = False,
 ):
     """One program per BLOCK_R lanes; SPLIT neighbouring lanes share one (batch, query, head) row, each lane
     keeping NCH * VW of its channels (16-byte chunks) in registers and walking the L * P points itself, so
@@ -263,7 +272,7 @@ def _ms_deform_attn_kernel(
     32 different lines. The [lanes, NCH, VW] tile puts the lane dimension on the threads. HEAD_MAJOR: the value
     is (batch, head, key, C) and the programs walk the rows head by head (_memory_row); L1_BYTES: levels whose
     slab exceeds it are gathered through L2 only (_level)."""
-    r, part, rmask, h, b, c = _row_lanes(ROWS, NH, NQ, BLOCK_R, SPLIT, NCH, VW, HEAD_MAJOR)
+    r, part, rmask, h, b, c = _row_lanes(ROWS, NH, NQ, INV_NH, INV_NQ, BLOCK_R, SPLIT, NCH, VW, HEAD_MAJOR, FQ)
     cmask = (c < ROW) | EVEN
     acc0, acc1, acc2, acc3, wsum = _zero_accumulators(BLOCK_R, NCH, VW, MODE)
     ebytes: tl.constexpr = value_ptr.dtype.element_ty.primitive_bitwidth // 8
@@ -448,11 +457,11 @@ def _level_entries(nb_ptr, loc_ptr, attn_ptr, r, rc, lvl, L, P, rmask, wl, hl, k
 @triton.jit
 def _ms_deform_attn_neighbours_kernel(
     nb_ptr, shapes_ptr, starts_ptr, loc_ptr, attn_ptr, out_ptr,
-    S, NQ, NH, C, L, P, ROWS, attn_scale, out_scale,
+    S, NQ, NH, C, L, P, ROWS, attn_scale, out_scale, INV_NH, INV_NQ,
     MODE: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, NCH: tl.constexpr, VW: tl.constexpr,
     ROW: tl.constexpr, KY: tl.constexpr, LVL: tl.constexpr, NP: tl.constexpr, ATTN_F16: tl.constexpr,
     HEAD_MAJOR: tl.constexpr = False, L1_BYTES: tl.constexpr = 0, IDOT: tl.constexpr = False,
-    FIXED: tl.constexpr = 32767.0, ASM: tl.constexpr = True,
+    FIXED: tl.constexpr = 32767.0, ASM: tl.constexpr = True, FQ: tl.constexpr = False,
 ):
     """As _ms_deform_attn_kernel, but the value comes as neighbour entries (value_neighbours): 2 * KY corner rows
     of ROW elements per (key, head), slot k = 2 dy + dx. The SPLIT lanes of a (batch, query, head) row cover one
@@ -466,10 +475,8 @@ def _ms_deform_attn_neighbours_kernel(
     128 * attn_scale) becomes FIXED (<= 32767, and small enough that the int32 sums cannot overflow) and rounded to
     int16; the two map rows of a point are summed exactly in int32 by dot_byte_pairs (ASM: inline dp2a), and the
     sums scaled back once at the end."""
-    r, part, rmask, _, _, c = _row_lanes(ROWS, NH, NQ, BLOCK_R, SPLIT, NCH, VW, HEAD_MAJOR)
-    rc = tl.minimum(r, ROWS - 1)  # the tail program's spare lanes address row ROWS - 1 with zero weights
-    h = rc % NH
-    b = rc // (NH * NQ)
+    r, part, rmask, h, b, c = _row_lanes(ROWS, NH, NQ, INV_NH, INV_NQ, BLOCK_R, SPLIT, NCH, VW, HEAD_MAJOR, FQ)
+    rc = r  # in bounds for the tail program's spare lanes too (zero weights)
     slot = (part * (NCH * VW)) // ROW
     dx = slot % 2
     dy = slot // 2
@@ -499,8 +506,8 @@ def _ms_deform_attn_neighbours_kernel(
         acc1 = acc1.to(tl.float32) * back
         acc2 = acc2.to(tl.float32) * back
         acc3 = acc3.to(tl.float32) * back
-    _store_slot_sums(out_ptr, acc0, acc1, acc2, acc3, wsum[:, None, None], C, NH, NQ, ROWS, out_scale, MODE, BLOCK_R,
-                     SPLIT, ROW, 2 * KY, HEAD_MAJOR, IDOT)
+    _store_slot_sums(out_ptr, acc0, acc1, acc2, acc3, wsum[:, None, None], C, NH, NQ, INV_NH, INV_NQ, ROWS,
+                     out_scale, MODE, BLOCK_R, SPLIT, ROW, 2 * KY, HEAD_MAJOR, IDOT, FQ)
 
 
 @triton.jit
@@ -510,14 +517,14 @@ def _slot_sum(x, RB: tl.constexpr, K: tl.constexpr, ROW: tl.constexpr):
 
 
 @triton.jit
-def _store_slot_sums(out_ptr, acc0, acc1, acc2, acc3, wsum, C, NH, NQ, ROWS, out_scale, MODE: tl.constexpr,
-                     BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, ROW: tl.constexpr, K: tl.constexpr,
-                     HEAD_MAJOR: tl.constexpr, REAL: tl.constexpr):
+def _store_slot_sums(out_ptr, acc0, acc1, acc2, acc3, wsum, C, NH, NQ, INV_NH, INV_NQ, ROWS, out_scale,
+                     MODE: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, ROW: tl.constexpr,
+                     K: tl.constexpr, HEAD_MAJOR: tl.constexpr, REAL: tl.constexpr, FQ: tl.constexpr):
     """Sum the K slot accumulators of each row and store the rows of this program. REAL (int8): the accumulators
     already hold the sums w * q (int_dot), not add_packed_int8's biased ones."""
     RB: tl.constexpr = BLOCK_R // SPLIT
     k = tl.program_id(0) * RB + tl.arange(0, RB)
-    rr = _memory_row(k, NH, NQ, HEAD_MAJOR)
+    rr, _, _ = _memory_row(tl.minimum(k, ROWS - 1), NH, NQ, INV_NH, INV_NQ, HEAD_MAJOR, FQ)
     cc = tl.arange(0, ROW)[None, :]
     m = (k < ROWS)[:, None]
     if MODE == 2:  # per chunk: sum w * q = 2^23 * acc - 128 * sum w (the chunk's own weights), then the slots;
@@ -637,7 +644,8 @@ def ms_deform_attn_cuda(
             loc = loc.view(torch.int32)
             w = w.view(torch.int16) if launch["ATTN_F16"] else w
         _ms_deform_attn_neighbours_kernel[grid](nb, shapes, starts, loc, w, out, s, nq, nh, c, nl, npts,
-                                                bs * nq * nh, attn_scale, out_scale, **launch)
+                                                bs * nq * nh, attn_scale, out_scale, reciprocal(nh), reciprocal(nq),
+                                                FQ=float_quotients(bs * nq * nh), **launch)
         return out
     # the key order and L1 limit tune the kernel they were chosen for: a fallback from entries (rows that are not a
     # power of two) reads the value in key order (head-major measured slower for this kernel's fp16 / int8 rows)
@@ -656,8 +664,8 @@ def ms_deform_attn_cuda(
     lanes = rows * (row_p2 // per_lane)
     block_r = 32 * cfg["num_warps"]
     _ms_deform_attn_kernel[(triton.cdiv(lanes, block_r),)](
-        v, shapes, starts, loc, w, out, s, nq, nh, c, nl, npts, rows, attn_scale, out_scale,
-        MODE=2 if packed else _MODE[precision], BLOCK_R=block_r, SPLIT=row_p2 // per_lane, NCH=per_lane // vw,
+        v, shapes, starts, loc, w, out, s, nq, nh, c, nl, npts, rows, attn_scale, out_scale, reciprocal(nh),
+        reciprocal(nq), FQ=float_quotients(rows), MODE=2 if packed else _MODE[precision], BLOCK_R=block_r, SPLIT=row_p2 // per_lane, NCH=per_lane // vw,
         VW=vw, ROW=row, EVEN=row == row_p2, **order, num_warps=cfg["num_warps"],
     )
     return out
