@@ -154,10 +154,14 @@ TUNING = {"block_c": 8, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
                             # 0.0144 warm, 0.0173 -> 0.0158 cold), fp16x2 kCHW2 512 on 8 warps (0.0138 -> 0.0133,
                             # 0.0169 -> 0.0163); the 3D int8 rows were level with the int8 shapes (the 2-byte ones not timed in 3D)
                             "int8:2d": {"block_p": 512, "num_warps": 8, "vec_block_p": 128, "vec_num_warps": 4},
+                            # session 37 (tune-s37-2d-vec-boxes-*.md, warm and cold, H100 and H200): kCHW32 in
+                            # 8-row boxes (8 x 8 pixels) once boxes lost their divisions: fp16 / fp16x2 H100 -8 /
+                            # -8% warm, -6 / -5% cold, H200 -10 / -10%, -6 / -6% (kCHW2 +1 .. +24%: runs kept)
                             "fp16:2d": {"block_c": 8, "static_strides": True, "staged": True, "stage_pad": 3,
-                                        "stage_maxnreg": 80, "vec_block_p": 128, "vec_row_parity": True},
+                                        "stage_maxnreg": 80, "vec_block_p": 128, "vec_row_parity": True,
+                                        "vec_wide_tile_y": 8},
                             "fp16x2:2d": {"staged": True, "stage_pad": 3, "stage_maxnreg": 80, "vec_block_p": 512,
-                                          "vec_num_warps": 8, "vec_row_parity": True},
+                                          "vec_num_warps": 8, "vec_row_parity": True, "vec_wide_tile_y": 8},
                             "fp16x2": {"block_c": 4, "vec_half_words": True, "vec_vectors": 4, "static_strides": True},
                             "fp32:3d": {"near_z": True, "maxnreg": 80},
                             # session 22 (results/tune-s22-grid3d.md): int8 staged 1 x 8 x 64 boxes, pad 3

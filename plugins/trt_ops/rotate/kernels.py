@@ -273,16 +273,6 @@ def _footprint(oy0, ox0, BY: tl.constexpr, BX: tl.constexpr, cs, sn, kx, ky, hw,
 
 
 @triton.jit
-def _box_origin(W, BY: tl.constexpr, BX: tl.constexpr, INV_TX, FQ: tl.constexpr):
-    """The first output row and column of this program's BY x BX box, boxes numbered along the rows of a W-wide
-    output: INV_TX the reciprocal of the boxes per row, FQ as triton_util.quotient's FLOAT (_box_grid)."""
-    tiles_x = tl.cdiv(W, BX)
-    t = tl.program_id(0)
-    by = quotient(t, tiles_x, INV_TX, FQ)
-    return by * BY, (t - by * tiles_x) * BX
-
-
-@triton.jit
 def _source_cell(oy, ox, cs, sn, kx, ky, hw, hh, fy0, fx0, XMAX: tl.constexpr, YMAX: tl.constexpr):
     """Output pixel (oy, ox)'s source position under _inverse_rotation's map as (fx, fy, xs, ys): its fractions within
     the source pixel, and that pixel relative to a staged footprint at (fy0, fx0), clamped so that its corners stay
@@ -392,7 +382,7 @@ def _rotate_staged_kernel(
     SPLANE: tl.constexpr, FH: tl.constexpr, NCH: tl.constexpr, PLANEC: tl.constexpr, CHUNK: tl.constexpr,
     EC: tl.constexpr, BUF: tl.constexpr, STEP: tl.constexpr, CPASM: tl.constexpr, DECL: tl.constexpr,
     LD4: tl.constexpr, LDT: tl.constexpr, TAB: tl.constexpr, NTAB: tl.constexpr, IL: tl.constexpr = 1,
-    ILASM: tl.constexpr = "", FITX: tl.constexpr = True, INV_TX=1.0, FQ: tl.constexpr = False,
+    ILASM: tl.constexpr = "", FITX: tl.constexpr = True,
 ):
     """Bilinear rotate of the linear layout with the input staged in shared memory (triton_util.stage_box_async).
     A program takes a BY x BX box of output pixels and NCB blocks of BLOCK_C planes. Its input footprint (the box
@@ -408,7 +398,9 @@ def _rotate_staged_kernel(
     (triton_util.stage_words_sync, ILASM its permute; the plan is then of 4-byte elements and BLOCK_C / IL planes),
     so that one ld.shared reads a corner of IL channels (staged_word_bilinear). FITX: copy only the chunks of each
     row that the footprint's x extent covers (_footprint), not all NCH."""
-    oy0, ox0 = _box_origin(W, BY, BX, INV_TX, FQ)
+    tiles_x = tl.cdiv(W, BX)
+    oy0 = (tl.program_id(0) // tiles_x) * BY
+    ox0 = (tl.program_id(0) % tiles_x) * BX
     cbase = tl.program_id(1) * (BLOCK_C * NCB)
     cs, sn, kx, ky, hw, hh = _inverse_rotation(angle_ptr, center_ptr, H, W)
     fy0, fx0, rows, ncx = _footprint(oy0, ox0, BY, BX, cs, sn, kx, ky, hw, hh, EC, FH, NCH)
@@ -498,7 +490,7 @@ def _rotate_hwc_kernel(
     in_ptr, out_ptr, angle_ptr, center_ptr, H, W, NPLANES,
     BY: tl.constexpr, BX: tl.constexpr, NCB: tl.constexpr, HALF_MATH: tl.constexpr, SPLANE: tl.constexpr,
     FH: tl.constexpr, NCH: tl.constexpr, PLANEC: tl.constexpr, QP: tl.constexpr, QOFF: tl.constexpr,
-    STEP: tl.constexpr, CPASM: tl.constexpr, DECL: tl.constexpr, INV_TX=1.0, FQ: tl.constexpr = False,
+    STEP: tl.constexpr, CPASM: tl.constexpr, DECL: tl.constexpr,
 ):
     """Bilinear rotate of linear fp16 planes staged channels-last (hwc_stage): a program takes a BY x BX box of
     output pixels and NCB blocks of 8 planes. Each block's footprint is copied as planes (cp.async, the next block's
@@ -506,7 +498,9 @@ def _rotate_hwc_kernel(
     8 pixels' four corners of 8 channels. Lane l of a warp's 32 box pixels [first, first + 32) receives pixels first +
     4 (l // 4) + q for its four groups q (neighbouring pixels: one 8-byte store per channel) and provides corner l // 8
     of pixels first + 4 (l % 8) + q. Sums in fp32 (fp16 out), or half2 (HALF_MATH, fp16x2)."""
-    oy0, ox0 = _box_origin(W, BY, BX, INV_TX, FQ)
+    tiles_x = tl.cdiv(W, BX)
+    oy0 = (tl.program_id(0) // tiles_x) * BY
+    ox0 = (tl.program_id(0) % tiles_x) * BX
     cbase = tl.program_id(1) * (8 * NCB)
     cs, sn, kx, ky, hw, hh = _inverse_rotation(angle_ptr, center_ptr, H, W)
     fy0, fx0, rows, ncx = _footprint(oy0, ox0, BY, BX, cs, sn, kx, ky, hw, hh, 8, FH, NCH)
@@ -567,13 +561,6 @@ def _as_device_vector(v, n: int, device, name: str) -> torch.Tensor:
     return t.contiguous()
 
 
-def _box_grid(h: int, w: int, by: int, bx: int) -> tuple[int, float, bool]:
-    """(programs, INV_TX, FQ) of a staged launch in by x bx boxes over an h x w output (_box_origin)."""
-    tiles_x = triton.cdiv(w, bx)
-    programs = triton.cdiv(h, by) * tiles_x
-    return programs, reciprocal(tiles_x), float_quotients(programs)
-
-
 def rotate_cuda(
     img: torch.Tensor,
     angle: float | torch.Tensor,
@@ -612,10 +599,9 @@ def rotate_cuda(
         by, bx = cfg["stage_hwc_box"]
         plan = hwc_stage_plan(w, by, bx, cfg["stage_step"], cfg["stage_hwc_qpitch"])
         if plan is not None:
-            boxes, inv_tx, fq = _box_grid(h, w, by, bx)
-            grid = (boxes, triton.cdiv(planes, 8 * cfg["stage_hwc_blocks"]))
+            grid = (triton.cdiv(h, by) * triton.cdiv(w, bx), triton.cdiv(planes, 8 * cfg["stage_hwc_blocks"]))
             _rotate_hwc_kernel[grid](
-                x, out, ang, ctr, h, w, planes, BY=by, BX=bx, NCB=cfg["stage_hwc_blocks"], INV_TX=inv_tx, FQ=fq,
+                x, out, ang, ctr, h, w, planes, BY=by, BX=bx, NCB=cfg["stage_hwc_blocks"],
                 HALF_MATH=precision == "fp16x2", SPLANE=h * w, num_warps=hwc_warps(by * bx),
                 maxnreg=cfg["stage_hwc_maxnreg"],
                 **{k: v for k, v in plan.items() if k != "SHARED"},
@@ -628,14 +614,13 @@ def rotate_cuda(
                                  cfg["stage_word_step"] if il > 1 else cfg["stage_step"], pad=cfg["stage_pad"])
         if plan is not None and planes * h * w < 2**31 and x.data_ptr() % plan["CHUNK"] == 0:
             nc = cfg["stage_block_c"] * cfg["stage_blocks"]
-            boxes, inv_tx, fq = _box_grid(h, w, cfg["stage_by"], cfg["stage_bx"])
-            grid = (boxes, triton.cdiv(planes, nc))
+            grid = (triton.cdiv(h, cfg["stage_by"]) * triton.cdiv(w, cfg["stage_bx"]), triton.cdiv(planes, nc))
             pitches = pitch_words(esize, plan["CHUNK"], plan["NCH"], cfg["stage_pad"],
                                   (cfg["stage_by"], cfg["stage_bx"]), plan["PLANEC"])
             _rotate_staged_kernel[grid](
                 staged_words(x, il), out, ang, ctr, h, w, out_scale, planes, BY=cfg["stage_by"], BX=cfg["stage_bx"],
                 TAB=pitches, NTAB=PITCH_STEPS, IL=il, ILASM=interleave_asm(il) if il > 1 else "",
-                FITX=cfg["stage_fit_x"], INV_TX=inv_tx, FQ=fq,
+                FITX=cfg["stage_fit_x"],
                 BLOCK_C=cfg["stage_block_c"], NCB=cfg["stage_blocks"], HALF_MATH=precision == "fp16x2", SPLANE=h * w,
                 num_warps=cfg["stage_num_warps"], **{k: v for k, v in plan.items() if k != "SHARED"},
             )
