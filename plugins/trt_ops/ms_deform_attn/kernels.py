@@ -665,7 +665,8 @@ def ms_deform_attn_cuda(
     block_r = 32 * cfg["num_warps"]
     _ms_deform_attn_kernel[(triton.cdiv(lanes, block_r),)](
         v, shapes, starts, loc, w, out, s, nq, nh, c, nl, npts, rows, attn_scale, out_scale, reciprocal(nh),
-        reciprocal(nq), FQ=float_quotients(rows), MODE=2 if packed else _MODE[precision], BLOCK_R=block_r, SPLIT=row_p2 // per_lane, NCH=per_lane // vw,
-        VW=vw, ROW=row, EVEN=row == row_p2, **order, num_warps=cfg["num_warps"],
+        reciprocal(nq), FQ=float_quotients(rows), MODE=2 if packed else _MODE[precision], BLOCK_R=block_r,
+        SPLIT=row_p2 // per_lane, NCH=per_lane // vw, VW=vw, ROW=row, EVEN=row == row_p2, **order,
+        num_warps=cfg["num_warps"],
     )
     return out
