@@ -291,10 +291,10 @@ def near_far(coord, size):
 QUOTIENT_MAX = 1 << 22
 
 
-def float_quotients(*dividends: int) -> bool:
-    """Whether quotient() may take its float path for dividends up to (not including) the largest of these: a
-    launch passes the result as the kernel's FQ constexpr."""
-    return max(dividends) <= QUOTIENT_MAX
+def float_quotients(count: int) -> bool:
+    """Whether quotient() may take its float path for every dividend below ``count`` (a launch's programs, pixels or
+    rows); the launch passes the answer as the kernel's FQ constexpr."""
+    return count <= QUOTIENT_MAX
 
 
 def reciprocal(n: int) -> float:
@@ -322,7 +322,7 @@ def box_launch(wo: int, ho: int, do: int, tx: int, ty: int, tz: int) -> tuple[in
     (the caller then takes runs of pixels instead)."""
     nx, ny = -(-wo // tx), -(-ho // ty)
     programs = nx * ny * -(-do // tz)
-    return None if not float_quotients(programs) else (programs, 1.0 / nx, 1.0 / ny)
+    return (programs, reciprocal(nx), reciprocal(ny)) if float_quotients(programs) else None
 
 
 @triton.jit

@@ -430,13 +430,13 @@ def _neighbour_point(nb_ptr, x0, y0, fx, fy, aw, inside, kb, ks, wl, hl, dx, dy,
 
 
 @triton.jit
-def _level_entries(nb_ptr, loc_ptr, attn_ptr, r, rc, lvl, L, P, rmask, wl, hl, kb, ks, attn_scale, dx, dy, c,
+def _level_entries(nb_ptr, loc_ptr, attn_ptr, r, lvl, L, P, rmask, wl, hl, kb, ks, attn_scale, dx, dy, c,
                    acc0, acc1, acc2, acc3, wsum, MODE: tl.constexpr, ROW: tl.constexpr, KY: tl.constexpr,
                    LVL: tl.constexpr, NP: tl.constexpr, ATTN_F16: tl.constexpr, STREAM: tl.constexpr,
                    IDOT: tl.constexpr, wscale, ASM: tl.constexpr):
     """Add the P points of level lvl of every row, read from neighbour entries, to the accumulators."""
     if LVL:  # the level's NP (= P) locations and weights in one vector load each
-        pts = (rc * (L * NP) + lvl * NP)[:, None] + tl.arange(0, NP)[None, :]
+        pts = (r * (L * NP) + lvl * NP)[:, None] + tl.arange(0, NP)[None, :]
         locw = tl.load(loc_ptr + pts)
         attw = tl.load(attn_ptr + pts)
         for k in tl.static_range(NP):
@@ -476,14 +476,13 @@ def _ms_deform_attn_neighbours_kernel(
     int16; the two map rows of a point are summed exactly in int32 by dot_byte_pairs (ASM: inline dp2a), and the
     sums scaled back once at the end."""
     r, part, rmask, h, b, c = _row_lanes(ROWS, NH, NQ, INV_NH, INV_NQ, BLOCK_R, SPLIT, NCH, VW, HEAD_MAJOR, FQ)
-    rc = r  # in bounds for the tail program's spare lanes too (zero weights)
     slot = (part * (NCH * VW)) // ROW
     dx = slot % 2
     dy = slot // 2
     acc0, acc1, acc2, acc3, wsum = _zero_accumulators(BLOCK_R, NCH, VW, MODE, IDOT)
     if IDOT:  # int32 sums of int16 weights (wsum stays unused)
         if ATTN_F16:  # each row scaled to its own largest weight
-            wscale = FIXED / tl.maximum(_weight_max(attn_ptr, rc, L, P, LVL, NP, ATTN_F16, attn_scale), 1e-30)
+            wscale = FIXED / tl.maximum(_weight_max(attn_ptr, r, L, P, LVL, NP, ATTN_F16, attn_scale), 1e-30)
         else:  # int8 weights: |w| <= 128 * attn_scale in every row, no pass over them needed
             wscale = tl.full([BLOCK_R], FIXED, tl.float32) / tl.maximum(128.0 * attn_scale, 1e-30)
     else:
@@ -493,11 +492,11 @@ def _ms_deform_attn_neighbours_kernel(
         hl, wl, kb, ks, stream = _level(shapes_ptr, starts_ptr, lvl, b, h, S, NH, 2 * KY * ROW * ebytes, HEAD_MAJOR,
                                         L1_BYTES)
         if stream:  # constexpr False without L1_BYTES
-            acc0, acc1, acc2, acc3, wsum = _level_entries(nb_ptr, loc_ptr, attn_ptr, r, rc, lvl, L, P, rmask, wl, hl,
+            acc0, acc1, acc2, acc3, wsum = _level_entries(nb_ptr, loc_ptr, attn_ptr, r, lvl, L, P, rmask, wl, hl,
                                                           kb, ks, attn_scale, dx, dy, c, acc0, acc1, acc2, acc3, wsum,
                                                           MODE, ROW, KY, LVL, NP, ATTN_F16, True, IDOT, wscale, ASM)
         else:
-            acc0, acc1, acc2, acc3, wsum = _level_entries(nb_ptr, loc_ptr, attn_ptr, r, rc, lvl, L, P, rmask, wl, hl,
+            acc0, acc1, acc2, acc3, wsum = _level_entries(nb_ptr, loc_ptr, attn_ptr, r, lvl, L, P, rmask, wl, hl,
                                                           kb, ks, attn_scale, dx, dy, c, acc0, acc1, acc2, acc3, wsum,
                                                           MODE, ROW, KY, LVL, NP, ATTN_F16, False, IDOT, wscale, ASM)
     if IDOT:  # back to real sums
