@@ -9,8 +9,8 @@ KERNEL is ``<op>.<function>`` in bevdeploy.plugins.trt_ops.<op>.kernels. Every n
 16-byte aligned and ``--div16`` integers multiples of 16, as the JIT specialises the real values (without that,
 Triton lays tiles out differently and the code differs from what runs: give --div16 for the integers that are
 multiples of 16 at the shape of interest). Prints the instruction total, the most frequent opcodes, barriers, shared
-memory and the TTGIR blocked layouts: what NOTES-ops quotes as "offline sm_90 SASS". Needs Triton's bundled ptxas /
-cuobjdump only.
+memory, registers per thread and the TTGIR blocked layouts: what NOTES-ops quotes as "offline sm_90 SASS". Needs
+Triton's bundled ptxas / cuobjdump only.
 
     python3 benchmarks/sass_offline.py --row rotate anchor int8 [--tuning '{"static_strides": true}']
     python3 benchmarks/sass_offline.py --row grid_sampler 3d fp16x2:chw2
@@ -160,14 +160,23 @@ def compile_launch(fn, args: tuple, kwargs: dict):
     return compile_sm90(fn, types, consts, kwargs.get("num_warps", 4), tuple(div16), kwargs.get("maxnreg"))
 
 
-def sass_of(compiled) -> str:
+def _cuobjdump(compiled, flag: str) -> str:
     import triton
 
     tool = os.path.join(os.path.dirname(triton.__file__), "backends/nvidia/bin/cuobjdump")
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(compiled.asm["cubin"])
         f.flush()
-        return subprocess.run([tool, "-sass", f.name], capture_output=True, text=True, check=True).stdout
+        return subprocess.run([tool, flag, f.name], capture_output=True, text=True, check=True).stdout
+
+
+def sass_of(compiled) -> str:
+    return _cuobjdump(compiled, "-sass")
+
+
+def registers_of(compiled) -> int:
+    """Registers per thread that ptxas allocated (cuobjdump -res-usage): with the warps, what sets occupancy."""
+    return int(re.search(r"REG:(\d+)", _cuobjdump(compiled, "-res-usage")).group(1))
 
 
 def report(compiled) -> list[str]:
@@ -176,8 +185,8 @@ def report(compiled) -> list[str]:
     count = collections.Counter(ops)
     top = ", ".join(f"{op} {n}" for op, n in count.most_common(12))
     layouts = sorted(set(re.findall(r"#ttg\.blocked<[^>]*>", compiled.asm["ttgir"])))
-    return [f"instructions {len(ops)} (shared {compiled.metadata.shared} B, "
-            f"barriers {count['BAR']})", f"top: {top}", *(f"layout: {lay}" for lay in layouts)]
+    return [f"instructions {len(ops)} (shared {compiled.metadata.shared} B, barriers {count['BAR']}, "
+            f"registers {registers_of(compiled)})", f"top: {top}", *(f"layout: {lay}" for lay in layouts)]
 
 
 def main(argv=None) -> int:

@@ -46,6 +46,7 @@ def test_row_compiles_the_launch_the_op_makes():
                    "PAIRS=False", "FQ=True")
     assert by_hand.returncode == 0, by_hand.stderr
     assert counts == by_hand.stdout.splitlines()[0]
+    assert re.search(r", registers [1-9]\d*\)$", counts), counts  # ptxas' allocation, from cuobjdump -res-usage
 
 
 @pytest.mark.parametrize("args,env,says", [
