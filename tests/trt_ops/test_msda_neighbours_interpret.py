@@ -259,27 +259,31 @@ def test_value_neighbours_rejects_other_corner_counts():
 @pytest.mark.parametrize("head_major", [False, True])
 def test_program_order_of_rows(head_major, fq):
     """_memory_row: the k-th row in program order is row k, or, head-major, the k-th of (batch, head, query), so
-    that consecutive programs share a (batch, head). A permutation of the rows either way, with each row's head and
-    batch; the same through integer divisions and through fp32 reciprocals (FQ, triton_util.quotient)."""
+    that consecutive programs share a (batch, head). A permutation of the rows either way, with each row's key base
+    (where its (batch, head) keys start in the value); the same through integer divisions and through fp32
+    reciprocals (FQ, triton_util.quotient)."""
     triton, tl = kernels.triton, kernels.tl
-    bs, nq, nh = 3, 7, 5
+    bs, nq, nh, s = 3, 7, 5, 11
 
     @triton.jit
-    def rows_kernel(out_ptr, NH, NQ, INV_NH, INV_NQ, N: tl.constexpr, HEAD_MAJOR: tl.constexpr, FQ: tl.constexpr):
+    def rows_kernel(out_ptr, S, NH, NQ, INV_NH, INV_NQ, N: tl.constexpr, HEAD_MAJOR: tl.constexpr,
+                    FQ: tl.constexpr):
         k = tl.arange(0, N)
-        r, h, b = kernels._memory_row(k, NH, NQ, INV_NH, INV_NQ, HEAD_MAJOR, FQ)
+        r, kbase = kernels._memory_row(k, S, NH, NQ, INV_NH, INV_NQ, HEAD_MAJOR, FQ)
         tl.store(out_ptr + k, r)
-        tl.store(out_ptr + N + k, h)
-        tl.store(out_ptr + 2 * N + k, b)
+        tl.store(out_ptr + N + k, kbase)
 
     n = bs * nq * nh
-    out = torch.empty(3 * 128, dtype=torch.int32)
-    rows_kernel[(1,)](out, nh, nq, 1.0 / nh, 1.0 / nq, N=128, HEAD_MAJOR=head_major, FQ=fq)
-    got, heads, batches = (out[i * 128: i * 128 + n] for i in range(3))
+    out = torch.empty(2 * 128, dtype=torch.int32)
+    rows_kernel[(1,)](out, s, nh, nq, 1.0 / nh, 1.0 / nq, N=128, HEAD_MAJOR=head_major, FQ=fq)
+    got, kbase = out[:n], out[128: 128 + n]
     rows = torch.arange(n).view(bs, nq, nh)  # the (batch, query, head) row numbers
     want = (rows.transpose(1, 2) if head_major else rows).flatten()
     assert got.tolist() == want.tolist()
-    assert heads.tolist() == (want % nh).tolist() and batches.tolist() == (want // (nh * nq)).tolist()
+    head, batch = want % nh, want // (nh * nq)
+    # the value (batch, head, key) head-major, else (batch, key, head): key 0 of the row's (batch, head)
+    first_key = (batch * nh + head) * s if head_major else batch * s * nh + head
+    assert kbase.tolist() == first_key.tolist()
 
 
 def test_dot_byte_pairs_integer_form():

@@ -172,32 +172,33 @@ def _point_corner(x, y, aw, rmask, wl, hl):
 
 
 @triton.jit
-def _memory_row(k, NH, NQ, INV_NH, INV_NQ, HEAD_MAJOR: tl.constexpr, FQ: tl.constexpr):
-    """(row, head, batch) of the k-th row in program order: the (batch, query, head) row of the locations, weights
-    and output, k itself or with HEAD_MAJOR the k-th of the order (batch, head, query), so that the programs running
-    at once share one (batch, head) and its slab of the head-major value. INV_NH / INV_NQ: 1 / NH, 1 / NQ for
-    triton_util.quotient (FQ: its fp32 path, four instructions instead of a run-time division's ~25)."""
+def _memory_row(k, S, NH, NQ, INV_NH, INV_NQ, HEAD_MAJOR: tl.constexpr, FQ: tl.constexpr):
+    """(row, key base) of the k-th row in program order. The row: the (batch, query, head) row of the locations,
+    weights and output, k itself or with HEAD_MAJOR the k-th of the order (batch, head, query), so that the programs
+    running at once share one (batch, head) and its slab of the head-major value. The key base: where the row's
+    (batch, head) keys start in the value of S keys (_level), (batch * NH + head) * S head-major, batch * S * NH +
+    head in key order; one register across the level loop instead of head and batch. INV_NH / INV_NQ: 1 / NH, 1 / NQ
+    for triton_util.quotient (FQ: its fp32 path, four instructions instead of a run-time division's ~25)."""
     if HEAD_MAJOR:
         bh = quotient(k, NQ, INV_NQ, FQ)
         b = quotient(bh, NH, INV_NH, FQ)
-        h = bh - b * NH
-        return (b * NQ + k - bh * NQ) * NH + h, h, b
+        return (b * NQ + k - bh * NQ) * NH + bh - b * NH, bh * S
     kh = quotient(k, NH, INV_NH, FQ)
-    return k, k - kh * NH, quotient(kh, NQ, INV_NQ, FQ)
+    return k, quotient(kh, NQ, INV_NQ, FQ) * (S * NH) + k - kh * NH
 
 
 @triton.jit
-def _row_lanes(ROWS, NH, NQ, INV_NH, INV_NQ, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, NCH: tl.constexpr,
+def _row_lanes(ROWS, S, NH, NQ, INV_NH, INV_NQ, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, NCH: tl.constexpr,
                VW: tl.constexpr, HEAD_MAJOR: tl.constexpr, FQ: tl.constexpr):
     """This program's lanes: SPLIT neighbouring lanes per (batch, query, head) row r (_memory_row); per lane its
-    row, its part of the row, the row mask, head, batch and its [lanes, NCH, VW] element offsets within the row.
+    row, its part of the row, the row mask, its key base and its [lanes, NCH, VW] element offsets within the row.
     The tail program's spare lanes (masked) take row ROWS - 1, so that their addresses stay in bounds."""
     q = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
     k = q // SPLIT
-    r, h, b = _memory_row(tl.minimum(k, ROWS - 1), NH, NQ, INV_NH, INV_NQ, HEAD_MAJOR, FQ)
+    r, kbase = _memory_row(tl.minimum(k, ROWS - 1), S, NH, NQ, INV_NH, INV_NQ, HEAD_MAJOR, FQ)
     part = q % SPLIT
     c = (part * (NCH * VW))[:, None, None] + tl.arange(0, NCH)[None, :, None] * VW + tl.arange(0, VW)[None, None, :]
-    return r, part, k < ROWS, h, b, c
+    return r, part, k < ROWS, kbase, c
 
 
 @triton.jit
@@ -211,21 +212,21 @@ def _zero_accumulators(BLOCK_R: tl.constexpr, NCH: tl.constexpr, VW: tl.constexp
 
 
 @triton.jit
-def _level(shapes_ptr, starts_ptr, lvl, b, h, S, NH, ROW_BYTES: tl.constexpr, HEAD_MAJOR: tl.constexpr,
+def _level(shapes_ptr, starts_ptr, lvl, kbase, NH, ROW_BYTES: tl.constexpr, HEAD_MAJOR: tl.constexpr,
            L1_BYTES: tl.constexpr):
     """Level lvl's height and width, and where each row's keys are: key (x, y) of the level is value row
-    kb + (y * W + x) * ks, in the value (batch, key, head) or, HEAD_MAJOR, (batch, head, key). Last, whether the
-    level streams (its slab, the bytes one (batch, head) reads with HEAD_MAJOR, else all heads', exceeds
-    L1_BYTES; 0: never)."""
+    kb + (y * W + x) * ks, in the value (batch, key, head) or, HEAD_MAJOR, (batch, head, key), from the row's key
+    base (_memory_row). Last, whether the level streams (its slab, the bytes one (batch, head) reads with
+    HEAD_MAJOR, else all heads', exceeds L1_BYTES; 0: never)."""
     hl = tl.load(shapes_ptr + lvl * 2)
     wl = tl.load(shapes_ptr + lvl * 2 + 1)
     start = tl.load(starts_ptr + lvl)
     if HEAD_MAJOR:
-        kb = (b * NH + h) * S + start
+        kb = kbase + start
         ks = 1
         slab = hl * wl * ROW_BYTES
     else:
-        kb = (b * S + start) * NH + h
+        kb = kbase + start * NH
         ks = NH
         slab = hl * wl * ROW_BYTES * NH
     if L1_BYTES > 0:
@@ -272,12 +273,12 @@ def _ms_deform_attn_kernel(
     32 different lines. The [lanes, NCH, VW] tile puts the lane dimension on the threads. HEAD_MAJOR: the value
     is (batch, head, key, C) and the programs walk the rows head by head (_memory_row); L1_BYTES: levels whose
     slab exceeds it are gathered through L2 only (_level)."""
-    r, part, rmask, h, b, c = _row_lanes(ROWS, NH, NQ, INV_NH, INV_NQ, BLOCK_R, SPLIT, NCH, VW, HEAD_MAJOR, FQ)
+    r, part, rmask, kbase, c = _row_lanes(ROWS, S, NH, NQ, INV_NH, INV_NQ, BLOCK_R, SPLIT, NCH, VW, HEAD_MAJOR, FQ)
     cmask = (c < ROW) | EVEN
     acc0, acc1, acc2, acc3, wsum = _zero_accumulators(BLOCK_R, NCH, VW, MODE)
     ebytes: tl.constexpr = value_ptr.dtype.element_ty.primitive_bitwidth // 8
     for lvl in range(L):
-        hl, wl, kb, ks, stream = _level(shapes_ptr, starts_ptr, lvl, b, h, S, NH, ROW * ebytes, HEAD_MAJOR, L1_BYTES)
+        hl, wl, kb, ks, stream = _level(shapes_ptr, starts_ptr, lvl, kbase, NH, ROW * ebytes, HEAD_MAJOR, L1_BYTES)
         if stream:  # constexpr False without L1_BYTES
             acc0, acc1, acc2, acc3, wsum = _level_corners(value_ptr, loc_ptr, attn_ptr, r, lvl, L, P, rmask, wl, hl,
                                                           kb, ks, attn_scale, c, cmask, ROW, MODE, True,
@@ -296,30 +297,39 @@ def _ms_deform_attn_kernel(
 
 
 @triton.jit
-def _neighbours_prep_kernel(src_ptr, dst_ptr, shapes_ptr, starts_ptr, S, NH, L, N, RW: tl.constexpr, KY: tl.constexpr,
-                            BIAS: tl.constexpr, BLOCK: tl.constexpr, HEAD_MAJOR: tl.constexpr = False):
+def _neighbours_prep_kernel(src_ptr, dst_ptr, shapes_ptr, starts_ptr, S, NH, L, N, INV_S, INV_NH, RW: tl.constexpr,
+                            KY: tl.constexpr, BIAS: tl.constexpr, BLOCK: tl.constexpr, HEAD_MAJOR: tl.constexpr = False,
+                            FQ: tl.constexpr = False):
     """One pass over the value as int32 words: row i = (batch, key s, head) of RW words becomes the entry of its
     2 * KY corners (k = 2 dy + dx: v[s + dx + dy * W] of the key's level), each zero where it falls off the
     map (s in the last column for dx = 1, in the last map row for dy = 1). BIAS: int8 bytes stored as q ^ 0x80
     (a zero as 0x80), which the int8 kernel would otherwise compute per load. Reads and writes run along i, so
-    both are coalesced; the neighbours' reads hit L2. HEAD_MAJOR: the entries are written (batch, head, key)."""
+    both are coalesced; the neighbours' reads hit L2. HEAD_MAJOR: the entries are written (batch, head, key).
+    The row's batch, key and head, and the key's column in its level, are quotients by 1 / S, 1 / NH and each
+    level's 1 / W (triton_util.quotient; FQ its fp32 path) rather than run-time divisions per row."""
     i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     m = i < N
-    s = (i // NH) % S
+    ih = quotient(i, NH, INV_NH, FQ)  # batch * S + key
+    b = quotient(ih, S, INV_S, FQ)
+    s = ih - b * S
     start = tl.zeros([BLOCK], dtype=tl.int32)
     wl = tl.full([BLOCK], 1, tl.int32)
     hl = tl.full([BLOCK], 1, tl.int32)
+    inv_wl = tl.full([BLOCK], 1.0, tl.float32)
     for lvl in range(L):  # level_start_index ascends: the last start <= s is the key's level
         st = tl.load(starts_ptr + lvl)
+        w_lvl = tl.load(shapes_ptr + lvl * 2 + 1)
         sel = s >= st
         start = tl.where(sel, st, start)
         hl = tl.where(sel, tl.load(shapes_ptr + lvl * 2), hl)
-        wl = tl.where(sel, tl.load(shapes_ptr + lvl * 2 + 1), wl)
-    has_x = (s - start) % wl != wl - 1
-    has_y = (s - start) // wl != hl - 1
+        wl = tl.where(sel, w_lvl, wl)
+        inv_wl = tl.where(sel, tl.math.div_rn(1.0, w_lvl.to(tl.float32)), inv_wl)  # once per program and level
+    t = s - start  # the key's place in its level, y * W + x
+    has_x = t - quotient(t, wl, inv_wl, FQ) * wl != wl - 1
+    has_y = t < (hl - 1) * wl
     col = tl.arange(0, RW)[None, :]
     if HEAD_MAJOR:
-        e = ((i // (S * NH)) * NH + i % NH) * S + s
+        e = (b * NH + i - ih * NH) * S + s
     else:
         e = i
     dst = dst_ptr + e[:, None] * (2 * KY * RW) + col
@@ -475,7 +485,7 @@ def _ms_deform_attn_neighbours_kernel(
     128 * attn_scale) becomes FIXED (<= 32767, and small enough that the int32 sums cannot overflow) and rounded to
     int16; the two map rows of a point are summed exactly in int32 by dot_byte_pairs (ASM: inline dp2a), and the
     sums scaled back once at the end."""
-    r, part, rmask, h, b, c = _row_lanes(ROWS, NH, NQ, INV_NH, INV_NQ, BLOCK_R, SPLIT, NCH, VW, HEAD_MAJOR, FQ)
+    r, part, rmask, kbase, c = _row_lanes(ROWS, S, NH, NQ, INV_NH, INV_NQ, BLOCK_R, SPLIT, NCH, VW, HEAD_MAJOR, FQ)
     slot = (part * (NCH * VW)) // ROW
     dx = slot % 2
     dy = slot // 2
@@ -489,7 +499,7 @@ def _ms_deform_attn_neighbours_kernel(
         wscale = 1.0
     ebytes: tl.constexpr = nb_ptr.dtype.element_ty.primitive_bitwidth // 8
     for lvl in range(L):
-        hl, wl, kb, ks, stream = _level(shapes_ptr, starts_ptr, lvl, b, h, S, NH, 2 * KY * ROW * ebytes, HEAD_MAJOR,
+        hl, wl, kb, ks, stream = _level(shapes_ptr, starts_ptr, lvl, kbase, NH, 2 * KY * ROW * ebytes, HEAD_MAJOR,
                                         L1_BYTES)
         if stream:  # constexpr False without L1_BYTES
             acc0, acc1, acc2, acc3, wsum = _level_entries(nb_ptr, loc_ptr, attn_ptr, r, lvl, L, P, rmask, wl, hl,
@@ -523,7 +533,7 @@ def _store_slot_sums(out_ptr, acc0, acc1, acc2, acc3, wsum, C, NH, NQ, INV_NH, I
     already hold the sums w * q (int_dot), not add_packed_int8's biased ones."""
     RB: tl.constexpr = BLOCK_R // SPLIT
     k = tl.program_id(0) * RB + tl.arange(0, RB)
-    rr, _, _ = _memory_row(tl.minimum(k, ROWS - 1), NH, NQ, INV_NH, INV_NQ, HEAD_MAJOR, FQ)
+    rr, _ = _memory_row(tl.minimum(k, ROWS - 1), 1, NH, NQ, INV_NH, INV_NQ, HEAD_MAJOR, FQ)
     cc = tl.arange(0, ROW)[None, :]
     m = (k < ROWS)[:, None]
     if MODE == 2:  # per chunk: sum w * q = 2^23 * acc - 128 * sum w (the chunk's own weights), then the slots;
@@ -574,8 +584,9 @@ def value_neighbours(value: torch.Tensor, spatial_shapes: torch.Tensor, level_st
         block = max(1, 2048 // rw)
         _neighbours_prep_kernel[(triton.cdiv(n, block),)](
             value.view(torch.int32), out, spatial_shapes.to(torch.int32).contiguous(),
-            level_start_index.to(torch.int32).contiguous(), s, nh, spatial_shapes.shape[0], n, RW=rw,
-            KY=corners // 2, BIAS=bias, BLOCK=block, HEAD_MAJOR=head_major, num_warps=4,
+            level_start_index.to(torch.int32).contiguous(), s, nh, spatial_shapes.shape[0], n, reciprocal(s),
+            reciprocal(nh), RW=rw, KY=corners // 2, BIAS=bias, BLOCK=block, HEAD_MAJOR=head_major,
+            FQ=float_quotients(n), num_warps=4,
         )
     return out.view(value.dtype)
 
