@@ -1,30 +1,14 @@
-"""Small file helpers for the evaluation layer: atomic writes and JSON-safe numbers."""
+"""Small file helpers for the evaluation layer: strict-JSON atomic writes and JSON-safe numbers (the atomic write
+itself is the workspace's)."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temp file in the same folder and a rename, so that an
-    interrupted write never leaves a half file that a later run would trust."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+from ..workspace import atomic_write_bytes
 
 
 def atomic_write_json(path: Path, obj: Any) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.types import CAMERAS, Detections, Sample
-from ._io import atomic_write_bytes
+from ..workspace import atomic_write_bytes
 
 GT_COLOR = "#22dd44"
 PRED_COLOR = "#ff3333"
