@@ -46,12 +46,15 @@ from triton.testing import do_bench, do_bench_cudagraph  # noqa: E402
 MEMORY_BOUND = ("bev_pool_v2", "bev_pool_columns", "grid_sampler", "rotate")
 
 
-def study_options(doc: str, script: str, argv=None) -> argparse.Namespace | None:
-    """The options of a one-command GPU study (``--out`` JSON, ``--rep-ms``), or None, after one line on stderr
-    saying so, where there is no CUDA GPU (bev_pool_floor.py and bev_pool_order.py open this way)."""
+def study_options(doc: str, script: str, argv=None, extra=None) -> argparse.Namespace | None:
+    """The options of a one-command GPU study (``--out`` JSON, ``--rep-ms``, and what ``extra(parser)`` adds), or
+    None, after one line on stderr saying so, where there is no CUDA GPU (bev_pool_floor.py, bev_pool_order.py and
+    msda_prep.py open this way)."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--out", type=Path, help="also write the rows as JSON")
     parser.add_argument("--rep-ms", type=int, default=40)
+    if extra is not None:
+        extra(parser)
     opts = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print(f"{script} needs a CUDA GPU", file=sys.stderr)

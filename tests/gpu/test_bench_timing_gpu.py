@@ -48,3 +48,24 @@ def test_same_size_copy_is_timed_warm_and_cold():
     row = ops.copy_same_size(24 << 20, rep_ms=5)
     assert row["bytes"] == 24 << 20 and row["ms"] > 0 and row["cold_ms"] > 0
     assert row["gbps"] == pytest.approx(row["bytes"] / row["ms"] / 1e6)
+
+
+def test_msda_prep_times_the_prep_pass_and_checks_another_version(tmp_path):
+    """benchmarks/msda_prep.py with --kernels naming our own kernels.py: every row timed, the two versions' entries
+    identical, the pass a part of the op's time."""
+    import json
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "prep.json"
+    run = subprocess.run([sys.executable, str(root / "benchmarks/msda_prep.py"), "--rep-ms", "5", "--out", str(out),
+                          "--kernels", str(root / "plugins/trt_ops/ms_deform_attn/kernels.py")],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["precision"], r["version"], r["round"]) for r in rows} == {
+        (p, v, n) for p in ("fp16", "int8") for v in ("ours", "other") for n in (1, 2)}
+    assert all(r["identical"] for r in rows if r["version"] == "other")
+    assert all(r["ms"] > 0 and r["cold_ms"] > 0 and 0 < r["share_of_op"] < 1 for r in rows)
+    fp16, int8 = (next(r for r in rows if r["precision"] == p) for p in ("fp16", "int8"))
+    assert fp16["bytes"] == 2 * int8["bytes"]  # the same entries of 2-byte and 1-byte values

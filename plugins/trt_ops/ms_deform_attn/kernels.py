@@ -591,6 +591,14 @@ def value_neighbours(value: torch.Tensor, spatial_shapes: torch.Tensor, level_st
     return out.view(value.dtype)
 
 
+def launch_entries(v: torch.Tensor, shapes: torch.Tensor, starts: torch.Tensor, launch: Mapping) -> torch.Tensor:
+    """The neighbour entries that the entry kernel of ``launch`` (_neighbour_launch) reads, from the value in its
+    storage dtype (int32 words for int8): the op's prep pass, which benchmarks/msda_prep.py also times alone."""
+    nb = value_neighbours(v, shapes, starts, 2 * launch["KY"], bias=launch["MODE"] == 2 and not launch["IDOT"],
+                          head_major=launch["HEAD_MAJOR"])
+    return nb.view(torch.int32) if launch["MODE"] == 2 else nb
+
+
 def _neighbour_launch(cfg: Mapping, precision: str, v: torch.Tensor, nlevels: int, npts: int) -> dict | None:
     """Launch shape of the neighbour-entry kernel, or None where it does not apply: TUNING "corners" 1, fp32 (a
     128-B row is a line of its own anyway), int8 with C % 4 != 0, rows that are not a power of two of 4-byte int8
@@ -645,9 +653,7 @@ def ms_deform_attn_cuda(
     cfg = tuned(TUNING, precision)
     launch = _neighbour_launch(cfg, precision, v, nl, npts)
     if launch is not None:
-        nb = value_neighbours(v, shapes, starts, 2 * launch["KY"], bias=launch["MODE"] == 2 and not launch["IDOT"],
-                              head_major=launch["HEAD_MAJOR"])
-        nb = nb.view(torch.int32) if precision == "int8" else nb
+        nb = launch_entries(v, shapes, starts, launch)
         grid = (triton.cdiv(bs * nq * nh * launch["SPLIT"], launch["BLOCK_R"]),)
         launch["ATTN_F16"] = w.dtype == torch.float16  # else int8 (with its scale)
         if launch["LVL"]:  # locations as int32 words (x, y), fp16 weights as their int16 bits (_level_point)
