@@ -48,7 +48,13 @@ def _entries_call(kernels, kargs, precision: str, scales):
     shapes, starts = shapes.to(torch.int32).contiguous(), starts.to(torch.int32).contiguous()
     launch = kernels._neighbour_launch(kernels.tuned(kernels.TUNING, precision), precision, v, locs.shape[3],
                                        locs.shape[4])
-    return None if launch is None else partial(kernels.launch_entries, v, shapes, starts, launch)
+    if launch is None:
+        return None
+    if hasattr(kernels, "launch_entries"):
+        return partial(kernels.launch_entries, v, shapes, starts, launch)
+    # a kernels.py from before launch_entries: the call the op made then (value_neighbours, the same arguments)
+    return partial(kernels.value_neighbours, v, shapes, starts, 2 * launch["KY"],
+                   bias=launch["MODE"] == 2 and not launch["IDOT"], head_major=launch["HEAD_MAJOR"])
 
 
 def _cold_calls(kernels, kargs, precision: str, scales):
@@ -89,7 +95,8 @@ def main(argv=None) -> int:
                        "cold_ms": cold, "gbps": moved / ms / 1e6, "pct_copy": 100 * moved / ms / 1e6 / copy["gbps"],
                        "op_ms": op_ms, "share_of_op": ms / op_ms if op_ms else None}
                 if name != "ours":
-                    row["identical"] = bool(torch.equal(entries[name], entries["ours"]))
+                    row["identical"] = bool(torch.equal(entries[name].view(torch.uint8),  # bytes: int8 may come
+                                                        entries["ours"].view(torch.uint8)))  # as int32 words
                     ok &= row["identical"]
                 result["rows"].append(row)
                 print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
