@@ -3,6 +3,7 @@ built-in nuScenes-format dataset generated once per session."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -58,3 +59,31 @@ def clean_dir(tmp_path: Path):
     """A folder removed after the test (workspaces can hold large ONNX files)."""
     yield tmp_path
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+@pytest.fixture
+def tiny_run(small_dataroot, capsys):
+    """``run(model, precision, backend, out, pieces, ops)``: ``bevdeploy run`` of the model's tiny variant through
+    the CLI on the small dataset (calibration on its calib split, two samples), asserting the report's shared
+    contract (identity, one fidelity and artifact per piece, a latency per piece and op and end to end, speed, size,
+    memory, every class scored); returns the report."""
+    from bevdeploy.cli import main
+
+    dataroot, version = small_dataroot
+
+    def run(model: str, precision: str, backend: str, out: Path, pieces: set, ops: set) -> dict:
+        argv = ["run", "--model", model, "--precision", precision, "--backend", backend, "--data", str(dataroot),
+                "--version", version, "--split", "synth_val", "--calib-split", "synth_calib", "--calib-batches", "2",
+                "--max-samples", "2", "--out", str(out), "--json"]
+        code = main(argv)
+        cap = capsys.readouterr()
+        assert code == 0, cap.err
+        rep = json.loads(cap.out)
+        assert (rep["model"], rep["variant"], rep["precision"], rep["backend"]) == (model, "tiny", precision, backend)
+        assert set(rep["fidelity"]) == pieces and set(rep["artifacts"]) == pieces
+        assert set(rep["latency_ms"]) == pieces | ops | {"end_to_end"}
+        assert rep["fps"] > 0 and rep["size_mb"]["total"] > 0 and rep["memory_mb"] > 0
+        assert rep["dataset"]["samples"] == 2 and len(rep["metrics"]["per_class"]) == 10
+        return rep
+
+    return run

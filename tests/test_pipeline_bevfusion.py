@@ -26,23 +26,11 @@ def runs(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
-def test_bevfusion_tiny_end_to_end(small_dataroot, runs, capsys, precision, backend):
+def test_bevfusion_tiny_end_to_end(tiny_run, runs, precision, backend):
     if backend == "torch" and torch.cuda.is_available():
         pytest.skip("the torch backend runs on the GPU here, where FP16 is native: tests/gpu/test_pipeline_gpu.py")
-    dataroot, version = small_dataroot
     out = runs / f"{precision}-{backend}"
-    argv = ["run", "--model", "bevfusion", "--precision", precision, "--backend", backend, "--data", str(dataroot),
-            "--version", version, "--split", "synth_val", "--calib-split", "synth_calib", "--calib-batches", "2",
-            "--max-samples", "2", "--out", str(out), "--json"]
-    code = main(argv)
-    cap = capsys.readouterr()
-    assert code == 0, cap.err
-    rep = json.loads(cap.out)
-    assert (rep["model"], rep["variant"], rep["precision"], rep["backend"]) == ("bevfusion", "tiny", precision, backend)
-    assert set(rep["fidelity"]) == PIECES and set(rep["artifacts"]) == PIECES
-    assert set(rep["latency_ms"]) == PIECES | OPS | {"end_to_end"}
-    assert rep["fps"] > 0 and rep["size_mb"]["total"] > 0 and rep["memory_mb"] > 0
-    assert rep["dataset"]["samples"] == 2 and len(rep["metrics"]["per_class"]) == 10
+    rep = tiny_run("bevfusion", precision, backend, out, PIECES, OPS)
     expected = POLICY.get(precision, dict.fromkeys(PIECES, precision))
     assert rep["piece_precisions"] == expected
     if precision == "int8":
