@@ -75,7 +75,12 @@ def main(argv=None) -> int:
     entry = ops_cases.kernel_for("ms_deform_attn")
     versions = {"ours": sys.modules[entry.__module__]}
     if opts.kernels:
-        versions["other"] = _kernels_from(opts.kernels)
+        try:
+            versions["other"] = _kernels_from(opts.kernels)
+        except Exception as exc:  # noqa: BLE001 - any failure to load it is the same bad input
+            print(f"msda_prep.py: --kernels {opts.kernels} does not load as a kernels module ({type(exc).__name__}: "
+                  f"{exc}); pass a copy of ms_deform_attn/kernels.py", file=sys.stderr)
+            return 2
     copy = ops.copy_bandwidth(opts.rep_ms)
     result = {"device": torch.cuda.get_device_name(), "copy_gbps": copy["gbps"], "rows": []}
     print(json.dumps({"device": result["device"], "copy_gbps": round(copy["gbps"])}), flush=True)
@@ -83,6 +88,11 @@ def main(argv=None) -> int:
     for precision in PRECISIONS:
         kargs, _ = ops_cases.variant_inputs(case, precision)
         calls = {name: _entries_call(k, kargs, precision, case.scales) for name, k in versions.items()}
+        if None in calls.values():
+            print(f"msda_prep.py: {precision}: no entry kernel under {', '.join(n for n, c in calls.items() if c is None)}"
+                  " TUNING (corners 1?), so no prep pass to time", file=sys.stderr)
+            ok = False
+            continue
         entries = {name: call() for name, call in calls.items()}
         value = kargs[0]
         moved = value.numel() * value.element_size() + entries["ours"].numel() * entries["ours"].element_size()
