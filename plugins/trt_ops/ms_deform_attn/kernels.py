@@ -533,7 +533,7 @@ def _store_slot_sums(out_ptr, acc0, acc1, acc2, acc3, wsum, C, NH, NQ, INV_NH, I
     already hold the sums w * q (int_dot), not add_packed_int8's biased ones."""
     RB: tl.constexpr = BLOCK_R // SPLIT
     k = tl.program_id(0) * RB + tl.arange(0, RB)
-    rr, _ = _memory_row(tl.minimum(k, ROWS - 1), 1, NH, NQ, INV_NH, INV_NQ, HEAD_MAJOR, FQ)
+    rr, _ = _memory_row(tl.minimum(k, ROWS - 1), 1, NH, NQ, INV_NH, INV_NQ, HEAD_MAJOR, FQ)  # no key base used: S 1
     cc = tl.arange(0, ROW)[None, :]
     m = (k < ROWS)[:, None]
     if MODE == 2:  # per chunk: sum w * q = 2^23 * acc - 128 * sum w (the chunk's own weights), then the slots;
