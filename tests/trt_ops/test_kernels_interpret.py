@@ -306,6 +306,26 @@ def test_rotate_row_parity(pairs, monkeypatch):
         _check_every_layout("rotate", case)
 
 
+@pytest.mark.parametrize("ty", [1, 2, 4])
+@pytest.mark.parametrize("interpolation", [0, 1], ids=["bilinear", "nearest"])
+def test_rotate_boxes(ty, interpolation, monkeypatch):
+    """rotate over boxes of ty rows x 8 / ty columns (TUNING "tile_y", "vec_tile_y", "vec_wide_tile_y";
+    triton_util.box_tile): a 9 x 11 map that takes several boxes each way, the last ones partial, and a map one row
+    high; every precision and layout against the reference, and the launch really in boxes."""
+    mod = _kernels_with(monkeypatch, "rotate", tile_y=ty, vec_tile_y=ty, vec_wide_tile_y=ty, block_p=8,
+                        vec_block_p=8, vec_wide_block_p=8, staged=False)
+    launches = _spy(monkeypatch, mod, "box_launch")
+    g = torch.Generator().manual_seed(5)
+    for shape, angle in (((3, 9, 11), 33.0), ((3, 1, 6), 20.0)):
+        img = torch.randn(shape, generator=g)
+        args = (img, torch.tensor([angle]), torch.tensor([0.3 * shape[2], 0.6 * shape[1]]), interpolation)
+        case = ops_cases.Case(f"rotate[{shape}]", args, scales={"img": float(img.abs().max()) / 127}, half_args=(0,),
+                              int8_args={0: "img"}, layouts=ops_cases.SAMPLER_LAYOUTS, unbatched=True)
+        _check_every_layout("rotate", case)
+    programs = {-(-w // (8 // ty)) * -(-h // ty) for h, w in ((9, 11), (1, 6))}  # boxes along x times along y
+    assert launches and {b[0] for b in launches} == programs
+
+
 @pytest.mark.parametrize("op", ["grid_sampler", "rotate"])
 @pytest.mark.parametrize("cfg", [{"ptr_first": True}, {"static_strides": True}], ids=["ptr_first", "static"])
 @pytest.mark.parametrize("pairs", [False, True])

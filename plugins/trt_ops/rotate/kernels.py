@@ -40,6 +40,8 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     PITCH_STEPS,
     bilinear_corner,
     bilinear_weights,
+    box_launch,
+    box_tile,
     check_launch,
     corner_pair,
     float_quotients,
@@ -157,7 +159,7 @@ TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
           "stage_pad": 3, "stage_num_warps": 4, "stage_words": False, "stage_word_step": 256,
           "stage_fit_x": True, "stage_hwc": False, "stage_hwc_box": (16, 16), "stage_hwc_blocks": 4,
           "stage_hwc_qpitch": 48, "stage_hwc_maxnreg": None, "row_parity": False, "vec_row_parity": False,
-          "vec_wide_row_parity": None,
+          "vec_wide_row_parity": None, "tile_y": 0, "vec_tile_y": 0, "vec_wide_tile_y": None,
           "per_precision": {"int8": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_num_warps": 4, "vec_vectors": 4,
                                      "vec_word_store": True, "pairs": True, "vec_pairs": True, "static_strides": True,
                                      "staged": True, "stage_block_c": 8, "stage_words": True, "stage_fit_x": False},
@@ -292,6 +294,7 @@ def _rotate_kernel(
     NPLANES, VEC: tl.constexpr, PACKED: tl.constexpr = 0, WORD_STORE: tl.constexpr = False,
     PAIRS: tl.constexpr = False, SIZE1: tl.constexpr = False, PTR_FIRST: tl.constexpr = False,
     SPLANE: tl.constexpr = 0, ROW_PARITY: tl.constexpr = False, INV_W=1.0, FQ: tl.constexpr = False,
+    TY: tl.constexpr = 0, INV_NX=1.0, INV_NY=1.0,
 ):
     """[pixels, channels] tile: neighbouring output pixels (neighbouring source addresses) on neighbouring
     lanes, the inverse-mapped position computed once per pixel for the channel block. VEC > 1: input and output
@@ -304,9 +307,22 @@ def _rotate_kernel(
     there, pointers per pixel plus each plane's offset (triton_util.tile_ptrs), SPLANE > 0 the plane size H * W as a
     compile-time constant (NPLANES % BLOCK_C == 0). ROW_PARITY: the even one of a pixel's two rows gathered first
     (triton_util.even_row_first), as in the grid sampler. INV_W / FQ: 1 / W for a pixel's row, through the fp32
-    reciprocal where FQ (triton_util.quotient)."""
-    pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
-    pmask = pix < H * W
+    reciprocal where FQ (triton_util.quotient). TY == 0: a program's BLOCK_P output pixels are consecutive; TY > 0:
+    a box of TY rows x BLOCK_P / TY columns (triton_util.box_tile, INV_NX / INV_NY its reciprocals), whose source
+    footprint is more compact where the turn crosses rows along a run."""
+    if TY == 0:
+        pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+        pmask = pix < H * W
+        py = quotient(pix, W, INV_W, FQ)
+        px = pix - py * W
+    else:
+        TX: tl.constexpr = BLOCK_P // TY
+        bx, by, _ = box_tile(tl.program_id(0), W, H, TX, TY, INV_NX, INV_NY)
+        i = tl.arange(0, BLOCK_P)
+        px = bx * TX + i % TX
+        py = by * TY + i // TX
+        pmask = (px < W) & (py < H)
+        pix = py * W + px
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)  # VEC > 1: part of a vector, or whole ones
     src = in_ptr
     dst = out_ptr
@@ -329,9 +345,7 @@ def _rotate_kernel(
         j = tl.program_id(1) * (BLOCK_C // PACKED) + tl.arange(0, BLOCK_C // PACKED)
         ibase = ((j // STEP) * (H * W) * STEP + j % STEP)[None, :]
     cs, sn, kx, ky, hw, hh = _inverse_rotation(angle_ptr, center_ptr, H, W)
-    py = quotient(pix, W, INV_W, FQ)
-    ix, iy = _source_xy((pix - py * W).to(tl.float32) + 0.5 - hw, py.to(tl.float32) + 0.5 - hh, cs, sn, kx, ky, hw,
-                        hh)
+    ix, iy = _source_xy(px.to(tl.float32) + 0.5 - hw, py.to(tl.float32) + 0.5 - hh, cs, sn, kx, ky, hw, hh)
     if NEAREST:
         x = _rint(ix).to(tl.int32)
         y = _rint(iy).to(tl.int32)
@@ -633,13 +647,19 @@ def rotate_cuda(
         packed = packed_words(precision, mode, block_c, x, vec, cfg)
         x = x.reshape(-1).view(torch.int32) if packed else x  # flat: a size-1 dim may carry an odd stride
     words = word_store(cfg, packed, vec)
-    grid = (triton.cdiv(h * w, block_p), triton.cdiv(planes, block_c))
+    ty = vector_key(cfg, "tile_y", vec, x.element_size()) or 0
+    boxes = box_launch(w, h, 1, block_p // ty, ty, 1) if ty else None
+    if boxes:  # boxes of ty x (block_p / ty) output pixels
+        n_pblocks, inv_nx, inv_ny = boxes
+    else:  # runs of pixels (also where boxes would take too many programs for box_tile)
+        ty, n_pblocks, inv_nx, inv_ny = 0, triton.cdiv(h * w, block_p), 1.0, 1.0
+    grid = (n_pblocks, triton.cdiv(planes, block_c))
     ptr_first, static = plane_strides(cfg, vec, planes, block_c)
     _rotate_kernel[grid](
         x, out, ang, ctr, h, w, out_scale,
         NEAREST=mode == 1, HALF_MATH=precision == "fp16x2", BLOCK_C=block_c, BLOCK_P=block_p, ONE_PIX=cfg["one_pix"], NPLANES=planes, VEC=vec,
         PACKED=packed, WORD_STORE=words, PAIRS=bool(cfg["vec_pairs" if vec > 1 else "pairs"]), SIZE1=min(h, w) < 2,
         PTR_FIRST=ptr_first, SPLANE=h * w if static else 0, ROW_PARITY=mode == 0 and bool(parity),
-        INV_W=reciprocal(w), FQ=float_quotients(h * w), num_warps=warps,
+        INV_W=reciprocal(w), FQ=float_quotients(h * w), TY=ty, INV_NX=inv_nx, INV_NY=inv_ny, num_warps=warps,
     )
     return out
