@@ -1,10 +1,11 @@
-"""Time rotate's staged linear rows at several angles (GPU): the shared-memory bank conflicts of a staged row depend
-on the angle, and so does the time (NOTES-ops item 30).
+"""Time rotate's rows at several angles (GPU): the shared-memory bank conflicts of a staged row depend on the angle,
+and so do the time (NOTES-ops item 30) and the footprint of a box of output pixels (item 48).
 
     python3 benchmarks/rotate_angles.py [--configs JSON] [--out FILE.md]
 
---configs: a JSON list of [precision, TUNING override] pairs, each applied over that precision's per_precision
-entry (default: fp16, fp16x2 and int8 at stage_pad 0 and 3). Each angle is checked against the reference
+--configs: a JSON list of [precision[:layout], TUNING override] pairs, each applied over that precision's
+per_precision entry (default: fp16, fp16x2 and int8 at stage_pad 0 and 3); a layout (e.g. "fp16:chw32") times the
+channel-vectorized row, input and output in that layout. Each angle is checked against the reference
 (256 x 200 x 200, turned about the centre) before it is timed; ms: median CUDA-graph replay, as in ops.py.
 """
 
@@ -35,16 +36,22 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         configs = json.loads(args.configs)
-        if not (isinstance(configs, list) and all(isinstance(c, list) and len(c) == 2 and c[0] in TOL
+        if not (isinstance(configs, list) and all(isinstance(c, list) and len(c) == 2 and isinstance(c[0], str)
                                                   and isinstance(c[1], dict) for c in configs)):
             raise ValueError
+        for row, _ in configs:
+            precision, _, layout = row.partition(":")
+            if precision not in TOL or (layout and layout not in ops_cases.SAMPLER_LAYOUTS[precision]):
+                raise ValueError
     except ValueError:
-        print(f"rotate_angles.py: --configs must be a JSON list of [precision, {{TUNING override}}] pairs with a "
-              f"precision in {', '.join(TOL)}, got {args.configs!r}", file=sys.stderr)
+        print(f"rotate_angles.py: --configs must be a JSON list of [precision[:layout], {{TUNING override}}] pairs "
+              f"with a precision in {', '.join(TOL)} and one of its layouts {ops_cases.SAMPLER_LAYOUTS}, got "
+              f"{args.configs!r}", file=sys.stderr)
         return 2
     if not torch.cuda.is_available():
         print("rotate_angles.py needs a CUDA GPU", file=sys.stderr)
         return 2
+    from bevdeploy.plugins.trt_ops.layouts import from_layout, to_layout
     from bevdeploy.plugins.trt_ops.rotate import kernels
     from bevdeploy.plugins.trt_ops.rotate.reference import rotate_reference
     from bevdeploy.plugins.trt_ops.triton_util import quantize_per_tensor, scale_for
@@ -57,11 +64,15 @@ def main(argv=None) -> int:
     inputs["fp16x2"] = inputs["fp16"]
     ctr = torch.tensor([100.0, 100.0], device="cuda")
     default = copy.deepcopy(kernels.TUNING)
-    lines = ["| precision | config | " + " | ".join(f"{a} deg" for a in ANGLES) + " |",
+    lines = ["| row | config | " + " | ".join(f"{a} deg" for a in ANGLES) + " |",
              "| --- | --- |" + " ---: |" * len(ANGLES)]
     try:
-        for precision, cfg in configs:
+        for row, cfg in configs:
+            precision, _, layout = row.partition(":")
             x, ref_in, scales = inputs[precision]
+            layout = layout or "linear"
+            if layout != "linear":  # the physical tensor of the layout, as TensorRT would hand it over
+                x = to_layout(x[None], layout)[0]
             table = copy.deepcopy(default)
             table["per_precision"].setdefault(precision, {}).update(cfg)
             kernels.TUNING.clear()
@@ -69,15 +80,17 @@ def main(argv=None) -> int:
             times = []
             for angle in ANGLES:
                 ang = torch.tensor([float(angle)], device="cuda")
-                out = kernels.rotate_cuda(x, ang, ctr, 0, precision, scales)
+                out = kernels.rotate_cuda(x, ang, ctr, 0, precision, scales, layout)
+                if layout != "linear":
+                    out = from_layout(out[None], layout, ref_in.shape[0])[0]
                 ref = rotate_reference(ref_in, ang, ctr, 0)
                 err = float((out.float() - ref).norm() / ref.norm())
                 if err > TOL[precision]:
-                    print(f"{precision} {cfg} at {angle} degrees: relative error {err:.2e}", file=sys.stderr)
+                    print(f"{row} {cfg} at {angle} degrees: relative error {err:.2e}", file=sys.stderr)
                     return 1
-                times.append(do_bench_cudagraph(functools.partial(kernels.rotate_cuda, x, ang, ctr, 0, precision, scales),
-                                                rep=40, return_mode="median"))
-            lines.append(f"| {precision} | `{json.dumps(cfg)}` | " + " | ".join(f"{t:.4f}" for t in times) + " |")
+                times.append(do_bench_cudagraph(functools.partial(kernels.rotate_cuda, x, ang, ctr, 0, precision, scales,
+                                                                  layout), rep=40, return_mode="median"))
+            lines.append(f"| {row} | `{json.dumps(cfg)}` | " + " | ".join(f"{t:.4f}" for t in times) + " |")
             print(lines[-1], flush=True)
     finally:
         kernels.TUNING.clear()

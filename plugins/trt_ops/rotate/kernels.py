@@ -159,7 +159,12 @@ TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
           "stage_pad": 3, "stage_num_warps": 4, "stage_words": False, "stage_word_step": 256,
           "stage_fit_x": True, "stage_hwc": False, "stage_hwc_box": (16, 16), "stage_hwc_blocks": 4,
           "stage_hwc_qpitch": 48, "stage_hwc_maxnreg": None, "row_parity": False, "vec_row_parity": False,
-          "vec_wide_row_parity": None, "tile_y": 0, "vec_tile_y": 0, "vec_wide_tile_y": None,
+          # session 38 (results/tune-s38-rotate-*.md, rotate_angles-s38-chw32-*.md; NOTES-ops item 48): the 32-byte
+          # vectors (kCHW32 fp16 / fp16x2 / int8) in boxes of 16 rows, two rounds: H100 -5.5 / -2.7 / -1.9% warm,
+          # -2.9 / -2.6 / -5.2% cold; H200 +0.8 / -1.6 / 0% warm, -2.8 / -2.1 / -4.0% cold; as fast or faster at
+          # every angle from 0 to 90 degrees (fp16 at 45: -10%). kCHW2 / kCHW4 / linear lost in every box (+2 ..
+          # +31%): runs
+          "vec_wide_row_parity": None, "tile_y": 0, "vec_tile_y": 0, "vec_wide_tile_y": 16,
           "per_precision": {"int8": {"block_c": 8, "block_p": 512, "num_warps": 8, "vec_num_warps": 4, "vec_vectors": 4,
                                      "vec_word_store": True, "pairs": True, "vec_pairs": True, "static_strides": True,
                                      "staged": True, "stage_block_c": 8, "stage_words": True, "stage_fit_x": False},
