@@ -161,7 +161,7 @@ TUNING = {"block_c": 4, "block_p": 256, "num_warps": 4, "one_pix": True, "vec_bl
           "stage_hwc_qpitch": 48, "stage_hwc_maxnreg": None, "row_parity": False, "vec_row_parity": False,
           # session 38 (results/tune-s38-rotate-*.md, rotate_angles-s38-chw32-*.md; NOTES-ops item 48): the 32-byte
           # vectors (kCHW32 fp16 / fp16x2 / int8) in boxes of 16 rows, two rounds: H100 -5.5 / -2.7 / -1.9% warm,
-          # -2.9 / -2.6 / -5.2% cold; H200 +0.8 / -1.6 / 0% warm, -2.8 / -2.1 / -4.0% cold; as fast or faster at
+          # -2.9 / -2.6 / -5.2% cold; H200 +0.8 / -1.6 / +0.5% warm, -2.8 / -2.1 / -4.0% cold; as fast or faster at
           # every angle from 0 to 90 degrees (fp16 at 45: -10%). kCHW2 / kCHW4 / linear lost in every box (+2 ..
           # +31%): runs
           "vec_wide_row_parity": None, "tile_y": 0, "vec_tile_y": 0, "vec_wide_tile_y": 16,
