@@ -325,6 +325,32 @@ def box_launch(wo: int, ho: int, do: int, tx: int, ty: int, tz: int) -> tuple[in
     return (programs, reciprocal(nx), reciprocal(ny)) if float_quotients(programs) else None
 
 
+def box_or_runs(npix: int, wo: int, ho: int, do: int, block_p: int, ty: int, tz: int) -> tuple[int, int, float, float]:
+    """(rows per box, programs, 1 / nx, 1 / ny) of a sampler launch over ``npix`` output pixels (do x ho x wo):
+    boxes of tz x ty x (block_p / (ty * tz)) pixels where ``ty`` > 0 and box_launch allows them, else runs of
+    ``block_p`` consecutive pixels (rows 0, reciprocals unused)."""
+    boxes = box_launch(wo, ho, do, block_p // (ty * tz), ty, tz) if ty else None
+    return (ty, *boxes) if boxes else (0, -(-npix // block_p), 1.0, 1.0)
+
+
+@triton.jit
+def box_pixels(bx, by, bz, WO, HO, DO, TX: tl.constexpr, TY: tl.constexpr, TZ: tl.constexpr):
+    """The output pixels of box (bx, by, bz) (box_tile), one per lane in x-fastest order: their column, row and
+    slice, and whether they lie on the do x ho x wo output (the last boxes along each axis may overhang it; with
+    one slice per box, TZ 1, the launch has a box per slice, so z never does)."""
+    i = tl.arange(0, TZ * TY * TX)
+    ox = bx * TX + i % TX
+    if TZ == 1:
+        oy = by * TY + i // TX
+        oz = bz + tl.zeros_like(i)
+        inside = (ox < WO) & (oy < HO)
+    else:
+        oy = by * TY + (i // TX) % TY
+        oz = bz * TZ + i // (TX * TY)
+        inside = (ox < WO) & (oy < HO) & (oz < DO)
+    return ox, oy, oz, inside
+
+
 @triton.jit
 def box_tile(t, WO, HO, TX: tl.constexpr, TY: tl.constexpr, INV_NX, INV_NY):
     """Program ``t``'s box (x, y, z: which box along a row, a column, the depth) for box_launch's launch, the

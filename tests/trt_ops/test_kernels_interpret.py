@@ -314,7 +314,7 @@ def test_rotate_boxes(ty, interpolation, monkeypatch):
     high; every precision and layout against the reference, and the launch really in boxes."""
     mod = _kernels_with(monkeypatch, "rotate", tile_y=ty, vec_tile_y=ty, vec_wide_tile_y=ty, block_p=8,
                         vec_block_p=8, vec_wide_block_p=8, staged=False)
-    launches = _spy(monkeypatch, mod, "box_launch")
+    launches = _spy(monkeypatch, mod, "box_or_runs")
     g = torch.Generator().manual_seed(5)
     for shape, angle in (((3, 9, 11), 33.0), ((3, 1, 6), 20.0)):
         img = torch.randn(shape, generator=g)
@@ -323,7 +323,7 @@ def test_rotate_boxes(ty, interpolation, monkeypatch):
                               int8_args={0: "img"}, layouts=ops_cases.SAMPLER_LAYOUTS, unbatched=True)
         _check_every_layout("rotate", case)
     programs = {-(-w // (8 // ty)) * -(-h // ty) for h, w in ((9, 11), (1, 6))}  # boxes along x times along y
-    assert launches and {b[0] for b in launches} == programs
+    assert launches and all(b[0] == ty for b in launches) and {b[1] for b in launches} == programs
 
 
 @pytest.mark.parametrize("op", ["grid_sampler", "rotate"])

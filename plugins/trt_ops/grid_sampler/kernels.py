@@ -36,6 +36,8 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     bilinear_corner,
     bilinear_weights,
     box_launch,
+    box_or_runs,
+    box_pixels,
     box_tile,
     check_launch,
     corner_pair,
@@ -297,11 +299,7 @@ def _grid_sampler_kernel(
     else:
         TX: tl.constexpr = BLOCK_P // (TY * TZ)
         bx, by, bz = box_tile(tl.program_id(0), WO, HO, TX, TY, INV_NX, INV_NY)
-        i = tl.arange(0, BLOCK_P)
-        ox = bx * TX + i % TX
-        oy = by * TY + (i // TX) % TY
-        oz = bz * TZ + i // (TX * TY)
-        pmask = (ox < WO) & (oy < HO) & (oz < DO)
+        ox, oy, oz, pmask = box_pixels(bx, by, bz, WO, HO, DO, TX, TY, TZ)
         pix = (oz * HO + oy) * WO + ox
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     src = in_ptr
@@ -431,11 +429,7 @@ def _grid_sampler_staged_kernel(
     SPLANE / SVOL / SNPIX: H * W, D * H * W and the output's pixels per channel, as constants."""
     n = tl.program_id(2)
     bx, by, bz = box_tile(tl.program_id(0), WO, HO, TX, TY, INV_NX, INV_NY)
-    i = tl.arange(0, TZ * TY * TX)
-    ox = bx * TX + i % TX
-    oy = by * TY + (i // TX) % TY
-    oz = bz * TZ + i // (TX * TY)
-    pmask = (ox < WO) & (oy < HO) & (oz < DO)
+    ox, oy, oz, pmask = box_pixels(bx, by, bz, WO, HO, DO, TX, TY, TZ)
     pix = tl.max_contiguous((oz * HO + oy) * WO + ox, 1)  # one pixel per lane
     NDIM: tl.constexpr = 3 if IS3D else 2
     gbase = (n * SNPIX + pix) * NDIM
@@ -610,11 +604,7 @@ def grid_sampler_cuda(
     ho, wo = int(out_sp[-2]), int(out_sp[-1])
     tz = tz if is3d else 1
     do = npix // (ho * wo)
-    boxes = box_launch(wo, ho, do, block_p // (ty * tz), ty, tz) if ty else None
-    if boxes:  # boxes of tz x ty x tx output pixels
-        n_pblocks, inv_nx, inv_ny = boxes
-    else:  # runs of pixels (also where boxes would take too many programs for box_tile)
-        ty, n_pblocks, inv_nx, inv_ny = 0, triton.cdiv(npix, block_p), 1.0, 1.0
+    ty, n_pblocks, inv_nx, inv_ny = box_or_runs(npix, wo, ho, do, block_p, ty, tz)
     grid_dims = (n_pblocks, triton.cdiv(c, block_c), n)
     if vec == 1 and mode == 0 and cfg["staged"] and not interpreting():
         if _staged(x, g, out, out_scale, (d, h, w), out_sp, pad, align_corners, precision, cfg):

@@ -40,7 +40,8 @@ from bevdeploy.plugins.trt_ops.triton_util import (
     PITCH_STEPS,
     bilinear_corner,
     bilinear_weights,
-    box_launch,
+    box_or_runs,
+    box_pixels,
     box_tile,
     check_launch,
     corner_pair,
@@ -322,11 +323,8 @@ def _rotate_kernel(
         px = pix - py * W
     else:
         TX: tl.constexpr = BLOCK_P // TY
-        bx, by, _ = box_tile(tl.program_id(0), W, H, TX, TY, INV_NX, INV_NY)
-        i = tl.arange(0, BLOCK_P)
-        px = bx * TX + i % TX
-        py = by * TY + i // TX
-        pmask = (px < W) & (py < H)
+        bx, by, bz = box_tile(tl.program_id(0), W, H, TX, TY, INV_NX, INV_NY)
+        px, py, _, pmask = box_pixels(bx, by, bz, W, H, 1, TX, TY, 1)
         pix = py * W + px
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)  # VEC > 1: part of a vector, or whole ones
     src = in_ptr
@@ -652,12 +650,8 @@ def rotate_cuda(
         packed = packed_words(precision, mode, block_c, x, vec, cfg)
         x = x.reshape(-1).view(torch.int32) if packed else x  # flat: a size-1 dim may carry an odd stride
     words = word_store(cfg, packed, vec)
-    ty = vector_key(cfg, "tile_y", vec, x.element_size()) or 0
-    boxes = box_launch(w, h, 1, block_p // ty, ty, 1) if ty else None
-    if boxes:  # boxes of ty x (block_p / ty) output pixels
-        n_pblocks, inv_nx, inv_ny = boxes
-    else:  # runs of pixels (also where boxes would take too many programs for box_tile)
-        ty, n_pblocks, inv_nx, inv_ny = 0, triton.cdiv(h * w, block_p), 1.0, 1.0
+    box_rows = vector_key(cfg, "tile_y", vec, x.element_size())
+    ty, n_pblocks, inv_nx, inv_ny = box_or_runs(h * w, w, h, 1, block_p, box_rows, 1)
     grid = (n_pblocks, triton.cdiv(planes, block_c))
     ptr_first, static = plane_strides(cfg, vec, planes, block_c)
     _rotate_kernel[grid](
