@@ -31,6 +31,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 
 def _value(text: str):
@@ -199,6 +200,7 @@ def main(argv=None) -> int:
     parser.add_argument("--const", nargs="*", default=[], help="NAME=VALUE for constexpr arguments")
     parser.add_argument("--div16", nargs="*", default=[], help="integer arguments that are multiples of 16")
     parser.add_argument("--warps", type=int, default=4)
+    parser.add_argument("--sass", type=Path, help="also write each compiled kernel's SASS listing to DIR/<kernel>.sass")
     args = parser.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         print("sass_offline: TRITON_INTERPRET=1 replaces the kernels by interpreted ones; unset it.", file=sys.stderr)
@@ -223,7 +225,15 @@ def main(argv=None) -> int:
         print(f"sass_offline: {args.kernel}: {exc}.", file=sys.stderr)
         return 2
     print("\n".join(report(compiled)))
+    _write_sass(args.sass, fn.__name__, compiled)
     return 0
+
+
+def _write_sass(folder: Path | None, name: str, compiled) -> None:
+    """With --sass: the kernel's SASS listing as folder/<name>.sass (what the counts above are counted from)."""
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.sass").write_text(sass_of(compiled))
 
 
 def _main_row(args) -> int:
@@ -242,6 +252,7 @@ def _main_row(args) -> int:
         consts = {p.name: kwargs[p.name] for p in fn.params if p.is_constexpr and p.name in kwargs}
         print(f"{fn.__name__} grid {tuple(grid)} warps {kwargs.get('num_warps', 4)} {consts}")
         print("\n".join(report(compiled)))
+        _write_sass(args.sass, fn.__name__, compiled)
     return 0
 
 

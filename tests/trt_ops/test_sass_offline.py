@@ -49,6 +49,15 @@ def test_row_compiles_the_launch_the_op_makes():
     assert re.search(r", registers [1-9]\d*\)$", counts), counts  # ptxas' allocation, from cuobjdump -res-usage
 
 
+def test_sass_writes_the_listing_it_counted(tmp_path):
+    """--sass DIR: each compiled kernel's listing as DIR/<kernel>.sass, holding the instructions the report counts."""
+    row = _run("--row", "rotate", "tiny", "int8", "--sass", str(tmp_path / "sass"))
+    assert row.returncode == 0, row.stderr
+    listing = (tmp_path / "sass" / "_rotate_kernel.sass").read_text()
+    counted = int(row.stdout.splitlines()[1].split()[1])
+    assert counted == len(re.findall(r"^\s+/\*[0-9a-f]{4}\*/", listing, flags=re.M)) > 0
+
+
 @pytest.mark.parametrize("args,env,says", [
     (["rotate.nope"], {}, "<op>.<function>"),
     (["rotate._rotate_kernel", "--const", "NEAREST=0"], {}, "--const for HALF_MATH, BLOCK_C, BLOCK_P, ONE_PIX, VEC"),
